@@ -1,0 +1,205 @@
+//! API keys: making them, finding the one a request carries, and deciding what it
+//! may do. The key text exists only in the request and in the one response that
+//! creates it; the database holds its SHA-256 hash.
+
+use std::fmt;
+
+use axum::http::{header, HeaderMap};
+use base64::Engine;
+use chrono::Utc;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Permission, Permissions};
+use crate::error::{Error, Result};
+use crate::store::{Feed, NewKey, Store, StoredKey};
+
+/// How many leading characters of a key are stored and shown to tell keys apart.
+const PREFIX_CHARS: usize = 8;
+
+/// The text of an API key. Debug output never shows it.
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// 32 random bytes as hex: hashing with plain SHA-256 is enough because a
+    /// guessable key cannot come out of this (unlike a password, there is nothing
+    /// to brute-force with a dictionary).
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        ApiKey(hex::encode(bytes))
+    }
+
+    pub fn from_presented(text: &str) -> Self {
+        ApiKey(text.to_owned())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+
+    pub fn prefix(&self) -> &str {
+        let end = self
+            .0
+            .char_indices()
+            .nth(PREFIX_CHARS)
+            .map_or(self.0.len(), |(i, _)| i);
+        &self.0[..end]
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({}…)", self.prefix())
+    }
+}
+
+/// Creates a key and returns its text, which is shown once and never again.
+pub async fn create_key(store: &Store, new: &NewKey) -> Result<(ApiKey, StoredKey)> {
+    let key = ApiKey::generate();
+    let stored = store.create_key(&key.hash(), key.prefix(), new).await?;
+    Ok((key, stored))
+}
+
+/// The key a request carries in its headers or query string, in the contract's
+/// order: `X-ApiKey`, `Authorization: Basic` (user `api`), `Authorization: Bearer`,
+/// `?key=`. Body carriers are read by the handler that parses the body.
+pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<ApiKey> {
+    if let Some(value) = headers.get("x-apikey") {
+        return Some(ApiKey::from_presented(value.to_str().unwrap_or_default()));
+    }
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return Some(ApiKey::from_presented(&authorization_key(
+            value.to_str().unwrap_or_default(),
+        )));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+    pairs
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("key"))
+        .map(|(_, value)| ApiKey::from_presented(&value))
+}
+
+/// The key inside an Authorization header. Anything that is not a Basic `api:KEY`
+/// or a Bearer token is kept as it came, so it is refused as an unknown key rather
+/// than ignored in favour of a later carrier.
+fn authorization_key(value: &str) -> String {
+    let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return credentials.to_owned();
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if let Some(decoded) = decoded {
+            return match decoded.split_once(':') {
+                Some((user, key)) if user.eq_ignore_ascii_case("api") => key.to_owned(),
+                _ => decoded,
+            };
+        }
+    }
+    value.to_owned()
+}
+
+/// An authenticated key and what it may touch.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub key_id: i64,
+    /// The key's name, recorded as the `user` of what it does.
+    pub name: String,
+    permissions: Permissions,
+    scope: Scope,
+}
+
+#[derive(Debug, Clone)]
+enum Scope {
+    System,
+    /// A feed key's one feed, or the member feeds of a feed-group key.
+    Feeds(Vec<i64>),
+}
+
+impl Principal {
+    /// Whether the key may do `permission` on `feed`. A feed that does not exist is
+    /// inside the scope of system keys only, so that a feed key cannot learn which
+    /// feeds exist outside its scope.
+    pub fn may(&self, permission: Permission, feed: Option<&Feed>) -> bool {
+        self.permissions.contains(permission)
+            && match &self.scope {
+                Scope::System => true,
+                Scope::Feeds(ids) => feed.is_some_and(|feed| ids.contains(&feed.id)),
+            }
+    }
+}
+
+/// Finds the key's record; a missing, unknown, expired or revoked key is refused
+/// the same way.
+pub async fn authenticate(store: &Store, key: Option<&ApiKey>) -> Result<Principal> {
+    let key = key.ok_or(Error::Forbidden)?;
+    let stored = store
+        .key_by_hash(&key.hash())
+        .await?
+        .filter(|stored| stored.is_usable_at(Utc::now()))
+        .ok_or(Error::Forbidden)?;
+    let scope = match (stored.feed_id, stored.feed_group_id) {
+        (Some(feed_id), _) => Scope::Feeds(vec![feed_id]),
+        (None, Some(group_id)) => Scope::Feeds(store.group_feed_ids(group_id).await?),
+        (None, None) => Scope::System,
+    };
+    Ok(Principal {
+        key_id: stored.id,
+        permissions: stored.permissions()?,
+        name: stored.name,
+        scope,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user_and_key: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_and_key)
+        )
+    }
+
+    #[test]
+    fn keys_are_random_hex_and_debug_hides_them() {
+        let (a, b) = (ApiKey::generate(), ApiKey::generate());
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(a.expose().len(), 64);
+        assert_eq!(a.hash().len(), 64);
+        assert_ne!(a.hash(), a.expose());
+        let shown = format!("{a:?}");
+        assert!(shown.contains(a.prefix()) && !shown.contains(a.expose()));
+    }
+
+    #[test]
+    fn authorization_headers_yield_the_key() {
+        assert_eq!(authorization_key(&basic("api:s3cret")), "s3cret");
+        assert_eq!(authorization_key(&basic("API:a:b")), "a:b");
+        assert_eq!(authorization_key("Bearer  s3cret "), "s3cret");
+        // Other users and other schemes stay as they are and match no key.
+        assert_eq!(authorization_key(&basic("admin:pw")), "admin:pw");
+        assert_eq!(authorization_key("Digest x"), "Digest x");
+    }
+
+    #[test]
+    fn header_carriers_come_before_the_query() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(presented_key(&headers, Some("a=1&KEY=q")).unwrap().expose(), "q");
+        assert!(presented_key(&headers, Some("a=1")).is_none());
+        headers.insert(header::AUTHORIZATION, "Bearer b".parse().unwrap());
+        assert_eq!(presented_key(&headers, Some("key=q")).unwrap().expose(), "b");
+        headers.insert("X-ApiKey", "x".parse().unwrap());
+        assert_eq!(presented_key(&headers, Some("key=q")).unwrap().expose(), "x");
+    }
+}

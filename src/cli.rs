@@ -1,0 +1,443 @@
+//! The `promoter` command line: `serve`, and the bootstrap commands an operator
+//! with database access uses before any key exists (contract section 6).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::auth;
+use crate::config::{DatabaseArgs, DEFAULT_LISTEN};
+use crate::domain::{FeedName, FeedType, Identifier, PackageId, Permission, Permissions};
+use crate::startup::{shutdown_signal, Application};
+use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "promoter", version, about = "Promotes packages between package feeds.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, env = "PROMOTER_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: String,
+    },
+    /// Create and list feeds.
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
+    /// Create feed groups, which feed keys can be scoped to.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Load package records into a feed.
+    #[command(subcommand)]
+    Packages(PackagesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedsCommand {
+    Create {
+        name: String,
+        #[arg(long = "type")]
+        feed_type: String,
+        /// The only feed that packages in this feed may be promoted to.
+        #[arg(long)]
+        promote_to: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List,
+    /// Disable a feed: it then takes part in no promotion.
+    Disable { name: String },
+    Enable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    Create {
+        name: String,
+        /// Comma-separated feed names.
+        #[arg(long, value_delimiter = ',', required = true)]
+        feeds: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its text once on stdout (details go to stderr).
+    Create(CreateKey),
+    /// List keys: never their text, only a short prefix.
+    List,
+    Revoke { id: i64 },
+}
+
+#[derive(Debug, Args)]
+#[group(id = "scope", required = true, multiple = false)]
+pub struct CreateKeyScope {
+    /// A key for every feed, and for management when it has `manage`.
+    #[arg(long, group = "scope")]
+    system: bool,
+    #[arg(long, group = "scope")]
+    feed: Option<String>,
+    #[arg(long, group = "scope")]
+    group: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKey {
+    #[command(flatten)]
+    scope: CreateKeyScope,
+    /// Comma-separated: view, add, promote, delete (and manage for system keys).
+    /// Defaults to all of them.
+    #[arg(long)]
+    permissions: Option<String>,
+    /// Recorded as the `user` of every promotion the key makes.
+    #[arg(long)]
+    name: Option<String>,
+    /// RFC 3339 time after which the key stops working.
+    #[arg(long)]
+    expires: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackagesCommand {
+    /// Add one package file.
+    Add {
+        #[arg(long)]
+        feed: String,
+        /// [GROUP/]NAME, split at the last '/', as pgutil does.
+        #[arg(long)]
+        package: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long, default_value = "")]
+        qualifier: String,
+        #[arg(long)]
+        sha256: Option<String>,
+        #[arg(long)]
+        size: Option<i64>,
+    },
+    /// Load package files from FILE ('-' for stdin), one JSON object per line:
+    /// {"package":"[group/]name","version":"…"} with optional qualifier, sha256, size.
+    Import {
+        #[arg(long)]
+        feed: String,
+        file: PathBuf,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = &cli.database.database_url;
+    match cli.command {
+        Command::Serve { listen } => {
+            let app = Application::build(&listen, url).await?;
+            app.run(shutdown_signal()).await?;
+            Ok(())
+        }
+        command => {
+            let store = Store::open(url).await?;
+            let result = match command {
+                Command::Feeds(command) => feeds(&store, command).await,
+                Command::Groups(command) => groups(&store, command).await,
+                Command::Keys(command) => keys(&store, command).await,
+                Command::Packages(command) => packages(&store, command).await,
+                Command::Serve { .. } => unreachable!("handled above"),
+            };
+            store.close().await;
+            result
+        }
+    }
+}
+
+fn feed_name(raw: &str) -> anyhow::Result<FeedName> {
+    FeedName::parse(raw).map_err(|rule| anyhow::anyhow!("feed name {raw:?} {rule}"))
+}
+
+async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Result<()> {
+    match command {
+        FeedsCommand::Create {
+            name,
+            feed_type,
+            promote_to,
+            description,
+        } => {
+            let feed_type: FeedType = feed_type
+                .parse()
+                .map_err(|rule| anyhow::anyhow!("--type {rule}"))?;
+            let promote_to = promote_to.as_deref().map(feed_name).transpose()?;
+            let feed = store
+                .create_feed(&feed_name(&name)?, feed_type, promote_to.as_ref(), description.as_deref())
+                .await?;
+            println!("Created {} feed {}.", feed.feed_type, feed.name);
+        }
+        FeedsCommand::List => {
+            println!("{:<30} {:<11} {:<8} PROMOTE-TO", "NAME", "TYPE", "ACTIVE");
+            for feed in store.list_feeds().await? {
+                println!(
+                    "{:<30} {:<11} {:<8} {}",
+                    feed.name,
+                    feed.feed_type,
+                    if feed.active { "yes" } else { "no" },
+                    feed.promote_to.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        FeedsCommand::Disable { name } => {
+            let feed = store.set_feed_active(&feed_name(&name)?, false).await?;
+            println!("Disabled feed {}.", feed.name);
+        }
+        FeedsCommand::Enable { name } => {
+            let feed = store.set_feed_active(&feed_name(&name)?, true).await?;
+            println!("Enabled feed {}.", feed.name);
+        }
+    }
+    Ok(())
+}
+
+async fn groups(store: &Store, command: GroupsCommand) -> anyhow::Result<()> {
+    let GroupsCommand::Create { name, feeds } = command;
+    let members = feeds
+        .iter()
+        .map(|feed| feed_name(feed))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    store.create_group(&feed_name(&name)?, &members).await?;
+    println!("Created feed group {name} with feeds {}.", feeds.join(", "));
+    Ok(())
+}
+
+async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create(create) => {
+            let new = new_key(create)?;
+            let (key, stored) = auth::create_key(store, &new).await?;
+            eprintln!(
+                "Created key {} \"{}\" ({}, {}). Its text follows; it is shown only this once.",
+                stored.id,
+                stored.name,
+                stored.scope_text(),
+                stored.permissions
+            );
+            println!("{}", key.expose());
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<5} {:<20} {:<9} {:<24} {:<32} {:<21} REVOKED",
+                "ID", "NAME", "PREFIX", "SCOPE", "PERMISSIONS", "EXPIRES"
+            );
+            let time = |t: Option<DateTime<Utc>>| {
+                t.map_or("-".to_owned(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            };
+            for key in store.list_keys().await? {
+                println!(
+                    "{:<5} {:<20} {:<9} {:<24} {:<32} {:<21} {}",
+                    key.id,
+                    key.name,
+                    key.key_prefix,
+                    key.scope_text(),
+                    key.permissions,
+                    time(key.expires_at),
+                    time(key.revoked_at)
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if !store.revoke_key(id).await? {
+                bail!("there is no key with id {id}");
+            }
+            println!("Revoked key {id}.");
+        }
+    }
+    Ok(())
+}
+
+fn new_key(create: CreateKey) -> anyhow::Result<NewKey> {
+    let scope = match (create.scope.system, create.scope.feed, create.scope.group) {
+        (true, _, _) => KeyScope::System,
+        (_, Some(feed), _) => KeyScope::Feed(feed_name(&feed)?),
+        (_, _, Some(group)) => KeyScope::Group(feed_name(&group)?),
+        _ => bail!("say which feeds the key is for: --system, --feed FEED or --group GROUP"),
+    };
+    let permissions = match create.permissions {
+        Some(text) => text
+            .parse::<Permissions>()
+            .map_err(|e| anyhow::anyhow!("--permissions: {e}"))?,
+        None if scope == KeyScope::System => Permissions::ALL,
+        None => Permissions::FEED_ALL,
+    };
+    if permissions.is_empty() {
+        bail!("--permissions must name at least one permission");
+    }
+    if scope != KeyScope::System && permissions.contains(Permission::Manage) {
+        bail!("--permissions: manage is only for --system keys");
+    }
+    let expires_at = create
+        .expires
+        .map(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| format!("--expires {text:?} is not an RFC 3339 time"))
+        })
+        .transpose()?;
+    let name = create.name.map(|name| name.trim().to_owned());
+    if name.as_deref().is_some_and(|n| n.is_empty() || n.chars().any(char::is_control)) {
+        bail!("--name must not be empty or contain control characters");
+    }
+    Ok(NewKey {
+        name,
+        scope,
+        permissions,
+        expires_at,
+    })
+}
+
+async fn packages(store: &Store, command: PackagesCommand) -> anyhow::Result<()> {
+    match command {
+        PackagesCommand::Add {
+            feed,
+            package,
+            version,
+            qualifier,
+            sha256,
+            size,
+        } => {
+            let feed = store.existing_feed(&feed_name(&feed)?).await?;
+            let line = PackageLine {
+                package,
+                version,
+                qualifier: Some(qualifier),
+                sha256,
+                size,
+            };
+            let new = line.into_package(feed.feed_type).map_err(|e| anyhow::anyhow!(e))?;
+            if store.add_package(&feed, &new).await? {
+                println!("Added {} to feed {}.", new.id, feed.name);
+            } else {
+                println!("Feed {} already has {}; nothing changed.", feed.name, new.id);
+            }
+        }
+        PackagesCommand::Import { feed, file } => {
+            let feed = store.existing_feed(&feed_name(&feed)?).await?;
+            let reader: Box<dyn Read> = if file.as_os_str() == "-" {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(
+                    std::fs::File::open(&file)
+                        .with_context(|| format!("could not open {}", file.display()))?,
+                )
+            };
+            // Every line is checked before anything is written, so a bad file
+            // changes nothing.
+            let packages = read_import(reader, feed.feed_type)?;
+            let summary = store.import_packages(&feed, &packages).await?;
+            println!(
+                "Imported {} files into feed {} ({} were already there).",
+                summary.files_added, feed.name, summary.files_present
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One line of an import file, and the fields of `packages add`.
+#[derive(Debug, Deserialize)]
+struct PackageLine {
+    package: String,
+    version: String,
+    qualifier: Option<String>,
+    sha256: Option<String>,
+    size: Option<i64>,
+}
+
+impl PackageLine {
+    fn into_package(self, feed_type: FeedType) -> Result<NewPackage, String> {
+        // Split at the last '/', as pgutil does: "@babel/runtime", "library/nginx".
+        let (group, name) = match self.package.rsplit_once('/') {
+            Some((group, name)) => (Some(group), name),
+            None => (None, self.package.as_str()),
+        };
+        let group = group
+            .map(Identifier::parse)
+            .transpose()
+            .map_err(|rule| format!("the package's group {rule}"))?;
+        let name = Identifier::parse(name).map_err(|rule| format!("the package name {rule}"))?;
+        let version =
+            Identifier::parse(&self.version).map_err(|rule| format!("the version {rule}"))?;
+        let id = PackageId::new(feed_type, group.as_ref(), &name, &version)
+            .map_err(|rule| format!("the package's group {rule}"))?;
+        let qualifier = self.qualifier.unwrap_or_default();
+        if qualifier.chars().any(char::is_control) || qualifier.chars().count() > 250 {
+            return Err("the qualifier must be at most 250 characters, none of them control characters".into());
+        }
+        if let Some(sha) = &self.sha256 {
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err("sha256 must be 64 hexadecimal digits".into());
+            }
+        }
+        if self.size.is_some_and(|size| size < 0) {
+            return Err("size must not be negative".into());
+        }
+        Ok(NewPackage {
+            id,
+            file: NewFile {
+                qualifier: qualifier.trim().to_owned(),
+                size: self.size,
+                sha256: self.sha256.map(|sha| sha.to_ascii_lowercase()),
+            },
+        })
+    }
+}
+
+fn read_import(reader: impl Read, feed_type: FeedType) -> anyhow::Result<Vec<NewPackage>> {
+    let mut packages = Vec::new();
+    for (index, line) in BufReader::new(reader).lines().enumerate() {
+        let number = index + 1;
+        let line = line.with_context(|| format!("could not read line {number}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: PackageLine = serde_json::from_str(&line)
+            .with_context(|| format!("line {number} is not a package object"))?;
+        let package = parsed
+            .into_package(feed_type)
+            .map_err(|e| anyhow::anyhow!("line {number}: {e}"))?;
+        packages.push(package);
+    }
+    Ok(packages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_lines_split_the_package_at_the_last_slash() {
+        let input = "{\"package\":\"@babel/runtime\",\"version\":\"7.21.0\"}\n\n\
+                     {\"package\":\"babel/core\",\"version\":\"7.0.0\",\"qualifier\":\"x\",\"size\":3}\n";
+        let packages = read_import(input.as_bytes(), FeedType::Npm).unwrap();
+        assert_eq!(packages.len(), 2);
+        assert_eq!(packages[0].id.to_string(), "@babel/runtime 7.21.0");
+        assert_eq!(packages[1].id.group(), "@babel");
+        assert_eq!(packages[1].file.size, Some(3));
+    }
+
+    #[test]
+    fn bad_import_lines_are_reported_by_number() {
+        let input = "{\"package\":\"a\",\"version\":\"1\"}\n{\"package\":\"b\",\"version\":\" \"}\n";
+        let error = read_import(input.as_bytes(), FeedType::Universal).unwrap_err();
+        assert_eq!(error.to_string(), "line 2: the version must not be empty");
+        let error = read_import("nope".as_bytes(), FeedType::Universal).unwrap_err();
+        assert!(error.to_string().starts_with("line 1"));
+    }
+}

@@ -1,0 +1,129 @@
+use std::fmt;
+use std::str::FromStr;
+
+/// A feed name: 1–100 letters, digits, `-`, `_` or `.`.
+/// Feed names compare case-insensitively; [`FeedName::key`] is the form that is
+/// stored in the unique `name_key` column and used for every lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedName(String);
+
+impl FeedName {
+    /// The rule, phrased so that callers can append it to a field name.
+    pub const RULE: &'static str = "must be 1 to 100 letters, digits, '-', '_' or '.'";
+
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let raw = raw.trim();
+        let valid = (1..=100).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Self::RULE)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for FeedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! feed_types {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// The package format a feed holds; packages only move between feeds of one type.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum FeedType { $($variant),* }
+
+        impl FeedType {
+            pub const ALL: &'static [FeedType] = &[$(FeedType::$variant),*];
+
+            /// The lower-case name used in the API and the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $(FeedType::$variant => $name),* }
+            }
+        }
+    };
+}
+
+feed_types! {
+    Universal => "universal",
+    Nuget => "nuget",
+    Chocolatey => "chocolatey",
+    Powershell => "powershell",
+    Npm => "npm",
+    Pypi => "pypi",
+    Maven => "maven",
+    Docker => "docker",
+    Helm => "helm",
+    Rubygems => "rubygems",
+    Debian => "debian",
+    Rpm => "rpm",
+    Conda => "conda",
+    Cran => "cran",
+    Vsix => "vsix",
+    Apk => "apk",
+}
+
+impl FromStr for FeedType {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim();
+        FeedType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str().eq_ignore_ascii_case(raw))
+            .ok_or_else(|| {
+                let names: Vec<_> = FeedType::ALL.iter().map(|t| t.as_str()).collect();
+                format!("must be one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Lets `FromRow` read the `feed_type` column.
+impl TryFrom<String> for FeedType {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl fmt::Display for FeedType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_names_follow_the_character_rule() {
+        assert_eq!(FeedName::parse(" Nuget-Approved_1.x ").unwrap().as_str(), "Nuget-Approved_1.x");
+        assert_eq!(FeedName::parse("Nuget-Approved").unwrap().key(), "nuget-approved");
+        for bad in ["", " ", "a b", "a/b", "é", &"x".repeat(101)] {
+            assert!(FeedName::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(FeedName::parse(&"x".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn feed_types_parse_case_insensitively() {
+        assert_eq!("NuGet".parse::<FeedType>().unwrap(), FeedType::Nuget);
+        assert_eq!("pypi".parse::<FeedType>().unwrap().as_str(), "pypi");
+        assert!("zip".parse::<FeedType>().unwrap_err().contains("universal"));
+    }
+}

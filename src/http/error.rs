@@ -1,0 +1,53 @@
+//! The only place where error responses are made: a status and a one-sentence
+//! `text/plain` body per `Error` variant.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{Error, FORBIDDEN_TEXT};
+
+/// Seconds a client is asked to wait when the database is unreachable.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            Error::Forbidden => (StatusCode::FORBIDDEN, FORBIDDEN_TEXT.to_owned()),
+            Error::Invalid(message) => (StatusCode::BAD_REQUEST, message.clone()),
+            Error::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
+            Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
+            Error::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string()),
+            Error::Database(_) if self.is_database_unavailable() => {
+                tracing::warn!(error = %self, "database unavailable");
+                let mut response = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unavailable; try again in a few seconds.".to_owned(),
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+                return response;
+            }
+            Error::Database(_) | Error::Internal(_) => {
+                // The details go to the log only; the caller gets an id to quote.
+                let error_id = uuid::Uuid::new_v4();
+                tracing::error!(%error_id, error = ?self, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("An unexpected error occurred; quote error id {error_id} when reporting it."),
+                )
+            }
+        };
+        text(status, body)
+    }
+}
+
+pub fn text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}

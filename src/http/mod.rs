@@ -1,0 +1,63 @@
+//! The HTTP surface: routes, shared state, and the layers every request passes.
+
+mod body;
+mod error;
+mod promotions;
+
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::{middleware, Router};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::store::Store;
+
+/// How long one request may take before it is abandoned.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub store: Store,
+}
+
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .merge(promotions::router())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::map_response(ensure_text_body))
+        // The span names the path only: a query string may carry an API key.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .with_state(ApiContext { store })
+}
+
+/// Gives the bodiless errors that axum and tower-http make themselves (404, 405,
+/// 408) the same one-sentence text body as ours.
+async fn ensure_text_body(response: Response) -> Response {
+    let status = response.status();
+    if status.as_u16() < 400 || response.headers().contains_key(header::CONTENT_TYPE) {
+        return response;
+    }
+    let sentence = match status {
+        StatusCode::NOT_FOUND => "There is no endpoint at this path.".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "This endpoint does not accept that HTTP method.".to_owned(),
+        StatusCode::REQUEST_TIMEOUT => "The request took too long and was abandoned.".to_owned(),
+        other => format!("{}.", other.canonical_reason().unwrap_or("Error")),
+    };
+    let mut replaced = error::text(status, sentence);
+    // Keep headers such as Allow on a 405.
+    for (name, value) in response.headers() {
+        replaced.headers_mut().entry(name).or_insert(value.clone());
+    }
+    replaced
+}

@@ -1,0 +1,13 @@
+//! Promoter: promotes package versions between the feeds of a package repository,
+//! speaking ProGet's "Promote Package" API, and keeps the history of every move.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod promotion;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,21 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use promoter::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server narrates at info; the bootstrap commands speak only when asked.
+    promoter::telemetry::init(match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    });
+    match promoter::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,178 @@
+use chrono::Utc;
+use sqlx::FromRow;
+
+use super::{is_unique_violation, on_pool, Store};
+use crate::domain::{FeedName, FeedType};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Feed {
+    pub id: i64,
+    pub name: String,
+    /// The case-folded name that lookups and the history compare.
+    pub name_key: String,
+    #[sqlx(try_from = "String")]
+    pub feed_type: FeedType,
+    pub description: Option<String>,
+    pub active: bool,
+    /// The only feed this one may promote to, when the feed has a fixed target.
+    pub promote_to: Option<String>,
+}
+
+const SELECT_FEED: &str = "SELECT f.id, f.name, f.name_key, f.feed_type, f.description, f.active, \
+     t.name AS promote_to \
+     FROM feeds f LEFT JOIN feeds t ON t.id = f.promote_to_feed_id";
+
+impl Store {
+    pub async fn create_feed(
+        &self,
+        name: &FeedName,
+        feed_type: FeedType,
+        promote_to: Option<&FeedName>,
+        description: Option<&str>,
+    ) -> Result<Feed> {
+        let target = match promote_to {
+            Some(target) => Some(self.existing_feed(target).await?),
+            None => None,
+        };
+        if let Some(target) = &target {
+            if target.feed_type != feed_type {
+                return Err(Error::invalid(format!(
+                    "Feed \"{}\" is a {} feed and cannot be the promotion target of a {feed_type} feed.",
+                    target.name, target.feed_type
+                )));
+            }
+        }
+        let inserted = on_pool!(self, pool => sqlx::query(
+            "INSERT INTO feeds (name, name_key, feed_type, description, active, promote_to_feed_id, created_at) \
+             VALUES ($1, $2, $3, $4, TRUE, $5, $6)",
+        )
+        .bind(name.as_str())
+        .bind(name.key())
+        .bind(feed_type.as_str())
+        .bind(description)
+        .bind(target.map(|t| t.id))
+        .bind(Utc::now())
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()));
+        match inserted {
+            Err(e) if is_unique_violation(&e) => Err(Error::invalid(format!(
+                "A feed named \"{name}\" already exists."
+            ))),
+            other => {
+                other?;
+                self.existing_feed(name).await
+            }
+        }
+    }
+
+    pub async fn feed(&self, name: &FeedName) -> Result<Option<Feed>> {
+        let sql = format!("{SELECT_FEED} WHERE f.name_key = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(name.key()).fetch_optional(pool).await)?)
+    }
+
+    /// The feed, or an error saying that it does not exist.
+    pub async fn existing_feed(&self, name: &FeedName) -> Result<Feed> {
+        self.feed(name)
+            .await?
+            .ok_or_else(|| Error::invalid(format!("Feed \"{name}\" does not exist.")))
+    }
+
+    /// Both feeds of a promotion in one round trip; either may be missing.
+    pub async fn feed_pair(
+        &self,
+        a: &FeedName,
+        b: &FeedName,
+    ) -> Result<(Option<Feed>, Option<Feed>)> {
+        let sql = format!("{SELECT_FEED} WHERE f.name_key IN ($1, $2)");
+        let (a_key, b_key) = (a.key(), b.key());
+        let feeds: Vec<Feed> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(&a_key)
+            .bind(&b_key)
+            .fetch_all(pool)
+            .await)?;
+        let find = |key: &str| {
+            feeds
+                .iter()
+                .find(|f| f.name_key == key)
+                .cloned()
+        };
+        Ok((find(&a_key), find(&b_key)))
+    }
+
+    pub async fn list_feeds(&self) -> Result<Vec<Feed>> {
+        let sql = format!("{SELECT_FEED} ORDER BY f.name_key");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+    }
+
+    /// Enables or disables a feed; a disabled feed takes part in no promotion.
+    pub async fn set_feed_active(&self, name: &FeedName, active: bool) -> Result<Feed> {
+        let changed = on_pool!(self, pool => sqlx::query("UPDATE feeds SET active = $1 WHERE name_key = $2")
+            .bind(active)
+            .bind(name.key())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        if changed == 0 {
+            return Err(Error::invalid(format!("Feed \"{name}\" does not exist.")));
+        }
+        self.existing_feed(name).await
+    }
+
+    /// Creates a feed group holding the named feeds; returns its id.
+    pub async fn create_group(&self, name: &FeedName, members: &[FeedName]) -> Result<i64> {
+        let mut feed_ids = Vec::with_capacity(members.len());
+        for member in members {
+            feed_ids.push(self.existing_feed(member).await?.id);
+        }
+        let now = Utc::now();
+        let created: Result<i64, sqlx::Error> = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO feed_groups (name, name_key, created_at) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(name.key())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            for feed_id in &feed_ids {
+                sqlx::query(
+                    "INSERT INTO feed_group_members (group_id, feed_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(feed_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        }.await);
+        match created {
+            Err(e) if is_unique_violation(&e) => Err(Error::invalid(format!(
+                "A feed group named \"{name}\" already exists."
+            ))),
+            other => Ok(other?),
+        }
+    }
+
+    /// The group's id by name, or an error saying that it does not exist.
+    pub async fn existing_group(&self, name: &FeedName) -> Result<i64> {
+        let found: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT id FROM feed_groups WHERE name_key = $1")
+            .bind(name.key())
+            .fetch_optional(pool)
+            .await)?;
+        found
+            .map(|(id,)| id)
+            .ok_or_else(|| Error::invalid(format!("Feed group \"{name}\" does not exist.")))
+    }
+
+    pub async fn group_feed_ids(&self, group_id: i64) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT feed_id FROM feed_group_members WHERE group_id = $1")
+            .bind(group_id)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}

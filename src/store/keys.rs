@@ -1,0 +1,123 @@
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::{on_pool, Store};
+use crate::domain::{FeedName, Permissions};
+use crate::error::{Error, Result};
+
+/// Where a key applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Every feed, and the management APIs when the key has `manage`.
+    System,
+    Feed(FeedName),
+    Group(FeedName),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: Option<String>,
+    pub scope: KeyScope,
+    pub permissions: Permissions,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as the database holds it: everything but the key text.
+#[derive(Debug, Clone, FromRow)]
+pub struct StoredKey {
+    pub id: i64,
+    pub name: String,
+    pub key_prefix: String,
+    pub kind: String,
+    pub feed_id: Option<i64>,
+    pub feed_group_id: Option<i64>,
+    /// The name of the feed or feed group the key is scoped to.
+    pub scope_name: Option<String>,
+    pub permissions: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl StoredKey {
+    /// Keys are usable until revoked and, if they have one, until their expiry.
+    pub fn is_usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|expiry| expiry > now)
+    }
+
+    pub fn permissions(&self) -> Result<Permissions> {
+        self.permissions.parse().map_err(|e: String| {
+            Error::Internal(anyhow::anyhow!("api key {} has bad permissions: {e}", self.id))
+        })
+    }
+
+    /// "system", "feed nuget-approved" or "group nuget".
+    pub fn scope_text(&self) -> String {
+        match (&self.scope_name, self.feed_group_id) {
+            (Some(name), Some(_)) => format!("group {name}"),
+            (Some(name), None) => format!("feed {name}"),
+            (None, _) => "system".to_owned(),
+        }
+    }
+}
+
+const SELECT_KEY: &str = "SELECT k.id, k.name, k.key_prefix, k.kind, k.feed_id, k.feed_group_id, \
+     COALESCE(f.name, g.name) AS scope_name, k.permissions, k.expires_at, k.revoked_at, k.created_at \
+     FROM api_keys k \
+     LEFT JOIN feeds f ON f.id = k.feed_id \
+     LEFT JOIN feed_groups g ON g.id = k.feed_group_id";
+
+impl Store {
+    /// Stores a new key under its hash. The key text itself never reaches this layer.
+    pub async fn create_key(&self, key_hash: &str, key_prefix: &str, new: &NewKey) -> Result<StoredKey> {
+        let (kind, feed_id, group_id) = match &new.scope {
+            KeyScope::System => ("system", None, None),
+            KeyScope::Feed(feed) => ("feed", Some(self.existing_feed(feed).await?.id), None),
+            KeyScope::Group(group) => ("feed", None, Some(self.existing_group(group).await?)),
+        };
+        let name = new
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("key-{key_prefix}"));
+        let (id,): (i64,) = on_pool!(self, pool => sqlx::query_as(
+            "INSERT INTO api_keys (name, key_hash, key_prefix, kind, feed_id, feed_group_id, permissions, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(&name)
+        .bind(key_hash)
+        .bind(key_prefix)
+        .bind(kind)
+        .bind(feed_id)
+        .bind(group_id)
+        .bind(new.permissions.to_string())
+        .bind(new.expires_at)
+        .bind(Utc::now())
+        .fetch_one(pool)
+        .await)?;
+        let sql = format!("{SELECT_KEY} WHERE k.id = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_one(pool).await)?)
+    }
+
+    pub async fn key_by_hash(&self, key_hash: &str) -> Result<Option<StoredKey>> {
+        let sql = format!("{SELECT_KEY} WHERE k.key_hash = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(key_hash).fetch_optional(pool).await)?)
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<StoredKey>> {
+        let sql = format!("{SELECT_KEY} ORDER BY k.id");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+    }
+
+    /// Revokes a key; false when no key has that id. Revoking twice keeps the first time.
+    pub async fn revoke_key(&self, id: i64) -> Result<bool> {
+        let done = on_pool!(self, pool => sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(done == 1)
+    }
+}

@@ -1,0 +1,176 @@
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{on_pool, Feed, Store};
+use crate::domain::PackageId;
+use crate::error::Result;
+
+/// One file of a package version, as the CLI loads it.
+#[derive(Debug, Clone, Default)]
+pub struct NewFile {
+    pub qualifier: String,
+    pub size: Option<i64>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPackage {
+    pub id: PackageId,
+    pub file: NewFile,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub files_added: u64,
+    /// Files that were already in the feed and were left as they were.
+    pub files_present: u64,
+}
+
+/// Rows per transaction when importing: large enough that round trips do not
+/// dominate, small enough that one failed batch loses little work.
+const POSTGRES_BATCH: usize = 10_000;
+/// SQLite caps bound parameters at 32,766 per statement; six per row.
+const SQLITE_BATCH: usize = 2_000;
+
+impl Store {
+    /// Adds one file to a feed, creating its package version if needed. Returns
+    /// false when the feed already had that file.
+    pub async fn add_package(&self, feed: &Feed, package: &NewPackage) -> Result<bool> {
+        let summary = self.import_packages(feed, std::slice::from_ref(package)).await?;
+        Ok(summary.files_added == 1)
+    }
+
+    /// Loads package files into a feed in batches, one transaction per batch.
+    /// Files already present are skipped and counted.
+    pub async fn import_packages(&self, feed: &Feed, packages: &[NewPackage]) -> Result<ImportSummary> {
+        let mut summary = ImportSummary::default();
+        let now = Utc::now();
+        let batch = match self {
+            Store::Postgres(_) => POSTGRES_BATCH,
+            Store::Sqlite(_) => SQLITE_BATCH,
+        };
+        for chunk in packages.chunks(batch) {
+            let added = match self {
+                Store::Postgres(pool) => import_batch_postgres(pool, feed.id, chunk, now).await?,
+                Store::Sqlite(pool) => import_batch_sqlite(pool, feed.id, chunk, now).await?,
+            };
+            summary.files_added += added;
+            summary.files_present += chunk.len() as u64 - added;
+        }
+        Ok(summary)
+    }
+
+    /// How many files a feed holds; the CLI reports it after an import.
+    pub async fn count_files(&self, feed: &Feed) -> Result<i64> {
+        let (count,): (i64,) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM package_files pf JOIN package_versions v ON v.id = pf.version_id WHERE v.feed_id = $1",
+        )
+        .bind(feed.id)
+        .fetch_one(pool)
+        .await)?;
+        Ok(count)
+    }
+}
+
+/// PostgreSQL takes each column of the batch as one array parameter, so a batch of
+/// ten thousand rows is two statements with a handful of parameters.
+async fn import_batch_postgres(
+    pool: &sqlx::PgPool,
+    feed_id: i64,
+    chunk: &[NewPackage],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let column = |f: fn(&NewPackage) -> String| chunk.iter().map(f).collect::<Vec<String>>();
+    let group_keys = column(|p| p.id.group_key());
+    let name_keys = column(|p| p.id.name_key());
+    let version_keys = column(|p| p.id.version_key());
+
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO package_versions (feed_id, group_name, name, version, group_key, name_key, version_key, created_at) \
+         SELECT $1, g, n, v, gk, nk, vk, $8 \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS t (g, n, v, gk, nk, vk) \
+         ON CONFLICT (feed_id, name_key, group_key, version_key) DO NOTHING",
+    )
+    .bind(feed_id)
+    .bind(column(|p| p.id.group().to_owned()))
+    .bind(column(|p| p.id.name().to_owned()))
+    .bind(column(|p| p.id.version().to_owned()))
+    .bind(&group_keys)
+    .bind(&name_keys)
+    .bind(&version_keys)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let added = sqlx::query(
+        "INSERT INTO package_files (version_id, qualifier, size, sha256, published_at) \
+         SELECT v.id, t.q, t.s, t.h, $8 \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[]) AS t (gk, nk, vk, q, s, h) \
+         JOIN package_versions v ON v.feed_id = $1 AND v.group_key = t.gk AND v.name_key = t.nk AND v.version_key = t.vk \
+         ON CONFLICT (version_id, qualifier) DO NOTHING",
+    )
+    .bind(feed_id)
+    .bind(&group_keys)
+    .bind(&name_keys)
+    .bind(&version_keys)
+    .bind(column(|p| p.file.qualifier.clone()))
+    .bind(chunk.iter().map(|p| p.file.size).collect::<Vec<_>>())
+    .bind(chunk.iter().map(|p| p.file.sha256.clone()).collect::<Vec<_>>())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(added)
+}
+
+/// SQLite has no array parameters: each batch is a multi-row VALUES list.
+async fn import_batch_sqlite(
+    pool: &sqlx::SqlitePool,
+    feed_id: i64,
+    chunk: &[NewPackage],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+
+    let mut versions = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO package_versions (feed_id, group_name, name, version, group_key, name_key, version_key, created_at) ",
+    );
+    versions.push_values(chunk, |mut row, p| {
+        row.push_bind(feed_id)
+            .push_bind(p.id.group())
+            .push_bind(p.id.name())
+            .push_bind(p.id.version())
+            .push_bind(p.id.group_key())
+            .push_bind(p.id.name_key())
+            .push_bind(p.id.version_key())
+            .push_bind(now);
+    });
+    versions.push(" ON CONFLICT (feed_id, name_key, group_key, version_key) DO NOTHING");
+    versions.build().execute(&mut *tx).await?;
+
+    let mut files = QueryBuilder::<Sqlite>::new("WITH t (gk, nk, vk, q, s, h) AS (");
+    files.push_values(chunk, |mut row, p| {
+        row.push_bind(p.id.group_key())
+            .push_bind(p.id.name_key())
+            .push_bind(p.id.version_key())
+            .push_bind(&p.file.qualifier)
+            .push_bind(p.file.size)
+            .push_bind(&p.file.sha256);
+    });
+    files.push(
+        ") INSERT INTO package_files (version_id, qualifier, size, sha256, published_at) \
+         SELECT v.id, t.q, t.s, t.h, ",
+    );
+    files.push_bind(now);
+    files.push(" FROM t JOIN package_versions v ON v.feed_id = ");
+    files.push_bind(feed_id);
+    // "WHERE TRUE" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+    files.push(
+        " AND v.group_key = t.gk AND v.name_key = t.nk AND v.version_key = t.vk \
+         WHERE TRUE ON CONFLICT (version_id, qualifier) DO NOTHING",
+    );
+    let added = files.build().execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    Ok(added)
+}
