@@ -195,11 +195,20 @@ mod tests {
     #[test]
     fn header_carriers_come_before_the_query() {
         let mut headers = HeaderMap::new();
-        assert_eq!(presented_key(&headers, Some("a=1&KEY=q")).unwrap().expose(), "q");
+        assert_eq!(
+            presented_key(&headers, Some("a=1&KEY=q")).unwrap().expose(),
+            "q"
+        );
         assert!(presented_key(&headers, Some("a=1")).is_none());
         headers.insert(header::AUTHORIZATION, "Bearer b".parse().unwrap());
-        assert_eq!(presented_key(&headers, Some("key=q")).unwrap().expose(), "b");
+        assert_eq!(
+            presented_key(&headers, Some("key=q")).unwrap().expose(),
+            "b"
+        );
         headers.insert("X-ApiKey", "x".parse().unwrap());
-        assert_eq!(presented_key(&headers, Some("key=q")).unwrap().expose(), "x");
+        assert_eq!(
+            presented_key(&headers, Some("key=q")).unwrap().expose(),
+            "x"
+        );
     }
 }

@@ -16,7 +16,11 @@ use crate::startup::{shutdown_signal, Application};
 use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "promoter", version, about = "Promotes packages between package feeds.")]
+#[command(
+    name = "promoter",
+    version,
+    about = "Promotes packages between package feeds."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -60,8 +64,12 @@ pub enum FeedsCommand {
     },
     List,
     /// Disable a feed: it then takes part in no promotion.
-    Disable { name: String },
-    Enable { name: String },
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +88,9 @@ pub enum KeysCommand {
     Create(CreateKey),
     /// List keys: never their text, only a short prefix.
     List,
-    Revoke { id: i64 },
+    Revoke {
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -178,7 +188,12 @@ async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Result<()> {
                 .map_err(|rule| anyhow::anyhow!("--type {rule}"))?;
             let promote_to = promote_to.as_deref().map(feed_name).transpose()?;
             let feed = store
-                .create_feed(&feed_name(&name)?, feed_type, promote_to.as_ref(), description.as_deref())
+                .create_feed(
+                    &feed_name(&name)?,
+                    feed_type,
+                    promote_to.as_ref(),
+                    description.as_deref(),
+                )
                 .await?;
             println!("Created {} feed {}.", feed.feed_type, feed.name);
         }
@@ -237,7 +252,9 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
                 "ID", "NAME", "PREFIX", "SCOPE", "PERMISSIONS", "EXPIRES"
             );
             let time = |t: Option<DateTime<Utc>>| {
-                t.map_or("-".to_owned(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                t.map_or("-".to_owned(), |t| {
+                    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                })
             };
             for key in store.list_keys().await? {
                 println!(
@@ -291,7 +308,10 @@ fn new_key(create: CreateKey) -> anyhow::Result<NewKey> {
         })
         .transpose()?;
     let name = create.name.map(|name| name.trim().to_owned());
-    if name.as_deref().is_some_and(|n| n.is_empty() || n.chars().any(char::is_control)) {
+    if name
+        .as_deref()
+        .is_some_and(|n| n.is_empty() || n.chars().any(char::is_control))
+    {
         bail!("--name must not be empty or contain control characters");
     }
     Ok(NewKey {
@@ -320,11 +340,16 @@ async fn packages(store: &Store, command: PackagesCommand) -> anyhow::Result<()>
                 sha256,
                 size,
             };
-            let new = line.into_package(feed.feed_type).map_err(|e| anyhow::anyhow!(e))?;
+            let new = line
+                .into_package(feed.feed_type)
+                .map_err(|e| anyhow::anyhow!(e))?;
             if store.add_package(&feed, &new).await? {
                 println!("Added {} to feed {}.", new.id, feed.name);
             } else {
-                println!("Feed {} already has {}; nothing changed.", feed.name, new.id);
+                println!(
+                    "Feed {} already has {}; nothing changed.",
+                    feed.name, new.id
+                );
             }
         }
         PackagesCommand::Import { feed, file } => {
@@ -378,7 +403,10 @@ impl PackageLine {
             .map_err(|rule| format!("the package's group {rule}"))?;
         let qualifier = self.qualifier.unwrap_or_default();
         if qualifier.chars().any(char::is_control) || qualifier.chars().count() > 250 {
-            return Err("the qualifier must be at most 250 characters, none of them control characters".into());
+            return Err(
+                "the qualifier must be at most 250 characters, none of them control characters"
+                    .into(),
+            );
         }
         if let Some(sha) = &self.sha256 {
             if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -434,7 +462,8 @@ mod tests {
 
     #[test]
     fn bad_import_lines_are_reported_by_number() {
-        let input = "{\"package\":\"a\",\"version\":\"1\"}\n{\"package\":\"b\",\"version\":\" \"}\n";
+        let input =
+            "{\"package\":\"a\",\"version\":\"1\"}\n{\"package\":\"b\",\"version\":\" \"}\n";
         let error = read_import(input.as_bytes(), FeedType::Universal).unwrap_err();
         assert_eq!(error.to_string(), "line 2: the version must not be empty");
         let error = read_import("nope".as_bytes(), FeedType::Universal).unwrap_err();

@@ -25,7 +25,9 @@ pub enum Error {
     #[error("The request body is larger than the limit of 64 KiB.")]
     PayloadTooLarge,
 
-    #[error("The request body must be sent as application/json or application/x-www-form-urlencoded.")]
+    #[error(
+        "The request body must be sent as application/json or application/x-www-form-urlencoded."
+    )]
     UnsupportedMediaType,
 
     #[error("database error: {0}")]

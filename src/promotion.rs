@@ -22,7 +22,9 @@ pub async fn promote(
     principal: &Principal,
     request: &PromotionRequest,
 ) -> Result<PromotionRecord> {
-    let (from, to) = store.feed_pair(&request.from_feed, &request.to_feed).await?;
+    let (from, to) = store
+        .feed_pair(&request.from_feed, &request.to_feed)
+        .await?;
 
     // ProGet's rule: promote on the target, view on the source. Checked before
     // existence so that a key cannot probe for feeds outside its scope.

@@ -112,8 +112,14 @@ mod tests {
 
     #[test]
     fn feed_names_follow_the_character_rule() {
-        assert_eq!(FeedName::parse(" Nuget-Approved_1.x ").unwrap().as_str(), "Nuget-Approved_1.x");
-        assert_eq!(FeedName::parse("Nuget-Approved").unwrap().key(), "nuget-approved");
+        assert_eq!(
+            FeedName::parse(" Nuget-Approved_1.x ").unwrap().as_str(),
+            "Nuget-Approved_1.x"
+        );
+        assert_eq!(
+            FeedName::parse("Nuget-Approved").unwrap().key(),
+            "nuget-approved"
+        );
         for bad in ["", " ", "a b", "a/b", "é", &"x".repeat(101)] {
             assert!(FeedName::parse(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -202,7 +202,10 @@ mod tests {
     fn nuget_compares_name_and_version_case_insensitively() {
         let a = id(FeedType::Nuget, None, "Newtonsoft.Json", "13.0.1-Beta");
         let b = id(FeedType::Nuget, None, "newtonsoft.json", "13.0.1-beta");
-        assert_eq!((a.name_key(), a.version_key()), (b.name_key(), b.version_key()));
+        assert_eq!(
+            (a.name_key(), a.version_key()),
+            (b.name_key(), b.version_key())
+        );
         assert_eq!(a.name(), "Newtonsoft.Json");
     }
 
@@ -224,6 +227,9 @@ mod tests {
     #[test]
     fn other_types_match_exactly() {
         let a = id(FeedType::Maven, Some("org.Apache"), "Commons", "1.0");
-        assert_eq!((a.group_key().as_str(), a.name_key().as_str()), ("org.Apache", "Commons"));
+        assert_eq!(
+            (a.group_key().as_str(), a.name_key().as_str()),
+            ("org.Apache", "Commons")
+        );
     }
 }

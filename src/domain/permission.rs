@@ -50,7 +50,9 @@ impl Permissions {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.into_iter().filter(move |p| self.contains(*p))
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
     }
 
     pub fn is_empty(self) -> bool {
@@ -105,8 +107,14 @@ mod tests {
         assert!(p.contains(Permission::View) && p.contains(Permission::Promote));
         assert!(!p.contains(Permission::Add));
         assert_eq!(p.to_string(), "view,promote");
-        assert_eq!(Permissions::ALL.to_string(), "view,add,promote,delete,manage");
+        assert_eq!(
+            Permissions::ALL.to_string(),
+            "view,add,promote,delete,manage"
+        );
         assert!("".parse::<Permissions>().unwrap().is_empty());
-        assert!("view,own".parse::<Permissions>().unwrap_err().contains("own"));
+        assert!("view,own"
+            .parse::<Permissions>()
+            .unwrap_err()
+            .contains("own"));
     }
 }

@@ -207,33 +207,63 @@ mod tests {
             r#"{"PACKAGENAME":"a","group":null,"API_Key":"k"}"#,
         );
         let fields = Fields::parse(&json).unwrap();
-        assert_eq!(fields.text("name", &["packageName"]).unwrap().as_deref(), Some("a"));
+        assert_eq!(
+            fields.text("name", &["packageName"]).unwrap().as_deref(),
+            Some("a")
+        );
         assert_eq!(fields.text("group", &["groupName"]).unwrap(), None);
         assert_eq!(fields.api_key().unwrap().expose(), "k");
 
-        let form = Fields::parse(&body("application/x-www-form-urlencoded", "Name=%40x&key=k2")).unwrap();
+        let form = Fields::parse(&body(
+            "application/x-www-form-urlencoded",
+            "Name=%40x&key=k2",
+        ))
+        .unwrap();
         assert_eq!(form.text("name", &[]).unwrap().as_deref(), Some("@x"));
         assert_eq!(form.api_key().unwrap().expose(), "k2");
     }
 
     #[test]
     fn conflicting_and_mistyped_fields_are_named() {
-        let fields = Fields::parse(&body("application/json", r#"{"name":"a","packageName":"b","version":1}"#)).unwrap();
-        let conflict = fields.text("name", &["packageName"]).unwrap_err().to_string();
-        assert!(conflict.contains("\"name\"") && conflict.contains("\"packageName\""), "{conflict}");
+        let fields = Fields::parse(&body(
+            "application/json",
+            r#"{"name":"a","packageName":"b","version":1}"#,
+        ))
+        .unwrap();
+        let conflict = fields
+            .text("name", &["packageName"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            conflict.contains("\"name\"") && conflict.contains("\"packageName\""),
+            "{conflict}"
+        );
         let typed = fields.text("version", &[]).unwrap_err().to_string();
         assert_eq!(typed, "Field \"version\" must be a string, not a number.");
 
-        let form = Fields::parse(&body("application/x-www-form-urlencoded", "name=a&name=b")).unwrap();
-        assert!(form.text("name", &[]).unwrap_err().to_string().contains("twice"));
+        let form =
+            Fields::parse(&body("application/x-www-form-urlencoded", "name=a&name=b")).unwrap();
+        assert!(form
+            .text("name", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
     }
 
     #[test]
     fn other_media_types_and_bad_bodies_are_refused() {
-        assert!(matches!(Fields::parse(&body("text/plain", "{}")), Err(Error::UnsupportedMediaType)));
+        assert!(matches!(
+            Fields::parse(&body("text/plain", "{}")),
+            Err(Error::UnsupportedMediaType)
+        ));
         let not_object = Fields::parse(&body("application/json", "[1]")).unwrap_err();
-        assert_eq!(not_object.to_string(), "The request body must be a JSON object.");
+        assert_eq!(
+            not_object.to_string(),
+            "The request body must be a JSON object."
+        );
         let malformed = Fields::parse(&body("application/json", "{")).unwrap_err();
-        assert!(malformed.to_string().starts_with("The request body is not valid JSON"));
+        assert!(malformed
+            .to_string()
+            .starts_with("The request body is not valid JSON"));
     }
 }

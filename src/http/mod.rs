@@ -50,7 +50,9 @@ async fn ensure_text_body(response: Response) -> Response {
     }
     let sentence = match status {
         StatusCode::NOT_FOUND => "There is no endpoint at this path.".to_owned(),
-        StatusCode::METHOD_NOT_ALLOWED => "This endpoint does not accept that HTTP method.".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "This endpoint does not accept that HTTP method.".to_owned()
+        }
         StatusCode::REQUEST_TIMEOUT => "The request took too long and was abandoned.".to_owned(),
         other => format!("{}.", other.canonical_reason().unwrap_or("Error")),
     };

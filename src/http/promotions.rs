@@ -47,8 +47,7 @@ fn read_request(fields: &Fields) -> Result<PromotionRequest> {
     };
     let feed = |name: &'static str| {
         let raw = required(name, &[])?;
-        FeedName::parse(&raw)
-            .map_err(|rule| Error::invalid(format!("Field \"{name}\" {rule}.")))
+        FeedName::parse(&raw).map_err(|rule| Error::invalid(format!("Field \"{name}\" {rule}.")))
     };
     let identifier = |name: &'static str, raw: &str| {
         Identifier::parse(raw).map_err(|rule| Error::invalid(format!("Field \"{name}\" {rule}.")))
@@ -124,7 +123,9 @@ impl From<PromotionRecord> for PromotionView {
             name: record.name,
             version: record.version,
             package_type: record.package_type,
-            date: record.promoted_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            date: record
+                .promoted_at
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
             user: record.user_name,
             comments: record.comments,
         }

@@ -69,7 +69,9 @@ impl Store {
 
     pub async fn feed(&self, name: &FeedName) -> Result<Option<Feed>> {
         let sql = format!("{SELECT_FEED} WHERE f.name_key = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(name.key()).fetch_optional(pool).await)?)
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(&sql).bind(name.key()).fetch_optional(pool).await)?,
+        )
     }
 
     /// The feed, or an error saying that it does not exist.
@@ -92,12 +94,7 @@ impl Store {
             .bind(&b_key)
             .fetch_all(pool)
             .await)?;
-        let find = |key: &str| {
-            feeds
-                .iter()
-                .find(|f| f.name_key == key)
-                .cloned()
-        };
+        let find = |key: &str| feeds.iter().find(|f| f.name_key == key).cloned();
         Ok((find(&a_key), find(&b_key)))
     }
 

@@ -47,7 +47,10 @@ impl StoredKey {
 
     pub fn permissions(&self) -> Result<Permissions> {
         self.permissions.parse().map_err(|e: String| {
-            Error::Internal(anyhow::anyhow!("api key {} has bad permissions: {e}", self.id))
+            Error::Internal(anyhow::anyhow!(
+                "api key {} has bad permissions: {e}",
+                self.id
+            ))
         })
     }
 
@@ -69,7 +72,12 @@ const SELECT_KEY: &str = "SELECT k.id, k.name, k.key_prefix, k.kind, k.feed_id, 
 
 impl Store {
     /// Stores a new key under its hash. The key text itself never reaches this layer.
-    pub async fn create_key(&self, key_hash: &str, key_prefix: &str, new: &NewKey) -> Result<StoredKey> {
+    pub async fn create_key(
+        &self,
+        key_hash: &str,
+        key_prefix: &str,
+        new: &NewKey,
+    ) -> Result<StoredKey> {
         let (kind, feed_id, group_id) = match &new.scope {
             KeyScope::System => ("system", None, None),
             KeyScope::Feed(feed) => ("feed", Some(self.existing_feed(feed).await?.id), None),

@@ -36,13 +36,19 @@ impl Store {
     /// Adds one file to a feed, creating its package version if needed. Returns
     /// false when the feed already had that file.
     pub async fn add_package(&self, feed: &Feed, package: &NewPackage) -> Result<bool> {
-        let summary = self.import_packages(feed, std::slice::from_ref(package)).await?;
+        let summary = self
+            .import_packages(feed, std::slice::from_ref(package))
+            .await?;
         Ok(summary.files_added == 1)
     }
 
     /// Loads package files into a feed in batches, one transaction per batch.
     /// Files already present are skipped and counted.
-    pub async fn import_packages(&self, feed: &Feed, packages: &[NewPackage]) -> Result<ImportSummary> {
+    pub async fn import_packages(
+        &self,
+        feed: &Feed,
+        packages: &[NewPackage],
+    ) -> Result<ImportSummary> {
         let mut summary = ImportSummary::default();
         let now = Utc::now();
         let batch = match self {

@@ -44,7 +44,8 @@ pub struct MoveAudit<'a> {
     pub api_key_id: i64,
 }
 
-const INSERT_HISTORY_COLUMNS: &str = "INSERT INTO promotions (from_feed_id, to_feed_id, from_feed, to_feed, \
+const INSERT_HISTORY_COLUMNS: &str =
+    "INSERT INTO promotions (from_feed_id, to_feed_id, from_feed, to_feed, \
      from_feed_key, to_feed_key, package_type, group_name, name, version, group_key, name_key, \
      version_key, comments, user_name, api_key_id, promoted_at)";
 

@@ -1,0 +1,366 @@
+//! The `promoter` binary itself: bootstrap commands, then `promoter serve` answering
+//! curl-style requests, on both backends.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{Backend, TestDatabase, FORBIDDEN};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_promoter");
+
+fn promoter(database_url: &str, args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(args)
+        .env("PROMOTER_DATABASE_URL", database_url)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("could not run the promoter binary")
+}
+
+#[track_caller]
+fn succeeds(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[track_caller]
+fn fails_saying(output: &Output, expected: &str) {
+    assert!(!output.status.success(), "should have failed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(expected),
+        "stderr {stderr:?} lacks {expected:?}"
+    );
+}
+
+/// `promoter serve` on a free port; killed when dropped.
+struct Server(Child, String);
+
+impl Server {
+    async fn start(database_url: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(BINARY)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("PROMOTER_DATABASE_URL", database_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Owned at once, so that the child is killed however this function ends.
+        let server = Server(child, format!("http://127.0.0.1:{port}"));
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("promoter serve did not start listening");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+macro_rules! cli_tests {
+    ($($test:ident),*) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$test(crate::helpers::Backend::Postgres).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$test(crate::helpers::Backend::Sqlite).await }
+        }
+    )*};
+}
+
+cli_tests!(
+    the_quickstart_works_end_to_end,
+    bad_cli_input_is_refused_and_changes_nothing
+);
+
+async fn the_quickstart_works_end_to_end(backend: Backend) {
+    let database = TestDatabase::fresh(backend).await;
+    let db = database.url.as_str();
+    // A fixed target must exist before the feed that promotes to it.
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "feeds",
+                "create",
+                "unapproved-npm",
+                "--type",
+                "npm",
+                "--promote-to",
+                "approved-npm",
+            ],
+        ),
+        "Feed \"approved-npm\" does not exist.",
+    );
+    succeeds(&promoter(
+        db,
+        &["feeds", "create", "approved-npm", "--type", "NPM"],
+    ));
+    succeeds(&promoter(
+        db,
+        &[
+            "feeds",
+            "create",
+            "unapproved-npm",
+            "--type",
+            "npm",
+            "--promote-to",
+            "approved-npm",
+        ],
+    ));
+    let feeds = succeeds(&promoter(db, &["feeds", "list"]));
+    assert!(
+        feeds
+            .lines()
+            .any(|l| l.starts_with("unapproved-npm") && l.ends_with("approved-npm")),
+        "{feeds}"
+    );
+    succeeds(&promoter(
+        db,
+        &[
+            "groups",
+            "create",
+            "npm",
+            "--feeds",
+            "unapproved-npm,approved-npm",
+        ],
+    ));
+
+    let created = promoter(
+        db,
+        &[
+            "keys",
+            "create",
+            "--group",
+            "npm",
+            "--permissions",
+            "view,promote",
+            "--name",
+            "release-bot",
+        ],
+    );
+    let key = succeeds(&created).trim().to_owned();
+    assert_eq!(key.len(), 64);
+    assert!(String::from_utf8_lossy(&created.stderr).contains("shown only this once"));
+
+    succeeds(&promoter(
+        db,
+        &[
+            "packages",
+            "add",
+            "--feed",
+            "unapproved-npm",
+            "--package",
+            "@babel/runtime",
+            "--version",
+            "7.21.0",
+            "--qualifier",
+            "file=runtime.tgz",
+        ],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("packages.jsonl");
+    let lines: String = (0..500)
+        .map(|i| {
+            format!(
+                "{{\"package\":\"@acme/lib{i}\",\"version\":\"1.0.{}\",\"size\":{i}}}\n",
+                i % 3
+            )
+        })
+        .collect();
+    std::fs::write(&file, format!("{lines}{{\"package\":\"@babel/runtime\",\"version\":\"7.21.0\",\"qualifier\":\"file=runtime.tgz\"}}\n")).unwrap();
+    let imported = succeeds(&promoter(
+        db,
+        &[
+            "packages",
+            "import",
+            "--feed",
+            "unapproved-npm",
+            file.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        imported.trim(),
+        "Imported 500 files into feed unapproved-npm (1 were already there)."
+    );
+
+    // Listings never show key text, only its prefix.
+    let listed = succeeds(&promoter(db, &["keys", "list"]));
+    assert!(
+        listed.contains("release-bot") && listed.contains(&key[..8]) && !listed.contains(&key),
+        "{listed}"
+    );
+    assert!(listed.contains("group npm") && listed.contains("view,promote"));
+
+    let server = Server::start(db).await;
+    let client = reqwest::Client::new();
+    let promote = |body: &'static str| {
+        client
+            .post(format!("{}/api/promotions/promote", server.1))
+            .header("X-ApiKey", &key)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let reply = promote("fromFeed=unapproved-npm&toFeed=approved-npm&group=babel&name=runtime&version=7.21.0&comments=QA+passed")
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let json: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(json["user"], "release-bot");
+    assert_eq!(json["group"], "@babel");
+
+    // Revoking takes effect at once for the running server.
+    let id = listed
+        .lines()
+        .find(|l| l.contains("release-bot"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    succeeds(&promoter(db, &["keys", "revoke", id]));
+    let reply =
+        promote("fromFeed=unapproved-npm&toFeed=approved-npm&group=acme&name=lib1&version=1.0.1")
+            .await
+            .unwrap();
+    assert_eq!(reply.status(), 403);
+    assert_eq!(reply.text().await.unwrap(), FORBIDDEN);
+    assert!(succeeds(&promoter(db, &["keys", "list"])).contains("release-bot"));
+}
+
+async fn bad_cli_input_is_refused_and_changes_nothing(backend: Backend) {
+    let database = TestDatabase::fresh(backend).await;
+    let db = database.url.as_str();
+    fails_saying(
+        &promoter(db, &["feeds", "create", "x", "--type", "zip"]),
+        "--type must be one of universal",
+    );
+    fails_saying(
+        &promoter(db, &["feeds", "create", "bad name", "--type", "npm"]),
+        "must be 1 to 100 letters",
+    );
+    succeeds(&promoter(db, &["feeds", "create", "a", "--type", "npm"]));
+    fails_saying(
+        &promoter(db, &["feeds", "create", "A", "--type", "npm"]),
+        "A feed named \"A\" already exists.",
+    );
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "feeds",
+                "create",
+                "b",
+                "--type",
+                "npm",
+                "--promote-to",
+                "nowhere",
+            ],
+        ),
+        "Feed \"nowhere\" does not exist.",
+    );
+    fails_saying(
+        &promoter(db, &["keys", "create", "--name", "x"]),
+        "--system",
+    );
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "keys",
+                "create",
+                "--feed",
+                "a",
+                "--permissions",
+                "view,manage",
+            ],
+        ),
+        "manage is only for --system keys",
+    );
+    fails_saying(
+        &promoter(db, &["keys", "create", "--system", "--expires", "tomorrow"]),
+        "not an RFC 3339 time",
+    );
+    fails_saying(
+        &promoter(db, &["keys", "create", "--group", "nope"]),
+        "Feed group \"nope\" does not exist.",
+    );
+    fails_saying(
+        &promoter(db, &["keys", "revoke", "99"]),
+        "there is no key with id 99",
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.jsonl");
+    std::fs::write(&file, "{\"package\":\"ok\",\"version\":\"1\"}\n{\"package\":\"bad\",\"version\":\"2\",\"sha256\":\"xyz\"}\n").unwrap();
+    fails_saying(
+        &promoter(
+            db,
+            &["packages", "import", "--feed", "a", file.to_str().unwrap()],
+        ),
+        "line 2: sha256 must be 64 hexadecimal digits",
+    );
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "packages",
+                "add",
+                "--feed",
+                "a",
+                "--package",
+                "x",
+                "--version",
+                " ",
+            ],
+        ),
+        "the version must not be empty",
+    );
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "packages",
+                "add",
+                "--feed",
+                "zzz",
+                "--package",
+                "x",
+                "--version",
+                "1",
+            ],
+        ),
+        "Feed \"zzz\" does not exist.",
+    );
+
+    let listed = succeeds(&promoter(db, &["keys", "list"]));
+    assert_eq!(listed.lines().count(), 1, "no key was created: {listed}");
+    let store = promoter::store::Store::open(db).await.unwrap();
+    let feed = store
+        .existing_feed(&promoter::domain::FeedName::parse("a").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count_files(&feed).await.unwrap(),
+        0,
+        "a failed import wrote files"
+    );
+}

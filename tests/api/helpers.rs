@@ -1,0 +1,425 @@
+//! Spawning the real application against a fresh database per test, on either
+//! backend, and looking at what the database holds afterwards.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use promoter::auth;
+use promoter::domain::{FeedName, FeedType, Identifier, PackageId, Permissions};
+use promoter::startup::Application;
+use promoter::store::{Feed, KeyScope, NewFile, NewKey, NewPackage, PromotionRecord, Store};
+use serde_json::Value;
+use sqlx::Connection;
+use tempfile::TempDir;
+
+pub const FORBIDDEN: &str =
+    "The specified API key does not have the proper permissions to perform this action.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Generates, for each named `async fn NAME(app: TestApp)`, a module `NAME` with
+/// one test per backend, so that both backends always run the same test body.
+macro_rules! both_backends {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$test($crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$test($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await
+            }
+        }
+    )*};
+}
+
+/// The PostgreSQL server the tests create their databases on: TEST_DATABASE_URL,
+/// or a throwaway cluster started once per test binary. Never skipped: without a
+/// server, every PostgreSQL test fails and says why.
+fn postgres_server() -> &'static str {
+    static SERVER: OnceLock<String> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+            return url;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/throwaway-postgres.sh");
+        let output = Command::new("bash")
+            .arg(script)
+            .arg(std::process::id().to_string())
+            .output()
+            .expect("could not run scripts/throwaway-postgres.sh");
+        assert!(
+            output.status.success(),
+            "the PostgreSQL tests need a server: set TEST_DATABASE_URL, or install PostgreSQL \
+             (scripts/test does). Starting a throwaway cluster failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    })
+}
+
+/// A database nobody else uses: a new PostgreSQL database, or a SQLite file in a
+/// new temporary directory (kept alive by the returned guard).
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn fresh(backend: Backend) -> TestDatabase {
+        match backend {
+            Backend::Postgres => {
+                let server = postgres_server();
+                let name = format!("promoter_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = sqlx::PgConnection::connect(server)
+                    .await
+                    .expect("could not connect to the test PostgreSQL server");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .expect("could not create a test database");
+                let mut url = url::Url::parse(server).unwrap();
+                url.set_path(&name);
+                TestDatabase {
+                    url: url.to_string(),
+                    _dir: None,
+                }
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                TestDatabase {
+                    url: format!("sqlite://{}/promoter.db?mode=rwc", dir.path().display()),
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+}
+
+/// What a response said, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = response.text().await.unwrap();
+        Reply {
+            status,
+            content_type,
+            headers,
+            body,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// Asserts an error reply: this status, a one-sentence text/plain body that
+    /// contains `expected`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, expected: &str) {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert!(
+            self.content_type.starts_with("text/plain"),
+            "content type {:?}",
+            self.content_type
+        );
+        assert!(
+            self.body.contains(expected),
+            "body {:?} does not contain {expected:?}",
+            self.body
+        );
+        assert!(
+            !self.body.contains('\n') && self.body.ends_with('.'),
+            "not one sentence: {:?}",
+            self.body
+        );
+    }
+}
+
+/// Rows of package files and of the history, as text, for before/after checks.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub records: Vec<String>,
+    pub history: Vec<String>,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let database = TestDatabase::fresh(backend).await;
+        let address = start_instance(&database.url).await;
+        let store = Store::open(&database.url).await.unwrap();
+        TestApp {
+            address,
+            store,
+            client: reqwest::Client::new(),
+            database,
+        }
+    }
+
+    /// Another server on the same database, as a second process would be.
+    pub async fn another_instance(&self) -> String {
+        start_instance(&self.database.url).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    // ---- fixtures, made through the library as the CLI makes them ----
+
+    pub async fn feed(&self, name: &str, feed_type: FeedType) -> Feed {
+        self.store
+            .create_feed(&FeedName::parse(name).unwrap(), feed_type, None, None)
+            .await
+            .unwrap()
+    }
+
+    pub async fn feed_promoting_to(&self, name: &str, feed_type: FeedType, target: &str) -> Feed {
+        let target = FeedName::parse(target).unwrap();
+        self.store
+            .create_feed(
+                &FeedName::parse(name).unwrap(),
+                feed_type,
+                Some(&target),
+                None,
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn group(&self, name: &str, feeds: &[&str]) {
+        let feeds: Vec<_> = feeds.iter().map(|f| FeedName::parse(f).unwrap()).collect();
+        self.store
+            .create_group(&FeedName::parse(name).unwrap(), &feeds)
+            .await
+            .unwrap();
+    }
+
+    /// A key's text. `permissions` as on the CLI ("view,promote").
+    pub async fn key(&self, name: &str, scope: KeyScope, permissions: &str) -> String {
+        self.key_with(NewKey {
+            name: Some(name.to_owned()),
+            scope,
+            permissions: permissions.parse::<Permissions>().unwrap(),
+            expires_at: None,
+        })
+        .await
+        .0
+    }
+
+    pub async fn key_with(&self, new: NewKey) -> (String, i64) {
+        let (key, stored) = auth::create_key(&self.store, &new).await.unwrap();
+        (key.expose().to_owned(), stored.id)
+    }
+
+    pub async fn system_key(&self) -> String {
+        self.key("ci-key", KeyScope::System, "view,add,promote,delete,manage")
+            .await
+    }
+
+    pub async fn package(
+        &self,
+        feed: &Feed,
+        group: Option<&str>,
+        name: &str,
+        version: &str,
+        qualifier: &str,
+    ) {
+        let group = group.map(|g| Identifier::parse(g).unwrap());
+        let id = PackageId::new(
+            feed.feed_type,
+            group.as_ref(),
+            &Identifier::parse(name).unwrap(),
+            &Identifier::parse(version).unwrap(),
+        )
+        .unwrap();
+        let file = NewFile {
+            qualifier: qualifier.to_owned(),
+            size: Some(1024),
+            sha256: Some("ab".repeat(32)),
+        };
+        assert!(self
+            .store
+            .add_package(feed, &NewPackage { id, file })
+            .await
+            .unwrap());
+    }
+
+    /// Two npm feeds, a system key, and @babel/runtime 7.21.0 (two files) in the
+    /// source feed: the contract's own example.
+    pub async fn npm_setup(&self) -> String {
+        let source = self.feed("unapproved-npm", FeedType::Npm).await;
+        self.feed("approved-npm", FeedType::Npm).await;
+        self.package(
+            &source,
+            Some("@babel"),
+            "runtime",
+            "7.21.0",
+            "file=runtime-7.21.0.tgz",
+        )
+        .await;
+        self.package(
+            &source,
+            Some("@babel"),
+            "runtime",
+            "7.21.0",
+            "file=runtime-7.21.0.sig",
+        )
+        .await;
+        self.system_key().await
+    }
+
+    // ---- requests ----
+
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut request = self.client.post(self.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::read(request.send().await.unwrap()).await
+    }
+
+    /// POSTs a JSON promotion with the key in X-ApiKey, as pgutil does.
+    pub async fn promote(&self, key: &str, body: &Value) -> Reply {
+        self.post(
+            "/api/promotions/promote",
+            &[("X-ApiKey", key)],
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    /// Like `promote`, and asserts that the refusal changed nothing.
+    pub async fn promote_refused(&self, key: &str, body: &Value, status: u16, expected: &str) {
+        let before = self.snapshot().await;
+        self.promote(key, body).await.assert_error(status, expected);
+        assert_eq!(
+            self.snapshot().await,
+            before,
+            "a refused promotion changed the database"
+        );
+    }
+
+    // ---- looking at the database ----
+
+    /// Rows of a query that selects one text column, on whichever backend.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        match &self.store {
+            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        }
+        .unwrap()
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        match &self.store {
+            Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        }
+        .unwrap()
+    }
+
+    /// "feed group name version qualifier" for every file, sorted.
+    pub async fn records(&self) -> Vec<String> {
+        self.texts(
+            "SELECT feed || ' ' || group_name || ' ' || name || ' ' || version || ' ' || qualifier \
+             FROM package_records ORDER BY 1",
+        )
+        .await
+    }
+
+    pub async fn history(&self) -> Vec<PromotionRecord> {
+        let sql =
+            "SELECT id, from_feed, to_feed, package_type, group_name, name, version, comments, \
+                   user_name, promoted_at FROM promotions ORDER BY id";
+        match &self.store {
+            Store::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Store::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        }
+        .unwrap()
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            records: self.records().await,
+            history: self
+                .history()
+                .await
+                .into_iter()
+                .map(|h| format!("{h:?}"))
+                .collect(),
+        }
+    }
+}
+
+async fn start_instance(database_url: &str) -> String {
+    let app = Application::build("127.0.0.1:0", database_url)
+        .await
+        .expect("the application did not start");
+    let address = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run(std::future::pending()));
+    address
+}
+
+/// The contract's example promotion, as JSON.
+pub fn babel_promotion() -> Value {
+    serde_json::json!({
+        "fromFeed": "unapproved-npm",
+        "group": "@babel",
+        "name": "runtime",
+        "version": "7.21.0",
+        "toFeed": "approved-npm",
+        "comments": "ok"
+    })
+}
+
+/// `base` with `field` set to `value` (or removed, for Null).
+pub fn with(base: &Value, field: &str, value: Value) -> Value {
+    let mut body = base.clone();
+    let object = body.as_object_mut().unwrap();
+    if value.is_null() {
+        object.remove(field);
+    } else {
+        object.insert(field.to_owned(), value);
+    }
+    body
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: the real application over real HTTP, each test against a fresh
+//! database, every test body on both PostgreSQL and SQLite.
+
+#[macro_use]
+mod helpers;
+
+mod cli;
+mod promote_auth;
+mod promote_input;
+mod promote_moves;
