@@ -24,18 +24,18 @@ use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Used when no command is given: `promoter` alone serves.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Without a command, `serve`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API.
-    Serve {
-        /// Address and port to listen on.
-        #[arg(long, env = "PROMOTER_LISTEN", default_value = DEFAULT_LISTEN)]
-        listen: String,
-    },
+    Serve(ServeArgs),
     /// Create and list feeds.
     #[command(subcommand)]
     Feeds(FeedsCommand),
@@ -48,6 +48,13 @@ pub enum Command {
     /// Load package records into a feed.
     #[command(subcommand)]
     Packages(PackagesCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "PROMOTER_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,8 +157,8 @@ pub enum PackagesCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = &cli.database.database_url;
-    match cli.command {
-        Command::Serve { listen } => {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(ServeArgs { listen }) => {
             let app = Application::build(&listen, url).await?;
             app.run(shutdown_signal()).await?;
             Ok(())
@@ -163,7 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Groups(command) => groups(&store, command).await,
                 Command::Keys(command) => keys(&store, command).await,
                 Command::Packages(command) => packages(&store, command).await,
-                Command::Serve { .. } => unreachable!("handled above"),
+                Command::Serve(_) => unreachable!("handled above"),
             };
             store.close().await;
             result

@@ -8,8 +8,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server narrates at info; the bootstrap commands speak only when asked.
     promoter::telemetry::init(match cli.command {
-        Command::Serve { .. } => "info",
-        _ => "warn",
+        None | Some(Command::Serve(_)) => "info",
+        Some(_) => "warn",
     });
     match promoter::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
