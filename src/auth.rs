@@ -6,7 +6,7 @@ use std::fmt;
 
 use axum::http::{header, HeaderMap};
 use base64::Engine;
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -58,11 +58,32 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// Creates a key and returns its text, which is shown once and never again.
-pub async fn create_key(store: &Store, new: &NewKey) -> Result<(ApiKey, StoredKey)> {
-    let key = ApiKey::generate();
+/// Creates a key and returns its text, which is shown once and never again. The
+/// text is random unless the caller chose one (pgutil's `--key`).
+pub async fn create_key(
+    store: &Store,
+    new: &NewKey,
+    chosen: Option<ApiKey>,
+) -> Result<(ApiKey, StoredKey)> {
+    let key = chosen.unwrap_or_else(ApiKey::generate);
     let stored = store.create_key(&key.hash(), key.prefix(), new).await?;
     Ok((key, stored))
+}
+
+/// A key's expiry time: RFC 3339, or a date and time without an offset (taken as
+/// UTC, as .NET clients such as pgutil write them), or a bare date (its midnight UTC).
+pub fn parse_expiry(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    if let Ok(time) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(time.and_utc());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|time| time.and_utc())
 }
 
 /// The key a request carries in its headers or query string, in the contract's
@@ -138,6 +159,29 @@ impl Principal {
     }
 }
 
+impl Principal {
+    /// Ok when the key may do `permission` on `feed` (see `may`), else the 403.
+    pub fn require(&self, permission: Permission, feed: Option<&Feed>) -> Result<()> {
+        if self.may(permission, feed) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
+    /// The feeds whose contents the key may see with `permission`: `None` for
+    /// every feed, or a list (empty when the key lacks the permission).
+    pub fn feeds_with(&self, permission: Permission) -> Option<Vec<i64>> {
+        if !self.permissions.contains(permission) {
+            return Some(Vec::new());
+        }
+        match &self.scope {
+            Scope::System => None,
+            Scope::Feeds(ids) => Some(ids.clone()),
+        }
+    }
+}
+
 /// Finds the key's record; a missing, unknown, expired or revoked key is refused
 /// the same way.
 pub async fn authenticate(store: &Store, key: Option<&ApiKey>) -> Result<Principal> {
@@ -190,6 +234,24 @@ mod tests {
         // Other users and other schemes stay as they are and match no key.
         assert_eq!(authorization_key(&basic("admin:pw")), "admin:pw");
         assert_eq!(authorization_key("Digest x"), "Digest x");
+    }
+
+    #[test]
+    fn expiry_times_take_the_forms_clients_send() {
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(
+            parse_expiry("2027-01-31T10:00:00+01:00"),
+            Some(utc("2027-01-31T09:00:00Z"))
+        );
+        assert_eq!(
+            parse_expiry("2027-01-31T10:00:00.5"),
+            Some(utc("2027-01-31T10:00:00.5Z"))
+        );
+        assert_eq!(
+            parse_expiry("2027-01-31"),
+            Some(utc("2027-01-31T00:00:00Z"))
+        );
+        assert_eq!(parse_expiry("tomorrow"), None);
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub struct CreateKey {
     /// Recorded as the `user` of every promotion the key makes.
     #[arg(long)]
     name: Option<String>,
-    /// RFC 3339 time after which the key stops working.
+    /// Time after which the key stops working: RFC 3339, or a date (midnight UTC).
     #[arg(long)]
     expires: Option<String>,
 }
@@ -243,7 +243,7 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create(create) => {
             let new = new_key(create)?;
-            let (key, stored) = auth::create_key(store, &new).await?;
+            let (key, stored) = auth::create_key(store, &new, None).await?;
             eprintln!(
                 "Created key {} \"{}\" ({}, {}). Its text follows; it is shown only this once.",
                 stored.id,
@@ -278,7 +278,7 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { id } => {
             if !store.revoke_key(id).await? {
-                bail!("there is no key with id {id}");
+                bail!("there is no key with id {id} that is not already revoked");
             }
             println!("Revoked key {id}.");
         }
@@ -309,9 +309,9 @@ fn new_key(create: CreateKey) -> anyhow::Result<NewKey> {
     let expires_at = create
         .expires
         .map(|text| {
-            DateTime::parse_from_rfc3339(&text)
-                .map(|t| t.with_timezone(&Utc))
-                .with_context(|| format!("--expires {text:?} is not an RFC 3339 time"))
+            auth::parse_expiry(&text).with_context(|| {
+                format!("--expires {text:?} is not an RFC 3339 time (such as 2027-01-31T00:00:00Z)")
+            })
         })
         .transpose()?;
     let name = create.name.map(|name| name.trim().to_owned());
@@ -326,6 +326,8 @@ fn new_key(create: CreateKey) -> anyhow::Result<NewKey> {
         scope,
         permissions,
         expires_at,
+        description: None,
+        logging: "None".to_owned(),
     })
 }
 

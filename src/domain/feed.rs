@@ -40,7 +40,7 @@ impl fmt::Display for FeedName {
 }
 
 macro_rules! feed_types {
-    ($($variant:ident => $name:literal),* $(,)?) => {
+    ($($variant:ident => $name:literal, $purl:literal);* $(;)?) => {
         /// The package format a feed holds; packages only move between feeds of one type.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum FeedType { $($variant),* }
@@ -52,27 +52,33 @@ macro_rules! feed_types {
             pub fn as_str(self) -> &'static str {
                 match self { $(FeedType::$variant => $name),* }
             }
+
+            /// The package-URL type of the feed's packages (`pkg:TYPE/…`).
+            pub fn purl_type(self) -> &'static str {
+                match self { $(FeedType::$variant => $purl),* }
+            }
         }
     };
 }
 
 feed_types! {
-    Universal => "universal",
-    Nuget => "nuget",
-    Chocolatey => "chocolatey",
-    Powershell => "powershell",
-    Npm => "npm",
-    Pypi => "pypi",
-    Maven => "maven",
-    Docker => "docker",
-    Helm => "helm",
-    Rubygems => "rubygems",
-    Debian => "debian",
-    Rpm => "rpm",
-    Conda => "conda",
-    Cran => "cran",
-    Vsix => "vsix",
-    Apk => "apk",
+    Universal => "universal", "universal";
+    Nuget => "nuget", "nuget";
+    // Chocolatey and PowerShell packages are NuGet packages.
+    Chocolatey => "chocolatey", "nuget";
+    Powershell => "powershell", "nuget";
+    Npm => "npm", "npm";
+    Pypi => "pypi", "pypi";
+    Maven => "maven", "maven";
+    Docker => "docker", "docker";
+    Helm => "helm", "helm";
+    Rubygems => "rubygems", "gem";
+    Debian => "debian", "deb";
+    Rpm => "rpm", "rpm";
+    Conda => "conda", "conda";
+    Cran => "cran", "cran";
+    Vsix => "vsix", "vsix";
+    Apk => "apk", "apk";
 }
 
 impl FromStr for FeedType {
@@ -88,6 +94,12 @@ impl FromStr for FeedType {
                 let names: Vec<_> = FeedType::ALL.iter().map(|t| t.as_str()).collect();
                 format!("must be one of {}", names.join(", "))
             })
+    }
+}
+
+impl serde::Serialize for FeedType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -4,7 +4,9 @@
 mod feed;
 mod package;
 mod permission;
+mod version;
 
 pub use feed::{FeedName, FeedType};
-pub use package::{Identifier, PackageId, MAX_IDENTIFIER_CHARS};
+pub use package::{FilterKeys, Identifier, PackageFilter, PackageId};
 pub use permission::{Permission, Permissions};
+pub use version::{compare_versions, is_prerelease};

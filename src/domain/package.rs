@@ -2,7 +2,7 @@ use std::fmt;
 
 use super::FeedType;
 
-pub const MAX_IDENTIFIER_CHARS: usize = 250;
+const MAX_IDENTIFIER_CHARS: usize = 250;
 
 /// A package group, name or version as a client sent it: trimmed, not empty,
 /// at most 250 characters, no control characters.
@@ -51,32 +51,12 @@ impl PackageId {
         name: &Identifier,
         version: &Identifier,
     ) -> Result<Self, &'static str> {
-        let mut group = group.map(|g| g.as_str().to_owned()).unwrap_or_default();
-        let mut name = name.as_str().to_owned();
-        match feed_type {
-            FeedType::Npm => {
-                // Accept "@scope/name" in the name field too, as npm itself writes it.
-                if group.is_empty() && name.starts_with('@') {
-                    if let Some((scope, rest)) = name.split_once('/') {
-                        (group, name) = (scope.to_owned(), rest.to_owned());
-                    }
-                }
-                if !group.is_empty() {
-                    let scope = group.trim_start_matches('@');
-                    if scope.is_empty() {
-                        return Err("must name an npm scope after '@'");
-                    }
-                    group = format!("@{scope}");
-                }
-            }
-            // pgutil splits "library/nginx" into a group and a name; for docker the
-            // repository is the whole path.
-            FeedType::Docker if !group.is_empty() => {
-                name = format!("{}/{}", group.trim_end_matches('/'), name);
-                group.clear();
-            }
-            _ => {}
-        }
+        let (group, name) = canonical(
+            feed_type,
+            group.map(Identifier::as_str),
+            Some(name.as_str()),
+        )?;
+        let (group, name) = (group.unwrap_or_default(), name.unwrap_or_default());
         Ok(Self {
             feed_type,
             group,
@@ -102,31 +82,152 @@ impl PackageId {
     }
 
     pub fn group_key(&self) -> String {
-        match self.feed_type {
-            FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell => {
-                self.group.to_lowercase()
-            }
-            _ => self.group.clone(),
-        }
+        group_key(self.feed_type, &self.group)
     }
 
     pub fn name_key(&self) -> String {
-        match self.feed_type {
-            FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell => {
-                self.name.to_lowercase()
-            }
-            FeedType::Pypi => pep503_normalise(&self.name),
-            _ => self.name.clone(),
-        }
+        name_key(self.feed_type, &self.name)
     }
 
     pub fn version_key(&self) -> String {
-        match self.feed_type {
-            FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell => {
-                self.version.to_lowercase()
+        version_key(self.feed_type, &self.version)
+    }
+}
+
+/// The canonical group and name for a feed type, from what a client sent; either
+/// may be absent (history queries may name only one). npm scopes carry their `@`,
+/// and a docker repository is one name.
+fn canonical(
+    feed_type: FeedType,
+    group: Option<&str>,
+    name: Option<&str>,
+) -> Result<(Option<String>, Option<String>), &'static str> {
+    let mut group = group.map(str::to_owned);
+    let mut name = name.map(str::to_owned);
+    match feed_type {
+        FeedType::Npm => {
+            // Accept "@scope/name" in the name field too, as npm itself writes it.
+            if let (None, Some(full)) = (&group, &name) {
+                if let Some((scope, rest)) = full.strip_prefix('@').and_then(|f| f.split_once('/'))
+                {
+                    (group, name) = (Some(format!("@{scope}")), Some(rest.to_owned()));
+                }
             }
-            _ => self.version.clone(),
+            if let Some(scope) = &group {
+                let scope = scope.trim_start_matches('@');
+                if scope.is_empty() {
+                    return Err("must name an npm scope after '@'");
+                }
+                group = Some(format!("@{scope}"));
+            }
         }
+        // pgutil splits "library/nginx" into a group and a name; for docker the
+        // repository is the whole path.
+        FeedType::Docker => {
+            if let (Some(prefix), Some(rest)) = (&group, &name) {
+                name = Some(format!("{}/{rest}", prefix.trim_end_matches('/')));
+                group = Some(String::new());
+            }
+        }
+        _ => {}
+    }
+    Ok((group, name))
+}
+
+/// A history query's package filter, normalised per feed type: the history mixes
+/// feed types, and `newtonsoft.json` names a NuGet package but not a Maven one.
+#[derive(Debug, Clone, Default)]
+pub struct PackageFilter {
+    pub group: Option<Identifier>,
+    pub name: Option<Identifier>,
+    pub version: Option<Identifier>,
+}
+
+/// The normalised keys a filter asks for, and the feed types for which they apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterKeys {
+    pub feed_types: Vec<FeedType>,
+    pub group_key: Option<String>,
+    pub name_key: Option<String>,
+    pub version_key: Option<String>,
+}
+
+impl PackageFilter {
+    pub fn is_empty(&self) -> bool {
+        self.group.is_none() && self.name.is_none() && self.version.is_none()
+    }
+
+    /// One entry per distinct set of keys, with every feed type that yields it;
+    /// empty when the filter is. A group that names no npm scope ("@") matches no
+    /// npm package rather than failing the query.
+    pub fn keys(&self) -> Vec<FilterKeys> {
+        let mut out: Vec<FilterKeys> = Vec::new();
+        if self.is_empty() {
+            return out;
+        }
+        for &feed_type in FeedType::ALL {
+            let Ok((group, name)) = canonical(
+                feed_type,
+                self.group.as_ref().map(Identifier::as_str),
+                self.name.as_ref().map(Identifier::as_str),
+            ) else {
+                continue;
+            };
+            let keys = (
+                group.map(|g| group_key(feed_type, &g)),
+                name.map(|n| name_key(feed_type, &n)),
+                self.version
+                    .as_ref()
+                    .map(|v| version_key(feed_type, v.as_str())),
+            );
+            match out.iter_mut().find(|k| {
+                (&k.group_key, &k.name_key, &k.version_key) == (&keys.0, &keys.1, &keys.2)
+            }) {
+                Some(existing) => existing.feed_types.push(feed_type),
+                None => out.push(FilterKeys {
+                    feed_types: vec![feed_type],
+                    group_key: keys.0,
+                    name_key: keys.1,
+                    version_key: keys.2,
+                }),
+            }
+        }
+        out
+    }
+}
+
+/// Whether a feed type compares names and versions without regard to case.
+fn case_insensitive(feed_type: FeedType) -> bool {
+    matches!(
+        feed_type,
+        FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell
+    )
+}
+
+/// The normalised form of a canonical group, as stored in `group_key` columns.
+pub fn group_key(feed_type: FeedType, group: &str) -> String {
+    if case_insensitive(feed_type) {
+        group.to_lowercase()
+    } else {
+        group.to_owned()
+    }
+}
+
+/// The normalised form of a canonical name, as stored in `name_key` columns.
+pub fn name_key(feed_type: FeedType, name: &str) -> String {
+    match feed_type {
+        FeedType::Pypi => pep503_normalise(name),
+        t if case_insensitive(t) => name.to_lowercase(),
+        _ => name.to_owned(),
+    }
+}
+
+/// The normalised form of a version, as stored in `version_key` columns.
+pub fn version_key(feed_type: FeedType, version: &str) -> String {
+    if case_insensitive(feed_type) {
+        version.to_lowercase()
+    } else {
+        version.to_owned()
     }
 }
 
@@ -222,6 +323,42 @@ mod tests {
         let whole = id(FeedType::Docker, None, "library/nginx", "1.27");
         assert_eq!(split, whole);
         assert_eq!(split.group(), "");
+    }
+
+    #[test]
+    fn filters_group_feed_types_by_the_keys_they_produce() {
+        let filter = PackageFilter {
+            name: Some(Identifier::parse("Django_REST").unwrap()),
+            ..PackageFilter::default()
+        };
+        let keys = filter.keys();
+        let for_type = |t| keys.iter().find(|k| k.feed_types.contains(&t)).unwrap();
+        assert_eq!(
+            for_type(FeedType::Pypi).name_key.as_deref(),
+            Some("django-rest")
+        );
+        assert_eq!(
+            for_type(FeedType::Nuget).name_key.as_deref(),
+            Some("django_rest")
+        );
+        assert_eq!(
+            for_type(FeedType::Maven).name_key.as_deref(),
+            Some("Django_REST")
+        );
+        assert_eq!(for_type(FeedType::Maven).group_key, None);
+        assert_eq!(keys.len(), 3);
+        assert!(PackageFilter::default().keys().is_empty());
+
+        let npm = PackageFilter {
+            group: Some(Identifier::parse("babel").unwrap()),
+            ..PackageFilter::default()
+        };
+        let keys = npm.keys();
+        let npm_keys = keys
+            .iter()
+            .find(|k| k.feed_types.contains(&FeedType::Npm))
+            .unwrap();
+        assert_eq!(npm_keys.group_key.as_deref(), Some("@babel"));
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! The HTTP surface: routes, shared state, and the layers every request passes.
 
-mod body;
+mod api_keys;
+mod auth;
 mod error;
+mod feeds;
+mod health;
+mod input;
+mod packages;
 mod promotions;
 
 use std::time::Duration;
@@ -27,6 +32,10 @@ pub struct ApiContext {
 pub fn router(store: Store) -> Router {
     Router::new()
         .merge(promotions::router())
+        .merge(feeds::router())
+        .merge(api_keys::router())
+        .merge(packages::router())
+        .merge(health::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -2,24 +2,30 @@
 //! The rules of promotion itself are in `crate::promotion`.
 
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use super::body::{Fields, RawBody};
+use super::auth::{self, Authenticated};
+use super::input::{Fields, RawBody};
 use super::ApiContext;
-use crate::auth;
-use crate::domain::{FeedName, Identifier};
+use crate::domain::{PackageFilter, Permission};
 use crate::error::{Error, Result};
 use crate::promotion::{self, PromotionRequest};
-use crate::store::PromotionRecord;
+use crate::store::{HistoryQuery, HistoryRow, PromotionRecord};
 
 const MAX_COMMENT_CHARS: usize = 4000;
 
+/// Most promotions one history page returns, and the default page size.
+const MAX_HISTORY_PAGE: i64 = 1000;
+
 pub fn router() -> Router<ApiContext> {
-    Router::new().route("/api/promotions/promote", post(promote))
+    Router::new()
+        .route("/api/promotions/promote", post(promote))
+        .route("/api/promotions/list", get(list))
 }
 
 async fn promote(
@@ -28,63 +34,38 @@ async fn promote(
     RawQuery(query): RawQuery,
     body: RawBody,
 ) -> Result<Json<PromotionView>> {
-    // The key is checked before the body is judged (a body that cannot be parsed
-    // simply carries no key), so that strangers learn nothing about validation.
     let fields = Fields::parse(&body);
-    let key = auth::presented_key(&headers, query.as_deref())
-        .or_else(|| fields.as_ref().ok().and_then(Fields::api_key));
-    let principal = auth::authenticate(&ctx.store, key.as_ref()).await?;
+    let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
     let request = read_request(&fields?)?;
     let record = promotion::promote(&ctx.store, &principal, &request).await?;
     Ok(Json(PromotionView::from(record)))
 }
 
 fn read_request(fields: &Fields) -> Result<PromotionRequest> {
-    let required = |name: &'static str, aliases: &[&'static str]| {
+    let required_feed = |name| {
         fields
-            .text(name, aliases)?
-            .ok_or_else(|| Error::invalid(format!("Field \"{name}\" is required.")))
+            .feed(name)?
+            .ok_or_else(|| fields.error(name, "is required"))
     };
-    let feed = |name: &'static str| {
-        let raw = required(name, &[])?;
-        FeedName::parse(&raw).map_err(|rule| Error::invalid(format!("Field \"{name}\" {rule}.")))
-    };
-    let identifier = |name: &'static str, raw: &str| {
-        Identifier::parse(raw).map_err(|rule| Error::invalid(format!("Field \"{name}\" {rule}.")))
-    };
-
-    let from_feed = feed("fromFeed")?;
-    let to_feed = feed("toFeed")?;
+    let from_feed = required_feed("fromFeed")?;
+    let to_feed = required_feed("toFeed")?;
     if from_feed.key() == to_feed.key() {
         return Err(Error::invalid(format!(
             "Fields \"fromFeed\" and \"toFeed\" both name feed \"{from_feed}\"; a package can only be promoted to another feed."
         )));
     }
-    let name = identifier("name", &required("name", &["packageName"])?)?;
+    let name = fields
+        .identifier("name", &["packageName"])?
+        .ok_or_else(|| fields.error("name", "is required"))?;
     // The group is optional: absent, null and blank all mean "no group".
     let group = match fields.text("group", &["groupName"])? {
-        Some(raw) if !raw.trim().is_empty() => Some(identifier("group", &raw)?),
-        _ => None,
+        Some(raw) if raw.trim().is_empty() => None,
+        _ => fields.identifier("group", &["groupName"])?,
     };
-    let version = identifier("version", &required("version", &[])?)?;
-    let comments = fields
-        .text("comments", &["comment"])?
-        .filter(|text| !text.trim().is_empty());
-    if let Some(text) = &comments {
-        if text.chars().count() > MAX_COMMENT_CHARS {
-            return Err(Error::invalid(
-                "Field \"comments\" must be at most 4000 characters long.",
-            ));
-        }
-        if text
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
-            return Err(Error::invalid(
-                "Field \"comments\" must not contain control characters other than tabs and line breaks.",
-            ));
-        }
-    }
+    let version = fields
+        .identifier("version", &[])?
+        .ok_or_else(|| fields.error("version", "is required"))?;
+    let comments = fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?;
     Ok(PromotionRequest {
         from_feed,
         to_feed,
@@ -130,4 +111,150 @@ impl From<PromotionRecord> for PromotionView {
             comments: record.comments,
         }
     }
+}
+
+/// `GET /api/promotions/list`: the history, newest first, grouped per package
+/// version, one page at a time (see the README's "History" section).
+async fn list(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let params = Fields::from_query(query.as_deref())?;
+    let from_feed = params.feed("fromFeed")?;
+    let to_feed = params.feed("toFeed")?;
+    let filter = PackageFilter {
+        group: params.identifier("group", &["groupName"])?,
+        name: params.identifier("package", &["packageName", "name"])?,
+        version: params.identifier("version", &[])?,
+    };
+    let limit = match params.text("limit", &[])? {
+        None => MAX_HISTORY_PAGE,
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|limit| (1..=MAX_HISTORY_PAGE).contains(limit))
+            .ok_or_else(|| params.error("limit", "must be a whole number from 1 to 1000"))?,
+    };
+    let before = params
+        .text("before", &[])?
+        .map(|raw| {
+            raw.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| {
+                    params.error(
+                        "before",
+                        "must be a promotion id, as in the Link header of the previous page",
+                    )
+                })
+        })
+        .transpose()?;
+
+    let history = HistoryQuery {
+        from_feed_key: from_feed.as_ref().map(|f| f.key()),
+        to_feed_key: to_feed.as_ref().map(|f| f.key()),
+        package: filter.keys(),
+        visible_feed_ids: principal.feeds_with(Permission::View),
+        before_id: before,
+        // One more than a page tells whether another page follows.
+        limit: limit + 1,
+    };
+    let mut rows = ctx.store.promotion_history(&history).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = rows.last().filter(|_| more).map(|last| {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        let feeds = [("fromFeed", &from_feed), ("toFeed", &to_feed)];
+        for (name, feed) in feeds {
+            if let Some(feed) = feed {
+                pairs.push((name, feed.to_string()));
+            }
+        }
+        let package = [
+            ("group", &filter.group),
+            ("package", &filter.name),
+            ("version", &filter.version),
+        ];
+        for (name, value) in package {
+            if let Some(value) = value {
+                pairs.push((name, value.as_str().to_owned()));
+            }
+        }
+        pairs.push(("limit", limit.to_string()));
+        pairs.push(("before", last.record.id.to_string()));
+        let query = serde_urlencoded::to_string(&pairs).expect("strings always encode");
+        format!("</api/promotions/list?{query}>; rel=\"next\"")
+    });
+
+    let mut response = Json(group_by_package(rows)).into_response();
+    if let Some(link) = next {
+        let value = HeaderValue::from_str(&link).expect("an encoded query is a valid header");
+        response.headers_mut().insert(header::LINK, value);
+    }
+    Ok(response)
+}
+
+/// One package version and its promotions, newest first.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PackageHistory {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    group: String,
+    package: String,
+    package_type: String,
+    version: String,
+    promotions: Vec<PromotionEntry>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PromotionEntry {
+    id: i64,
+    from_feed: String,
+    to_feed: String,
+    date: String,
+    user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comments: Option<String>,
+}
+
+/// Groups rows (newest first) per package version, in the order of each version's
+/// newest promotion.
+fn group_by_package(rows: Vec<HistoryRow>) -> Vec<PackageHistory> {
+    let mut groups: Vec<PackageHistory> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for row in rows {
+        let identity = (
+            row.record.package_type.clone(),
+            row.group_key,
+            row.name_key,
+            row.version_key,
+        );
+        let record = row.record;
+        let entry = PromotionEntry {
+            id: record.id,
+            from_feed: record.from_feed,
+            to_feed: record.to_feed,
+            date: record
+                .promoted_at
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            user: record.user_name,
+            comments: record.comments,
+        };
+        let position = *index.entry(identity).or_insert_with(|| {
+            groups.push(PackageHistory {
+                group: record.group_name,
+                package: record.name,
+                package_type: record.package_type,
+                version: record.version,
+                promotions: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        groups[position].promotions.push(entry);
+    }
+    groups
 }

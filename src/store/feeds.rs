@@ -19,6 +19,14 @@ pub struct Feed {
     pub promote_to: Option<String>,
 }
 
+/// Changes to a feed; `None` leaves a setting as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct FeedChange {
+    pub description: Option<Option<String>>,
+    pub active: Option<bool>,
+    pub promote_to: Option<Option<FeedName>>,
+}
+
 const SELECT_FEED: &str = "SELECT f.id, f.name, f.name_key, f.feed_type, f.description, f.active, \
      t.name AS promote_to \
      FROM feeds f LEFT JOIN feeds t ON t.id = f.promote_to_feed_id";
@@ -105,16 +113,64 @@ impl Store {
 
     /// Enables or disables a feed; a disabled feed takes part in no promotion.
     pub async fn set_feed_active(&self, name: &FeedName, active: bool) -> Result<Feed> {
-        let changed = on_pool!(self, pool => sqlx::query("UPDATE feeds SET active = $1 WHERE name_key = $2")
-            .bind(active)
-            .bind(name.key())
+        let feed = self.existing_feed(name).await?;
+        self.update_feed(
+            &feed,
+            &FeedChange {
+                active: Some(active),
+                ..FeedChange::default()
+            },
+        )
+        .await
+    }
+
+    /// Applies the given changes to a feed and returns it as it now is.
+    pub async fn update_feed(&self, feed: &Feed, change: &FeedChange) -> Result<Feed> {
+        let promote_to_id = match &change.promote_to {
+            Some(Some(target)) => {
+                let target = self.existing_feed(target).await?;
+                if target.feed_type != feed.feed_type || target.id == feed.id {
+                    return Err(Error::invalid(format!(
+                        "Feed \"{}\" cannot be the promotion target of feed \"{}\": the target must be another {} feed.",
+                        target.name, feed.name, feed.feed_type
+                    )));
+                }
+                Some(Some(target.id))
+            }
+            Some(None) => Some(None),
+            None => None,
+        };
+        let description = change.description.as_ref().map(|d| d.as_deref());
+        // COALESCE keeps what is not being changed; the flags tell a cleared value
+        // (NULL) from an untouched one.
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE feeds SET \
+               description = CASE WHEN $1 THEN $2 ELSE description END, \
+               active = COALESCE($3, active), \
+               promote_to_feed_id = CASE WHEN $4 THEN $5 ELSE promote_to_feed_id END \
+             WHERE id = $6",
+        )
+        .bind(description.is_some())
+        .bind(description.flatten())
+        .bind(change.active)
+        .bind(promote_to_id.is_some())
+        .bind(promote_to_id.flatten())
+        .bind(feed.id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        let sql = format!("{SELECT_FEED} WHERE f.id = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(feed.id).fetch_one(pool).await)?)
+    }
+
+    /// Deletes a feed with its packages; its history stays. False when it did not exist.
+    pub async fn delete_feed(&self, feed: &Feed) -> Result<bool> {
+        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM feeds WHERE id = $1")
+            .bind(feed.id)
             .execute(pool)
             .await
             .map(|done| done.rows_affected()))?;
-        if changed == 0 {
-            return Err(Error::invalid(format!("Feed \"{name}\" does not exist.")));
-        }
-        self.existing_feed(name).await
+        Ok(deleted == 1)
     }
 
     /// Creates a feed group holding the named feeds; returns its id.

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{on_pool, Store};
+use super::{is_unique_violation, on_pool, Store};
 use crate::domain::{FeedName, Permissions};
 use crate::error::{Error, Result};
 
@@ -20,6 +20,10 @@ pub struct NewKey {
     pub scope: KeyScope,
     pub permissions: Permissions,
     pub expires_at: Option<DateTime<Utc>>,
+    pub description: Option<String>,
+    /// ProGet's body-logging setting (None, Request, Response or Both), kept for
+    /// clients that set it; this service never logs bodies.
+    pub logging: String,
 }
 
 /// A key as the database holds it: everything but the key text.
@@ -37,6 +41,8 @@ pub struct StoredKey {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    pub description: Option<String>,
+    pub logging: String,
 }
 
 impl StoredKey {
@@ -65,7 +71,8 @@ impl StoredKey {
 }
 
 const SELECT_KEY: &str = "SELECT k.id, k.name, k.key_prefix, k.kind, k.feed_id, k.feed_group_id, \
-     COALESCE(f.name, g.name) AS scope_name, k.permissions, k.expires_at, k.revoked_at, k.created_at \
+     COALESCE(f.name, g.name) AS scope_name, k.permissions, k.expires_at, k.revoked_at, k.created_at, \
+     k.description, k.logging \
      FROM api_keys k \
      LEFT JOIN feeds f ON f.id = k.feed_id \
      LEFT JOIN feed_groups g ON g.id = k.feed_group_id";
@@ -87,9 +94,10 @@ impl Store {
             .name
             .clone()
             .unwrap_or_else(|| format!("key-{key_prefix}"));
-        let (id,): (i64,) = on_pool!(self, pool => sqlx::query_as(
-            "INSERT INTO api_keys (name, key_hash, key_prefix, kind, feed_id, feed_group_id, permissions, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        let inserted: Result<(i64,), sqlx::Error> = on_pool!(self, pool => sqlx::query_as(
+            "INSERT INTO api_keys (name, key_hash, key_prefix, kind, feed_id, feed_group_id, permissions, \
+             expires_at, created_at, description, logging) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(&name)
         .bind(key_hash)
@@ -100,8 +108,18 @@ impl Store {
         .bind(new.permissions.to_string())
         .bind(new.expires_at)
         .bind(Utc::now())
+        .bind(&new.description)
+        .bind(&new.logging)
         .fetch_one(pool)
-        .await)?;
+        .await);
+        let (id,) = match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::invalid(
+                    "That key text is already in use; choose another.",
+                ))
+            }
+            other => other?,
+        };
         let sql = format!("{SELECT_KEY} WHERE k.id = $1");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_one(pool).await)?)
     }
@@ -116,10 +134,11 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
     }
 
-    /// Revokes a key; false when no key has that id. Revoking twice keeps the first time.
+    /// Revokes a key; false when no usable key has that id. The row stays, so that
+    /// listings and the history can still name the key.
     pub async fn revoke_key(&self, id: i64) -> Result<bool> {
         let done = on_pool!(self, pool => sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(Utc::now())
         .bind(id)

@@ -9,6 +9,7 @@
 //! `match` on the backend explicitly.
 
 mod feeds;
+mod history;
 mod keys;
 mod packages;
 mod promotions;
@@ -20,9 +21,10 @@ use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-pub use feeds::Feed;
+pub use feeds::{Feed, FeedChange};
+pub use history::{HistoryQuery, HistoryRow};
 pub use keys::{KeyScope, NewKey, StoredKey};
-pub use packages::{ImportSummary, NewFile, NewPackage};
+pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
 pub use promotions::{MoveAudit, MoveError, PromotionRecord};
 
 /// How long a request waits for a database connection before it is answered 503.
@@ -95,10 +97,63 @@ impl Store {
         }
     }
 
+    /// Answers when the database does; `/health` uses it.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
+    }
+
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
     }
 }
+
+/// A parameter of a statement built at run time.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Numbers a statement's parameters with `$n` placeholders, which both backends
+/// accept, for statements whose filters are chosen at run time.
+#[derive(Default)]
+struct Conditions {
+    binds: Vec<Bind>,
+}
+
+impl Conditions {
+    fn placeholder(&mut self, bind: Bind) -> String {
+        self.binds.push(bind);
+        format!("${}", self.binds.len())
+    }
+
+    fn list(&mut self, values: impl IntoIterator<Item = Bind>) -> String {
+        let placeholders: Vec<String> = values.into_iter().map(|b| self.placeholder(b)).collect();
+        placeholders.join(", ")
+    }
+
+    /// Adds `column = $n` to `into` when there is a value to compare.
+    fn equals(&mut self, column: &str, value: Option<&String>, into: &mut Vec<String>) {
+        if let Some(value) = value {
+            let p = self.placeholder(Bind::Text(value.clone()));
+            into.push(format!("{column} = {p}"));
+        }
+    }
+}
+
+/// Binds the collected parameters, in order, to a query on either backend.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                $crate::store::Bind::Text(text) => query.bind(text),
+                $crate::store::Bind::Int(int) => query.bind(int),
+            };
+        }
+        query
+    }};
+}
+use bind_all;
 
 /// True when a statement failed on a unique constraint, which several operations
 /// turn into "already exists".

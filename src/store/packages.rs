@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use super::{on_pool, Feed, Store};
-use crate::domain::PackageId;
+use super::{bind_all, on_pool, Bind, Conditions, Feed, Store};
+use crate::domain::{FilterKeys, PackageId};
 use crate::error::Result;
 
 /// One file of a package version, as the CLI loads it.
@@ -17,6 +17,20 @@ pub struct NewFile {
 pub struct NewPackage {
     pub id: PackageId,
     pub file: NewFile,
+}
+
+/// One file of a package version in a feed, as the packages API lists it.
+#[derive(Debug, Clone, FromRow)]
+pub struct PackageFile {
+    pub group_name: String,
+    pub name: String,
+    pub version: String,
+    pub group_key: String,
+    pub name_key: String,
+    pub qualifier: String,
+    pub size: Option<i64>,
+    pub sha256: Option<String>,
+    pub published_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +78,73 @@ impl Store {
             summary.files_present += chunk.len() as u64 - added;
         }
         Ok(summary)
+    }
+
+    /// The files of a feed, optionally only those of one package (or version):
+    /// `keys` are normalised for the feed's type.
+    pub async fn package_files(
+        &self,
+        feed: &Feed,
+        keys: Option<&FilterKeys>,
+    ) -> Result<Vec<PackageFile>> {
+        let mut c = Conditions::default();
+        let feed_id = c.placeholder(Bind::Int(feed.id));
+        let mut clauses = vec![format!("v.feed_id = {feed_id}")];
+        if let Some(keys) = keys {
+            c.equals("v.name_key", keys.name_key.as_ref(), &mut clauses);
+            c.equals("v.group_key", keys.group_key.as_ref(), &mut clauses);
+            c.equals("v.version_key", keys.version_key.as_ref(), &mut clauses);
+        }
+        let sql = format!(
+            "SELECT v.group_name, v.name, v.version, v.group_key, v.name_key, pf.qualifier, pf.size, \
+             pf.sha256, pf.published_at \
+             FROM package_versions v JOIN package_files pf ON pf.version_id = v.id \
+             WHERE {} ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier",
+            clauses.join(" AND ")
+        );
+        Ok(on_pool!(self, pool => bind_all!(sqlx::query_as(&sql), &c.binds).fetch_all(pool).await)?)
+    }
+
+    /// Deletes a package version from a feed, or only its file with `qualifier`
+    /// (and then the version too if that was its last file). Returns how many
+    /// files went; 0 means there was no such package.
+    pub async fn delete_package(
+        &self,
+        feed: &Feed,
+        package: &PackageId,
+        qualifier: Option<&str>,
+    ) -> Result<u64> {
+        let identity = "feed_id = $1 AND name_key = $2 AND group_key = $3 AND version_key = $4";
+        let files = format!(
+            "DELETE FROM package_files WHERE ($5 IS NULL OR qualifier = $5) \
+             AND version_id IN (SELECT id FROM package_versions WHERE {identity})"
+        );
+        let versions = format!(
+            "DELETE FROM package_versions WHERE {identity} \
+             AND NOT EXISTS (SELECT 1 FROM package_files pf WHERE pf.version_id = package_versions.id)"
+        );
+        let deleted: Result<u64, sqlx::Error> = on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query(&files)
+                .bind(feed.id)
+                .bind(package.name_key())
+                .bind(package.group_key())
+                .bind(package.version_key())
+                .bind(qualifier)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(&versions)
+                .bind(feed.id)
+                .bind(package.name_key())
+                .bind(package.group_key())
+                .bind(package.version_key())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(deleted)
+        }.await);
+        Ok(deleted?)
     }
 
     /// How many files a feed holds; the CLI reports it after an import.

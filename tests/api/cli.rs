@@ -305,7 +305,7 @@ async fn bad_cli_input_is_refused_and_changes_nothing(backend: Backend) {
     );
     fails_saying(
         &promoter(db, &["keys", "revoke", "99"]),
-        "there is no key with id 99",
+        "there is no key with id 99 that is not already revoked",
     );
 
     let dir = tempfile::tempdir().unwrap();

@@ -231,13 +231,15 @@ impl TestApp {
             scope,
             permissions: permissions.parse::<Permissions>().unwrap(),
             expires_at: None,
+            description: None,
+            logging: "None".to_owned(),
         })
         .await
         .0
     }
 
     pub async fn key_with(&self, new: NewKey) -> (String, i64) {
-        let (key, stored) = auth::create_key(&self.store, &new).await.unwrap();
+        let (key, stored) = auth::create_key(&self.store, &new, None).await.unwrap();
         (key.expose().to_owned(), stored.id)
     }
 

@@ -101,6 +101,8 @@ async fn refused_keys_all_get_the_same_403(app: TestApp) {
             scope: KeyScope::System,
             permissions: Permissions::ALL,
             expires_at: Some(Utc::now() - Duration::seconds(1)),
+            description: None,
+            logging: "None".into(),
         })
         .await;
     let (revoked, revoked_id) = app
@@ -109,6 +111,8 @@ async fn refused_keys_all_get_the_same_403(app: TestApp) {
             scope: KeyScope::System,
             permissions: Permissions::ALL,
             expires_at: Some(Utc::now() + Duration::days(1)),
+            description: None,
+            logging: "None".into(),
         })
         .await;
     assert!(app.store.revoke_key(revoked_id).await.unwrap());

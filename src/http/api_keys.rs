@@ -1,0 +1,268 @@
+//! The API-keys API (`/api/api-keys/…`), as pgutil's `apikeys` commands use it.
+//! Every endpoint needs a system key with `manage`. A key's text appears in the
+//! response that creates it and nowhere else.
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::SecondsFormat;
+use serde::Serialize;
+
+use super::auth::{self, Authenticated};
+use super::input::{Fields, RawBody};
+use super::ApiContext;
+use crate::auth::{parse_expiry, ApiKey};
+use crate::domain::{Permission, Permissions};
+use crate::error::{Error, Result};
+use crate::store::{KeyScope, NewKey, StoredKey};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/api/api-keys/create", post(create))
+        .route("/api/api-keys/list", get(list))
+        .route("/api/api-keys/delete", post(remove).delete(remove))
+}
+
+/// ProGet's ApiKeyInfo, as pgutil reads it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiKeyInfo {
+    id: i64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_apis: Option<Vec<&'static str>>,
+    package_permissions: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feed_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration: Option<String>,
+    logging: String,
+}
+
+impl ApiKeyInfo {
+    fn new(stored: StoredKey, key: Option<&ApiKey>) -> Result<Self> {
+        let permissions = stored.permissions()?;
+        let system = stored.kind == "system";
+        let (feed, feed_group) = match (stored.feed_id, stored.feed_group_id) {
+            (Some(_), _) => (stored.scope_name, None),
+            (None, Some(_)) => (None, stored.scope_name),
+            (None, None) => (None, None),
+        };
+        Ok(ApiKeyInfo {
+            id: stored.id,
+            kind: if system { "System" } else { "Feed" },
+            key: key.map(|k| k.expose().to_owned()),
+            display_name: stored.name,
+            description: stored.description,
+            system_apis: system.then(|| {
+                if permissions.contains(Permission::Manage) {
+                    vec!["full-control"]
+                } else {
+                    vec!["feeds"]
+                }
+            }),
+            package_permissions: permissions
+                .iter()
+                .filter(|p| *p != Permission::Manage)
+                .map(Permission::as_str)
+                .collect(),
+            feed,
+            feed_group,
+            expiration: stored
+                .expires_at
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            logging: stored.logging,
+        })
+    }
+}
+
+async fn list(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Vec<ApiKeyInfo>>> {
+    principal.require(Permission::Manage, None)?;
+    // Revoked keys are what ProGet calls deleted: they stay in the database (and
+    // in `promoter keys list`) for the audit trail, but not here.
+    let keys = ctx.store.list_keys().await?;
+    let infos = keys
+        .into_iter()
+        .filter(|key| key.revoked_at.is_none())
+        .map(|key| ApiKeyInfo::new(key, None))
+        .collect::<Result<_>>()?;
+    Ok(Json(infos))
+}
+
+async fn create(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: RawBody,
+) -> Result<Json<ApiKeyInfo>> {
+    let fields = Fields::parse(&body);
+    let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
+    principal.require(Permission::Manage, None)?;
+    let fields = fields?;
+    let (scope, permissions) = scope_and_permissions(&fields)?;
+    let expires_at = fields
+        .text("expiration", &[])?
+        .map(|raw| {
+            parse_expiry(&raw).ok_or_else(|| {
+                fields.error(
+                    "expiration",
+                    "must be a date and time such as 2027-01-31T00:00:00Z",
+                )
+            })
+        })
+        .transpose()?;
+    let logging = match fields.text("logging", &[])? {
+        None => "None".to_owned(),
+        Some(raw) => ["None", "Request", "Response", "Both"]
+            .into_iter()
+            .find(|level| level.eq_ignore_ascii_case(raw.trim()))
+            .ok_or_else(|| fields.error("logging", "must be None, Request, Response or Both"))?
+            .to_owned(),
+    };
+    let chosen = fields
+        .text("key", &[])?
+        .map(|raw| {
+            let valid = (8..=200).contains(&raw.chars().count())
+                && !raw.chars().any(|c| c.is_control() || c.is_whitespace());
+            if valid {
+                Ok(ApiKey::from_presented(&raw))
+            } else {
+                Err(fields.error(
+                    "key",
+                    "must be 8 to 200 characters without spaces or control characters",
+                ))
+            }
+        })
+        .transpose()?;
+    let new = NewKey {
+        name: fields
+            .free_text("displayName", &["name"], 100)?
+            .map(|name| name.trim().to_owned()),
+        scope,
+        permissions,
+        expires_at,
+        description: fields.free_text("description", &[], 1000)?,
+        logging,
+    };
+    let (key, stored) = crate::auth::create_key(&ctx.store, &new, chosen).await?;
+    tracing::info!(key_id = stored.id, created_by = %principal.name, "api key created");
+    Ok(Json(ApiKeyInfo::new(stored, Some(&key))?))
+}
+
+/// The scope and permissions an ApiKeyInfo asks for.
+fn scope_and_permissions(fields: &Fields) -> Result<(KeyScope, Permissions)> {
+    let kind = fields.required("type", &[])?;
+    let feed = fields.feed("feed")?;
+    let group = fields.feed("feedGroup")?;
+    match kind.trim().to_ascii_lowercase().as_str() {
+        "system" => {
+            if feed.is_some() || group.is_some() {
+                return Err(Error::invalid(
+                    "Fields \"feed\" and \"feedGroup\" are only for Feed keys; a System key covers every feed.",
+                ));
+            }
+            // pgutil sends every API when --apis is not given.
+            let apis = fields
+                .list("systemApis")?
+                .unwrap_or_else(|| vec!["full-control".to_owned()]);
+            let mut permissions = Permissions::default();
+            for api in &apis {
+                match api.to_ascii_lowercase().as_str() {
+                    "full-control" => permissions = Permissions::ALL,
+                    "feeds" if !permissions.contains(Permission::Manage) => {
+                        permissions = Permissions::FEED_ALL
+                    }
+                    // This service has no SBOM APIs; the names are accepted so
+                    // that pgutil's default list works.
+                    "feeds" | "sbom" | "sbom-upload" => {}
+                    _ => return Err(fields.error(
+                        "systemApis",
+                        format!(
+                            "has {api:?}, which is none of full-control, feeds, sbom, sbom-upload"
+                        ),
+                    )),
+                }
+            }
+            if permissions.is_empty() {
+                return Err(fields.error("systemApis", "must include full-control or feeds"));
+            }
+            Ok((KeyScope::System, permissions))
+        }
+        "feed" => {
+            let scope =
+                match (feed, group) {
+                    (Some(feed), None) => KeyScope::Feed(feed),
+                    (None, Some(group)) => KeyScope::Group(group),
+                    _ => return Err(Error::invalid(
+                        "Fields \"feed\" and \"feedGroup\": a Feed key needs exactly one of them.",
+                    )),
+                };
+            let permissions = match fields.list("packagePermissions")? {
+                None => Permissions::FEED_ALL,
+                Some(names) => {
+                    let parsed = names
+                        .iter()
+                        .map(|name| {
+                            name.parse::<Permission>()
+                                .ok()
+                                .filter(|p| *p != Permission::Manage)
+                                .ok_or_else(|| {
+                                    fields.error(
+                                        "packagePermissions",
+                                        format!("has {name:?}, which is none of view, add, promote, delete"),
+                                    )
+                                })
+                        })
+                        .collect::<Result<Permissions>>()?;
+                    if parsed.is_empty() {
+                        return Err(
+                            fields.error("packagePermissions", "must name at least one permission")
+                        );
+                    }
+                    parsed
+                }
+            };
+            Ok((scope, permissions))
+        }
+        "personal" | "other" => Err(fields.error(
+            "type",
+            format!(
+                "is {kind:?}, but only System and Feed keys exist here: there are no user accounts"
+            ),
+        )),
+        _ => Err(fields.error("type", "must be System or Feed")),
+    }
+}
+
+async fn remove(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<()> {
+    principal.require(Permission::Manage, None)?;
+    let params = Fields::from_query(query.as_deref())?;
+    let id = params.required("id", &[])?;
+    let id: i64 = id
+        .trim()
+        .parse()
+        .map_err(|_| params.error("id", "must be a key id, a whole number"))?;
+    if !ctx.store.revoke_key(id).await? {
+        return Err(Error::NotFound(format!(
+            "There is no API key with id {id}."
+        )));
+    }
+    tracing::info!(key_id = id, deleted_by = %principal.name, "api key revoked");
+    Ok(())
+}

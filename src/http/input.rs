@@ -1,0 +1,414 @@
+//! Reading request input: bodies (JSON or form-encoded, at most 64 KiB) and query
+//! strings, with names matched case-insensitively and legacy aliases.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::auth::ApiKey;
+use crate::domain::{FeedName, Identifier};
+use crate::error::{Error, Result, BODY_LIMIT_BYTES};
+
+/// A request body, read whole (it is small: anything over the limit is a 413).
+pub struct RawBody {
+    content_type: Option<String>,
+    bytes: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self> {
+        let headers = request.headers();
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // A declared length over the limit is refused without reading anything.
+        if headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|len| len.parse::<u64>().ok())
+            .is_some_and(|len| len > BODY_LIMIT_BYTES as u64)
+        {
+            return Err(Error::PayloadTooLarge);
+        }
+        let limited = Limited::new(request.into_body(), BODY_LIMIT_BYTES);
+        let bytes = match limited.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if is_length_limit(error.as_ref()) => return Err(Error::PayloadTooLarge),
+            Err(_) => {
+                return Err(Error::invalid(
+                    "The request body could not be read to its end.",
+                ))
+            }
+        };
+        Ok(RawBody {
+            content_type,
+            bytes,
+        })
+    }
+}
+
+fn is_length_limit(mut error: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if error.is::<LengthLimitError>() {
+            return true;
+        }
+        match error.source() {
+            Some(source) => error = source,
+            None => return false,
+        }
+    }
+}
+
+/// Where a set of fields came from; it decides what a message calls them and
+/// where a key may hide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Json,
+    Form,
+    Query,
+}
+
+/// The top-level fields of a JSON or form body, or the parameters of a query
+/// string, with names matched case-insensitively. Form and query values are
+/// strings; JSON values keep their type so that a number where text belongs is
+/// named in the error.
+#[derive(Debug)]
+pub struct Fields {
+    source: Source,
+    entries: Vec<(String, serde_json::Value)>,
+}
+
+impl Fields {
+    pub fn parse(body: &RawBody) -> Result<Fields> {
+        let media_type = body
+            .content_type
+            .as_deref()
+            .and_then(|ct| ct.split(';').next())
+            .map(|mt| mt.trim().to_ascii_lowercase());
+        match media_type.as_deref() {
+            Some("application/json") => Self::parse_json(&body.bytes),
+            Some("application/x-www-form-urlencoded") => {
+                Self::parse_pairs(Source::Form, &body.bytes)
+            }
+            _ => Err(Error::UnsupportedMediaType),
+        }
+    }
+
+    /// The parameters of a query string (absent means none).
+    pub fn from_query(query: Option<&str>) -> Result<Fields> {
+        Self::parse_pairs(Source::Query, query.unwrap_or_default().as_bytes())
+    }
+
+    fn parse_json(bytes: &[u8]) -> Result<Fields> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(format!("The request body is not valid JSON: {e}.")))?;
+        let serde_json::Value::Object(object) = value else {
+            return Err(Error::invalid("The request body must be a JSON object."));
+        };
+        Ok(Fields {
+            source: Source::Json,
+            entries: object.into_iter().collect(),
+        })
+    }
+
+    fn parse_pairs(source: Source, bytes: &[u8]) -> Result<Fields> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|e| {
+            Error::invalid(match source {
+                Source::Query => format!("The query string is not valid: {e}."),
+                _ => format!("The request body is not valid form encoding: {e}."),
+            })
+        })?;
+        Ok(Fields {
+            source,
+            entries: pairs
+                .into_iter()
+                .map(|(name, value)| (name, serde_json::Value::String(value)))
+                .collect(),
+        })
+    }
+
+    /// "Field" in bodies, "Parameter" in query strings.
+    fn noun(&self) -> &'static str {
+        match self.source {
+            Source::Query => "Parameter",
+            _ => "Field",
+        }
+    }
+
+    /// The error for `name` breaking `rule`: `Field "name" <rule>.`
+    pub fn error(&self, name: &str, rule: impl std::fmt::Display) -> Error {
+        Error::invalid(format!("{} \"{name}\" {rule}.", self.noun()))
+    }
+
+    /// The key carried in the body: JSON property `API_Key`, or form field `key`.
+    /// (A key in the query string is read with the headers.)
+    pub fn api_key(&self) -> Option<ApiKey> {
+        let carrier = match self.source {
+            Source::Json => "API_Key",
+            Source::Form => "key",
+            Source::Query => return None,
+        };
+        self.entries.iter().find_map(|(name, value)| match value {
+            serde_json::Value::String(text) if name.eq_ignore_ascii_case(carrier) => {
+                Some(ApiKey::from_presented(text))
+            }
+            _ => None,
+        })
+    }
+
+    /// The one value given for field `name` under any of its spellings (`aliases`
+    /// are legacy names). Absent and null are `None`; two different values are an
+    /// error naming both spellings.
+    fn value(
+        &self,
+        name: &'static str,
+        aliases: &[&'static str],
+    ) -> Result<Option<&serde_json::Value>> {
+        let mut found: Option<(&'static str, &serde_json::Value)> = None;
+        for (given, value) in &self.entries {
+            let Some(spelled) = std::iter::once(&name)
+                .chain(aliases)
+                .find(|candidate| given.eq_ignore_ascii_case(candidate))
+            else {
+                continue;
+            };
+            if value.is_null() {
+                continue;
+            }
+            match found {
+                Some((first, earlier)) if !same_value(earlier, value) => {
+                    let noun = self.noun();
+                    return Err(Error::invalid(if first == *spelled {
+                        format!("{noun} \"{first}\" is given twice with different values.")
+                    } else {
+                        format!(
+                            "{noun}s \"{first}\" and \"{spelled}\" are the same {} but have different values.",
+                            noun.to_lowercase()
+                        )
+                    }));
+                }
+                Some(_) => {}
+                None => found = Some((spelled, value)),
+            }
+        }
+        Ok(found.map(|(_, value)| value))
+    }
+
+    /// The text of field `name` (see `value`); a value of another JSON type is an
+    /// error naming the field.
+    pub fn text(&self, name: &'static str, aliases: &[&'static str]) -> Result<Option<String>> {
+        match self.value(name, aliases)? {
+            None => Ok(None),
+            Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => {
+                Err(self.error(name, format!("must be a string, not {}", json_kind(other))))
+            }
+        }
+    }
+
+    /// Like `text`, but absent is an error.
+    pub fn required(&self, name: &'static str, aliases: &[&'static str]) -> Result<String> {
+        self.text(name, aliases)?
+            .ok_or_else(|| self.error(name, "is required"))
+    }
+
+    /// A feed name (absent is `None`).
+    pub fn feed(&self, name: &'static str) -> Result<Option<FeedName>> {
+        self.text(name, &[])?
+            .map(|raw| FeedName::parse(&raw).map_err(|rule| self.error(name, rule)))
+            .transpose()
+    }
+
+    /// A package group, name or version (absent is `None`, blank is an error).
+    pub fn identifier(
+        &self,
+        name: &'static str,
+        aliases: &[&'static str],
+    ) -> Result<Option<Identifier>> {
+        self.text(name, aliases)?
+            .map(|raw| Identifier::parse(&raw).map_err(|rule| self.error(name, rule)))
+            .transpose()
+    }
+
+    /// Free text such as comments or a description: at most `max_chars`
+    /// characters, and no control characters but tabs and line breaks. Blank is
+    /// `None`.
+    pub fn free_text(
+        &self,
+        name: &'static str,
+        aliases: &[&'static str],
+        max_chars: usize,
+    ) -> Result<Option<String>> {
+        let Some(text) = self.text(name, aliases)?.filter(|t| !t.trim().is_empty()) else {
+            return Ok(None);
+        };
+        if text.chars().count() > max_chars {
+            return Err(self.error(name, format!("must be at most {max_chars} characters long")));
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(self.error(
+                name,
+                "must not contain control characters other than tabs and line breaks",
+            ));
+        }
+        Ok(Some(text))
+    }
+
+    /// A true/false field; form and query values may spell it as text.
+    pub fn boolean(&self, name: &'static str) -> Result<Option<bool>> {
+        match self.value(name, &[])? {
+            None => Ok(None),
+            Some(serde_json::Value::Bool(value)) => Ok(Some(*value)),
+            Some(serde_json::Value::String(text)) if text.eq_ignore_ascii_case("true") => {
+                Ok(Some(true))
+            }
+            Some(serde_json::Value::String(text)) if text.eq_ignore_ascii_case("false") => {
+                Ok(Some(false))
+            }
+            Some(_) => Err(self.error(name, "must be true or false")),
+        }
+    }
+
+    /// A list of strings: a JSON array, or comma-separated text.
+    pub fn list(&self, name: &'static str) -> Result<Option<Vec<String>>> {
+        match self.value(name, &[])? {
+            None => Ok(None),
+            Some(serde_json::Value::String(text)) => Ok(Some(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    serde_json::Value::String(text) => Ok(text.trim().to_owned()),
+                    _ => Err(self.error(name, "must be a list of strings")),
+                })
+                .collect::<Result<_>>()
+                .map(Some),
+            Some(_) => Err(self.error(name, "must be a list of strings")),
+        }
+    }
+}
+
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a, b) {
+        (serde_json::Value::String(a), serde_json::Value::String(b)) => a.trim() == b.trim(),
+        _ => a == b,
+    }
+}
+
+/// How an error message names the type of a JSON value ("a number").
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "true or false",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(content_type: &str, text: &str) -> RawBody {
+        RawBody {
+            content_type: Some(content_type.to_owned()),
+            bytes: Bytes::from(text.to_owned()),
+        }
+    }
+
+    #[test]
+    fn json_and_form_fields_match_case_insensitively_with_aliases() {
+        let json = body(
+            "Application/JSON; charset=utf-8",
+            r#"{"PACKAGENAME":"a","group":null,"API_Key":"k"}"#,
+        );
+        let fields = Fields::parse(&json).unwrap();
+        assert_eq!(
+            fields.text("name", &["packageName"]).unwrap().as_deref(),
+            Some("a")
+        );
+        assert_eq!(fields.text("group", &["groupName"]).unwrap(), None);
+        assert_eq!(fields.api_key().unwrap().expose(), "k");
+
+        let form = Fields::parse(&body(
+            "application/x-www-form-urlencoded",
+            "Name=%40x&key=k2",
+        ))
+        .unwrap();
+        assert_eq!(form.text("name", &[]).unwrap().as_deref(), Some("@x"));
+        assert_eq!(form.api_key().unwrap().expose(), "k2");
+    }
+
+    #[test]
+    fn conflicting_and_mistyped_fields_are_named() {
+        let fields = Fields::parse(&body(
+            "application/json",
+            r#"{"name":"a","packageName":"b","version":1}"#,
+        ))
+        .unwrap();
+        let conflict = fields
+            .text("name", &["packageName"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            conflict.contains("\"name\"") && conflict.contains("\"packageName\""),
+            "{conflict}"
+        );
+        let typed = fields.text("version", &[]).unwrap_err().to_string();
+        assert_eq!(typed, "Field \"version\" must be a string, not a number.");
+
+        let form =
+            Fields::parse(&body("application/x-www-form-urlencoded", "name=a&name=b")).unwrap();
+        assert!(form
+            .text("name", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+    }
+
+    #[test]
+    fn booleans_and_lists_accept_json_and_text() {
+        let json = Fields::parse(&body(
+            "application/json",
+            r#"{"active":false,"perms":["view"," add"],"bad":3}"#,
+        ))
+        .unwrap();
+        assert_eq!(json.boolean("active").unwrap(), Some(false));
+        assert_eq!(json.list("perms").unwrap().unwrap(), ["view", "add"]);
+        assert!(json.boolean("bad").is_err() && json.list("bad").is_err());
+        let query = Fields::from_query(Some("active=TRUE&perms=view,,promote")).unwrap();
+        assert_eq!(query.boolean("active").unwrap(), Some(true));
+        assert_eq!(query.list("perms").unwrap().unwrap(), ["view", "promote"]);
+    }
+
+    #[test]
+    fn other_media_types_and_bad_bodies_are_refused() {
+        assert!(matches!(
+            Fields::parse(&body("text/plain", "{}")),
+            Err(Error::UnsupportedMediaType)
+        ));
+        let not_object = Fields::parse(&body("application/json", "[1]")).unwrap_err();
+        assert_eq!(
+            not_object.to_string(),
+            "The request body must be a JSON object."
+        );
+        let malformed = Fields::parse(&body("application/json", "{")).unwrap_err();
+        assert!(malformed
+            .to_string()
+            .starts_with("The request body is not valid JSON"));
+    }
+}

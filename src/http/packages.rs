@@ -1,0 +1,245 @@
+//! The packages API (`/api/packages/{feed}…`): what a feed holds, its latest
+//! versions, all versions, and deleting. Reads need `view` on the feed, deleting
+//! needs `delete`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::SecondsFormat;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Serialize;
+
+use super::auth::Authenticated;
+use super::input::Fields;
+use super::ApiContext;
+use crate::auth::Principal;
+use crate::domain::{
+    compare_versions, is_prerelease, FeedName, FeedType, FilterKeys, PackageFilter, PackageId,
+    Permission,
+};
+use crate::error::{Error, Result};
+use crate::store::{Feed, PackageFile};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/api/packages/{feed}", get(feed_info))
+        .route("/api/packages/{feed}/latest", get(latest))
+        .route("/api/packages/{feed}/versions", get(versions))
+        .route("/api/packages/{feed}/delete", post(remove).delete(remove))
+}
+
+/// The feed named in the path, if the key may do `permission` there. A feed
+/// outside the key's scope is a 403 whether or not it exists.
+async fn feed_for(
+    ctx: &ApiContext,
+    principal: &Principal,
+    raw: &str,
+    permission: Permission,
+) -> Result<Feed> {
+    let name = FeedName::parse(raw)
+        .map_err(|rule| Error::invalid(format!("The feed name in the path {rule}.")))?;
+    let feed = ctx.store.feed(&name).await?;
+    principal.require(permission, feed.as_ref())?;
+    feed.ok_or_else(|| Error::NotFound(format!("Feed \"{name}\" does not exist.")))
+}
+
+/// ProGet's BasicFeedInfo.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BasicFeedInfo {
+    id: i64,
+    name: String,
+    feed_type: FeedType,
+    package_type: FeedType,
+}
+
+async fn feed_info(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    Path(feed): Path<String>,
+) -> Result<Json<BasicFeedInfo>> {
+    let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    Ok(Json(BasicFeedInfo {
+        id: feed.id,
+        name: feed.name,
+        feed_type: feed.feed_type,
+        package_type: feed.feed_type,
+    }))
+}
+
+/// ProGet's PackageVersionInfo: one per file.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PackageVersionInfo {
+    purl: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
+    name: String,
+    version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qualifier: Option<String>,
+    published: String,
+    size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    listed: bool,
+    total_downloads: i64,
+    downloads: i64,
+}
+
+/// What package-URL components may hold unescaped.
+const PURL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `pkg:npm/%40babel/runtime@7.21.0`: the group (or, for docker, the repository
+/// path before the last `/`) is the namespace.
+fn purl(feed_type: FeedType, file: &PackageFile) -> String {
+    let full = if file.group_name.is_empty() {
+        file.name.clone()
+    } else {
+        format!("{}/{}", file.group_name, file.name)
+    };
+    let path: Vec<String> = full
+        .split('/')
+        .map(|segment| utf8_percent_encode(segment, PURL_COMPONENT).to_string())
+        .collect();
+    let version = utf8_percent_encode(&file.version, PURL_COMPONENT);
+    let mut purl = format!("pkg:{}/{}@{version}", feed_type.purl_type(), path.join("/"));
+    if !file.qualifier.is_empty() {
+        purl.push('?');
+        purl.push_str(&file.qualifier);
+    }
+    purl
+}
+
+fn info(feed_type: FeedType, file: PackageFile) -> PackageVersionInfo {
+    PackageVersionInfo {
+        purl: purl(feed_type, &file),
+        group: Some(file.group_name).filter(|g| !g.is_empty()),
+        name: file.name,
+        version: file.version,
+        qualifier: Some(file.qualifier).filter(|q| !q.is_empty()),
+        published: file.published_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        size: file.size.unwrap_or(0),
+        sha256: file.sha256,
+        listed: true,
+        total_downloads: 0,
+        downloads: 0,
+    }
+}
+
+/// The files of `feed` that the query's name, group (and version) select.
+async fn matching_files(
+    ctx: &ApiContext,
+    feed: &Feed,
+    params: &Fields,
+    with_version: bool,
+) -> Result<Vec<PackageFile>> {
+    let filter = PackageFilter {
+        group: params.identifier("group", &[])?,
+        name: params.identifier("name", &["package"])?,
+        version: if with_version {
+            params.identifier("version", &[])?
+        } else {
+            None
+        },
+    };
+    if filter.is_empty() {
+        return ctx.store.package_files(feed, None).await;
+    }
+    let keys: Option<FilterKeys> = filter
+        .keys()
+        .into_iter()
+        .find(|keys| keys.feed_types.contains(&feed.feed_type));
+    match keys {
+        Some(keys) => ctx.store.package_files(feed, Some(&keys)).await,
+        // The filter cannot name anything in a feed of this type.
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn versions(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    Path(feed): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<PackageVersionInfo>>> {
+    let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    let params = Fields::from_query(query.as_deref())?;
+    let files = matching_files(&ctx, &feed, &params, true).await?;
+    Ok(Json(
+        files.into_iter().map(|f| info(feed.feed_type, f)).collect(),
+    ))
+}
+
+async fn latest(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    Path(feed): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<PackageVersionInfo>>> {
+    let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    let params = Fields::from_query(query.as_deref())?;
+    let stable_only = params.boolean("stableOnly")?.unwrap_or(false);
+    let files = matching_files(&ctx, &feed, &params, false).await?;
+
+    // The highest version of each package, then every file of that version.
+    let mut latest: HashMap<(String, String), String> = HashMap::new();
+    for file in files
+        .iter()
+        .filter(|f| !stable_only || !is_prerelease(&f.version))
+    {
+        let best = latest
+            .entry((file.group_key.clone(), file.name_key.clone()))
+            .or_insert_with(|| file.version.clone());
+        if compare_versions(&file.version, best).is_gt() {
+            best.clone_from(&file.version);
+        }
+    }
+    let chosen = files
+        .into_iter()
+        .filter(|f| latest.get(&(f.group_key.clone(), f.name_key.clone())) == Some(&f.version))
+        .map(|f| info(feed.feed_type, f))
+        .collect();
+    Ok(Json(chosen))
+}
+
+async fn remove(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    Path(feed): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<()> {
+    let feed = feed_for(&ctx, &principal, &feed, Permission::Delete).await?;
+    let params = Fields::from_query(query.as_deref())?;
+    let name = params
+        .identifier("name", &["package"])?
+        .ok_or_else(|| params.error("name", "is required"))?;
+    let version = params
+        .identifier("version", &[])?
+        .ok_or_else(|| params.error("version", "is required"))?;
+    let group = params.identifier("group", &[])?;
+    let qualifier = params.text("qualifier", &[])?;
+    let package = PackageId::new(feed.feed_type, group.as_ref(), &name, &version)
+        .map_err(|rule| params.error("group", rule))?;
+    let deleted = ctx
+        .store
+        .delete_package(&feed, &package, qualifier.as_deref())
+        .await?;
+    if deleted == 0 {
+        let file = qualifier
+            .map(|q| format!(" with qualifier \"{q}\""))
+            .unwrap_or_default();
+        return Err(Error::NotFound(format!(
+            "Package {package}{file} was not found in feed \"{}\".",
+            feed.name
+        )));
+    }
+    tracing::info!(feed = %feed.name, package = %package, files = deleted, user = %principal.name, "package deleted");
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Reading the promotion history: filters, visibility and keyset pagination.
+
+use sqlx::FromRow;
+
+use super::{bind_all, on_pool, Bind, Conditions, PromotionRecord, Store};
+use crate::domain::FilterKeys;
+use crate::error::Result;
+
+/// What a history query asks for. Feed filters are case-folded feed names (the
+/// history keeps names, so it can be searched for feeds that no longer exist).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub from_feed_key: Option<String>,
+    pub to_feed_key: Option<String>,
+    /// Alternatives, one per set of feed types that normalise the package filter
+    /// alike; empty means no package filter.
+    pub package: Vec<FilterKeys>,
+    /// The feeds whose promotions (in or out) may be shown; `None` means all.
+    pub visible_feed_ids: Option<Vec<i64>>,
+    /// Only promotions older than this id: the continuation of an earlier page.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A history row with the normalised identity that groups rows per package version.
+#[derive(Debug, Clone, FromRow)]
+pub struct HistoryRow {
+    #[sqlx(flatten)]
+    pub record: PromotionRecord,
+    pub group_key: String,
+    pub name_key: String,
+    pub version_key: String,
+}
+
+impl HistoryQuery {
+    /// The statement and its parameters; `None` when nothing can match.
+    fn statement(&self) -> Option<(String, Vec<Bind>)> {
+        if self.visible_feed_ids.as_ref().is_some_and(Vec::is_empty) {
+            return None;
+        }
+        let mut c = Conditions::default();
+        let mut clauses = Vec::new();
+        c.equals("from_feed_key", self.from_feed_key.as_ref(), &mut clauses);
+        c.equals("to_feed_key", self.to_feed_key.as_ref(), &mut clauses);
+        if !self.package.is_empty() {
+            let mut alternatives = Vec::new();
+            for keys in &self.package {
+                let types = c.list(
+                    keys.feed_types
+                        .iter()
+                        .map(|t| Bind::Text(t.as_str().to_owned())),
+                );
+                let mut parts = vec![format!("package_type IN ({types})")];
+                c.equals("name_key", keys.name_key.as_ref(), &mut parts);
+                c.equals("group_key", keys.group_key.as_ref(), &mut parts);
+                c.equals("version_key", keys.version_key.as_ref(), &mut parts);
+                alternatives.push(format!("({})", parts.join(" AND ")));
+            }
+            clauses.push(format!("({})", alternatives.join(" OR ")));
+        }
+        if let Some(ids) = &self.visible_feed_ids {
+            let from = c.list(ids.iter().map(|&id| Bind::Int(id)));
+            let to = c.list(ids.iter().map(|&id| Bind::Int(id)));
+            clauses.push(format!(
+                "(from_feed_id IN ({from}) OR to_feed_id IN ({to}))"
+            ));
+        }
+        if let Some(before) = self.before_id {
+            let p = c.placeholder(Bind::Int(before));
+            clauses.push(format!("id < {p}"));
+        }
+        let limit = c.placeholder(Bind::Int(self.limit));
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, from_feed, to_feed, package_type, group_name, name, version, comments, \
+             user_name, promoted_at, group_key, name_key, version_key \
+             FROM promotions {filter} ORDER BY id DESC LIMIT {limit}"
+        );
+        Some((sql, c.binds))
+    }
+}
+
+impl Store {
+    /// Promotions matching the query, newest first, at most `limit`.
+    pub async fn promotion_history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRow>> {
+        let Some((sql, binds)) = query.statement() else {
+            return Ok(Vec::new());
+        };
+        Ok(on_pool!(self, pool => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(pool).await)?)
+    }
+
+    /// PostgreSQL's plan for a history query, one line per plan node, so that
+    /// operators and tests can see which index serves a filter. `None` on SQLite
+    /// or when the query cannot match anything.
+    pub async fn explain_history(&self, query: &HistoryQuery) -> Result<Option<String>> {
+        let (Store::Postgres(pool), Some((sql, binds))) = (self, query.statement()) else {
+            return Ok(None);
+        };
+        let explain = format!("EXPLAIN {sql}");
+        let lines: Vec<String> = bind_all!(sqlx::query_scalar(&explain), &binds)
+            .fetch_all(pool)
+            .await?;
+        Ok(Some(lines.join("\n")))
+    }
+}
