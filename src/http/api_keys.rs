@@ -187,12 +187,14 @@ fn scope_and_permissions(fields: &Fields) -> Result<(KeyScope, Permissions)> {
                     // This service has no SBOM APIs; the names are accepted so
                     // that pgutil's default list works.
                     "feeds" | "sbom" | "sbom-upload" => {}
-                    _ => return Err(fields.error(
-                        "systemApis",
-                        format!(
+                    _ => {
+                        return Err(fields.error(
+                            "systemApis",
+                            format!(
                             "has {api:?}, which is none of full-control, feeds, sbom, sbom-upload"
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
             if permissions.is_empty() {

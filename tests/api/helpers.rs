@@ -11,6 +11,7 @@ use promoter::store::{Feed, KeyScope, NewFile, NewKey, NewPackage, PromotionReco
 use serde_json::Value;
 use sqlx::Connection;
 use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
 
 pub const FORBIDDEN: &str =
     "The specified API key does not have the proper permissions to perform this action.";
@@ -188,6 +189,20 @@ impl TestApp {
     /// Another server on the same database, as a second process would be.
     pub async fn another_instance(&self) -> String {
         start_instance(&self.database.url).await
+    }
+
+    /// Another server whose PostgreSQL connections pass through a relay, and a
+    /// function that cuts the relay, as a network failure or a stopped database
+    /// server would.
+    pub async fn instance_behind_relay(&self) -> (String, impl FnOnce()) {
+        let mut url = url::Url::parse(&self.database.url).unwrap();
+        let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+        let (port, cut) = start_relay(target).await;
+        url.set_port(Some(port)).unwrap();
+        let cut = move || {
+            cut.send_replace(true);
+        };
+        (start_instance(url.as_str()).await, cut)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -391,6 +406,35 @@ impl TestApp {
                 .collect(),
         }
     }
+}
+
+/// A TCP relay between the app and PostgreSQL that can be cut, as a network
+/// failure or a stopped server would cut it.
+async fn start_relay(target: String) -> (u16, tokio::sync::watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (cut, watch) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            let mut cut_signal = watch.clone();
+            tokio::select! {
+                _ = cut_signal.changed() => break,
+                accepted = listener.accept() => {
+                    let Ok((mut client, _)) = accepted else { break };
+                    let target = target.clone();
+                    let mut cut_signal = watch.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = TcpStream::connect(&target).await else { return };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut_signal.changed() => {}
+                        }
+                    });
+                }
+            }
+        }
+    });
+    (port, cut)
 }
 
 async fn start_instance(database_url: &str) -> String {

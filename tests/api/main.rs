@@ -5,6 +5,9 @@
 mod helpers;
 
 mod cli;
+mod history;
+mod history_plans;
+mod management;
 mod promote_auth;
 mod promote_input;
 mod promote_moves;

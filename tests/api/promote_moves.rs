@@ -7,7 +7,7 @@ use chrono::Utc;
 use promoter::domain::FeedType;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::helpers::{babel_promotion, Backend, TestApp};
 
@@ -365,51 +365,11 @@ async fn a_failed_history_write_leaves_the_package_in_place(app: TestApp) {
     assert!(app.history().await.is_empty());
 }
 
-/// A TCP relay between the app and PostgreSQL that can be cut, as a network
-/// failure or a stopped server would cut it.
-async fn start_relay(target: String) -> (u16, tokio::sync::watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (cut, watch) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        loop {
-            let mut cut_signal = watch.clone();
-            tokio::select! {
-                _ = cut_signal.changed() => break,
-                accepted = listener.accept() => {
-                    let Ok((mut client, _)) = accepted else { break };
-                    let target = target.clone();
-                    let mut cut_signal = watch.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut server) = TcpStream::connect(&target).await else { return };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = cut_signal.changed() => {}
-                        }
-                    });
-                }
-            }
-        }
-    });
-    (port, cut)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_postgres_gives_503_with_retry_after() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let key = app.npm_setup().await;
-    let mut url = url::Url::parse(&app.database.url).unwrap();
-    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
-    let (port, cut) = start_relay(target).await;
-    url.set_port(Some(port)).unwrap();
-    let address = {
-        let relayed = promoter::startup::Application::build("127.0.0.1:0", url.as_str())
-            .await
-            .unwrap();
-        let address = format!("http://{}", relayed.local_addr());
-        tokio::spawn(relayed.run(std::future::pending()));
-        address
-    };
+    let (address, cut) = app.instance_behind_relay().await;
     let promote = || {
         app.client
             .post(format!("{address}/api/promotions/promote"))
@@ -419,7 +379,7 @@ async fn an_unreachable_postgres_gives_503_with_retry_after() {
             .timeout(Duration::from_secs(30))
             .send()
     };
-    cut.send(true).unwrap();
+    cut();
     let reply = crate::helpers::Reply::read(promote().await.unwrap()).await;
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(
