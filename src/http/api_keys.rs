@@ -107,10 +107,8 @@ async fn create(
     RawQuery(query): RawQuery,
     body: RawBody,
 ) -> Result<Json<ApiKeyInfo>> {
-    let fields = Fields::parse(&body);
-    let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
-    principal.require(Permission::Manage, None)?;
-    let fields = fields?;
+    let (principal, fields) =
+        auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
     let (scope, permissions) = scope_and_permissions(&fields)?;
     let expires_at = fields
         .text("expiration", &[])?

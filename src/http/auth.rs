@@ -5,9 +5,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
-use super::input::Fields;
+use super::input::{Fields, RawBody};
 use super::ApiContext;
 use crate::auth::{self, Principal};
+use crate::domain::Permission;
 use crate::error::{Error, Result};
 
 /// The principal of a request whose key is in a header or `?key=`.
@@ -36,4 +37,18 @@ pub async fn with_body(
     let key = auth::presented_key(headers, query)
         .or_else(|| fields.as_ref().ok().and_then(Fields::api_key));
     auth::authenticate(&ctx.store, key.as_ref()).await
+}
+
+/// A management request with a body: its key (which may be in the body) must be
+/// a system key with `manage`; then the body is read.
+pub async fn manager_with_body(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &RawBody,
+) -> Result<(Principal, Fields)> {
+    let fields = Fields::parse(body);
+    let principal = with_body(ctx, headers, query, &fields).await?;
+    principal.require(Permission::Manage, None)?;
+    Ok((principal, fields?))
 }

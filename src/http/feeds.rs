@@ -97,10 +97,8 @@ async fn create(
     RawQuery(query): RawQuery,
     body: RawBody,
 ) -> Result<Json<FeedView>> {
-    let fields = Fields::parse(&body);
-    let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
-    principal.require(Permission::Manage, None)?;
-    let fields = fields?;
+    let (principal, fields) =
+        auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
     let name = fields
         .feed("name")?
         .ok_or_else(|| fields.error("name", "is required"))?;
@@ -128,6 +126,7 @@ async fn create(
         };
         feed = ctx.store.update_feed(&feed, &change).await?;
     }
+    tracing::info!(feed = %feed.name, user = %principal.name, "feed created");
     Ok(Json(feed.into()))
 }
 
@@ -138,10 +137,8 @@ async fn update(
     Path(name): Path<String>,
     body: RawBody,
 ) -> Result<Json<FeedView>> {
-    let fields = Fields::parse(&body);
-    let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
-    principal.require(Permission::Manage, None)?;
-    let fields = fields?;
+    let (principal, fields) =
+        auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
     let feed = path_feed(&ctx, &name).await?;
     if let Some(new_name) = fields.feed("name")? {
         if new_name.key() != feed.name_key {
@@ -175,7 +172,9 @@ async fn update(
         active: fields.boolean("active")?,
         promote_to: feed_reference(&fields, "promoteToFeed")?,
     };
-    Ok(Json(ctx.store.update_feed(&feed, &change).await?.into()))
+    let feed = ctx.store.update_feed(&feed, &change).await?;
+    tracing::info!(feed = %feed.name, user = %principal.name, "feed updated");
+    Ok(Json(feed.into()))
 }
 
 async fn remove(
