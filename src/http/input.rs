@@ -104,6 +104,8 @@ impl Fields {
     }
 
     fn parse_json(bytes: &[u8]) -> Result<Fields> {
+        // Some Windows tools start UTF-8 with a byte-order mark; JSON does not allow it.
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let value: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(format!("The request body is not valid JSON: {e}.")))?;
         let serde_json::Value::Object(object) = value else {
@@ -341,6 +343,9 @@ mod tests {
             fields.text("name", &["packageName"]).unwrap().as_deref(),
             Some("a")
         );
+        let with_bom = body("application/json", "\u{feff}{\"name\":\"b\"}");
+        let fields_bom = Fields::parse(&with_bom).unwrap();
+        assert_eq!(fields_bom.text("name", &[]).unwrap().as_deref(), Some("b"));
         assert_eq!(fields.text("group", &["groupName"]).unwrap(), None);
         assert_eq!(fields.api_key().unwrap().expose(), "k");
 

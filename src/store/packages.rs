@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 use super::{bind_all, on_pool, Bind, Conditions, Feed, Store};
@@ -43,6 +44,9 @@ pub struct ImportSummary {
 /// Rows per transaction when importing: large enough that round trips do not
 /// dominate, small enough that one failed batch loses little work.
 const POSTGRES_BATCH: usize = 10_000;
+/// Batches in flight at once on PostgreSQL: the server does the work, and this
+/// keeps a few of its cores busy without taking the whole pool.
+const POSTGRES_PARALLEL_BATCHES: usize = 4;
 /// SQLite caps bound parameters at 32,766 per statement; six per row.
 const SQLITE_BATCH: usize = 2_000;
 
@@ -63,19 +67,40 @@ impl Store {
         feed: &Feed,
         packages: &[NewPackage],
     ) -> Result<ImportSummary> {
-        let mut summary = ImportSummary::default();
         let now = Utc::now();
-        let batch = match self {
-            Store::Postgres(_) => POSTGRES_BATCH,
-            Store::Sqlite(_) => SQLITE_BATCH,
-        };
-        for chunk in packages.chunks(batch) {
-            let added = match self {
-                Store::Postgres(pool) => import_batch_postgres(pool, feed.id, chunk, now).await?,
-                Store::Sqlite(pool) => import_batch_sqlite(pool, feed.id, chunk, now).await?,
-            };
+        let mut summary = ImportSummary::default();
+        let mut count = |chunk_len: usize, added: u64| {
             summary.files_added += added;
-            summary.files_present += chunk.len() as u64 - added;
+            summary.files_present += chunk_len as u64 - added;
+        };
+        match self {
+            Store::Postgres(pool) => {
+                // Batches run side by side on several connections. Each version's
+                // files stay in one batch, so no two batches touch the same row
+                // and none waits for another's locks.
+                let mut sorted: Vec<&NewPackage> = packages.iter().collect();
+                sorted.sort_by_cached_key(|p| {
+                    (p.id.group_key(), p.id.name_key(), p.id.version_key())
+                });
+                let batches = version_aligned_batches(&sorted, POSTGRES_BATCH);
+                let mut results = futures_util::stream::iter(batches)
+                    .map(|batch| async move {
+                        let added = import_batch_postgres(pool, feed.id, batch, now).await?;
+                        Ok::<_, crate::error::Error>((batch.len(), added))
+                    })
+                    .buffer_unordered(POSTGRES_PARALLEL_BATCHES);
+                while let Some(result) = results.next().await {
+                    let (len, added) = result?;
+                    count(len, added);
+                }
+            }
+            Store::Sqlite(pool) => {
+                // SQLite has one writer at a time: batches go one after another.
+                for chunk in packages.chunks(SQLITE_BATCH) {
+                    let added = import_batch_sqlite(pool, feed.id, chunk, now).await?;
+                    count(chunk.len(), added);
+                }
+            }
         }
         Ok(summary)
     }
@@ -159,55 +184,72 @@ impl Store {
     }
 }
 
-/// PostgreSQL takes each column of the batch as one array parameter, so a batch of
-/// ten thousand rows is two statements with a handful of parameters.
+/// Cuts `sorted` (ordered by identity) into batches of about `size` rows, never
+/// between two files of one version.
+fn version_aligned_batches<'a>(
+    sorted: &'a [&'a NewPackage],
+    size: usize,
+) -> Vec<&'a [&'a NewPackage]> {
+    let mut batches = Vec::new();
+    let mut rest = sorted;
+    while !rest.is_empty() {
+        let mut end = size.min(rest.len());
+        while end < rest.len() && same_version(&rest[end].id, &rest[end - 1].id) {
+            end += 1;
+        }
+        let (batch, tail) = rest.split_at(end);
+        batches.push(batch);
+        rest = tail;
+    }
+    batches
+}
+
+fn same_version(a: &PackageId, b: &PackageId) -> bool {
+    (a.group_key(), a.name_key(), a.version_key()) == (b.group_key(), b.name_key(), b.version_key())
+}
+
+/// PostgreSQL takes each column of the batch as one array parameter, and does the
+/// batch in one statement: the version upsert returns the id of every version in
+/// the batch, new or not, so the files join against the batch alone (never
+/// against the whole feed, which would make a large import quadratic).
 async fn import_batch_postgres(
     pool: &sqlx::PgPool,
     feed_id: i64,
-    chunk: &[NewPackage],
+    chunk: &[&NewPackage],
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let column = |f: fn(&NewPackage) -> String| chunk.iter().map(f).collect::<Vec<String>>();
-    let group_keys = column(|p| p.id.group_key());
-    let name_keys = column(|p| p.id.name_key());
-    let version_keys = column(|p| p.id.version_key());
-
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO package_versions (feed_id, group_name, name, version, group_key, name_key, version_key, created_at) \
-         SELECT $1, g, n, v, gk, nk, vk, $8 \
-         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS t (g, n, v, gk, nk, vk) \
-         ON CONFLICT (feed_id, name_key, group_key, version_key) DO NOTHING",
+    let column = |f: fn(&NewPackage) -> String| chunk.iter().map(|p| f(p)).collect::<Vec<String>>();
+    let added = sqlx::query(
+        "WITH input AS ( \
+           SELECT * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                                $7::text[], $8::text[], $9::bigint[], $10::text[]) \
+             AS t (g, n, v, gk, nk, vk, q, s, h)), \
+         versions AS ( \
+           INSERT INTO package_versions (feed_id, group_name, name, version, group_key, name_key, version_key, created_at) \
+           SELECT DISTINCT ON (gk, nk, vk) $1, g, n, v, gk, nk, vk, $11 FROM input \
+           ON CONFLICT (feed_id, name_key, group_key, version_key) \
+             DO UPDATE SET version = package_versions.version \
+           RETURNING id, group_key, name_key, version_key) \
+         INSERT INTO package_files (version_id, qualifier, size, sha256, published_at) \
+         SELECT versions.id, input.q, input.s, input.h, $11 \
+         FROM input JOIN versions \
+           ON versions.group_key = input.gk AND versions.name_key = input.nk AND versions.version_key = input.vk \
+         ON CONFLICT (version_id, qualifier) DO NOTHING",
     )
     .bind(feed_id)
     .bind(column(|p| p.id.group().to_owned()))
     .bind(column(|p| p.id.name().to_owned()))
     .bind(column(|p| p.id.version().to_owned()))
-    .bind(&group_keys)
-    .bind(&name_keys)
-    .bind(&version_keys)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let added = sqlx::query(
-        "INSERT INTO package_files (version_id, qualifier, size, sha256, published_at) \
-         SELECT v.id, t.q, t.s, t.h, $8 \
-         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[]) AS t (gk, nk, vk, q, s, h) \
-         JOIN package_versions v ON v.feed_id = $1 AND v.group_key = t.gk AND v.name_key = t.nk AND v.version_key = t.vk \
-         ON CONFLICT (version_id, qualifier) DO NOTHING",
-    )
-    .bind(feed_id)
-    .bind(&group_keys)
-    .bind(&name_keys)
-    .bind(&version_keys)
+    .bind(column(|p| p.id.group_key()))
+    .bind(column(|p| p.id.name_key()))
+    .bind(column(|p| p.id.version_key()))
     .bind(column(|p| p.file.qualifier.clone()))
     .bind(chunk.iter().map(|p| p.file.size).collect::<Vec<_>>())
     .bind(chunk.iter().map(|p| p.file.sha256.clone()).collect::<Vec<_>>())
     .bind(now)
-    .execute(&mut *tx)
+    .execute(pool)
     .await?
     .rows_affected();
-    tx.commit().await?;
     Ok(added)
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 mod cli;
 mod history;
 mod history_plans;
+mod import;
 mod management;
 mod promote_auth;
 mod promote_input;
