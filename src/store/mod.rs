@@ -33,7 +33,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub enum Store {
     Postgres(PgPool),
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, SqliteWriter),
+}
+
+/// Queues this process's SQLite write transactions in arrival order. SQLite allows
+/// one writer at a time; without a queue, waiting writers poll the database lock
+/// with growing sleeps, which turns busy moments into multi-second stalls. Other
+/// processes on the same file still wait on the busy timeout.
+#[derive(Clone, Debug, Default)]
+pub struct SqliteWriter(std::sync::Arc<tokio::sync::Mutex<()>>);
+
+impl SqliteWriter {
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0.lock().await
+    }
 }
 
 /// Runs one expression against whichever pool the store holds; the expression is
@@ -42,7 +55,7 @@ macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
             $crate::store::Store::Postgres($pool) => $body,
-            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Sqlite($pool, _) => $body,
         }
     };
 }
@@ -74,7 +87,7 @@ impl Store {
                 .connect_with(options)
                 .await
                 .context("could not open the SQLite database")?;
-            Store::Sqlite(pool)
+            Store::Sqlite(pool, SqliteWriter::default())
         } else {
             anyhow::bail!("the database URL must start with postgres:// or sqlite://");
         };
@@ -85,7 +98,7 @@ impl Store {
     async fn migrate(&self) -> anyhow::Result<()> {
         match self {
             Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
-            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Store::Sqlite(pool, _) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
         }
         .context("could not apply the database migrations")
     }
@@ -93,7 +106,7 @@ impl Store {
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Postgres(_) => "postgres",
-            Store::Sqlite(_) => "sqlite",
+            Store::Sqlite(..) => "sqlite",
         }
     }
 

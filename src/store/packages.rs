@@ -94,9 +94,10 @@ impl Store {
                     count(len, added);
                 }
             }
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, writer) => {
                 // SQLite has one writer at a time: batches go one after another.
                 for chunk in packages.chunks(SQLITE_BATCH) {
+                    let _queued = writer.lock().await;
                     let added = import_batch_sqlite(pool, feed.id, chunk, now).await?;
                     count(chunk.len(), added);
                 }

@@ -104,7 +104,8 @@ impl Store {
             // SQLite has no data-modifying CTEs: two statements in a transaction
             // that takes the write lock at BEGIN, so writers queue instead of
             // deadlocking on a lock upgrade.
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, writer) => {
+                let _queued = writer.lock().await;
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let moved: Option<(String, String, String)> = sqlx::query_as(
                     "UPDATE package_versions SET feed_id = $2 \

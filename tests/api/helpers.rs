@@ -362,7 +362,7 @@ impl TestApp {
     pub async fn texts(&self, sql: &str) -> Vec<String> {
         match &self.store {
             Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Store::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_all(pool).await,
         }
         .unwrap()
     }
@@ -370,7 +370,7 @@ impl TestApp {
     pub async fn execute(&self, sql: &str) {
         match &self.store {
             Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-            Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Store::Sqlite(pool, _) => sqlx::query(sql).execute(pool).await.map(drop),
         }
         .unwrap()
     }
@@ -390,7 +390,7 @@ impl TestApp {
                    user_name, promoted_at FROM promotions ORDER BY id";
         match &self.store {
             Store::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-            Store::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Store::Sqlite(pool, _) => sqlx::query_as(sql).fetch_all(pool).await,
         }
         .unwrap()
     }
