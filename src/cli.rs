@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use crate::auth;
 use crate::config::{DatabaseArgs, DEFAULT_LISTEN};
-use crate::domain::{FeedName, FeedType, Identifier, PackageId, Permission, Permissions};
+use crate::domain::{
+    parse_qualifier, FeedName, FeedType, Identifier, PackageId, Permission, Permissions,
+};
 use crate::startup::{shutdown_signal, Application};
 use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
 
@@ -194,6 +196,12 @@ async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Result<()> {
                 .parse()
                 .map_err(|rule| anyhow::anyhow!("--type {rule}"))?;
             let promote_to = promote_to.as_deref().map(feed_name).transpose()?;
+            if description.as_deref().is_some_and(|d| {
+                d.chars()
+                    .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+            }) {
+                bail!("--description must not contain control characters other than tabs and line breaks");
+            }
             let feed = store
                 .create_feed(
                     &feed_name(&name)?,
@@ -376,8 +384,11 @@ async fn packages(store: &Store, command: PackagesCommand) -> anyhow::Result<()>
             let packages = read_import(reader, feed.feed_type)?;
             let summary = store.import_packages(&feed, &packages).await?;
             println!(
-                "Imported {} files into feed {} ({} were already there).",
-                summary.files_added, feed.name, summary.files_present
+                "Imported {} files into feed {} ({} were already there); it now holds {} files.",
+                summary.files_added,
+                feed.name,
+                summary.files_present,
+                store.count_files(&feed).await?
             );
         }
     }
@@ -410,13 +421,8 @@ impl PackageLine {
             Identifier::parse(&self.version).map_err(|rule| format!("the version {rule}"))?;
         let id = PackageId::new(feed_type, group.as_ref(), &name, &version)
             .map_err(|rule| format!("the package's group {rule}"))?;
-        let qualifier = self.qualifier.unwrap_or_default();
-        if qualifier.chars().any(char::is_control) || qualifier.chars().count() > 250 {
-            return Err(
-                "the qualifier must be at most 250 characters, none of them control characters"
-                    .into(),
-            );
-        }
+        let qualifier = parse_qualifier(&self.qualifier.unwrap_or_default())
+            .map_err(|rule| format!("the qualifier {rule}"))?;
         if let Some(sha) = &self.sha256 {
             if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err("sha256 must be 64 hexadecimal digits".into());
@@ -428,7 +434,7 @@ impl PackageLine {
         Ok(NewPackage {
             id,
             file: NewFile {
-                qualifier: qualifier.trim().to_owned(),
+                qualifier,
                 size: self.size,
                 sha256: self.sha256.map(|sha| sha.to_ascii_lowercase()),
             },

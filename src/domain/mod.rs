@@ -7,6 +7,6 @@ mod permission;
 mod version;
 
 pub use feed::{FeedName, FeedType};
-pub use package::{FilterKeys, Identifier, PackageFilter, PackageId};
+pub use package::{parse_qualifier, FilterKeys, Identifier, PackageFilter, PackageId};
 pub use permission::{Permission, Permissions};
 pub use version::{compare_versions, is_prerelease};

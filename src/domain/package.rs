@@ -29,6 +29,20 @@ impl Identifier {
     }
 }
 
+/// A file's qualifier (`file=Django-5.0.6.tar.gz`, `arch=amd64`), trimmed; empty
+/// means the version's only (or unnamed) file. Err is the broken rule, phrased to
+/// follow a field name.
+pub fn parse_qualifier(raw: &str) -> Result<String, &'static str> {
+    let value = raw.trim();
+    if value.chars().any(char::is_control) {
+        Err("must not contain control characters")
+    } else if value.chars().count() > MAX_IDENTIFIER_CHARS {
+        Err("must be at most 250 characters long")
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
 /// A package version's identity inside a feed of a given type.
 ///
 /// `group`, `name` and `version` are the canonical display forms (npm scopes carry

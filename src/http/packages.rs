@@ -16,8 +16,8 @@ use super::input::Fields;
 use super::ApiContext;
 use crate::auth::Principal;
 use crate::domain::{
-    compare_versions, is_prerelease, FeedName, FeedType, FilterKeys, PackageFilter, PackageId,
-    Permission,
+    compare_versions, is_prerelease, parse_qualifier, FeedName, FeedType, FilterKeys,
+    PackageFilter, PackageId, Permission,
 };
 use crate::error::{Error, Result};
 use crate::store::{Feed, PackageFile};
@@ -224,7 +224,10 @@ async fn remove(
         .identifier("version", &[])?
         .ok_or_else(|| params.error("version", "is required"))?;
     let group = params.identifier("group", &[])?;
-    let qualifier = params.text("qualifier", &[])?;
+    let qualifier = params
+        .text("qualifier", &[])?
+        .map(|raw| parse_qualifier(&raw).map_err(|rule| params.error("qualifier", rule)))
+        .transpose()?;
     let package = PackageId::new(feed.feed_type, group.as_ref(), &name, &version)
         .map_err(|rule| params.error("group", rule))?;
     let deleted = ctx

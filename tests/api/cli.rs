@@ -201,7 +201,7 @@ async fn the_quickstart_works_end_to_end(backend: Backend) {
     ));
     assert_eq!(
         imported.trim(),
-        "Imported 500 files into feed unapproved-npm (1 were already there)."
+        "Imported 500 files into feed unapproved-npm (1 were already there); it now holds 501 files."
     );
 
     // Listings never show key text, only its prefix.

@@ -726,6 +726,18 @@ async fn the_packages_api_lists_and_deletes_packages(app: TestApp) {
         )
         .await;
     bad.assert_error(400, "Parameter \"version\" is required.");
+    let control = app
+        .send(
+            reqwest::Method::POST,
+            "/api/packages/unapproved-npm/delete?name=left-pad&version=1.3.0&qualifier=a%00b",
+            &admin,
+            None,
+        )
+        .await;
+    control.assert_error(
+        400,
+        "Parameter \"qualifier\" must not contain control characters.",
+    );
 
     // Reading needs view, deleting needs delete, and scoped keys learn nothing
     // about feeds outside their scope.
