@@ -1,14 +1,14 @@
 //! The feeds management API (`/api/management/feeds/…`), as pgutil's `feeds`
 //! commands use it. Every endpoint needs a system key with `manage`.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
 use super::auth::{self, Authenticated};
-use super::input::{Fields, RawBody};
+use super::input::{Fields, PathName, RawBody};
 use super::ApiContext;
 use crate::domain::{FeedName, FeedType, Permission};
 use crate::error::{Error, Result};
@@ -85,7 +85,7 @@ async fn list(
 async fn show(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    PathName(name): PathName,
 ) -> Result<Json<FeedView>> {
     principal.require(Permission::Manage, None)?;
     Ok(Json(path_feed(&ctx, &name).await?.into()))
@@ -134,7 +134,7 @@ async fn update(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    Path(name): Path<String>,
+    PathName(name): PathName,
     body: RawBody,
 ) -> Result<Json<FeedView>> {
     let (principal, fields) =
@@ -180,7 +180,7 @@ async fn update(
 async fn remove(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    PathName(name): PathName,
 ) -> Result<()> {
     principal.require(Permission::Manage, None)?;
     let feed = path_feed(&ctx, &name).await?;

@@ -2,13 +2,31 @@
 //! strings, with names matched case-insensitively and legacy aliases.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::auth::ApiKey;
 use crate::domain::{FeedName, Identifier};
 use crate::error::{Error, Result, BODY_LIMIT_BYTES};
+
+/// The `{name}` or `{feed}` segment of a path, decoded; a segment that is not
+/// valid percent-encoded UTF-8 gets our one-sentence 400 rather than axum's.
+pub struct PathName(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathName {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(name)) => Ok(PathName(name)),
+            Err(_) => Err(Error::invalid(
+                "The feed name in the path is not valid percent-encoded UTF-8.",
+            )),
+        }
+    }
+}
 
 /// A request body, read whole (it is small: anything over the limit is a 413).
 pub struct RawBody {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::SecondsFormat;
@@ -12,7 +12,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
 
 use super::auth::Authenticated;
-use super::input::Fields;
+use super::input::{Fields, PathName};
 use super::ApiContext;
 use crate::auth::Principal;
 use crate::domain::{
@@ -58,7 +58,7 @@ struct BasicFeedInfo {
 async fn feed_info(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
-    Path(feed): Path<String>,
+    PathName(feed): PathName,
 ) -> Result<Json<BasicFeedInfo>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     Ok(Json(BasicFeedInfo {
@@ -166,7 +166,7 @@ async fn matching_files(
 async fn versions(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
-    Path(feed): Path<String>,
+    PathName(feed): PathName,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<PackageVersionInfo>>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
@@ -180,7 +180,7 @@ async fn versions(
 async fn latest(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
-    Path(feed): Path<String>,
+    PathName(feed): PathName,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<PackageVersionInfo>>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
@@ -212,7 +212,7 @@ async fn latest(
 async fn remove(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
-    Path(feed): Path<String>,
+    PathName(feed): PathName,
     RawQuery(query): RawQuery,
 ) -> Result<()> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::Delete).await?;
