@@ -790,4 +790,15 @@ async fn the_packages_api_lists_and_deletes_packages(app: TestApp) {
     )
     .await
     .assert_error(400, "The feed name in the path must be 1 to 100 letters");
+    app.send(
+        reqwest::Method::GET,
+        "/api/packages/%FF/versions",
+        &admin,
+        None,
+    )
+    .await
+    .assert_error(
+        400,
+        "The feed name in the path is not valid percent-encoded UTF-8.",
+    );
 }
