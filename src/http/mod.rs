@@ -16,7 +16,8 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::{middleware, Router};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::store::Store;
 
@@ -43,9 +44,11 @@ pub fn router(store: Store) -> Router {
         .layer(middleware::map_response(ensure_text_body))
         // The span names the path only: a query string may carry an API key.
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(ApiContext { store })
 }
