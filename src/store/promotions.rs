@@ -28,8 +28,16 @@ pub enum MoveError {
 }
 
 impl From<sqlx::Error> for MoveError {
+    /// A version already in the target shows up as a violation of the identity key
+    /// (PostgreSQL names the constraint; SQLite does not, but the move's only
+    /// unique key there is the same one).
     fn from(error: sqlx::Error) -> Self {
-        if is_unique_violation(&error) {
+        let identity_clash = is_unique_violation(&error)
+            && error
+                .as_database_error()
+                .and_then(|db| db.constraint())
+                .is_none_or(|name| name == "package_versions_identity");
+        if identity_clash {
             MoveError::AlreadyInTarget
         } else {
             MoveError::Database(error)
