@@ -304,3 +304,44 @@ async fn import_batch_sqlite(
     tx.commit().await?;
     Ok(added)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{FeedType, Identifier};
+
+    fn file(name: &str, version: &str) -> NewPackage {
+        NewPackage {
+            id: PackageId::new(
+                FeedType::Nuget,
+                None,
+                &Identifier::parse(name).unwrap(),
+                &Identifier::parse(version).unwrap(),
+            )
+            .unwrap(),
+            file: NewFile::default(),
+        }
+    }
+
+    #[test]
+    fn batches_never_split_a_version() {
+        // Sorted by identity: a has three files, B/b one version in two spellings.
+        let files = [
+            file("a", "1"),
+            file("a", "1"),
+            file("a", "1"),
+            file("B", "1"),
+            file("b", "1"),
+            file("c", "1"),
+            file("d", "1"),
+        ];
+        let sorted: Vec<&NewPackage> = files.iter().collect();
+        let sizes: Vec<usize> = version_aligned_batches(&sorted, 2)
+            .iter()
+            .map(|batch| batch.len())
+            .collect();
+        assert_eq!(sizes, [3, 2, 2]);
+        assert_eq!(version_aligned_batches(&sorted, 100).len(), 1);
+        assert!(version_aligned_batches(&[], 2).is_empty());
+    }
+}
