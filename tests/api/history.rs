@@ -309,6 +309,15 @@ async fn history_shows_only_what_the_key_may_view(app: TestApp) {
     assert_eq!(names(Reply::read(by_query).await), ["secret"]);
 }
 
+/// The ids of every promotion in a history response, in response order.
+fn promotion_ids(history: &Value) -> Vec<i64> {
+    let versions = history.as_array().unwrap().iter();
+    versions
+        .flat_map(|v| v["promotions"].as_array().unwrap().iter())
+        .map(|promotion| promotion["id"].as_i64().unwrap())
+        .collect()
+}
+
 /// Follows `Link: <…>; rel="next"` headers; returns the promotion ids per page.
 async fn walk_pages(
     app: &TestApp,
@@ -321,20 +330,7 @@ async fn walk_pages(
     while let Some(path) = next.take() {
         let reply = app.get(&path, key).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let ids: Vec<i64> = reply
-            .json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|p| {
-                p["promotions"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["id"].as_i64().unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let ids: Vec<i64> = promotion_ids(&reply.json());
         pages.push(ids);
         if let Some(link) = reply.headers.get("link") {
             let link = link.to_str().unwrap();
@@ -505,20 +501,7 @@ async fn history_agrees_with_many_random_promotions(app: TestApp) {
 
     let ids_of = |reply: Reply| -> Vec<i64> {
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let mut ids: Vec<i64> = reply
-            .json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|p| {
-                p["promotions"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["id"].as_i64().unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut ids: Vec<i64> = promotion_ids(&reply.json());
         ids.sort_unstable_by(|a, b| b.cmp(a));
         ids
     };
