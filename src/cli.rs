@@ -12,7 +12,8 @@ use serde::Deserialize;
 use crate::auth;
 use crate::config::{DatabaseArgs, DEFAULT_LISTEN};
 use crate::domain::{
-    parse_qualifier, FeedName, FeedType, Identifier, PackageId, Permission, Permissions,
+    is_free_text, parse_qualifier, FeedName, FeedType, Identifier, PackageId, Permission,
+    Permissions, FREE_TEXT_RULE,
 };
 use crate::startup::{shutdown_signal, Application};
 use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
@@ -196,11 +197,8 @@ async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Result<()> {
                 .parse()
                 .map_err(|rule| anyhow::anyhow!("--type {rule}"))?;
             let promote_to = promote_to.as_deref().map(feed_name).transpose()?;
-            if description.as_deref().is_some_and(|d| {
-                d.chars()
-                    .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
-            }) {
-                bail!("--description must not contain control characters other than tabs and line breaks");
+            if description.as_deref().is_some_and(|d| !is_free_text(d)) {
+                bail!("--description {FREE_TEXT_RULE}");
             }
             let feed = store
                 .create_feed(

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::auth::ApiKey;
-use crate::domain::{FeedName, Identifier};
+use crate::domain::{is_free_text, FeedName, Identifier, FREE_TEXT_RULE};
 use crate::error::{Error, Result, BODY_LIMIT_BYTES};
 
 /// The `{name}` or `{feed}` segment of a path, decoded; a segment that is not
@@ -269,14 +269,8 @@ impl Fields {
         if text.chars().count() > max_chars {
             return Err(self.error(name, format!("must be at most {max_chars} characters long")));
         }
-        if text
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
-            return Err(self.error(
-                name,
-                "must not contain control characters other than tabs and line breaks",
-            ));
+        if !is_free_text(&text) {
+            return Err(self.error(name, FREE_TEXT_RULE));
         }
         Ok(Some(text))
     }
