@@ -6,7 +6,7 @@ use std::fmt;
 
 use axum::http::{header, HeaderMap};
 use base64::Engine;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -14,11 +14,20 @@ use crate::domain::{Permission, Permissions};
 use crate::error::{Error, Result};
 use crate::store::{Feed, NewKey, Store, StoredKey};
 
-/// How many leading characters of a key are stored and shown to tell keys apart.
+/// How many leading characters of a generated key are stored and shown to tell
+/// keys apart (32 of its 256 random bits: nothing left worth guessing at).
 const PREFIX_CHARS: usize = 8;
 
-/// The text of an API key. Debug output never shows it.
-pub struct ApiKey(String);
+/// The shortest key a caller may choose (pgutil's `--key`): anything shorter can
+/// be guessed, and no part of a chosen key is ever stored or shown.
+pub const MIN_CHOSEN_KEY_CHARS: usize = 32;
+pub const MAX_CHOSEN_KEY_CHARS: usize = 200;
+
+/// The text of an API key. Debug output never shows any of it.
+pub struct ApiKey {
+    text: String,
+    generated: bool,
+}
 
 impl ApiKey {
     /// 32 random bytes as hex: hashing with plain SHA-256 is enough because a
@@ -27,34 +36,58 @@ impl ApiKey {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        ApiKey(hex::encode(bytes))
+        ApiKey {
+            text: hex::encode(bytes),
+            generated: true,
+        }
     }
 
+    /// A key as a request carries it, to be looked up; any text at all.
     pub fn from_presented(text: &str) -> Self {
-        ApiKey(text.to_owned())
+        ApiKey {
+            text: text.to_owned(),
+            generated: false,
+        }
+    }
+
+    /// A key text the caller chose for a new key: long enough not to be guessed,
+    /// printable, no spaces. The error completes "the key …".
+    pub fn chosen(text: &str) -> Result<Self, String> {
+        let chars = text.chars().count();
+        if !(MIN_CHOSEN_KEY_CHARS..=MAX_CHOSEN_KEY_CHARS).contains(&chars) {
+            return Err(format!(
+                "must be {MIN_CHOSEN_KEY_CHARS} to {MAX_CHOSEN_KEY_CHARS} characters long, not {chars}"
+            ));
+        }
+        if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("must not contain spaces or control characters".to_owned());
+        }
+        Ok(Self::from_presented(text))
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
+        hex::encode(Sha256::digest(self.text.as_bytes()))
     }
 
-    pub fn prefix(&self) -> &str {
-        let end = self
-            .0
-            .char_indices()
-            .nth(PREFIX_CHARS)
-            .map_or(self.0.len(), |(i, _)| i);
-        &self.0[..end]
+    /// What listings show to tell keys apart: a generated key's first characters,
+    /// or, for a chosen key (whose start may be guessable text), the start of its
+    /// hash, marked as such.
+    pub fn label(&self) -> String {
+        if self.generated {
+            self.text.chars().take(PREFIX_CHARS).collect()
+        } else {
+            format!("sha256:{}", &self.hash()[..PREFIX_CHARS])
+        }
     }
 }
 
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApiKey({}…)", self.prefix())
+        f.write_str("ApiKey(redacted)")
     }
 }
 
@@ -66,24 +99,32 @@ pub async fn create_key(
     chosen: Option<ApiKey>,
 ) -> Result<(ApiKey, StoredKey)> {
     let key = chosen.unwrap_or_else(ApiKey::generate);
-    let stored = store.create_key(&key.hash(), key.prefix(), new).await?;
+    let stored = store.create_key(&key.hash(), &key.label(), new).await?;
     Ok((key, stored))
 }
 
 /// A key's expiry time: RFC 3339, or a date and time without an offset (taken as
-/// UTC, as .NET clients such as pgutil write them), or a bare date (its midnight UTC).
-pub fn parse_expiry(text: &str) -> Option<DateTime<Utc>> {
+/// UTC, as .NET clients such as pgutil write them), or a bare date (its midnight
+/// UTC), in the years 1970 to 9999 (UTC). The error completes "the expiry …".
+pub fn parse_expiry(text: &str) -> Result<DateTime<Utc>, &'static str> {
     let text = text.trim();
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(time.with_timezone(&Utc));
-    }
-    if let Ok(time) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Some(time.and_utc());
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+    let time = DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|time| time.and_utc())
+        })
         .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|time| time.and_utc())
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+                .map(|time| time.and_utc())
+        })
+        .ok_or("must be a date and time such as 2027-01-31T00:00:00Z")?;
+    if !(1970..=9999).contains(&time.year()) {
+        return Err("must be a date and time between the years 1970 and 9999");
+    }
+    Ok(time)
 }
 
 /// The key a request carries in its headers or query string, in the contract's
@@ -222,8 +263,18 @@ mod tests {
         assert_eq!(a.expose().len(), 64);
         assert_eq!(a.hash().len(), 64);
         assert_ne!(a.hash(), a.expose());
-        let shown = format!("{a:?}");
-        assert!(shown.contains(a.prefix()) && !shown.contains(a.expose()));
+        assert!(a.expose().starts_with(&a.label()));
+        assert_eq!(format!("{a:?}"), "ApiKey(redacted)");
+    }
+
+    #[test]
+    fn chosen_keys_are_long_and_never_labelled_by_their_text() {
+        assert!(ApiKey::chosen("s3cr3t-8").is_err());
+        assert!(ApiKey::chosen(&"x".repeat(31)).is_err());
+        assert!(ApiKey::chosen(&format!("{} x", "y".repeat(32))).is_err());
+        let chosen = ApiKey::chosen(&"k".repeat(32)).unwrap();
+        assert!(!chosen.label().contains('k'), "{}", chosen.label());
+        assert!(chosen.label().starts_with("sha256:"));
     }
 
     #[test]
@@ -241,17 +292,29 @@ mod tests {
         let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         assert_eq!(
             parse_expiry("2027-01-31T10:00:00+01:00"),
-            Some(utc("2027-01-31T09:00:00Z"))
+            Ok(utc("2027-01-31T09:00:00Z"))
         );
         assert_eq!(
             parse_expiry("2027-01-31T10:00:00.5"),
-            Some(utc("2027-01-31T10:00:00.5Z"))
+            Ok(utc("2027-01-31T10:00:00.5Z"))
         );
-        assert_eq!(
-            parse_expiry("2027-01-31"),
-            Some(utc("2027-01-31T00:00:00Z"))
-        );
-        assert_eq!(parse_expiry("tomorrow"), None);
+        assert_eq!(parse_expiry("2027-01-31"), Ok(utc("2027-01-31T00:00:00Z")));
+        assert!(parse_expiry("tomorrow").is_err());
+    }
+
+    #[test]
+    fn expiry_times_stay_within_the_years_1970_to_9999() {
+        assert!(parse_expiry("1970-01-01").is_ok());
+        assert!(parse_expiry("9999-12-31T23:59:59Z").is_ok());
+        for far in [
+            "1969-12-31T23:59:59Z",
+            "0001-01-01",
+            "9999-12-31T23:00:00-05:00",
+            "+10000-01-01T00:00:00Z",
+            "262143-12-31",
+        ] {
+            assert!(parse_expiry(far).is_err(), "{far}");
+        }
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub enum GroupsCommand {
 pub enum KeysCommand {
     /// Create a key and print its text once on stdout (details go to stderr).
     Create(CreateKey),
-    /// List keys: never their text, only a short prefix.
+    /// List keys: never their text, only a label (a generated key's first
+    /// characters, or the start of a chosen key's hash).
     List,
     Revoke {
         id: i64,
@@ -159,7 +160,7 @@ pub enum PackagesCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let url = &cli.database.database_url;
+    let url = cli.database.database_url.expose();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(ServeArgs { listen }) => {
             let app = Application::build(&listen, url).await?;
@@ -206,6 +207,7 @@ async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Result<()> {
                     feed_type,
                     promote_to.as_ref(),
                     description.as_deref(),
+                    true,
                 )
                 .await?;
             println!("Created {} feed {}.", feed.feed_type, feed.name);
@@ -261,17 +263,17 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::List => {
             println!(
-                "{:<5} {:<20} {:<9} {:<24} {:<32} {:<21} REVOKED",
-                "ID", "NAME", "PREFIX", "SCOPE", "PERMISSIONS", "EXPIRES"
+                "{:<5} {:<20} {:<16} {:<24} {:<32} {:<21} REVOKED",
+                "ID", "NAME", "LABEL", "SCOPE", "PERMISSIONS", "EXPIRES"
             );
             let time = |t: Option<DateTime<Utc>>| {
                 t.map_or("-".to_owned(), |t| {
                     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
                 })
             };
-            for key in store.list_keys().await? {
+            for key in store.list_keys(true).await? {
                 println!(
-                    "{:<5} {:<20} {:<9} {:<24} {:<32} {:<21} {}",
+                    "{:<5} {:<20} {:<16} {:<24} {:<32} {:<21} {}",
                     key.id,
                     key.name,
                     key.key_prefix,
@@ -315,9 +317,7 @@ fn new_key(create: CreateKey) -> anyhow::Result<NewKey> {
     let expires_at = create
         .expires
         .map(|text| {
-            auth::parse_expiry(&text).with_context(|| {
-                format!("--expires {text:?} is not an RFC 3339 time (such as 2027-01-31T00:00:00Z)")
-            })
+            auth::parse_expiry(&text).map_err(|rule| anyhow::anyhow!("--expires {text:?} {rule}"))
         })
         .transpose()?;
     let name = create.name.map(|name| name.trim().to_owned());

@@ -1,6 +1,9 @@
 //! Defaults and the settings shared by every command. Flags win over environment
 //! variables, which win over these defaults (clap does the layering).
 
+use std::fmt;
+use std::str::FromStr;
+
 use clap::Args;
 
 /// ProGet's own port, so that clients configured for ProGet find us.
@@ -12,7 +15,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://promoter.db?mode=rwc";
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// postgres://USER:PASSWORD@HOST/DB for PostgreSQL, sqlite://PATH for a SQLite file.
+    /// postgres://USER:PASSWORD@HOST/DB for PostgreSQL (add ?sslmode=require for
+    /// TLS), sqlite://PATH for a SQLite file.
     #[arg(
         long,
         env = "PROMOTER_DATABASE_URL",
@@ -20,5 +24,49 @@ pub struct DatabaseArgs {
         hide_env_values = true,
         global = true
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
+}
+
+/// A database URL. It may hold a password, so `Debug` shows only its scheme.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl(text.to_owned()))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.0.split_once(':').map_or("?", |(scheme, _)| scheme);
+        write!(f, "DatabaseUrl({scheme}:…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let url: DatabaseUrl = "postgres://bob:hunter2@db/promoter".parse().unwrap();
+        assert_eq!(format!("{url:?}"), "DatabaseUrl(postgres:…)");
+        let cli = <crate::cli::Cli as clap::Parser>::parse_from([
+            "promoter",
+            "--database-url",
+            "postgres://bob:hunter2@db/promoter",
+            "feeds",
+            "list",
+        ]);
+        assert!(!format!("{cli:?}").contains("hunter2"));
+    }
 }

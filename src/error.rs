@@ -30,43 +30,145 @@ pub enum Error {
     )]
     UnsupportedMediaType,
 
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// The database could not be reached, or did not answer in time, so nothing
+    /// was done: worth retrying. `reason` is a fixed phrase safe to show anyone;
+    /// the cause (which may name hosts and users) goes to the log only.
+    #[error("the database is unavailable: {reason}")]
+    Unavailable {
+        reason: &'static str,
+        #[source]
+        cause: Option<sqlx::Error>,
+    },
+
+    /// A statement failed for a reason retrying will not cure: a bug or a
+    /// misconfigured database (such as a role without a privilege).
+    #[error("a database statement failed")]
+    Database(#[source] sqlx::Error),
 
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    /// Sorts database errors into "try again later" and "something is broken".
+    fn from(error: sqlx::Error) -> Self {
+        match unavailable_reason(&error) {
+            Some(reason) => Error::Unavailable {
+                reason,
+                cause: Some(error),
+            },
+            None => Error::Database(error),
+        }
+    }
 }
 
 impl Error {
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::Invalid(message.into())
     }
+}
 
-    /// True when the database could not be reached at all, as opposed to a query
-    /// that failed: the caller should retry later rather than report a bug.
-    pub fn is_database_unavailable(&self) -> bool {
-        let Error::Database(error) = self else {
-            return false;
-        };
-        match error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => true,
-            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                // PostgreSQL: class 08 is "connection exception"; 57P01–57P03 are
-                // shutdowns and "cannot connect now". SQLite: 5 BUSY, 6 LOCKED,
-                // 14 CANTOPEN (including their extended codes' low byte).
-                code.starts_with("08")
-                    || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
-                    || code
-                        .parse::<i32>()
-                        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 14))
-            }),
-            _ => false,
+/// Why a database error means "unavailable, retry later", or `None` when it is a
+/// real failure. Result codes are read per backend: PostgreSQL's SQLSTATEs are
+/// text such as `08006`, SQLite's are numbers, and reading one as the other once
+/// turned `42501 insufficient_privilege` into a 503.
+pub fn unavailable_reason(error: &sqlx::Error) -> Option<&'static str> {
+    match error {
+        sqlx::Error::PoolTimedOut => Some("no connection to it could be made in time"),
+        sqlx::Error::PoolClosed => Some("this server is shutting down"),
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => Some("the connection to it failed"),
+        sqlx::Error::Tls(_) => Some("the TLS connection to it failed"),
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres_unavailable_reason(pg.code())
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                let code = db.code()?.parse::<i32>().ok()?;
+                sqlite_unavailable_reason(code)
+            } else {
+                None
+            }
         }
+        _ => None,
     }
 }
 
+/// PostgreSQL SQLSTATEs that mean the server cannot serve us right now.
+fn postgres_unavailable_reason(sqlstate: &str) -> Option<&'static str> {
+    match sqlstate {
+        // Class 08: connection exceptions.
+        s if s.starts_with("08") => Some("the connection to it failed"),
+        // admin_shutdown, crash_shutdown, cannot_connect_now (starting up or
+        // shutting down), too_many_connections.
+        "57P01" | "57P02" | "57P03" | "53300" => Some("it is not accepting connections"),
+        // query_canceled: our statement_timeout ran out (a long lock wait), and
+        // the statement was rolled back.
+        "57014" => Some("it did not finish the statement in time"),
+        _ => None,
+    }
+}
+
+/// SQLite result codes (their low byte, so extended codes count too) that mean
+/// another writer holds the file or the file cannot be opened.
+fn sqlite_unavailable_reason(code: i32) -> Option<&'static str> {
+    match code & 0xff {
+        5 | 6 => Some("it is busy with other writes"),
+        14 => Some("its file cannot be opened"),
+        _ => None,
+    }
+}
+
+/// An error and its causes as one line, each message once. Drivers often repeat
+/// their cause inside their own message ("error returned from database: X" whose
+/// source is X), so a cause already contained in the text so far is left out.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_are_not_read_as_sqlite_codes() {
+        // 42501 insufficient_privilege: 42501 & 0xff == 5, SQLite's BUSY.
+        for code in ["42501", "22021", "22022", "22030", "23505", "40P01"] {
+            assert_eq!(postgres_unavailable_reason(code), None, "{code}");
+        }
+        for code in ["08006", "08001", "57P01", "57P03", "53300", "57014"] {
+            assert!(postgres_unavailable_reason(code).is_some(), "{code}");
+        }
+        assert!(sqlite_unavailable_reason(5).is_some());
+        assert!(sqlite_unavailable_reason(517).is_some()); // SQLITE_BUSY_SNAPSHOT
+        assert_eq!(sqlite_unavailable_reason(19), None); // CONSTRAINT
+        assert_eq!(sqlite_unavailable_reason(8), None); // READONLY
+    }
+
+    #[test]
+    fn describe_says_each_cause_once() {
+        let inner = std::io::Error::other("role \"bob\" does not exist");
+        let outer = anyhow::Error::new(inner).context("could not connect to PostgreSQL");
+        assert_eq!(
+            describe(outer.as_ref()),
+            "could not connect to PostgreSQL: role \"bob\" does not exist"
+        );
+        // sqlx's message already holds its source's text.
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let repeated = anyhow::Error::new(sqlx::Error::Io(io)).context("could not connect");
+        assert_eq!(
+            describe(repeated.as_ref()),
+            "could not connect: error communicating with database: Connection refused"
+        );
+    }
+}

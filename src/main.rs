@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
     match promoter::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", promoter::error::describe(error.as_ref()));
             ExitCode::FAILURE
         }
     }

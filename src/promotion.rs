@@ -33,23 +33,7 @@ pub async fn promote(
     {
         return Err(Error::Forbidden);
     }
-    let from = usable_feed(from, "fromFeed", &request.from_feed)?;
-    let to = usable_feed(to, "toFeed", &request.to_feed)?;
-
-    if from.feed_type != to.feed_type {
-        return Err(Error::invalid(format!(
-            "Packages can only be promoted between feeds of the same type: \"{}\" is a {} feed and \"{}\" is a {} feed.",
-            from.name, from.feed_type, to.name, to.feed_type
-        )));
-    }
-    if let Some(target) = from.promote_to.as_deref() {
-        if !target.eq_ignore_ascii_case(&to.name) {
-            return Err(Error::invalid(format!(
-                "Feed \"{}\" only promotes to feed \"{target}\", so toFeed \"{}\" is not allowed.",
-                from.name, to.name
-            )));
-        }
-    }
+    let (from, to) = feeds_allow_move(from, to, request)?;
 
     let package = PackageId::new(
         from.feed_type,
@@ -76,15 +60,73 @@ pub async fn promote(
             );
             Ok(record)
         }
-        Err(MoveError::NotInSource) => Err(Error::invalid(format!(
-            "Package {package} was not found in feed \"{}\".",
-            from.name
-        ))),
+        Err(MoveError::NotMoved) => Err(why_not_moved(store, request, &from, &package).await),
         Err(MoveError::AlreadyInTarget) => Err(Error::invalid(format!(
             "Package {package} already exists in feed \"{}\", so nothing was promoted.",
             to.name
         ))),
-        Err(MoveError::Database(error)) => Err(error.into()),
+        Err(MoveError::Failed(error)) => Err(error),
+    }
+}
+
+/// The feeds of a promotion, when they allow it: both exist and are enabled, are
+/// of one type, and the source's fixed target (if any) is the target. The move
+/// statement re-checks the same rules (`store::promotions`), so this read only
+/// words the refusal; it decides nothing alone.
+fn feeds_allow_move(
+    from: Option<Feed>,
+    to: Option<Feed>,
+    request: &PromotionRequest,
+) -> Result<(Feed, Feed)> {
+    let from = usable_feed(from, "fromFeed", &request.from_feed)?;
+    let to = usable_feed(to, "toFeed", &request.to_feed)?;
+    if from.feed_type != to.feed_type {
+        return Err(Error::invalid(format!(
+            "Packages can only be promoted between feeds of the same type: \"{}\" is a {} feed and \"{}\" is a {} feed.",
+            from.name, from.feed_type, to.name, to.feed_type
+        )));
+    }
+    if let Some(target) = from.promote_to.as_deref() {
+        if !target.eq_ignore_ascii_case(&to.name) {
+            return Err(Error::invalid(format!(
+                "Feed \"{}\" only promotes to feed \"{target}\", so toFeed \"{}\" is not allowed.",
+                from.name, to.name
+            )));
+        }
+    }
+    Ok((from, to))
+}
+
+/// Why a move changed nothing: a feed changed while the promotion waited, or the
+/// version is not in the source, and then where the history says it went.
+async fn why_not_moved(
+    store: &Store,
+    request: &PromotionRequest,
+    from: &Feed,
+    package: &PackageId,
+) -> Error {
+    let feeds = match store.feed_pair(&request.from_feed, &request.to_feed).await {
+        Ok((from, to)) => feeds_allow_move(from, to, request),
+        Err(error) => return error,
+    };
+    if let Err(refusal) = feeds {
+        return refusal;
+    }
+    match store.last_departure(from, package).await {
+        Ok(Some(departure)) => Error::invalid(format!(
+            "Package {package} was not found in feed \"{}\": promotion {} moved it to feed \"{}\" at {}.",
+            from.name,
+            departure.id,
+            departure.to_feed,
+            departure
+                .promoted_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        Ok(None) => Error::invalid(format!(
+            "Package {package} was not found in feed \"{}\".",
+            from.name
+        )),
+        Err(error) => error,
     }
 }
 

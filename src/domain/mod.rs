@@ -4,11 +4,13 @@
 mod feed;
 mod package;
 mod permission;
+mod purl;
 mod text;
 mod version;
 
 pub use feed::{FeedName, FeedType};
 pub use package::{parse_qualifier, FilterKeys, Identifier, PackageFilter, PackageId};
 pub use permission::{Permission, Permissions};
+pub use purl::Purl;
 pub use text::{is_free_text, FREE_TEXT_RULE};
 pub use version::{compare_versions, is_prerelease};

@@ -92,10 +92,9 @@ async fn list(
     principal.require(Permission::Manage, None)?;
     // Revoked keys are what ProGet calls deleted: they stay in the database (and
     // in `promoter keys list`) for the audit trail, but not here.
-    let keys = ctx.store.list_keys().await?;
+    let keys = ctx.store.list_keys(false).await?;
     let infos = keys
         .into_iter()
-        .filter(|key| key.revoked_at.is_none())
         .map(|key| ApiKeyInfo::new(key, None))
         .collect::<Result<_>>()?;
     Ok(Json(infos))
@@ -112,14 +111,7 @@ async fn create(
     let (scope, permissions) = scope_and_permissions(&fields)?;
     let expires_at = fields
         .text("expiration", &[])?
-        .map(|raw| {
-            parse_expiry(&raw).ok_or_else(|| {
-                fields.error(
-                    "expiration",
-                    "must be a date and time such as 2027-01-31T00:00:00Z",
-                )
-            })
-        })
+        .map(|raw| parse_expiry(&raw).map_err(|rule| fields.error("expiration", rule)))
         .transpose()?;
     let logging = match fields.text("logging", &[])? {
         None => "None".to_owned(),
@@ -131,18 +123,7 @@ async fn create(
     };
     let chosen = fields
         .text("key", &[])?
-        .map(|raw| {
-            let valid = (8..=200).contains(&raw.chars().count())
-                && !raw.chars().any(|c| c.is_control() || c.is_whitespace());
-            if valid {
-                Ok(ApiKey::from_presented(&raw))
-            } else {
-                Err(fields.error(
-                    "key",
-                    "must be 8 to 200 characters without spaces or control characters",
-                ))
-            }
-        })
+        .map(|raw| ApiKey::chosen(&raw).map_err(|rule| fields.error("key", rule)))
         .transpose()?;
     let new = NewKey {
         name: fields

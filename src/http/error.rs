@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{Error, FORBIDDEN_TEXT};
+use crate::error::{describe, Error, FORBIDDEN_TEXT};
 
 /// Seconds a client is asked to wait when the database is unreachable.
 const RETRY_AFTER_SECONDS: &str = "5";
@@ -17,11 +17,11 @@ impl IntoResponse for Error {
             Error::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
             Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
             Error::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string()),
-            Error::Database(_) if self.is_database_unavailable() => {
-                tracing::warn!(error = %self, "database unavailable");
+            Error::Unavailable { reason, .. } => {
+                tracing::warn!(error = %describe(&self), "database unavailable");
                 let mut response = text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "The database is unavailable; try again in a few seconds.".to_owned(),
+                    format!("The database is unavailable ({reason}); try again in a few seconds."),
                 );
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
@@ -32,7 +32,7 @@ impl IntoResponse for Error {
             Error::Database(_) | Error::Internal(_) => {
                 // The details go to the log only; the caller gets an id to quote.
                 let error_id = uuid::Uuid::new_v4();
-                tracing::error!(%error_id, error = ?self, "request failed");
+                tracing::error!(%error_id, error = %describe(&self), "request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("An unexpected error occurred; quote error id {error_id} when reporting it."),

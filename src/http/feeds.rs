@@ -110,22 +110,16 @@ async fn create(
     let promote_to = feed_reference(&fields, "promoteToFeed")?.flatten();
     let active = fields.boolean("active")?;
 
-    let mut feed = ctx
+    let feed = ctx
         .store
         .create_feed(
             &name,
             feed_type,
             promote_to.as_ref(),
             description.as_deref(),
+            active.unwrap_or(true),
         )
         .await?;
-    if active == Some(false) {
-        let change = FeedChange {
-            active: Some(false),
-            ..FeedChange::default()
-        };
-        feed = ctx.store.update_feed(&feed, &change).await?;
-    }
     tracing::info!(feed = %feed.name, user = %principal.name, "feed created");
     Ok(Json(feed.into()))
 }

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::ApiContext;
+use crate::error::{describe, unavailable_reason};
 
 /// How long the database may take to answer before it is reported down.
 const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -34,18 +35,14 @@ struct HealthInfo {
 async fn health(State(ctx): State<ApiContext>) -> (StatusCode, Json<HealthInfo>) {
     let problem = match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, ctx.store.ping()).await {
         Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(format!(
-            "The {} database did not answer: {error}",
-            ctx.store.backend()
-        )),
-        Err(_) => Some(format!(
-            "The {} database did not answer within {} seconds.",
-            ctx.store.backend(),
-            DATABASE_CHECK_TIMEOUT.as_secs()
-        )),
+        Ok(Err(error)) => Some(diagnose(&ctx, Some(error)).await),
+        Err(_) => Some(diagnose(&ctx, None).await),
     };
     let status = if problem.is_some() {
-        tracing::warn!(details = problem.as_deref(), "health check: database down");
+        tracing::warn!(
+            details = problem.as_deref(),
+            "health check: database unavailable"
+        );
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
@@ -60,4 +57,62 @@ async fn health(State(ctx): State<ApiContext>) -> (StatusCode, Json<HealthInfo>)
         service_status: "OK",
     };
     (status, Json(info))
+}
+
+/// One fixed sentence saying why the database did not answer, safe to show
+/// without a key: never the driver's text, which can name hosts and users (that
+/// goes to the log). A pool that timed out does not say why, so then a
+/// connection of our own is tried to find the real cause.
+async fn diagnose(ctx: &ApiContext, error: Option<sqlx::Error>) -> String {
+    let error = match error {
+        Some(sqlx::Error::PoolTimedOut) | None => {
+            match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, ctx.store.diagnose_connection())
+                .await
+            {
+                Ok(Some(cause)) => Some(cause),
+                Ok(None) => {
+                    return format!(
+                        "The {} database accepts connections, but every connection of this server is busy.",
+                        ctx.store.backend()
+                    )
+                }
+                Err(_) => None,
+            }
+        }
+        other => other,
+    };
+    let Some(error) = error else {
+        return format!(
+            "The {} database did not answer within {} seconds.",
+            ctx.store.backend(),
+            DATABASE_CHECK_TIMEOUT.as_secs()
+        );
+    };
+    tracing::warn!(error = %describe(&error), "health check: database error");
+    format!(
+        "The {} database is unavailable: {}.",
+        ctx.store.backend(),
+        cause_phrase(&error)
+    )
+}
+
+/// What went wrong, in words that name no host, user or database.
+fn cause_phrase(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "the server refused the connection"
+        }
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            "the connection timed out"
+        }
+        sqlx::Error::Tls(_) => "the TLS handshake failed",
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("28P01" | "28000") => "the server refused the configured credentials",
+            Some("3D000") => "the configured database does not exist",
+            Some("57P03") => "the server is starting up or shutting down",
+            Some("53300") => "the server has no connection slots left",
+            _ => "the server answered with an error",
+        },
+        other => unavailable_reason(other).unwrap_or("the connection failed"),
+    }
 }

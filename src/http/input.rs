@@ -110,6 +110,13 @@ impl Fields {
         match media_type.as_deref() {
             Some("application/json") => Self::parse_json(&body.bytes),
             Some("application/x-www-form-urlencoded") => {
+                // curl's -d labels JSON as a form; say so instead of reporting
+                // every field missing.
+                if matches!(body.bytes.trim_ascii_start().first(), Some(b'{' | b'[')) {
+                    return Err(Error::invalid(
+                        "The request body looks like JSON but was sent as a form; JSON needs the header Content-Type: application/json.",
+                    ));
+                }
                 Self::parse_pairs(Source::Form, &body.bytes)
             }
             _ => Err(Error::UnsupportedMediaType),
@@ -149,6 +156,30 @@ impl Fields {
                 .map(|(name, value)| (name, serde_json::Value::String(value)))
                 .collect(),
         })
+    }
+
+    /// Refuses any parameter other than `accepted` (or the key carrier `key`),
+    /// so that a misspelt filter is an error rather than silently ignored.
+    pub fn only(&self, accepted: &[&str]) -> Result<()> {
+        let unknown = self.entries.iter().map(|(name, _)| name).find(|name| {
+            !name.eq_ignore_ascii_case("key")
+                && !accepted
+                    .iter()
+                    .any(|known| name.eq_ignore_ascii_case(known))
+        });
+        match unknown {
+            None => Ok(()),
+            Some(name) => {
+                let mut names = accepted.to_vec();
+                names.push("key");
+                let (last, rest) = names.split_last().expect("key is always accepted");
+                Err(Error::invalid(format!(
+                    "{} \"{name}\" is not known here; the accepted ones are {} and {last}.",
+                    self.noun(),
+                    rest.join(", ")
+                )))
+            }
+        }
     }
 
     /// "Field" in bodies, "Parameter" in query strings.
@@ -410,6 +441,31 @@ mod tests {
         let query = Fields::from_query(Some("active=TRUE&perms=view,,promote")).unwrap();
         assert_eq!(query.boolean("active").unwrap(), Some(true));
         assert_eq!(query.list("perms").unwrap().unwrap(), ["view", "promote"]);
+    }
+
+    #[test]
+    fn unknown_query_parameters_are_named_with_the_accepted_ones() {
+        let query = Fields::from_query(Some("Feed=a&KEY=k&version=1")).unwrap();
+        let error = query
+            .only(&["fromFeed", "version"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "Parameter \"Feed\" is not known here; the accepted ones are fromFeed, version and key."
+        );
+        let fine = Fields::from_query(Some("VERSION=1&key=k")).unwrap();
+        assert!(fine.only(&["fromFeed", "version"]).is_ok());
+    }
+
+    #[test]
+    fn json_sent_as_a_form_is_recognised() {
+        for text in ["{\"fromFeed\":\"a\"}", "  [1]"] {
+            let error = Fields::parse(&body("application/x-www-form-urlencoded", text))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("Content-Type: application/json"), "{error}");
+        }
     }
 
     #[test]

@@ -21,7 +21,9 @@ use tracing::Level;
 
 use crate::store::Store;
 
-/// How long one request may take before it is abandoned.
+/// How long one request may take before it is abandoned. Every database statement
+/// gives up well before this (`store::STATEMENT_TIMEOUT`), so a request is not
+/// answered 408 while its transaction goes on to commit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What every handler can reach.

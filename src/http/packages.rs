@@ -17,7 +17,7 @@ use super::ApiContext;
 use crate::auth::Principal;
 use crate::domain::{
     compare_versions, is_prerelease, parse_qualifier, FeedName, FeedType, FilterKeys,
-    PackageFilter, PackageId, Permission,
+    PackageFilter, PackageId, Permission, Purl,
 };
 use crate::error::{Error, Result};
 use crate::store::{Feed, PackageFile};
@@ -59,8 +59,10 @@ async fn feed_info(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
     PathName(feed): PathName,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<BasicFeedInfo>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    Fields::from_query(query.as_deref())?.only(&[])?;
     Ok(Json(BasicFeedInfo {
         id: feed.id,
         name: feed.name,
@@ -133,34 +135,101 @@ fn info(feed_type: FeedType, file: PackageFile) -> PackageVersionInfo {
     }
 }
 
-/// The files of `feed` that the query's name, group (and version) select.
+/// The most files one `versions` or `latest` answer may hold. Past it the answer
+/// would be megabytes; the caller is asked to narrow the query instead of being
+/// given a silently cut list.
+pub const MAX_FILES_LISTED: i64 = 10_000;
+
+/// What a packages query selects: a package (or version) and maybe one file,
+/// given as `name`/`group`/`version`/`qualifier` or as one `purl`.
+struct Selection {
+    filter: PackageFilter,
+    qualifier: Option<String>,
+}
+
+fn selection(params: &Fields, feed: &Feed) -> Result<Selection> {
+    let group = params.identifier("group", &[])?;
+    let name = params.identifier("name", &["package"])?;
+    let version = params.identifier("version", &[])?;
+    let qualifier = params
+        .text("qualifier", &[])?
+        .map(|raw| parse_qualifier(&raw).map_err(|rule| params.error("qualifier", rule)))
+        .transpose()?
+        .filter(|q| !q.is_empty());
+    let Some(raw) = params.text("purl", &[])? else {
+        return Ok(Selection {
+            filter: PackageFilter {
+                group,
+                name,
+                version,
+            },
+            qualifier,
+        });
+    };
+    let purl = Purl::parse(&raw).map_err(|rule| params.error("purl", rule))?;
+    if group.is_some() || name.is_some() || version.is_some() || qualifier.is_some() {
+        return Err(params.error(
+            "purl",
+            "already names the package, so name, group, version and qualifier must be left out",
+        ));
+    }
+    if purl.purl_type != feed.feed_type.purl_type() {
+        return Err(params.error(
+            "purl",
+            format!(
+                "is a {} package URL, but feed \"{}\" holds {} packages",
+                purl.purl_type,
+                feed.name,
+                feed.feed_type.purl_type()
+            ),
+        ));
+    }
+    Ok(Selection {
+        filter: PackageFilter {
+            group: purl.group,
+            name: Some(purl.name),
+            version: purl.version,
+        },
+        qualifier: purl.qualifier,
+    })
+}
+
+/// The files of `feed` that the selection names, at most [`MAX_FILES_LISTED`].
 async fn matching_files(
     ctx: &ApiContext,
     feed: &Feed,
-    params: &Fields,
-    with_version: bool,
+    selection: &Selection,
 ) -> Result<Vec<PackageFile>> {
-    let filter = PackageFilter {
-        group: params.identifier("group", &[])?,
-        name: params.identifier("name", &["package"])?,
-        version: if with_version {
-            params.identifier("version", &[])?
-        } else {
-            None
-        },
+    let keys: Option<FilterKeys> = if selection.filter.is_empty() {
+        None
+    } else {
+        match selection
+            .filter
+            .keys()
+            .into_iter()
+            .find(|keys| keys.feed_types.contains(&feed.feed_type))
+        {
+            Some(keys) => Some(keys),
+            // The filter cannot name anything in a feed of this type.
+            None => return Ok(Vec::new()),
+        }
     };
-    if filter.is_empty() {
-        return ctx.store.package_files(feed, None).await;
+    let files = ctx
+        .store
+        .package_files(
+            feed,
+            keys.as_ref(),
+            selection.qualifier.as_deref(),
+            MAX_FILES_LISTED + 1,
+        )
+        .await?;
+    if files.len() as i64 > MAX_FILES_LISTED {
+        return Err(Error::invalid(format!(
+            "The query matches more than {MAX_FILES_LISTED} files in feed \"{}\"; narrow it with name, group or version.",
+            feed.name
+        )));
     }
-    let keys: Option<FilterKeys> = filter
-        .keys()
-        .into_iter()
-        .find(|keys| keys.feed_types.contains(&feed.feed_type));
-    match keys {
-        Some(keys) => ctx.store.package_files(feed, Some(&keys)).await,
-        // The filter cannot name anything in a feed of this type.
-        None => Ok(Vec::new()),
-    }
+    Ok(files)
 }
 
 async fn versions(
@@ -171,7 +240,8 @@ async fn versions(
 ) -> Result<Json<Vec<PackageVersionInfo>>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     let params = Fields::from_query(query.as_deref())?;
-    let files = matching_files(&ctx, &feed, &params, true).await?;
+    params.only(&["name", "package", "group", "version", "qualifier", "purl"])?;
+    let files = matching_files(&ctx, &feed, &selection(&params, &feed)?).await?;
     Ok(Json(
         files.into_iter().map(|f| info(feed.feed_type, f)).collect(),
     ))
@@ -185,8 +255,23 @@ async fn latest(
 ) -> Result<Json<Vec<PackageVersionInfo>>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     let params = Fields::from_query(query.as_deref())?;
+    params.only(&[
+        "name",
+        "package",
+        "group",
+        "qualifier",
+        "purl",
+        "stableOnly",
+    ])?;
     let stable_only = params.boolean("stableOnly")?.unwrap_or(false);
-    let files = matching_files(&ctx, &feed, &params, false).await?;
+    let selection = selection(&params, &feed)?;
+    if selection.filter.version.is_some() {
+        return Err(params.error(
+            "purl",
+            "must not name a version here: this endpoint finds the latest one",
+        ));
+    }
+    let files = matching_files(&ctx, &feed, &selection).await?;
 
     // The highest version of each package, then every file of that version.
     let mut latest: HashMap<(String, String), String> = HashMap::new();
@@ -217,18 +302,15 @@ async fn remove(
 ) -> Result<()> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::Delete).await?;
     let params = Fields::from_query(query.as_deref())?;
-    let name = params
-        .identifier("name", &["package"])?
+    params.only(&["name", "package", "group", "version", "qualifier", "purl"])?;
+    let Selection { filter, qualifier } = selection(&params, &feed)?;
+    let name = filter
+        .name
         .ok_or_else(|| params.error("name", "is required"))?;
-    let version = params
-        .identifier("version", &[])?
+    let version = filter
+        .version
         .ok_or_else(|| params.error("version", "is required"))?;
-    let group = params.identifier("group", &[])?;
-    let qualifier = params
-        .text("qualifier", &[])?
-        .map(|raw| parse_qualifier(&raw).map_err(|rule| params.error("qualifier", rule)))
-        .transpose()?;
-    let package = PackageId::new(feed.feed_type, group.as_ref(), &name, &version)
+    let package = PackageId::new(feed.feed_type, filter.group.as_ref(), &name, &version)
         .map_err(|rule| params.error("group", rule))?;
     let deleted = ctx
         .store

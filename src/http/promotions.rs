@@ -121,6 +121,18 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let params = Fields::from_query(query.as_deref())?;
+    params.only(&[
+        "fromFeed",
+        "toFeed",
+        "group",
+        "groupName",
+        "package",
+        "packageName",
+        "name",
+        "version",
+        "limit",
+        "before",
+    ])?;
     let from_feed = params.feed("fromFeed")?;
     let to_feed = params.feed("toFeed")?;
     let filter = PackageFilter {

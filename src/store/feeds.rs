@@ -1,7 +1,7 @@
 use chrono::Utc;
 use sqlx::FromRow;
 
-use super::{is_unique_violation, on_pool, Store};
+use super::{on_pool, on_tx, ConstraintExt, Store, WriteTx};
 use crate::domain::{FeedName, FeedType};
 use crate::error::{Error, Result};
 
@@ -32,15 +32,20 @@ const SELECT_FEED: &str = "SELECT f.id, f.name, f.name_key, f.feed_type, f.descr
      FROM feeds f LEFT JOIN feeds t ON t.id = f.promote_to_feed_id";
 
 impl Store {
+    /// Creates a feed, enabled or not, in one statement. A fixed target named in
+    /// `promote_to` must exist and be of the same type; one deleted while this
+    /// runs is reported as not existing.
     pub async fn create_feed(
         &self,
         name: &FeedName,
         feed_type: FeedType,
         promote_to: Option<&FeedName>,
         description: Option<&str>,
+        active: bool,
     ) -> Result<Feed> {
+        let mut tx = self.begin_write().await?;
         let target = match promote_to {
-            Some(target) => Some(self.existing_feed(target).await?),
+            Some(target) => Some(existing_feed_in(&mut tx, target).await?),
             None => None,
         };
         if let Some(target) = &target {
@@ -51,28 +56,24 @@ impl Store {
                 )));
             }
         }
-        let inserted = on_pool!(self, pool => sqlx::query(
+        let (id,): (i64,) = on_tx!(&mut tx, conn => sqlx::query_as(
             "INSERT INTO feeds (name, name_key, feed_type, description, active, promote_to_feed_id, created_at) \
-             VALUES ($1, $2, $3, $4, TRUE, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(name.as_str())
         .bind(name.key())
         .bind(feed_type.as_str())
         .bind(description)
-        .bind(target.map(|t| t.id))
+        .bind(active)
+        .bind(target.as_ref().map(|t| t.id))
         .bind(Utc::now())
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected()));
-        match inserted {
-            Err(e) if is_unique_violation(&e) => Err(Error::invalid(format!(
-                "A feed named \"{name}\" already exists."
-            ))),
-            other => {
-                other?;
-                self.existing_feed(name).await
-            }
-        }
+        .fetch_one(conn)
+        .await)
+        .on_unique(|| Error::invalid(format!("A feed named \"{name}\" already exists.")))
+        .on_foreign_key(|| vanished(promote_to))?;
+        let feed = feed_by_id_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(feed)
     }
 
     pub async fn feed(&self, name: &FeedName) -> Result<Option<Feed>> {
@@ -84,9 +85,7 @@ impl Store {
 
     /// The feed, or an error saying that it does not exist.
     pub async fn existing_feed(&self, name: &FeedName) -> Result<Feed> {
-        self.feed(name)
-            .await?
-            .ok_or_else(|| Error::invalid(format!("Feed \"{name}\" does not exist.")))
+        self.feed(name).await?.ok_or_else(|| vanished(Some(name)))
     }
 
     /// Both feeds of a promotion in one round trip; either may be missing.
@@ -124,11 +123,15 @@ impl Store {
         .await
     }
 
-    /// Applies the given changes to a feed and returns it as it now is.
+    /// Applies the given changes to a feed and returns it as it now is. A feed
+    /// deleted meanwhile is `NotFound`; a new fixed target deleted meanwhile is
+    /// `Invalid`, as if it had never existed.
     pub async fn update_feed(&self, feed: &Feed, change: &FeedChange) -> Result<Feed> {
+        let mut tx = self.begin_write().await?;
+        let target_name = change.promote_to.as_ref().and_then(Option::as_ref);
         let promote_to_id = match &change.promote_to {
             Some(Some(target)) => {
-                let target = self.existing_feed(target).await?;
+                let target = existing_feed_in(&mut tx, target).await?;
                 if target.feed_type != feed.feed_type || target.id == feed.id {
                     return Err(Error::invalid(format!(
                         "Feed \"{}\" cannot be the promotion target of feed \"{}\": the target must be another {} feed.",
@@ -141,14 +144,13 @@ impl Store {
             None => None,
         };
         let description = change.description.as_ref().map(|d| d.as_deref());
-        // COALESCE keeps what is not being changed; the flags tell a cleared value
-        // (NULL) from an untouched one.
-        on_pool!(self, pool => sqlx::query(
+        // The flags tell a cleared value (NULL) from an untouched one.
+        let updated: Option<(i64,)> = on_tx!(&mut tx, conn => sqlx::query_as(
             "UPDATE feeds SET \
                description = CASE WHEN $1 THEN $2 ELSE description END, \
                active = COALESCE($3, active), \
                promote_to_feed_id = CASE WHEN $4 THEN $5 ELSE promote_to_feed_id END \
-             WHERE id = $6",
+             WHERE id = $6 RETURNING id",
         )
         .bind(description.is_some())
         .bind(description.flatten())
@@ -156,69 +158,61 @@ impl Store {
         .bind(promote_to_id.is_some())
         .bind(promote_to_id.flatten())
         .bind(feed.id)
-        .execute(pool)
-        .await
-        .map(drop))?;
-        let sql = format!("{SELECT_FEED} WHERE f.id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(feed.id).fetch_one(pool).await)?)
+        .fetch_optional(conn)
+        .await)
+        .on_foreign_key(|| vanished(target_name))?;
+        if updated.is_none() {
+            return Err(Error::NotFound(format!(
+                "Feed \"{}\" does not exist.",
+                feed.name
+            )));
+        }
+        let feed = feed_by_id_in(&mut tx, feed.id).await?;
+        tx.commit().await?;
+        Ok(feed)
     }
 
     /// Deletes a feed with its packages; its history stays. False when it did not exist.
     pub async fn delete_feed(&self, feed: &Feed) -> Result<bool> {
-        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM feeds WHERE id = $1")
+        let mut tx = self.begin_write().await?;
+        let deleted = on_tx!(&mut tx, conn => sqlx::query("DELETE FROM feeds WHERE id = $1")
             .bind(feed.id)
-            .execute(pool)
+            .execute(conn)
             .await
             .map(|done| done.rows_affected()))?;
+        tx.commit().await?;
         Ok(deleted == 1)
     }
 
     /// Creates a feed group holding the named feeds; returns its id.
     pub async fn create_group(&self, name: &FeedName, members: &[FeedName]) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
         let mut feed_ids = Vec::with_capacity(members.len());
         for member in members {
-            feed_ids.push(self.existing_feed(member).await?.id);
+            feed_ids.push(existing_feed_in(&mut tx, member).await?.id);
         }
-        let now = Utc::now();
-        let created: Result<i64, sqlx::Error> = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO feed_groups (name, name_key, created_at) VALUES ($1, $2, $3) RETURNING id",
+        let (id,): (i64,) = on_tx!(&mut tx, conn => sqlx::query_as(
+            "INSERT INTO feed_groups (name, name_key, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(name.key())
+        .bind(Utc::now())
+        .fetch_one(conn)
+        .await)
+        .on_unique(|| Error::invalid(format!("A feed group named \"{name}\" already exists.")))?;
+        for (feed_id, member) in feed_ids.iter().zip(members) {
+            on_tx!(&mut tx, conn => sqlx::query(
+                "INSERT INTO feed_group_members (group_id, feed_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
-            .bind(name.as_str())
-            .bind(name.key())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            for feed_id in &feed_ids {
-                sqlx::query(
-                    "INSERT INTO feed_group_members (group_id, feed_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(feed_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(id)
-        }.await);
-        match created {
-            Err(e) if is_unique_violation(&e) => Err(Error::invalid(format!(
-                "A feed group named \"{name}\" already exists."
-            ))),
-            other => Ok(other?),
+            .bind(id)
+            .bind(feed_id)
+            .execute(conn)
+            .await
+            .map(drop))
+            .on_foreign_key(|| vanished(Some(member)))?;
         }
-    }
-
-    /// The group's id by name, or an error saying that it does not exist.
-    pub async fn existing_group(&self, name: &FeedName) -> Result<i64> {
-        let found: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT id FROM feed_groups WHERE name_key = $1")
-            .bind(name.key())
-            .fetch_optional(pool)
-            .await)?;
-        found
-            .map(|(id,)| id)
-            .ok_or_else(|| Error::invalid(format!("Feed group \"{name}\" does not exist.")))
+        tx.commit().await?;
+        Ok(id)
     }
 
     pub async fn group_feed_ids(&self, group_id: i64) -> Result<Vec<i64>> {
@@ -227,5 +221,39 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}
+
+/// The feed with this name as the transaction sees it, or "does not exist".
+pub(super) async fn existing_feed_in(tx: &mut WriteTx<'_>, name: &FeedName) -> Result<Feed> {
+    let sql = format!("{SELECT_FEED} WHERE f.name_key = $1");
+    let found: Option<Feed> =
+        on_tx!(tx, conn => sqlx::query_as(&sql).bind(name.key()).fetch_optional(conn).await)?;
+    found.ok_or_else(|| vanished(Some(name)))
+}
+
+/// The group's id as the transaction sees it, or "does not exist".
+pub(super) async fn existing_group_in(tx: &mut WriteTx<'_>, name: &FeedName) -> Result<i64> {
+    let found: Option<(i64,)> = on_tx!(tx, conn => sqlx::query_as("SELECT id FROM feed_groups WHERE name_key = $1")
+        .bind(name.key())
+        .fetch_optional(conn)
+        .await)?;
+    found
+        .map(|(id,)| id)
+        .ok_or_else(|| Error::invalid(format!("Feed group \"{name}\" does not exist.")))
+}
+
+async fn feed_by_id_in(tx: &mut WriteTx<'_>, id: i64) -> Result<Feed> {
+    let sql = format!("{SELECT_FEED} WHERE f.id = $1");
+    Ok(on_tx!(tx, conn => sqlx::query_as(&sql).bind(id).fetch_one(conn).await)?)
+}
+
+/// "Feed X does not exist": for a feed that was never there, and for one deleted
+/// between our read and the write that refers to it (the foreign key says so),
+/// which is what the caller would have heard a moment later.
+fn vanished(name: Option<&FeedName>) -> Error {
+    match name {
+        Some(name) => Error::invalid(format!("Feed \"{name}\" does not exist.")),
+        None => Error::invalid("A feed named in the request no longer exists."),
     }
 }

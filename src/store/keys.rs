@@ -1,7 +1,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{is_unique_violation, on_pool, Store};
+use super::feeds::{existing_feed_in, existing_group_in};
+use super::{on_pool, on_tx, ConstraintExt, Store};
 use crate::domain::{FeedName, Permissions};
 use crate::error::{Error, Result};
 
@@ -70,6 +71,10 @@ impl StoredKey {
     }
 }
 
+/// The most keys one listing returns. A deployment has tens of keys; the cap
+/// keeps a runaway script that creates keys from making listings unbounded.
+pub const MAX_KEYS_LISTED: usize = 10_000;
+
 const SELECT_KEY: &str = "SELECT k.id, k.name, k.key_prefix, k.kind, k.feed_id, k.feed_group_id, \
      COALESCE(f.name, g.name) AS scope_name, k.permissions, k.expires_at, k.revoked_at, k.created_at, \
      k.description, k.logging \
@@ -78,30 +83,37 @@ const SELECT_KEY: &str = "SELECT k.id, k.name, k.key_prefix, k.kind, k.feed_id, 
      LEFT JOIN feed_groups g ON g.id = k.feed_group_id";
 
 impl Store {
-    /// Stores a new key under its hash. The key text itself never reaches this layer.
-    pub async fn create_key(
-        &self,
-        key_hash: &str,
-        key_prefix: &str,
-        new: &NewKey,
-    ) -> Result<StoredKey> {
+    /// Stores a new key under its hash, with the non-secret `label` that
+    /// listings show. The key text itself never reaches this layer.
+    pub async fn create_key(&self, key_hash: &str, label: &str, new: &NewKey) -> Result<StoredKey> {
+        let mut tx = self.begin_write().await?;
         let (kind, feed_id, group_id) = match &new.scope {
             KeyScope::System => ("system", None, None),
-            KeyScope::Feed(feed) => ("feed", Some(self.existing_feed(feed).await?.id), None),
-            KeyScope::Group(group) => ("feed", None, Some(self.existing_group(group).await?)),
+            KeyScope::Feed(feed) => (
+                "feed",
+                Some(existing_feed_in(&mut tx, feed).await?.id),
+                None,
+            ),
+            KeyScope::Group(group) => {
+                ("feed", None, Some(existing_group_in(&mut tx, group).await?))
+            }
         };
-        let name = new
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("key-{key_prefix}"));
-        let inserted: Result<(i64,), sqlx::Error> = on_pool!(self, pool => sqlx::query_as(
+        let scope_vanished = || match &new.scope {
+            KeyScope::Group(group) => {
+                Error::invalid(format!("Feed group \"{group}\" does not exist."))
+            }
+            KeyScope::Feed(feed) => Error::invalid(format!("Feed \"{feed}\" does not exist.")),
+            KeyScope::System => Error::invalid("The key's scope no longer exists."),
+        };
+        let name = new.name.clone().unwrap_or_else(|| format!("key-{label}"));
+        let (id,): (i64,) = on_tx!(&mut tx, conn => sqlx::query_as(
             "INSERT INTO api_keys (name, key_hash, key_prefix, kind, feed_id, feed_group_id, permissions, \
              expires_at, created_at, description, logging) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(&name)
         .bind(key_hash)
-        .bind(key_prefix)
+        .bind(label)
         .bind(kind)
         .bind(feed_id)
         .bind(group_id)
@@ -110,18 +122,14 @@ impl Store {
         .bind(Utc::now())
         .bind(&new.description)
         .bind(&new.logging)
-        .fetch_one(pool)
-        .await);
-        let (id,) = match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(Error::invalid(
-                    "That key text is already in use; choose another.",
-                ))
-            }
-            other => other?,
-        };
+        .fetch_one(conn)
+        .await)
+        .on_unique(|| Error::invalid("That key text is already in use; choose another."))
+        .on_foreign_key(scope_vanished)?;
         let sql = format!("{SELECT_KEY} WHERE k.id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_one(pool).await)?)
+        let stored = on_tx!(&mut tx, conn => sqlx::query_as(&sql).bind(id).fetch_one(conn).await)?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     pub async fn key_by_hash(&self, key_hash: &str) -> Result<Option<StoredKey>> {
@@ -129,22 +137,29 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(key_hash).fetch_optional(pool).await)?)
     }
 
-    pub async fn list_keys(&self) -> Result<Vec<StoredKey>> {
-        let sql = format!("{SELECT_KEY} ORDER BY k.id");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+    /// Keys by id, at most [`MAX_KEYS_LISTED`]; revoked ones only when asked.
+    pub async fn list_keys(&self, include_revoked: bool) -> Result<Vec<StoredKey>> {
+        let sql = format!(
+            "{SELECT_KEY} WHERE ($1 OR k.revoked_at IS NULL) ORDER BY k.id LIMIT {MAX_KEYS_LISTED}"
+        );
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(&sql).bind(include_revoked).fetch_all(pool).await)?,
+        )
     }
 
     /// Revokes a key; false when no usable key has that id. The row stays, so that
     /// listings and the history can still name the key.
     pub async fn revoke_key(&self, id: i64) -> Result<bool> {
-        let done = on_pool!(self, pool => sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let done = on_tx!(&mut tx, conn => sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(Utc::now())
         .bind(id)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|done| done.rows_affected()))?;
+        tx.commit().await?;
         Ok(done == 1)
     }
 }

@@ -18,34 +18,67 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::Connection;
 
 pub use feeds::{Feed, FeedChange};
 pub use history::{HistoryQuery, HistoryRow};
 pub use keys::{KeyScope, NewKey, StoredKey};
 pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
-pub use promotions::{MoveAudit, MoveError, PromotionRecord};
+pub use promotions::{Departure, MoveAudit, MoveError, PromotionRecord};
+
+use crate::error::{Error, Result};
 
 /// How long a request waits for a database connection before it is answered 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Debug)]
+/// The longest a statement may run, lock waits included, on either backend. It
+/// is well under the HTTP request timeout (60 s), so a request is never answered
+/// 408 while its transaction goes on to commit: the statement fails first, rolls
+/// back, and the caller hears 503.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Clone)]
 pub enum Store {
     Postgres(PgPool),
     Sqlite(SqlitePool, SqliteWriter),
 }
 
+/// The backend only: pools know their connect options, and those may hold a
+/// password.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend())
+    }
+}
+
 /// Queues this process's SQLite write transactions in arrival order. SQLite allows
 /// one writer at a time; without a queue, waiting writers poll the database lock
 /// with growing sleeps, which turns busy moments into multi-second stalls. Other
-/// processes on the same file still wait on the busy timeout.
+/// processes on the same file still wait on the busy timeout. Every write goes
+/// through [`Store::begin_write`], which takes this queue first.
 #[derive(Clone, Debug, Default)]
 pub struct SqliteWriter(std::sync::Arc<tokio::sync::Mutex<()>>);
 
-impl SqliteWriter {
-    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.0.lock().await
+/// A write transaction on either backend. On SQLite it holds this process's
+/// writer queue and, from `BEGIN IMMEDIATE` on, the database's write lock, so its
+/// reads and writes see no other writer in between.
+pub enum WriteTx<'a> {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+        tokio::sync::MutexGuard<'a, ()>,
+    ),
+}
+
+impl WriteTx<'_> {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            WriteTx::Postgres(tx) => tx.commit().await?,
+            WriteTx::Sqlite(tx, _queued) => tx.commit().await?,
+        }
+        Ok(())
     }
 }
 
@@ -61,46 +94,83 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Runs one expression on a write transaction's connection (`&mut *$conn`), on
+/// either backend; like [`on_pool!`], the SQL must be portable.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::store::WriteTx::Postgres(tx) => {
+                let $conn: &mut sqlx::PgConnection = &mut *tx;
+                $body
+            }
+            $crate::store::WriteTx::Sqlite(tx, _) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut *tx;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
 impl Store {
     /// Opens the database named by `url` (`postgres://…` or `sqlite://…`) and brings
     /// its schema up to date.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
         let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .context("the PostgreSQL database URL is not valid")?;
+            // One connection first, straight to the server: a pool retries a
+            // refused connection until its acquire timeout and then reports only
+            // that it timed out, hiding the cause. It applies the migrations,
+            // free of the statement timeout (an index build may take longer).
+            let mut first = PgConnection::connect_with(&options)
+                .await
+                .context("could not connect to PostgreSQL")?;
+            sqlx::migrate!("./migrations/postgres")
+                .run(&mut first)
+                .await
+                .context("could not apply the database migrations")?;
+            first
+                .close()
+                .await
+                .context("could not connect to PostgreSQL")?;
+            let options = options.options([
+                (
+                    "statement_timeout",
+                    format!("{}s", STATEMENT_TIMEOUT.as_secs()),
+                ),
+                // A transaction left open by a vanished client must not hold its
+                // locks for long.
+                ("idle_in_transaction_session_timeout", "60s".to_owned()),
+            ]);
             let pool = PgPoolOptions::new()
                 .max_connections(20)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect(url)
-                .await
-                .context("could not connect to PostgreSQL")?;
+                .connect_lazy_with(options);
             Store::Postgres(pool)
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("the SQLite database URL is not valid")?
                 .create_if_missing(true)
-                // WAL lets readers run beside the one writer; writers queue on the
-                // busy timeout instead of failing at once.
+                // WAL lets readers run beside the one writer; writers from other
+                // processes wait on the busy timeout instead of failing at once.
                 .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(30));
+                .busy_timeout(STATEMENT_TIMEOUT);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await
                 .context("could not open the SQLite database")?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .context("could not apply the database migrations")?;
             Store::Sqlite(pool, SqliteWriter::default())
         } else {
             anyhow::bail!("the database URL must start with postgres:// or sqlite://");
         };
-        store.migrate().await?;
         Ok(store)
-    }
-
-    async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
-            Store::Sqlite(pool, _) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
-        }
-        .context("could not apply the database migrations")
     }
 
     pub fn backend(&self) -> &'static str {
@@ -110,14 +180,80 @@ impl Store {
         }
     }
 
+    /// Begins a write transaction (see [`WriteTx`]). On SQLite, waiting in this
+    /// process's queue counts against the statement timeout, so a request never
+    /// waits there past the point where it would be answered 408.
+    pub async fn begin_write(&self) -> Result<WriteTx<'_>> {
+        match self {
+            Store::Postgres(pool) => Ok(WriteTx::Postgres(pool.begin().await?)),
+            Store::Sqlite(pool, writer) => {
+                let queued = tokio::time::timeout(STATEMENT_TIMEOUT, writer.0.lock())
+                    .await
+                    .map_err(|_| Error::Unavailable {
+                        reason: "it is busy with other writes",
+                        cause: None,
+                    })?;
+                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx::Sqlite(tx, queued))
+            }
+        }
+    }
+
     /// Answers when the database does; `/health` uses it.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
     }
 
+    /// Why the database cannot be reached, found by opening a connection of our
+    /// own (a pool only says that it timed out). `None` when that connection works.
+    pub async fn diagnose_connection(&self) -> Option<sqlx::Error> {
+        match self {
+            Store::Postgres(pool) => {
+                let options = pool.connect_options();
+                match PgConnection::connect_with(&options).await {
+                    Ok(connection) => {
+                        let _ = connection.close().await;
+                        None
+                    }
+                    Err(error) => Some(error),
+                }
+            }
+            Store::Sqlite(..) => self.ping().await.err(),
+        }
+    }
+
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
     }
+}
+
+/// Turns the constraint violations a statement can meet in a race (a name taken,
+/// a referenced row deleted meanwhile) into the caller's error, in one place.
+pub(crate) trait ConstraintExt<T> {
+    /// A unique violation becomes `error()`.
+    fn on_unique(self, error: impl FnOnce() -> Error) -> Result<T>;
+    /// A foreign-key violation becomes `error()`.
+    fn on_foreign_key(self, error: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> ConstraintExt<T> for Result<T, E> {
+    fn on_unique(self, error: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|e| match e.into() {
+            Error::Database(db) if violates(&db, |d| d.is_unique_violation()) => error(),
+            other => other,
+        })
+    }
+
+    fn on_foreign_key(self, error: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|e| match e.into() {
+            Error::Database(db) if violates(&db, |d| d.is_foreign_key_violation()) => error(),
+            other => other,
+        })
+    }
+}
+
+fn violates(error: &sqlx::Error, kind: impl Fn(&dyn sqlx::error::DatabaseError) -> bool) -> bool {
+    error.as_database_error().is_some_and(kind)
 }
 
 /// A parameter of a statement built at run time.
@@ -167,11 +303,3 @@ macro_rules! bind_all {
     }};
 }
 use bind_all;
-
-/// True when a statement failed on a unique constraint, which several operations
-/// turn into "already exists".
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|db| db.is_unique_violation())
-}

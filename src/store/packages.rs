@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use super::{bind_all, on_pool, Bind, Conditions, Feed, Store};
+use super::{bind_all, on_pool, on_tx, Bind, Conditions, Feed, Store, WriteTx};
 use crate::domain::{FilterKeys, PackageId};
 use crate::error::Result;
 
@@ -94,11 +94,15 @@ impl Store {
                     count(len, added);
                 }
             }
-            Store::Sqlite(pool, writer) => {
+            Store::Sqlite(..) => {
                 // SQLite has one writer at a time: batches go one after another.
                 for chunk in packages.chunks(SQLITE_BATCH) {
-                    let _queued = writer.lock().await;
-                    let added = import_batch_sqlite(pool, feed.id, chunk, now).await?;
+                    let mut tx = self.begin_write().await?;
+                    let WriteTx::Sqlite(conn, _) = &mut tx else {
+                        unreachable!("a SQLite store begins SQLite transactions")
+                    };
+                    let added = import_batch_sqlite(conn, feed.id, chunk, now).await?;
+                    tx.commit().await?;
                     count(chunk.len(), added);
                 }
             }
@@ -112,6 +116,8 @@ impl Store {
         &self,
         feed: &Feed,
         keys: Option<&FilterKeys>,
+        qualifier: Option<&str>,
+        limit: i64,
     ) -> Result<Vec<PackageFile>> {
         let mut c = Conditions::default();
         let feed_id = c.placeholder(Bind::Int(feed.id));
@@ -121,11 +127,17 @@ impl Store {
             c.equals("v.group_key", keys.group_key.as_ref(), &mut clauses);
             c.equals("v.version_key", keys.version_key.as_ref(), &mut clauses);
         }
+        c.equals(
+            "pf.qualifier",
+            qualifier.map(str::to_owned).as_ref(),
+            &mut clauses,
+        );
+        let limit = c.placeholder(Bind::Int(limit));
         let sql = format!(
             "SELECT v.group_name, v.name, v.version, v.group_key, v.name_key, pf.qualifier, pf.size, \
              pf.sha256, pf.published_at \
              FROM package_versions v JOIN package_files pf ON pf.version_id = v.id \
-             WHERE {} ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier",
+             WHERE {} ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier LIMIT {limit}",
             clauses.join(" AND ")
         );
         Ok(on_pool!(self, pool => bind_all!(sqlx::query_as(&sql), &c.binds).fetch_all(pool).await)?)
@@ -149,28 +161,26 @@ impl Store {
             "DELETE FROM package_versions WHERE {identity} \
              AND NOT EXISTS (SELECT 1 FROM package_files pf WHERE pf.version_id = package_versions.id)"
         );
-        let deleted: Result<u64, sqlx::Error> = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
-            let deleted = sqlx::query(&files)
-                .bind(feed.id)
-                .bind(package.name_key())
-                .bind(package.group_key())
-                .bind(package.version_key())
-                .bind(qualifier)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query(&versions)
-                .bind(feed.id)
-                .bind(package.name_key())
-                .bind(package.group_key())
-                .bind(package.version_key())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(deleted)
-        }.await);
-        Ok(deleted?)
+        let mut tx = self.begin_write().await?;
+        let deleted = on_tx!(&mut tx, conn => sqlx::query(&files)
+            .bind(feed.id)
+            .bind(package.name_key())
+            .bind(package.group_key())
+            .bind(package.version_key())
+            .bind(qualifier)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected()))?;
+        on_tx!(&mut tx, conn => sqlx::query(&versions)
+            .bind(feed.id)
+            .bind(package.name_key())
+            .bind(package.group_key())
+            .bind(package.version_key())
+            .execute(conn)
+            .await
+            .map(drop))?;
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     /// How many files a feed holds; the CLI reports it after an import.
@@ -256,13 +266,11 @@ async fn import_batch_postgres(
 
 /// SQLite has no array parameters: each batch is a multi-row VALUES list.
 async fn import_batch_sqlite(
-    pool: &sqlx::SqlitePool,
+    conn: &mut sqlx::SqliteConnection,
     feed_id: i64,
     chunk: &[NewPackage],
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-
     let mut versions = QueryBuilder::<Sqlite>::new(
         "INSERT INTO package_versions (feed_id, group_name, name, version, group_key, name_key, version_key, created_at) ",
     );
@@ -277,7 +285,7 @@ async fn import_batch_sqlite(
             .push_bind(now);
     });
     versions.push(" ON CONFLICT (feed_id, name_key, group_key, version_key) DO NOTHING");
-    versions.build().execute(&mut *tx).await?;
+    versions.build().execute(&mut *conn).await?;
 
     let mut files = QueryBuilder::<Sqlite>::new("WITH t (gk, nk, vk, q, s, h) AS (");
     files.push_values(chunk, |mut row, p| {
@@ -300,9 +308,7 @@ async fn import_batch_sqlite(
         " AND v.group_key = t.gk AND v.name_key = t.nk AND v.version_key = t.vk \
          WHERE TRUE ON CONFLICT (version_id, qualifier) DO NOTHING",
     );
-    let added = files.build().execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    Ok(added)
+    Ok(files.build().execute(&mut *conn).await?.rows_affected())
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{is_unique_violation, Feed, Store};
+use super::{on_pool, Feed, Store};
 use crate::domain::PackageId;
+use crate::error::Error;
 
 /// One row of the promotion history.
 #[derive(Debug, Clone, FromRow)]
@@ -22,25 +23,35 @@ pub struct PromotionRecord {
 /// Why a move changed nothing.
 #[derive(Debug)]
 pub enum MoveError {
-    NotInSource,
+    /// The version is not in the source feed, or a feed no longer allows the
+    /// move (deleted, disabled, or the source's fixed target changed since the
+    /// caller looked). The caller re-reads the feeds to say which.
+    NotMoved,
     AlreadyInTarget,
-    Database(sqlx::Error),
+    Failed(Error),
 }
 
 impl From<sqlx::Error> for MoveError {
+    fn from(error: sqlx::Error) -> Self {
+        MoveError::from(Error::from(error))
+    }
+}
+
+impl From<Error> for MoveError {
     /// A version already in the target shows up as a violation of the identity key
     /// (PostgreSQL names the constraint; SQLite does not, but the move's only
     /// unique key there is the same one).
-    fn from(error: sqlx::Error) -> Self {
-        let identity_clash = is_unique_violation(&error)
-            && error
-                .as_database_error()
-                .and_then(|db| db.constraint())
-                .is_none_or(|name| name == "package_versions_identity");
+    fn from(error: Error) -> Self {
+        let identity_clash = matches!(&error, Error::Database(db) if db.as_database_error().is_some_and(|db| {
+            db.is_unique_violation()
+                && db
+                    .constraint()
+                    .is_none_or(|name| name == "package_versions_identity")
+        }));
         if identity_clash {
             MoveError::AlreadyInTarget
         } else {
-            MoveError::Database(error)
+            MoveError::Failed(error)
         }
     }
 }
@@ -52,6 +63,14 @@ pub struct MoveAudit<'a> {
     pub api_key_id: i64,
 }
 
+/// Where a version went when it last left a feed, from the history.
+#[derive(Debug, Clone, FromRow)]
+pub struct Departure {
+    pub id: i64,
+    pub to_feed: String,
+    pub promoted_at: DateTime<Utc>,
+}
+
 const INSERT_HISTORY_COLUMNS: &str =
     "INSERT INTO promotions (from_feed_id, to_feed_id, from_feed, to_feed, \
      from_feed_key, to_feed_key, package_type, group_name, name, version, group_key, name_key, \
@@ -60,15 +79,22 @@ const INSERT_HISTORY_COLUMNS: &str =
 const RETURNING_RECORD: &str = "RETURNING id, from_feed, to_feed, package_type, group_name, name, \
      version, comments, user_name, promoted_at";
 
+/// What the move relies on about the feeds ($1 source, $2 target), checked by the
+/// move statement itself rather than by an earlier read: both still exist and are
+/// enabled, and the source's fixed target (if any) is still the target.
+const FEEDS_ALLOW_MOVE: &str = "s.id = $1 AND t.id = $2 AND s.active AND t.active \
+     AND (s.promote_to_feed_id IS NULL OR s.promote_to_feed_id = t.id)";
+
 impl Store {
     /// Moves a package version, with all of its files, from one feed to another and
     /// writes the history row: both or neither.
     ///
     /// The version row carries its files, so moving it is one row update. The
     /// unique key on (feed, identity) turns "already in the target" into a
-    /// constraint violation even when two promotions race; the row lock taken by
-    /// the update makes a concurrent promotion of the same version find nothing left
-    /// in the source once the first commits.
+    /// constraint violation even when two promotions race; the row lock taken on
+    /// the version makes a concurrent promotion of it find nothing left in the
+    /// source once the first commits. The feeds are re-checked after that lock is
+    /// held, so a feed disabled (or re-targeted) while the move waited stops it.
     pub async fn move_package(
         &self,
         from: &Feed,
@@ -77,14 +103,27 @@ impl Store {
         audit: &MoveAudit<'_>,
     ) -> Result<PromotionRecord, MoveError> {
         match self {
-            // One statement, so one round trip and its own transaction: the update
-            // and the history insert commit together or not at all.
+            // One statement, so one round trip and its own transaction. Order
+            // matters: lock the version first (waiting for any other holder),
+            // then lock the two feed rows FOR SHARE and check them. Taking the
+            // feed locks only once the version is ours means a feed can be
+            // disabled while a promotion waits (no deadlock), and the FOR SHARE
+            // re-reads a feed changed after this statement began and blocks a
+            // change until we commit.
             Store::Postgres(pool) => {
                 let sql = format!(
-                    "WITH moved AS ( \
-                       UPDATE package_versions SET feed_id = $2 \
+                    "WITH version AS ( \
+                       SELECT id FROM package_versions \
                        WHERE feed_id = $1 AND name_key = $3 AND group_key = $4 AND version_key = $5 \
-                       RETURNING group_name, name, version, group_key, name_key, version_key) \
+                       FOR UPDATE), \
+                     allowed AS ( \
+                       SELECT s.id FROM feeds s, feeds t \
+                       WHERE {FEEDS_ALLOW_MOVE} AND EXISTS (SELECT 1 FROM version) \
+                       FOR SHARE OF s, t), \
+                     moved AS ( \
+                       UPDATE package_versions v SET feed_id = $2 \
+                       FROM version, allowed WHERE v.id = version.id \
+                       RETURNING v.group_name, v.name, v.version, v.group_key, v.name_key, v.version_key) \
                      {INSERT_HISTORY_COLUMNS} \
                      SELECT $1, $2, $6, $7, $8, $9, $10, group_name, name, version, group_key, \
                             name_key, version_key, $11, $12, $13, $14 FROM moved \
@@ -107,27 +146,30 @@ impl Store {
                     .bind(Utc::now())
                     .fetch_optional(pool)
                     .await?
-                    .ok_or(MoveError::NotInSource)
+                    .ok_or(MoveError::NotMoved)
             }
             // SQLite has no data-modifying CTEs: two statements in a transaction
-            // that takes the write lock at BEGIN, so writers queue instead of
-            // deadlocking on a lock upgrade.
-            Store::Sqlite(pool, writer) => {
-                let _queued = writer.lock().await;
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let moved: Option<(String, String, String)> = sqlx::query_as(
+            // that holds the write lock from BEGIN, so nothing changes the feeds
+            // between the check in the UPDATE and the commit.
+            Store::Sqlite(..) => {
+                let mut tx = self.begin_write().await?;
+                let crate::store::WriteTx::Sqlite(conn, _) = &mut tx else {
+                    unreachable!("a SQLite store begins SQLite transactions")
+                };
+                let moved: Option<(String, String, String)> = sqlx::query_as(&format!(
                     "UPDATE package_versions SET feed_id = $2 \
                      WHERE feed_id = $1 AND name_key = $3 AND group_key = $4 AND version_key = $5 \
-                     RETURNING group_name, name, version",
-                )
+                     AND EXISTS (SELECT 1 FROM feeds s, feeds t WHERE {FEEDS_ALLOW_MOVE}) \
+                     RETURNING group_name, name, version"
+                ))
                 .bind(from.id)
                 .bind(to.id)
                 .bind(package.name_key())
                 .bind(package.group_key())
                 .bind(package.version_key())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **conn)
                 .await?;
-                let (group_name, name, version) = moved.ok_or(MoveError::NotInSource)?;
+                let (group_name, name, version) = moved.ok_or(MoveError::NotMoved)?;
                 let sql = format!(
                     "{INSERT_HISTORY_COLUMNS} \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
@@ -151,11 +193,32 @@ impl Store {
                     .bind(audit.user)
                     .bind(audit.api_key_id)
                     .bind(Utc::now())
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **conn)
                     .await?;
                 tx.commit().await?;
                 Ok(record)
             }
         }
+    }
+
+    /// The newest promotion that took this version out of `feed`, if any: what a
+    /// caller who just missed it wants to know.
+    pub async fn last_departure(
+        &self,
+        feed: &Feed,
+        package: &PackageId,
+    ) -> crate::error::Result<Option<Departure>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, to_feed, promoted_at FROM promotions \
+             WHERE from_feed_id = $1 AND name_key = $2 AND group_key = $3 AND version_key = $4 \
+             AND package_type = $5 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(feed.id)
+        .bind(package.name_key())
+        .bind(package.group_key())
+        .bind(package.version_key())
+        .bind(feed.feed_type.as_str())
+        .fetch_optional(pool)
+        .await)?)
     }
 }

@@ -297,7 +297,27 @@ async fn bad_cli_input_is_refused_and_changes_nothing(backend: Backend) {
     );
     fails_saying(
         &promoter(db, &["keys", "create", "--system", "--expires", "tomorrow"]),
-        "not an RFC 3339 time",
+        "--expires \"tomorrow\" must be a date and time such as 2027-01-31T00:00:00Z",
+    );
+    fails_saying(
+        &promoter(
+            db,
+            &["keys", "create", "--system", "--expires", "0001-01-01"],
+        ),
+        "--expires \"0001-01-01\" must be a date and time between the years 1970 and 9999",
+    );
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "keys",
+                "create",
+                "--system",
+                "--expires",
+                "9999-12-31T23:00:00-05:00",
+            ],
+        ),
+        "between the years 1970 and 9999",
     );
     fails_saying(
         &promoter(db, &["keys", "create", "--group", "nope"]),

@@ -213,7 +213,7 @@ impl TestApp {
 
     pub async fn feed(&self, name: &str, feed_type: FeedType) -> Feed {
         self.store
-            .create_feed(&FeedName::parse(name).unwrap(), feed_type, None, None)
+            .create_feed(&FeedName::parse(name).unwrap(), feed_type, None, None, true)
             .await
             .unwrap()
     }
@@ -226,6 +226,7 @@ impl TestApp {
                 feed_type,
                 Some(&target),
                 None,
+                true,
             )
             .await
             .unwrap()
