@@ -7,6 +7,8 @@
 # and returns once the server accepts connections. A watchdog stops the cluster and
 # deletes its files when process OWNER_PID exits, so nothing outlives the test run.
 # The cluster trades durability for speed (fsync off) unless PROMOTER_PG_DURABLE=1.
+# It accepts TLS with a self-signed certificate (made with openssl) and plain
+# connections alike.
 set -euo pipefail
 
 owner=${1:?usage: throwaway-postgres.sh OWNER_PID}
@@ -33,7 +35,19 @@ if ! as_server_user "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8
     exit 1
 fi
 
+# A self-signed certificate, so that tests can connect with sslmode=require as
+# they would to a managed PostgreSQL service. Plain connections still work.
+if ! openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$dir/server.key" -out "$dir/server.crt" >"$dir/openssl.log" 2>&1; then
+    cat "$dir/openssl.log" >&2
+    rm -rf "$dir"
+    exit 1
+fi
+chmod 600 "$dir/server.key"
+if [ "$(id -u)" = 0 ]; then chown postgres: "$dir/server.key" "$dir/server.crt"; fi
+
 options="-c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB"
+options="$options -c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
 if [ "${PROMOTER_PG_DURABLE:-0}" != 1 ]; then
     options="$options -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 fi

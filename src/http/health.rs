@@ -61,25 +61,21 @@ async fn health(State(ctx): State<ApiContext>) -> (StatusCode, Json<HealthInfo>)
 
 /// One fixed sentence saying why the database did not answer, safe to show
 /// without a key: never the driver's text, which can name hosts and users (that
-/// goes to the log). A pool that timed out does not say why, so then a
-/// connection of our own is tried to find the real cause.
+/// goes to the log). A pool that timed out or lost a connection does not say why
+/// the server cannot be reached, so then a connection of our own finds the cause.
 async fn diagnose(ctx: &ApiContext, error: Option<sqlx::Error>) -> String {
-    let error = match error {
-        Some(sqlx::Error::PoolTimedOut) | None => {
-            match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, ctx.store.diagnose_connection())
-                .await
-            {
-                Ok(Some(cause)) => Some(cause),
-                Ok(None) => {
-                    return format!(
-                        "The {} database accepts connections, but every connection of this server is busy.",
-                        ctx.store.backend()
-                    )
-                }
-                Err(_) => None,
-            }
+    let connection_trouble = error
+        .as_ref()
+        .is_none_or(|e| unavailable_reason(e).is_some());
+    let error = if connection_trouble {
+        match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, ctx.store.diagnose_connection()).await {
+            Ok(Some(cause)) => Some(cause),
+            // A fresh connection works: the pool's trouble was passing.
+            Ok(None) => error,
+            Err(_) => None,
         }
-        other => other,
+    } else {
+        error
     };
     let Some(error) = error else {
         return format!(

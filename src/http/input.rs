@@ -173,10 +173,14 @@ impl Fields {
                 let mut names = accepted.to_vec();
                 names.push("key");
                 let (last, rest) = names.split_last().expect("key is always accepted");
+                let accepted = if rest.is_empty() {
+                    format!("the only accepted one is {last}")
+                } else {
+                    format!("the accepted ones are {} and {last}", rest.join(", "))
+                };
                 Err(Error::invalid(format!(
-                    "{} \"{name}\" is not known here; the accepted ones are {} and {last}.",
-                    self.noun(),
-                    rest.join(", ")
+                    "{} \"{name}\" is not known here; {accepted}.",
+                    self.noun()
                 )))
             }
         }

@@ -205,6 +205,21 @@ impl TestApp {
         (start_instance(url.as_str()).await, cut)
     }
 
+    /// The PostgreSQL pool, for tests that only make sense there.
+    pub fn pg_pool(&self) -> &sqlx::PgPool {
+        match &self.store {
+            Store::Postgres(pool) => pool,
+            Store::Sqlite(..) => panic!("this test needs PostgreSQL"),
+        }
+    }
+
+    /// The database URL as another role would use it.
+    pub fn url_as_role(&self, role: &str) -> String {
+        let mut url = url::Url::parse(&self.database.url).unwrap();
+        url.set_username(role).unwrap();
+        url.to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -438,7 +453,8 @@ async fn start_relay(target: String) -> (u16, tokio::sync::watch::Sender<bool>) 
     (port, cut)
 }
 
-async fn start_instance(database_url: &str) -> String {
+/// A server on `database_url`, in this process, on a free port; its address.
+pub async fn start_instance(database_url: &str) -> String {
     let app = Application::build("127.0.0.1:0", database_url)
         .await
         .expect("the application did not start");

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod cli;
+mod hardening;
 mod history;
 mod history_plans;
 mod import;

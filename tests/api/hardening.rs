@@ -1,0 +1,566 @@
+//! Regression tests for the defects an outside review reproduced (issue 6), each
+//! on the backends it concerns.
+
+use std::time::Duration;
+
+use promoter::domain::{FeedType, Identifier, PackageId};
+use promoter::store::{NewFile, NewPackage};
+use serde_json::{json, Value};
+
+use crate::helpers::{babel_promotion, start_instance, Backend, Reply, TestApp};
+
+both_backends!(
+    management_writes_racing_deletes_never_fail_with_500,
+    a_feed_created_disabled_is_disabled_from_its_first_moment,
+    updating_a_feed_deleted_meanwhile_is_404,
+    misspelt_query_parameters_are_refused,
+    package_urls_select_packages,
+    json_sent_as_a_form_gets_a_hint,
+    listings_past_their_cap_ask_to_be_narrowed,
+    a_statement_that_waits_too_long_gives_503_and_changes_nothing,
+);
+
+impl TestApp {
+    async fn management(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.post(
+            path,
+            &[("X-ApiKey", key)],
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    /// Sends the contract's example promotion from another task, so that the
+    /// test can act while it waits on a lock.
+    fn promote_in_background(&self, key: &str) -> tokio::task::JoinHandle<Reply> {
+        let request = self
+            .client
+            .post(self.url("/api/promotions/promote"))
+            .header("X-ApiKey", key)
+            .header("Content-Type", "application/json")
+            .body(babel_promotion().to_string());
+        tokio::spawn(async move { Reply::read(request.send().await.unwrap()).await })
+    }
+
+    /// Waits until some statement on PostgreSQL waits for a row lock.
+    async fn until_a_statement_waits_for_a_lock(&self) {
+        for _ in 0..200 {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%package_versions%'",
+            )
+            .fetch_one(self.pg_pool())
+            .await
+            .unwrap();
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the promotion never waited for the row lock");
+    }
+}
+
+/// Holds a row lock on @babel/runtime 7.21.0 from another connection, as an
+/// operator's `SELECT … FOR UPDATE` in psql would, while a promotion of it
+/// starts; `meanwhile` runs during the wait; then the lock is released. Returns
+/// what the promotion answered.
+async fn promote_while_the_version_is_locked<F, Fut>(
+    app: &TestApp,
+    key: &str,
+    meanwhile: F,
+) -> Reply
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut locker = app.pg_pool().begin().await.unwrap();
+    sqlx::query("SELECT id FROM package_versions WHERE name_key = 'runtime' FOR UPDATE")
+        .fetch_all(&mut *locker)
+        .await
+        .unwrap();
+    let promotion = app.promote_in_background(key);
+    app.until_a_statement_waits_for_a_lock().await;
+    // What happens meanwhile must not wait for the promotion, which is waiting
+    // for us: a deadlock here would hang the test, so bound it.
+    tokio::time::timeout(Duration::from_secs(10), meanwhile())
+        .await
+        .expect("a feed change waited for the blocked promotion");
+    locker.rollback().await.unwrap();
+    promotion.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_disabled_while_a_promotion_waits_stops_it() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.npm_setup().await;
+    let before = app.snapshot().await;
+
+    // Control: the same wait with nothing changed meanwhile promotes, so the
+    // refusals below come from the feed changes and not from the lock.
+    let control = promote_while_the_version_is_locked(&app, &key, || async {}).await;
+    assert_eq!(control.status, 200, "{}", control.body);
+    app.execute("UPDATE package_versions SET feed_id = (SELECT id FROM feeds WHERE name = 'unapproved-npm')")
+        .await;
+    app.execute("DELETE FROM promotions").await;
+    assert_eq!(app.snapshot().await, before);
+
+    let reply = promote_while_the_version_is_locked(&app, &key, || async {
+        let disabled = app
+            .management(
+                "/api/management/feeds/update/approved-npm",
+                &key,
+                json!({"active": false}),
+            )
+            .await;
+        assert_eq!(disabled.status, 200, "{}", disabled.body);
+    })
+    .await;
+    reply.assert_error(
+        400,
+        "Field \"toFeed\" names feed \"approved-npm\", which is disabled.",
+    );
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "the package moved into a disabled feed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_target_set_while_a_promotion_waits_stops_it() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.npm_setup().await;
+    app.feed("other-npm", FeedType::Npm).await;
+    let before = app.snapshot().await;
+
+    let reply = promote_while_the_version_is_locked(&app, &key, || async {
+        let retargeted = app
+            .management(
+                "/api/management/feeds/update/unapproved-npm",
+                &key,
+                json!({"promoteToFeed": "other-npm"}),
+            )
+            .await;
+        assert_eq!(retargeted.status, 200, "{}", retargeted.body);
+    })
+    .await;
+    reply.assert_error(
+        400,
+        "Feed \"unapproved-npm\" only promotes to feed \"other-npm\", so toFeed \"approved-npm\" is not allowed.",
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_deleted_while_a_promotion_waits_stops_it() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.npm_setup().await;
+    let reply = promote_while_the_version_is_locked(&app, &key, || async {
+        let deleted = app
+            .post(
+                "/api/management/feeds/delete/approved-npm",
+                &[("X-ApiKey", &key)],
+                None,
+                "",
+            )
+            .await;
+        assert_eq!(deleted.status, 200, "{}", deleted.body);
+    })
+    .await;
+    reply.assert_error(
+        400,
+        "Field \"toFeed\" names feed \"approved-npm\", which does not exist.",
+    );
+    assert!(app.history().await.is_empty());
+    assert_eq!(app.records().await.len(), 2);
+}
+
+/// A role that may not write the history (SQLSTATE 42501) is a broken setup, not
+/// an outage: 500 with an error id, never 503, and the move is rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_insert_on_the_history_gets_500_and_nothing_moves() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.npm_setup().await;
+    let role = format!("limited_{}", uuid::Uuid::new_v4().simple());
+    let database = url::Url::parse(&app.database.url).unwrap();
+    let database = database.path().trim_start_matches('/');
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT CONNECT ON DATABASE {database} TO {role}"),
+        format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        format!("REVOKE INSERT ON promotions FROM {role}"),
+    ] {
+        app.execute(&statement).await;
+    }
+    let limited = start_instance(&app.url_as_role(&role)).await;
+    let before = app.snapshot().await;
+    let reply = Reply::read(
+        app.client
+            .post(format!("{limited}/api/promotions/promote"))
+            .header("X-ApiKey", &key)
+            .header("Content-Type", "application/json")
+            .body(babel_promotion().to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    reply.assert_error(500, "quote error id");
+    assert!(reply.headers.get("retry-after").is_none());
+    assert_eq!(app.snapshot().await, before);
+}
+
+async fn management_writes_racing_deletes_never_fail_with_500(app: TestApp) {
+    let key = app.system_key().await;
+    app.feed("race-target", FeedType::Npm).await;
+    for round in 0..12 {
+        let created = app
+            .management(
+                "/api/management/feeds/create",
+                &key,
+                json!({"name": "race-feed", "feedType": "npm"}),
+            )
+            .await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        let requests = vec![
+            app.management(
+                "/api/api-keys/create",
+                &key,
+                json!({"type": "Feed", "feed": "race-feed"}),
+            ),
+            app.management(
+                "/api/management/feeds/update/race-feed",
+                &key,
+                json!({"description": format!("round {round}"), "promoteToFeed": "race-target"}),
+            ),
+            app.management(
+                "/api/management/feeds/create",
+                &key,
+                json!({"name": format!("race-source-{round}"), "feedType": "npm", "promoteToFeed": "race-feed"}),
+            ),
+            app.management(
+                "/api/management/feeds/delete/race-feed",
+                &key,
+                json!({}),
+            ),
+        ];
+        for reply in futures::future::join_all(requests).await {
+            if reply.status != 200 {
+                assert!(
+                    [400, 404].contains(&reply.status),
+                    "round {round}: {} {}",
+                    reply.status,
+                    reply.body
+                );
+                reply.assert_error(reply.status, "does not exist");
+            }
+        }
+        // Whatever won, the feed is gone at the end of the round.
+        let gone = app
+            .management("/api/management/feeds/delete/race-feed", &key, json!({}))
+            .await;
+        assert!(
+            [200, 404].contains(&gone.status),
+            "{}: {}",
+            gone.status,
+            gone.body
+        );
+    }
+}
+
+async fn a_feed_created_disabled_is_disabled_from_its_first_moment(app: TestApp) {
+    let key = app.system_key().await;
+    let created = app
+        .management(
+            "/api/management/feeds/create",
+            &key,
+            json!({"name": "quiet-npm", "feedType": "npm", "active": false}),
+        )
+        .await;
+    assert_eq!(created.json()["active"], false, "{}", created.body);
+    // One INSERT wrote it: no moment existed in which it was enabled.
+    assert_eq!(
+        app.texts("SELECT CAST(active AS TEXT) FROM feeds WHERE name = 'quiet-npm'")
+            .await
+            .len(),
+        1
+    );
+}
+
+async fn updating_a_feed_deleted_meanwhile_is_404(app: TestApp) {
+    let feed = app.feed("short-lived", FeedType::Npm).await;
+    assert!(app.store.delete_feed(&feed).await.unwrap());
+    let change = promoter::store::FeedChange {
+        active: Some(false),
+        ..Default::default()
+    };
+    let error = app.store.update_feed(&feed, &change).await.unwrap_err();
+    assert!(
+        matches!(error, promoter::error::Error::NotFound(_)),
+        "{error:?}"
+    );
+    assert_eq!(error.to_string(), "Feed \"short-lived\" does not exist.");
+}
+
+async fn misspelt_query_parameters_are_refused(app: TestApp) {
+    let key = app.npm_setup().await;
+    assert_eq!(app.promote(&key, &babel_promotion()).await.status, 200);
+
+    // An audit query with a misspelt filter must not answer with everything.
+    let reply = app
+        .get("/api/promotions/list?feed=approved-npm", &key)
+        .await;
+    reply.assert_error(
+        400,
+        "Parameter \"feed\" is not known here; the accepted ones are fromFeed, toFeed, group, groupName, package, packageName, name, version, limit, before and key.",
+    );
+    let fine = app
+        .get("/api/promotions/list?ToFeed=approved-npm&KEY=x", &key)
+        .await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+
+    for (path, accepted) in [
+        (
+            "/api/packages/approved-npm/versions?nmae=runtime",
+            "the accepted ones are name, package, group, version, qualifier, purl and key",
+        ),
+        (
+            "/api/packages/approved-npm/latest?version=1",
+            "the accepted ones are name, package, group, qualifier, purl, stableOnly and key",
+        ),
+        (
+            "/api/packages/approved-npm?name=x",
+            "the only accepted one is key",
+        ),
+    ] {
+        let reply = app.get(path, &key).await;
+        reply.assert_error(400, &format!("{accepted}."));
+    }
+    let all = app
+        .get("/api/packages/approved-npm/versions?name=runtime&group=%40babel&version=7.21.0&qualifier=file%3Druntime-7.21.0.tgz", &key)
+        .await;
+    assert_eq!(all.json().as_array().unwrap().len(), 1, "{}", all.body);
+}
+
+async fn package_urls_select_packages(app: TestApp) {
+    let key = app.npm_setup().await;
+    let versions = "/api/packages/unapproved-npm/versions";
+    let files = |reply: Reply| {
+        reply
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["qualifier"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let both = app
+        .get(
+            &format!("{versions}?purl=pkg%3Anpm%2F%2540babel%2Fruntime%407.21.0"),
+            &key,
+        )
+        .await;
+    assert_eq!(
+        files(both),
+        ["file=runtime-7.21.0.sig", "file=runtime-7.21.0.tgz"]
+    );
+    let one = app
+        .get(
+            &format!("{versions}?purl=pkg:npm/@babel/runtime@7.21.0?file%3Druntime-7.21.0.tgz"),
+            &key,
+        )
+        .await;
+    assert_eq!(files(one), ["file=runtime-7.21.0.tgz"]);
+    let latest = app
+        .get(
+            "/api/packages/unapproved-npm/latest?purl=pkg:npm/babel/runtime",
+            &key,
+        )
+        .await;
+    assert_eq!(
+        latest.json().as_array().unwrap().len(),
+        2,
+        "{}",
+        latest.body
+    );
+
+    app.get(&format!("{versions}?purl=pkg:nuget/runtime@7.21.0"), &key)
+        .await
+        .assert_error(400, "Parameter \"purl\" is a nuget package URL, but feed \"unapproved-npm\" holds npm packages.");
+    app.get(&format!("{versions}?purl=runtime"), &key)
+        .await
+        .assert_error(400, "Parameter \"purl\" must be a package URL");
+    app.get(
+        &format!("{versions}?purl=pkg:npm/runtime&name=runtime"),
+        &key,
+    )
+    .await
+    .assert_error(400, "Parameter \"purl\" already names the package");
+
+    // Deleting by purl removes exactly the file it names.
+    let deleted = app
+        .post(
+            "/api/packages/unapproved-npm/delete?purl=pkg:npm/%40babel/runtime@7.21.0?file%3Druntime-7.21.0.sig",
+            &[("X-ApiKey", &key)],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(
+        app.records().await,
+        ["unapproved-npm @babel runtime 7.21.0 file=runtime-7.21.0.tgz"]
+    );
+}
+
+async fn json_sent_as_a_form_gets_a_hint(app: TestApp) {
+    let key = app.npm_setup().await;
+    let before = app.snapshot().await;
+    // What `curl -d '{…}'` sends: JSON labelled as a form.
+    app.post(
+        "/api/promotions/promote",
+        &[("X-ApiKey", &key)],
+        Some("application/x-www-form-urlencoded"),
+        babel_promotion().to_string(),
+    )
+    .await
+    .assert_error(
+        400,
+        "The request body looks like JSON but was sent as a form; JSON needs the header Content-Type: application/json.",
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+async fn listings_past_their_cap_ask_to_be_narrowed(app: TestApp) {
+    let key = app.system_key().await;
+    let feed = app.feed("big-nuget", FeedType::Nuget).await;
+    let packages: Vec<NewPackage> = (0..10_001)
+        .map(|i| NewPackage {
+            id: PackageId::new(
+                FeedType::Nuget,
+                None,
+                &Identifier::parse(&format!("Package{}", i % 2)).unwrap(),
+                &Identifier::parse(&format!("1.0.{i}")).unwrap(),
+            )
+            .unwrap(),
+            file: NewFile::default(),
+        })
+        .collect();
+    app.store.import_packages(&feed, &packages).await.unwrap();
+    for path in [
+        "/api/packages/big-nuget/versions",
+        "/api/packages/big-nuget/latest",
+    ] {
+        app.get(path, &key).await.assert_error(
+            400,
+            "The query matches more than 10000 files in feed \"big-nuget\"; narrow it with name, group or version.",
+        );
+    }
+    let narrowed = app
+        .get("/api/packages/big-nuget/versions?name=package1", &key)
+        .await;
+    assert_eq!(narrowed.json().as_array().unwrap().len(), 5_000);
+}
+
+/// A promotion stuck behind a lock for longer than the statement timeout (20 s)
+/// is answered 503 before the request timeout (60 s) would answer 408, and its
+/// transaction is rolled back: the answer matches what happened.
+async fn a_statement_that_waits_too_long_gives_503_and_changes_nothing(app: TestApp) {
+    let key = app.npm_setup().await;
+    let before = app.snapshot().await;
+    let reply = match &app.store {
+        promoter::store::Store::Postgres(pool) => {
+            let mut locker = pool.begin().await.unwrap();
+            sqlx::query("SELECT id FROM package_versions FOR UPDATE")
+                .fetch_all(&mut *locker)
+                .await
+                .unwrap();
+            let reply = app.promote(&key, &babel_promotion()).await;
+            locker.rollback().await.unwrap();
+            reply
+        }
+        promoter::store::Store::Sqlite(pool, _) => {
+            // Another process's writer holds the file's write lock.
+            let locker = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            let reply = app.promote(&key, &babel_promotion()).await;
+            locker.rollback().await.unwrap();
+            reply
+        }
+    };
+    reply.assert_error(503, "try again in a few seconds.");
+    assert_eq!(reply.headers["retry-after"], "5");
+    assert_eq!(app.snapshot().await, before);
+    // And the promotion works once the lock is gone.
+    assert_eq!(app.promote(&key, &babel_promotion()).await.status, 200);
+}
+
+/// `?sslmode=require`, as managed PostgreSQL services demand: the connection is
+/// encrypted (the throwaway cluster has a self-signed certificate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_can_require_tls() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.npm_setup().await;
+    let tls_url = format!("{}?sslmode=require", app.database.url);
+    let store = promoter::store::Store::open(&tls_url).await.unwrap();
+    let promoter::store::Store::Postgres(pool) = &store else {
+        unreachable!()
+    };
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(encrypted);
+    let server = start_instance(&tls_url).await;
+    let reply = Reply::read(
+        app.client
+            .post(format!("{server}/api/promotions/promote"))
+            .header("X-ApiKey", &key)
+            .header("Content-Type", "application/json")
+            .body(babel_promotion().to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// The CLI says the real cause of a failed connection, once, on one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_say_their_cause_once() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let cli = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_promoter"))
+            .args(["feeds", "list"])
+            .env("PROMOTER_DATABASE_URL", url)
+            .output()
+            .unwrap()
+    };
+    let output = cli(&app.url_as_role("bob"));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr.matches("role \"bob\" does not exist").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: could not connect to PostgreSQL: "),
+        "{stderr}"
+    );
+
+    // A port nobody listens on: refused at once, and said so (not "timed out").
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let output = cli(&format!("postgres://postgres@127.0.0.1:{port}/postgres"));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("timed out"), "{stderr}");
+}
