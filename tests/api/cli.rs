@@ -1,10 +1,9 @@
 //! The `promoter` binary itself: bootstrap commands, then `promoter serve` answering
 //! curl-style requests, on both backends.
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
-use crate::helpers::{Backend, TestDatabase, FORBIDDEN};
+use crate::helpers::{Backend, ServerProcess, TestDatabase, FORBIDDEN};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_promoter");
 
@@ -36,45 +35,6 @@ fn fails_saying(output: &Output, expected: &str) {
         stderr.contains(expected),
         "stderr {stderr:?} lacks {expected:?}"
     );
-}
-
-/// `promoter serve` on a free port; killed when dropped.
-struct Server(Child, String);
-
-impl Server {
-    async fn start(database_url: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(BINARY)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("PROMOTER_DATABASE_URL", database_url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Owned at once, so that the child is killed however this function ends.
-        let server = Server(child, format!("http://127.0.0.1:{port}"));
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("promoter serve did not start listening");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 macro_rules! cli_tests {
@@ -212,11 +172,11 @@ async fn the_quickstart_works_end_to_end(backend: Backend) {
     );
     assert!(listed.contains("group npm") && listed.contains("view,promote"));
 
-    let server = Server::start(db).await;
+    let server = ServerProcess::start(db).await;
     let client = reqwest::Client::new();
     let promote = |body: &'static str| {
         client
-            .post(format!("{}/api/promotions/promote", server.1))
+            .post(format!("{}/api/promotions/promote", server.address))
             .header("X-ApiKey", &key)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)

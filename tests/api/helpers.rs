@@ -39,6 +39,19 @@ macro_rules! both_backends {
     )*};
 }
 
+/// Runs one query expression on a `TestApp`'s store, whichever the backend, and
+/// unwraps its result.
+macro_rules! on_store {
+    ($app:expr, $pool:ident => $body:expr) => {
+        match &$app.store {
+            promoter::store::Store::Postgres($pool) => $body,
+            promoter::store::Store::Sqlite($pool, _) => $body,
+        }
+        .unwrap()
+    };
+}
+pub(crate) use on_store;
+
 /// The PostgreSQL server the tests create their databases on: TEST_DATABASE_URL,
 /// or a throwaway cluster started once per test binary. Never skipped: without a
 /// server, every PostgreSQL test fails and says why.
@@ -113,19 +126,26 @@ pub struct Reply {
 
 impl Reply {
     pub async fn read(response: reqwest::Response) -> Reply {
+        Self::read_checked(response)
+            .await
+            .expect("the response body could not be read")
+    }
+
+    /// Like `read`, but `None` when the body breaks off (the server died).
+    pub async fn read_checked(response: reqwest::Response) -> Option<Reply> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let content_type = headers
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        let body = response.text().await.unwrap();
-        Reply {
+        let body = response.text().await.ok()?;
+        Some(Reply {
             status,
             content_type,
             headers,
             body,
-        }
+        })
     }
 
     pub fn json(&self) -> Value {
@@ -183,6 +203,19 @@ impl TestApp {
             store,
             client: reqwest::Client::new(),
             database,
+        }
+    }
+
+    /// A server and a store on an existing database (which the caller owns).
+    pub async fn on_database(url: &str) -> TestApp {
+        TestApp {
+            address: start_instance(url).await,
+            store: Store::open(url).await.unwrap(),
+            client: reqwest::Client::new(),
+            database: TestDatabase {
+                url: url.to_owned(),
+                _dir: None,
+            },
         }
     }
 
@@ -376,19 +409,11 @@ impl TestApp {
 
     /// Rows of a query that selects one text column, on whichever backend.
     pub async fn texts(&self, sql: &str) -> Vec<String> {
-        match &self.store {
-            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-            Store::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_all(pool).await,
-        }
-        .unwrap()
+        on_store!(self, pool => sqlx::query_scalar(sql).fetch_all(pool).await)
     }
 
     pub async fn execute(&self, sql: &str) {
-        match &self.store {
-            Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-            Store::Sqlite(pool, _) => sqlx::query(sql).execute(pool).await.map(drop),
-        }
-        .unwrap()
+        on_store!(self, pool => sqlx::query(sql).execute(pool).await.map(drop))
     }
 
     /// "feed group name version qualifier" for every file, sorted.
@@ -404,11 +429,7 @@ impl TestApp {
         let sql =
             "SELECT id, from_feed, to_feed, package_type, group_name, name, version, comments, \
                    user_name, promoted_at FROM promotions ORDER BY id";
-        match &self.store {
-            Store::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-            Store::Sqlite(pool, _) => sqlx::query_as(sql).fetch_all(pool).await,
-        }
-        .unwrap()
+        on_store!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)
     }
 
     pub async fn snapshot(&self) -> Snapshot {
@@ -485,4 +506,100 @@ pub fn with(base: &Value, field: &str, value: Value) -> Value {
         object.insert(field.to_owned(), value);
     }
     body
+}
+
+/// `promoter serve`, the real binary, as its own process on a free port; killed
+/// when dropped. It can be killed with SIGKILL and started again on the same
+/// port, or stopped with SIGTERM as a service manager would.
+pub struct ServerProcess {
+    child: Option<std::process::Child>,
+    pub address: String,
+    port: u16,
+    database_url: String,
+}
+
+impl ServerProcess {
+    pub async fn start(database_url: &str) -> ServerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = ServerProcess {
+            child: None,
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            database_url: database_url.to_owned(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_promoter"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .env("PROMOTER_DATABASE_URL", &self.database_url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Owned at once, so that the child is killed however this function ends.
+        self.child = Some(child);
+        for _ in 0..400 {
+            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("promoter serve did not start listening");
+    }
+
+    /// SIGKILL: the process dies wherever it is, mid-transaction included.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts the binary again on the same port and database.
+    pub async fn restart(&mut self) {
+        self.kill_9();
+        self.spawn().await;
+    }
+
+    /// Sends SIGTERM, as a service manager stops a service.
+    pub fn terminate(&self) {
+        let child = self.child.as_ref().expect("the server is running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// How the process ended, once it has (`None` while it runs).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = child.try_wait().unwrap()?;
+        self.child = None;
+        Some(status)
+    }
+
+    /// Waits for the process to end, at most 60 s.
+    pub async fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        for _ in 0..600 {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("promoter serve did not exit within 60 s");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
 }

@@ -5,10 +5,12 @@
 mod helpers;
 
 mod cli;
+mod guarantees;
 mod hardening;
 mod history;
 mod history_plans;
 mod import;
+mod invariants;
 mod management;
 mod promote_auth;
 mod promote_input;
