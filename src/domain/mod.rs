@@ -4,6 +4,8 @@
 mod feed;
 mod package;
 mod permission;
+#[cfg(test)]
+mod properties;
 mod purl;
 mod text;
 mod version;

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use percent_encoding::percent_decode;
 
 use crate::auth::ApiKey;
 use crate::domain::{is_free_text, FeedName, Identifier, FREE_TEXT_RULE};
@@ -143,6 +144,21 @@ impl Fields {
     }
 
     fn parse_pairs(source: Source, bytes: &[u8]) -> Result<Fields> {
+        // serde_urlencoded replaces bytes that are not UTF-8 with U+FFFD, which
+        // would turn a garbled value into a different, valid-looking one.
+        for part in bytes.split(|&b| b == b'&') {
+            let part = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect::<Vec<u8>>();
+            let decoded: Vec<u8> = percent_decode(&part).collect();
+            if std::str::from_utf8(&decoded).is_err() {
+                let name = part.split(|&b| b == b'=').next().unwrap_or_default();
+                let name: Vec<u8> = percent_decode(name).collect();
+                let noun = if source == Source::Query { "Parameter" } else { "Field" };
+                return Err(Error::invalid(format!(
+                    "{noun} \"{}\" is not valid percent-encoded UTF-8.",
+                    String::from_utf8_lossy(&name)
+                )));
+            }
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|e| {
             Error::invalid(match source {
                 Source::Query => format!("The query string is not valid: {e}."),
@@ -487,5 +503,58 @@ mod tests {
         assert!(malformed
             .to_string()
             .starts_with("The request body is not valid JSON"));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Whatever arrives, parsing answers Ok or a 400/415: it never panics.
+            #[test]
+            fn any_body_is_parsed_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..300), json in any::<bool>()) {
+                let content_type = if json { "application/json" } else { "application/x-www-form-urlencoded" };
+                let raw = RawBody { content_type: Some(content_type.to_owned()), bytes: Bytes::from(bytes) };
+                match Fields::parse(&raw) {
+                    Ok(fields) => {
+                        let _ = fields.text("name", &["packageName"]);
+                        let _ = fields.api_key();
+                    }
+                    Err(error) => prop_assert!(matches!(error, Error::Invalid(_))),
+                }
+            }
+
+            /// Every value a client encodes is the value we read, in either encoding.
+            #[test]
+            fn encoded_values_are_read_back(values in prop::collection::vec("\\PC{0,40}", 1..6)) {
+                let names = ["fromFeed", "toFeed", "name", "version", "comments", "group"];
+                let pairs: Vec<(&str, &str)> = names.iter().copied().zip(values.iter().map(String::as_str)).collect();
+                let form = serde_urlencoded::to_string(&pairs).unwrap();
+                let json = serde_json::Value::Object(
+                    pairs.iter().map(|(n, v)| (n.to_string(), serde_json::Value::String(v.to_string()))).collect(),
+                );
+                for (content_type, text) in [("application/x-www-form-urlencoded", form), ("application/json", json.to_string())] {
+                    if content_type.ends_with("urlencoded") && matches!(text.trim_start().chars().next(), Some('{' | '[')) {
+                        continue; // refused as JSON sent as a form, by design
+                    }
+                    let fields = Fields::parse(&body(content_type, &text)).unwrap();
+                    for (name, value) in &pairs {
+                        let read = fields.text(name, &[]).unwrap();
+                        prop_assert_eq!(read.as_deref(), Some(*value));
+                    }
+                }
+            }
+
+            /// Names match whatever their case.
+            #[test]
+            fn field_names_ignore_case(flips in prop::collection::vec(any::<bool>(), 8)) {
+                let name: String = "fromFeed".chars().zip(&flips).map(|(c, &up)| if up { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() }).collect();
+                let fields = Fields::from_query(Some(&format!("{name}=a"))).unwrap();
+                let read = fields.text("fromFeed", &[]).unwrap();
+                prop_assert_eq!(read.as_deref(), Some("a"));
+                prop_assert!(fields.only(&["fromFeed"]).is_ok());
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ mod guarantees;
 mod hardening;
 mod history;
 mod history_plans;
+mod hostile;
 mod import;
 mod invariants;
 mod management;
