@@ -35,6 +35,15 @@ pub struct RawBody {
     bytes: Bytes,
 }
 
+impl RawBody {
+    pub fn new(content_type: Option<&str>, bytes: &[u8]) -> RawBody {
+        RawBody {
+            content_type: content_type.map(str::to_owned),
+            bytes: Bytes::copy_from_slice(bytes),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = Error;
 
@@ -147,12 +156,19 @@ impl Fields {
         // serde_urlencoded replaces bytes that are not UTF-8 with U+FFFD, which
         // would turn a garbled value into a different, valid-looking one.
         for part in bytes.split(|&b| b == b'&') {
-            let part = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect::<Vec<u8>>();
+            let part = part
+                .iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect::<Vec<u8>>();
             let decoded: Vec<u8> = percent_decode(&part).collect();
             if std::str::from_utf8(&decoded).is_err() {
                 let name = part.split(|&b| b == b'=').next().unwrap_or_default();
                 let name: Vec<u8> = percent_decode(name).collect();
-                let noun = if source == Source::Query { "Parameter" } else { "Field" };
+                let noun = if source == Source::Query {
+                    "Parameter"
+                } else {
+                    "Field"
+                };
                 return Err(Error::invalid(format!(
                     "{noun} \"{}\" is not valid percent-encoded UTF-8.",
                     String::from_utf8_lossy(&name)
@@ -389,10 +405,7 @@ mod tests {
     use super::*;
 
     fn body(content_type: &str, text: &str) -> RawBody {
-        RawBody {
-            content_type: Some(content_type.to_owned()),
-            bytes: Bytes::from(text.to_owned()),
-        }
+        RawBody::new(Some(content_type), text.as_bytes())
     }
 
     #[test]
@@ -515,7 +528,7 @@ mod tests {
             #[test]
             fn any_body_is_parsed_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..300), json in any::<bool>()) {
                 let content_type = if json { "application/json" } else { "application/x-www-form-urlencoded" };
-                let raw = RawBody { content_type: Some(content_type.to_owned()), bytes: Bytes::from(bytes) };
+                let raw = RawBody::new(Some(content_type), &bytes);
                 match Fields::parse(&raw) {
                     Ok(fields) => {
                         let _ = fields.text("name", &["packageName"]);

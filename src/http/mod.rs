@@ -9,6 +9,8 @@ mod input;
 mod packages;
 mod promotions;
 
+pub use promotions::parse_promotion;
+
 use std::time::Duration;
 
 use axum::extract::Request;

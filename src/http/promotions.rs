@@ -41,6 +41,12 @@ async fn promote(
     Ok(Json(PromotionView::from(record)))
 }
 
+/// A promotion request from a body as it arrived (content type and bytes): what
+/// the promote endpoint does once the key is known. The fuzz target drives it.
+pub fn parse_promotion(content_type: Option<&str>, body: &[u8]) -> Result<PromotionRequest> {
+    read_request(&Fields::parse(&RawBody::new(content_type, body))?)
+}
+
 fn read_request(fields: &Fields) -> Result<PromotionRequest> {
     let required_feed = |name| {
         fields
