@@ -18,6 +18,9 @@ use crate::domain::{
 use crate::startup::{shutdown_signal, Application};
 use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
 
+/// Keys read from the database at a time by `keys list`.
+const KEYS_PER_PAGE: i64 = 1000;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "promoter",
@@ -271,17 +274,23 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
                     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
                 })
             };
-            for key in store.list_keys(true).await? {
-                println!(
-                    "{:<5} {:<20} {:<16} {:<24} {:<32} {:<21} {}",
-                    key.id,
-                    key.name,
-                    key.key_prefix,
-                    key.scope_text(),
-                    key.permissions,
-                    time(key.expires_at),
-                    time(key.revoked_at)
-                );
+            let mut after = 0;
+            loop {
+                let page = store.list_keys(true, after, KEYS_PER_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for key in page {
+                    println!(
+                        "{:<5} {:<20} {:<16} {:<24} {:<32} {:<21} {}",
+                        key.id,
+                        key.name,
+                        key.key_prefix,
+                        key.scope_text(),
+                        key.permissions,
+                        time(key.expires_at),
+                        time(key.revoked_at)
+                    );
+                }
             }
         }
         KeysCommand::Revoke { id } => {

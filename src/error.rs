@@ -103,8 +103,27 @@ fn postgres_unavailable_reason(sqlstate: &str) -> Option<&'static str> {
         // query_canceled: our statement_timeout ran out (a long lock wait), and
         // the statement was rolled back.
         "57014" => Some("it did not finish the statement in time"),
+        // A deadlock or serialisation failure rolled the statement back; the
+        // same request can succeed a moment later.
+        CONFLICT_DEADLOCK | CONFLICT_SERIALIZATION => {
+            Some("the statement collided with another one and was rolled back")
+        }
+        // read_only_sql_transaction: connected to a standby, as after a failover.
+        "25006" => Some("it is read-only (a standby)"),
         _ => None,
     }
+}
+
+const CONFLICT_DEADLOCK: &str = "40P01";
+const CONFLICT_SERIALIZATION: &str = "40001";
+
+/// True when PostgreSQL rolled a statement back because it collided with
+/// another transaction: running it again is safe and usually succeeds.
+pub fn is_transient_conflict(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+        .is_some_and(|pg| matches!(pg.code(), CONFLICT_DEADLOCK | CONFLICT_SERIALIZATION))
 }
 
 /// SQLite result codes (their low byte, so extended codes count too) that mean
@@ -143,10 +162,14 @@ mod tests {
     #[test]
     fn sqlstates_are_not_read_as_sqlite_codes() {
         // 42501 insufficient_privilege: 42501 & 0xff == 5, SQLite's BUSY.
-        for code in ["42501", "22021", "22022", "22030", "23505", "40P01"] {
+        for code in [
+            "42501", "22021", "22022", "22030", "23505", "23503", "42P01",
+        ] {
             assert_eq!(postgres_unavailable_reason(code), None, "{code}");
         }
-        for code in ["08006", "08001", "57P01", "57P03", "53300", "57014"] {
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53300", "57014", "40P01", "40001", "25006",
+        ] {
             assert!(postgres_unavailable_reason(code).is_some(), "{code}");
         }
         assert!(sqlite_unavailable_reason(5).is_some());

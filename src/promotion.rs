@@ -1,6 +1,8 @@
 //! Promoting a package version: every rule between "the key is known" and "the
 //! version has moved" lives here, in the order the contract gives them.
 
+use std::time::Instant;
+
 use crate::auth::Principal;
 use crate::domain::{FeedName, Identifier, PackageId, Permission};
 use crate::error::{Error, Result};
@@ -17,10 +19,13 @@ pub struct PromotionRequest {
     pub comments: Option<String>,
 }
 
+/// Promotes as `principal` asks; `answer_due` is when the caller stops waiting
+/// (see `Store::move_package`).
 pub async fn promote(
     store: &Store,
     principal: &Principal,
     request: &PromotionRequest,
+    answer_due: Instant,
 ) -> Result<PromotionRecord> {
     let (from, to) = store
         .feed_pair(&request.from_feed, &request.to_feed)
@@ -48,7 +53,10 @@ pub async fn promote(
         user: &principal.name,
         api_key_id: principal.key_id,
     };
-    match store.move_package(&from, &to, &package, &audit).await {
+    match store
+        .move_package(&from, &to, &package, &audit, answer_due)
+        .await
+    {
         Ok(record) => {
             tracing::info!(
                 promotion = record.id,

@@ -3,7 +3,8 @@
 //! response that creates it and nowhere else.
 
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::SecondsFormat;
@@ -85,19 +86,49 @@ impl ApiKeyInfo {
     }
 }
 
+/// The most keys one `list` response holds; a `Link: rel="next"` header names
+/// the next page (`?after=` the last id) when more remain.
+const KEYS_PER_PAGE: i64 = 1000;
+
 async fn list(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<Vec<ApiKeyInfo>>> {
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
     principal.require(Permission::Manage, None)?;
+    let params = Fields::from_query(query.as_deref())?;
+    params.only(&["after"])?;
+    let after = match params.text("after", &[])? {
+        None => 0,
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| {
+                params.error(
+                    "after",
+                    "must be a key id, as in the Link header of the previous page",
+                )
+            })?,
+    };
     // Revoked keys are what ProGet calls deleted: they stay in the database (and
     // in `promoter keys list`) for the audit trail, but not here.
-    let keys = ctx.store.list_keys(false).await?;
-    let infos = keys
+    let mut keys = ctx.store.list_keys(false, after, KEYS_PER_PAGE + 1).await?;
+    let more = keys.len() as i64 > KEYS_PER_PAGE;
+    keys.truncate(KEYS_PER_PAGE as usize);
+    let next = keys.last().filter(|_| more).map(|last| last.id);
+    let infos: Vec<ApiKeyInfo> = keys
         .into_iter()
         .map(|key| ApiKeyInfo::new(key, None))
         .collect::<Result<_>>()?;
-    Ok(Json(infos))
+    let mut response = Json(infos).into_response();
+    if let Some(last) = next {
+        let link = format!("</api/api-keys/list?after={last}>; rel=\"next\"");
+        let value = HeaderValue::from_str(&link).expect("digits make a valid header");
+        response.headers_mut().insert(header::LINK, value);
+    }
+    Ok(response)
 }
 
 async fn create(

@@ -1,7 +1,10 @@
 //! `GET /health`, in the shape of ProGet's health endpoint (what `pgutil health`
 //! and `pgutil sources test` read). No key needed.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -59,11 +62,32 @@ async fn health(State(ctx): State<ApiContext>) -> (StatusCode, Json<HealthInfo>)
     (status, Json(info))
 }
 
+/// How long one diagnosis answers every `/health` call: probes and load
+/// balancers call it often, and each diagnosis opens a connection of its own.
+const DIAGNOSIS_REUSE: Duration = Duration::from_secs(5);
+
+/// The last diagnosis and when it was made. Its lock also makes concurrent
+/// calls wait for one diagnosis instead of each opening a connection.
+#[derive(Clone, Default)]
+pub struct DiagnosisCache(Arc<Mutex<Option<(Instant, String)>>>);
+
 /// One fixed sentence saying why the database did not answer, safe to show
 /// without a key: never the driver's text, which can name hosts and users (that
 /// goes to the log). A pool that timed out or lost a connection does not say why
 /// the server cannot be reached, so then a connection of our own finds the cause.
 async fn diagnose(ctx: &ApiContext, error: Option<sqlx::Error>) -> String {
+    let mut cached = ctx.diagnosis.0.lock().await;
+    if let Some((at, sentence)) = cached.as_ref() {
+        if at.elapsed() < DIAGNOSIS_REUSE {
+            return sentence.clone();
+        }
+    }
+    let sentence = find_cause(ctx, error).await;
+    *cached = Some((Instant::now(), sentence.clone()));
+    sentence
+}
+
+async fn find_cause(ctx: &ApiContext, error: Option<sqlx::Error>) -> String {
     let connection_trouble = error
         .as_ref()
         .is_none_or(|e| unavailable_reason(e).is_some());

@@ -11,10 +11,12 @@ mod promotions;
 
 pub use promotions::parse_promotion;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::{middleware, Router};
 use tower_http::timeout::TimeoutLayer;
@@ -32,6 +34,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct ApiContext {
     pub store: Store,
+    /// `/health`'s last diagnosis of an unreachable database (see `health.rs`).
+    pub diagnosis: health::DiagnosisCache,
 }
 
 pub fn router(store: Store) -> Router {
@@ -41,6 +45,7 @@ pub fn router(store: Store) -> Router {
         .merge(api_keys::router())
         .merge(packages::router())
         .merge(health::router())
+        .layer(middleware::from_fn(stamp_deadline))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -54,7 +59,36 @@ pub fn router(store: Store) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .with_state(ApiContext { store })
+        .with_state(ApiContext {
+            store,
+            diagnosis: health::DiagnosisCache::default(),
+        })
+}
+
+/// When the answer to a request is due: the moment the timeout layer gives up
+/// on it. A write that could not finish before then must not start, or the
+/// caller would hear 408 about a change that then commits.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerDue(pub Instant);
+
+impl<S: Send + Sync> FromRequestParts<S> for AnswerDue {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<AnswerDue>()
+            .copied()
+            .unwrap_or_else(|| AnswerDue(Instant::now() + REQUEST_TIMEOUT)))
+    }
+}
+
+/// Runs just inside the timeout layer, so both start their clocks together.
+async fn stamp_deadline(mut request: Request, next: Next) -> Response {
+    request
+        .extensions_mut()
+        .insert(AnswerDue(Instant::now() + REQUEST_TIMEOUT));
+    next.run(request).await
 }
 
 /// Gives the bodiless errors that axum and tower-http make themselves (404, 405,

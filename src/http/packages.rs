@@ -194,25 +194,37 @@ fn selection(params: &Fields, feed: &Feed) -> Result<Selection> {
     })
 }
 
+/// The filter keys a selection means in a feed of this type: `Ok(None)` for
+/// "everything", `Err(())` when it cannot name anything there.
+fn selection_keys(feed: &Feed, selection: &Selection) -> Result<Option<FilterKeys>, ()> {
+    if selection.filter.is_empty() {
+        return Ok(None);
+    }
+    selection
+        .filter
+        .keys()
+        .into_iter()
+        .find(|keys| keys.feed_types.contains(&feed.feed_type))
+        .map(Some)
+        .ok_or(())
+}
+
+/// The answer to a query that matched more than [`MAX_FILES_LISTED`] files.
+fn too_many_files(feed: &Feed) -> Error {
+    Error::invalid(format!(
+        "The query matches more than {MAX_FILES_LISTED} files in feed \"{}\"; narrow it with name, group or version.",
+        feed.name
+    ))
+}
+
 /// The files of `feed` that the selection names, at most [`MAX_FILES_LISTED`].
 async fn matching_files(
     ctx: &ApiContext,
     feed: &Feed,
     selection: &Selection,
 ) -> Result<Vec<PackageFile>> {
-    let keys: Option<FilterKeys> = if selection.filter.is_empty() {
-        None
-    } else {
-        match selection
-            .filter
-            .keys()
-            .into_iter()
-            .find(|keys| keys.feed_types.contains(&feed.feed_type))
-        {
-            Some(keys) => Some(keys),
-            // The filter cannot name anything in a feed of this type.
-            None => return Ok(Vec::new()),
-        }
+    let Ok(keys) = selection_keys(feed, selection) else {
+        return Ok(Vec::new());
     };
     let files = ctx
         .store
@@ -224,10 +236,7 @@ async fn matching_files(
         )
         .await?;
     if files.len() as i64 > MAX_FILES_LISTED {
-        return Err(Error::invalid(format!(
-            "The query matches more than {MAX_FILES_LISTED} files in feed \"{}\"; narrow it with name, group or version.",
-            feed.name
-        )));
+        return Err(too_many_files(feed));
     }
     Ok(files)
 }
@@ -271,24 +280,53 @@ async fn latest(
             "must not name a version here: this endpoint finds the latest one",
         ));
     }
-    let files = matching_files(&ctx, &feed, &selection).await?;
+    let Ok(keys) = selection_keys(&feed, &selection) else {
+        return Ok(Json(Vec::new()));
+    };
 
-    // The highest version of each package, then every file of that version.
-    let mut latest: HashMap<(String, String), String> = HashMap::new();
-    for file in files
-        .iter()
-        .filter(|f| !stable_only || !is_prerelease(&f.version))
-    {
-        let best = latest
-            .entry((file.group_key.clone(), file.name_key.clone()))
-            .or_insert_with(|| file.version.clone());
-        if compare_versions(&file.version, best).is_gt() {
-            best.clone_from(&file.version);
-        }
-    }
-    let chosen = files
+    // The highest version of each package with every file of that version, kept
+    // as the files stream past: the answer is small even when the feed is not.
+    let mut latest: HashMap<(String, String), Vec<PackageFile>> = HashMap::new();
+    let mut kept = 0i64;
+    ctx.store
+        .for_each_package_file(
+            &feed,
+            keys.as_ref(),
+            selection.qualifier.as_deref(),
+            |file| {
+                if stable_only && is_prerelease(&file.version) {
+                    return Ok(());
+                }
+                let files = latest
+                    .entry((file.group_key.clone(), file.name_key.clone()))
+                    .or_default();
+                let order = files.first().map_or(std::cmp::Ordering::Greater, |best| {
+                    compare_versions(&file.version, &best.version)
+                        .then_with(|| file.version.cmp(&best.version))
+                });
+                match order {
+                    std::cmp::Ordering::Less => return Ok(()),
+                    std::cmp::Ordering::Greater => {
+                        kept -= files.len() as i64;
+                        files.clear();
+                    }
+                    std::cmp::Ordering::Equal => {}
+                }
+                files.push(file);
+                kept += 1;
+                if kept > MAX_FILES_LISTED {
+                    return Err(too_many_files(&feed));
+                }
+                Ok(())
+            },
+        )
+        .await?;
+    let mut chosen: Vec<PackageFile> = latest.into_values().flatten().collect();
+    chosen.sort_by(|a, b| {
+        (&a.name_key, &a.group_key, &a.qualifier).cmp(&(&b.name_key, &b.group_key, &b.qualifier))
+    });
+    let chosen = chosen
         .into_iter()
-        .filter(|f| latest.get(&(f.group_key.clone(), f.name_key.clone())) == Some(&f.version))
         .map(|f| info(feed.feed_type, f))
         .collect();
     Ok(Json(chosen))

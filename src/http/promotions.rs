@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::auth::{self, Authenticated};
 use super::input::{Fields, RawBody};
-use super::ApiContext;
+use super::{AnswerDue, ApiContext};
 use crate::domain::{PackageFilter, Permission};
 use crate::error::{Error, Result};
 use crate::promotion::{self, PromotionRequest};
@@ -30,6 +30,7 @@ pub fn router() -> Router<ApiContext> {
 
 async fn promote(
     State(ctx): State<ApiContext>,
+    AnswerDue(answer_due): AnswerDue,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: RawBody,
@@ -37,7 +38,7 @@ async fn promote(
     let fields = Fields::parse(&body);
     let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
     let request = read_request(&fields?)?;
-    let record = promotion::promote(&ctx.store, &principal, &request).await?;
+    let record = promotion::promote(&ctx.store, &principal, &request, answer_due).await?;
     Ok(Json(PromotionView::from(record)))
 }
 

@@ -175,6 +175,24 @@ impl Store {
     /// Deletes a feed with its packages; its history stays. False when it did not exist.
     pub async fn delete_feed(&self, feed: &Feed) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        // Take the locks in the order a promotion takes them (its version, then
+        // its feeds), so that the two cannot deadlock: first the feed's versions,
+        // which the cascade would otherwise lock only after the feed row.
+        // (SQLite's write lock already orders everything.)
+        // The feeds whose fixed target this is come next: the delete sets their
+        // `promote_to_feed_id` to NULL, and a promotion out of one of them holds
+        // it before it locks this feed.
+        if let WriteTx::Postgres(conn) = &mut tx {
+            for lock in [
+                "SELECT id FROM package_versions WHERE feed_id = $1 ORDER BY id FOR UPDATE",
+                "SELECT id FROM feeds WHERE promote_to_feed_id = $1 ORDER BY id FOR NO KEY UPDATE",
+            ] {
+                sqlx::query(lock)
+                    .bind(feed.id)
+                    .fetch_all(&mut **conn)
+                    .await?;
+            }
+        }
         let deleted = on_tx!(&mut tx, conn => sqlx::query("DELETE FROM feeds WHERE id = $1")
             .bind(feed.id)
             .execute(conn)

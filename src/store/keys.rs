@@ -71,10 +71,6 @@ impl StoredKey {
     }
 }
 
-/// The most keys one listing returns. A deployment has tens of keys; the cap
-/// keeps a runaway script that creates keys from making listings unbounded.
-pub const MAX_KEYS_LISTED: usize = 10_000;
-
 const SELECT_KEY: &str = "SELECT k.id, k.name, k.key_prefix, k.kind, k.feed_id, k.feed_group_id, \
      COALESCE(f.name, g.name) AS scope_name, k.permissions, k.expires_at, k.revoked_at, k.created_at, \
      k.description, k.logging \
@@ -137,14 +133,23 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(key_hash).fetch_optional(pool).await)?)
     }
 
-    /// Keys by id, at most [`MAX_KEYS_LISTED`]; revoked ones only when asked.
-    pub async fn list_keys(&self, include_revoked: bool) -> Result<Vec<StoredKey>> {
+    /// Keys by id after `after_id` (a page's last id), at most `limit`; revoked
+    /// ones only when asked.
+    pub async fn list_keys(
+        &self,
+        include_revoked: bool,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredKey>> {
         let sql = format!(
-            "{SELECT_KEY} WHERE ($1 OR k.revoked_at IS NULL) ORDER BY k.id LIMIT {MAX_KEYS_LISTED}"
+            "{SELECT_KEY} WHERE ($1 OR k.revoked_at IS NULL) AND k.id > $2 ORDER BY k.id LIMIT $3"
         );
-        Ok(
-            on_pool!(self, pool => sqlx::query_as(&sql).bind(include_revoked).fetch_all(pool).await)?,
-        )
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(include_revoked)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// Revokes a key; false when no usable key has that id. The row stays, so that

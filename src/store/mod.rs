@@ -134,18 +134,23 @@ impl Store {
                 .close()
                 .await
                 .context("could not connect to PostgreSQL")?;
-            let options = options.options([
-                (
-                    "statement_timeout",
-                    format!("{}s", STATEMENT_TIMEOUT.as_secs()),
-                ),
-                // A transaction left open by a vanished client must not hold its
-                // locks for long.
-                ("idle_in_transaction_session_timeout", "60s".to_owned()),
-            ]);
+            // Set per connection rather than as startup options, which
+            // connection poolers such as PgBouncer refuse. An idle transaction
+            // left open by a vanished client must not hold its locks for long.
+            let settings = format!(
+                "SET statement_timeout = '{}s'; SET idle_in_transaction_session_timeout = '60s'",
+                STATEMENT_TIMEOUT.as_secs()
+            );
             let pool = PgPoolOptions::new()
                 .max_connections(20)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .after_connect(move |conn, _| {
+                    let settings = settings.clone();
+                    Box::pin(async move {
+                        sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(&settings)).await?;
+                        Ok(())
+                    })
+                })
                 .connect_lazy_with(options);
             Store::Postgres(pool)
         } else if url.starts_with("sqlite:") {

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 use super::{bind_all, on_pool, on_tx, Bind, Conditions, Feed, Store, WriteTx};
@@ -110,8 +110,9 @@ impl Store {
         Ok(summary)
     }
 
-    /// The files of a feed, optionally only those of one package (or version):
-    /// `keys` are normalised for the feed's type.
+    /// The files of a feed, optionally only those of one package (or version)
+    /// and one qualifier, at most `limit`: `keys` are normalised for the feed's
+    /// type.
     pub async fn package_files(
         &self,
         feed: &Feed,
@@ -119,28 +120,29 @@ impl Store {
         qualifier: Option<&str>,
         limit: i64,
     ) -> Result<Vec<PackageFile>> {
-        let mut c = Conditions::default();
-        let feed_id = c.placeholder(Bind::Int(feed.id));
-        let mut clauses = vec![format!("v.feed_id = {feed_id}")];
-        if let Some(keys) = keys {
-            c.equals("v.name_key", keys.name_key.as_ref(), &mut clauses);
-            c.equals("v.group_key", keys.group_key.as_ref(), &mut clauses);
-            c.equals("v.version_key", keys.version_key.as_ref(), &mut clauses);
-        }
-        c.equals(
-            "pf.qualifier",
-            qualifier.map(str::to_owned).as_ref(),
-            &mut clauses,
-        );
-        let limit = c.placeholder(Bind::Int(limit));
-        let sql = format!(
-            "SELECT v.group_name, v.name, v.version, v.group_key, v.name_key, pf.qualifier, pf.size, \
-             pf.sha256, pf.published_at \
-             FROM package_versions v JOIN package_files pf ON pf.version_id = v.id \
-             WHERE {} ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier LIMIT {limit}",
-            clauses.join(" AND ")
-        );
+        let (sql, mut c) = files_query(feed, keys, qualifier);
+        let sql = format!("{sql} LIMIT {}", c.placeholder(Bind::Int(limit)));
         Ok(on_pool!(self, pool => bind_all!(sqlx::query_as(&sql), &c.binds).fetch_all(pool).await)?)
+    }
+
+    /// Like `package_files`, without a limit, handing each file to `visit` as it
+    /// arrives: for answers much smaller than what they read, such as the latest
+    /// version of every package in a large feed.
+    pub async fn for_each_package_file(
+        &self,
+        feed: &Feed,
+        keys: Option<&FilterKeys>,
+        qualifier: Option<&str>,
+        mut visit: impl FnMut(PackageFile) -> Result<()>,
+    ) -> Result<()> {
+        let (sql, c) = files_query(feed, keys, qualifier);
+        on_pool!(self, pool => {
+            let mut files = bind_all!(sqlx::query_as(&sql), &c.binds).fetch(pool);
+            while let Some(file) = files.try_next().await? {
+                visit(file)?;
+            }
+        });
+        Ok(())
     }
 
     /// Deletes a package version from a feed, or only its file with `qualifier`
@@ -152,33 +154,42 @@ impl Store {
         package: &PackageId,
         qualifier: Option<&str>,
     ) -> Result<u64> {
-        let identity = "feed_id = $1 AND name_key = $2 AND group_key = $3 AND version_key = $4";
-        let files = format!(
-            "DELETE FROM package_files WHERE ($5 IS NULL OR qualifier = $5) \
-             AND version_id IN (SELECT id FROM package_versions WHERE {identity})"
-        );
-        let versions = format!(
-            "DELETE FROM package_versions WHERE {identity} \
-             AND NOT EXISTS (SELECT 1 FROM package_files pf WHERE pf.version_id = package_versions.id)"
-        );
         let mut tx = self.begin_write().await?;
-        let deleted = on_tx!(&mut tx, conn => sqlx::query(&files)
+        // The version row is locked first (PostgreSQL), as a promotion locks it,
+        // so that a promotion cannot move it to another feed between the two
+        // deletes and leave it there without the files deleted here.
+        let find = "SELECT id FROM package_versions \
+                    WHERE feed_id = $1 AND name_key = $2 AND group_key = $3 AND version_key = $4";
+        let find = match &tx {
+            WriteTx::Postgres(_) => format!("{find} FOR UPDATE"),
+            WriteTx::Sqlite(..) => find.to_owned(),
+        };
+        let version: Option<(i64,)> = on_tx!(&mut tx, conn => sqlx::query_as(&find)
             .bind(feed.id)
             .bind(package.name_key())
             .bind(package.group_key())
             .bind(package.version_key())
-            .bind(qualifier)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected()))?;
-        on_tx!(&mut tx, conn => sqlx::query(&versions)
-            .bind(feed.id)
-            .bind(package.name_key())
-            .bind(package.group_key())
-            .bind(package.version_key())
-            .execute(conn)
-            .await
-            .map(drop))?;
+            .fetch_optional(conn)
+            .await)?;
+        let Some((version_id,)) = version else {
+            return Ok(0);
+        };
+        let deleted = on_tx!(&mut tx, conn => sqlx::query(
+            "DELETE FROM package_files WHERE version_id = $1 AND ($2 IS NULL OR qualifier = $2)",
+        )
+        .bind(version_id)
+        .bind(qualifier)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected()))?;
+        on_tx!(&mut tx, conn => sqlx::query(
+            "DELETE FROM package_versions WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM package_files pf WHERE pf.version_id = $1)",
+        )
+        .bind(version_id)
+        .execute(conn)
+        .await
+        .map(drop))?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -193,6 +204,35 @@ impl Store {
         .await)?;
         Ok(count)
     }
+}
+
+/// The statement selecting a feed's files, ordered by identity and qualifier.
+fn files_query(
+    feed: &Feed,
+    keys: Option<&FilterKeys>,
+    qualifier: Option<&str>,
+) -> (String, Conditions) {
+    let mut c = Conditions::default();
+    let feed_id = c.placeholder(Bind::Int(feed.id));
+    let mut clauses = vec![format!("v.feed_id = {feed_id}")];
+    if let Some(keys) = keys {
+        c.equals("v.name_key", keys.name_key.as_ref(), &mut clauses);
+        c.equals("v.group_key", keys.group_key.as_ref(), &mut clauses);
+        c.equals("v.version_key", keys.version_key.as_ref(), &mut clauses);
+    }
+    c.equals(
+        "pf.qualifier",
+        qualifier.map(str::to_owned).as_ref(),
+        &mut clauses,
+    );
+    let sql = format!(
+        "SELECT v.group_name, v.name, v.version, v.group_key, v.name_key, pf.qualifier, pf.size, \
+         pf.sha256, pf.published_at \
+         FROM package_versions v JOIN package_files pf ON pf.version_id = v.id \
+         WHERE {} ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier",
+        clauses.join(" AND ")
+    );
+    (sql, c)
 }
 
 /// Cuts `sorted` (ordered by identity) into batches of about `size` rows, never

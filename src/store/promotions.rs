@@ -1,9 +1,11 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{on_pool, Feed, Store};
+use std::time::{Duration, Instant};
+
+use super::{on_pool, Feed, Store, STATEMENT_TIMEOUT};
 use crate::domain::PackageId;
-use crate::error::Error;
+use crate::error::{is_transient_conflict, Error};
 
 /// One row of the promotion history.
 #[derive(Debug, Clone, FromRow)]
@@ -63,6 +65,16 @@ pub struct MoveAudit<'a> {
     pub api_key_id: i64,
 }
 
+/// Time kept in hand for the statements and the commit after the last wait.
+const COMMIT_MARGIN: Duration = Duration::from_secs(5);
+
+fn too_late() -> Error {
+    Error::Unavailable {
+        reason: "this request waited too long to start the change",
+        cause: None,
+    }
+}
+
 /// Where a version went when it last left a feed, from the history.
 #[derive(Debug, Clone, FromRow)]
 pub struct Departure {
@@ -95,12 +107,17 @@ impl Store {
     /// the version makes a concurrent promotion of it find nothing left in the
     /// source once the first commits. The feeds are re-checked after that lock is
     /// held, so a feed disabled (or re-targeted) while the move waited stops it.
+    ///
+    /// `answer_due` is when the caller stops waiting (the HTTP request timeout).
+    /// A move that could still be running then is not started (503), so that no
+    /// caller hears "timed out" about a promotion that then commits.
     pub async fn move_package(
         &self,
         from: &Feed,
         to: &Feed,
         package: &PackageId,
         audit: &MoveAudit<'_>,
+        answer_due: Instant,
     ) -> Result<PromotionRecord, MoveError> {
         match self {
             // One statement, so one round trip and its own transaction. Order
@@ -111,6 +128,11 @@ impl Store {
             // re-reads a feed changed after this statement began and blocks a
             // change until we commit.
             Store::Postgres(pool) => {
+                // The statement may run for up to STATEMENT_TIMEOUT; started any
+                // later it could commit after the caller was told 408.
+                if Instant::now() + STATEMENT_TIMEOUT + COMMIT_MARGIN > answer_due {
+                    return Err(MoveError::Failed(too_late()));
+                }
                 let sql = format!(
                     "WITH version AS ( \
                        SELECT id FROM package_versions \
@@ -129,30 +151,42 @@ impl Store {
                             name_key, version_key, $11, $12, $13, $14 FROM moved \
                      {RETURNING_RECORD}"
                 );
-                sqlx::query_as(&sql)
-                    .bind(from.id)
-                    .bind(to.id)
-                    .bind(package.name_key())
-                    .bind(package.group_key())
-                    .bind(package.version_key())
-                    .bind(&from.name)
-                    .bind(&to.name)
-                    .bind(&from.name_key)
-                    .bind(&to.name_key)
-                    .bind(from.feed_type.as_str())
-                    .bind(audit.comments)
-                    .bind(audit.user)
-                    .bind(audit.api_key_id)
-                    .bind(Utc::now())
-                    .fetch_optional(pool)
-                    .await?
-                    .ok_or(MoveError::NotMoved)
+                let attempt = || {
+                    sqlx::query_as(&sql)
+                        .bind(from.id)
+                        .bind(to.id)
+                        .bind(package.name_key())
+                        .bind(package.group_key())
+                        .bind(package.version_key())
+                        .bind(&from.name)
+                        .bind(&to.name)
+                        .bind(&from.name_key)
+                        .bind(&to.name_key)
+                        .bind(from.feed_type.as_str())
+                        .bind(audit.comments)
+                        .bind(audit.user)
+                        .bind(audit.api_key_id)
+                        .bind(Utc::now())
+                        .fetch_optional(pool)
+                };
+                // A deadlock with some other transaction rolled the statement
+                // back whole, so running it once more is safe.
+                let moved = match attempt().await {
+                    Err(error) if is_transient_conflict(&error) => attempt().await,
+                    other => other,
+                };
+                moved?.ok_or(MoveError::NotMoved)
             }
             // SQLite has no data-modifying CTEs: two statements in a transaction
             // that holds the write lock from BEGIN, so nothing changes the feeds
             // between the check in the UPDATE and the commit.
             Store::Sqlite(..) => {
                 let mut tx = self.begin_write().await?;
+                // Holding the write lock, nothing below waits for another
+                // writer; but the wait for the lock may have used up the time.
+                if Instant::now() + COMMIT_MARGIN > answer_due {
+                    return Err(MoveError::Failed(too_late()));
+                }
                 let crate::store::WriteTx::Sqlite(conn, _) = &mut tx else {
                     unreachable!("a SQLite store begins SQLite transactions")
                 };

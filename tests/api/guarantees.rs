@@ -98,20 +98,33 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0(app: TestApp) {
             .body(crate::helpers::babel_promotion().to_string());
         tokio::spawn(async move { Reply::read(request.send().await.unwrap()).await })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The promotion must be in flight before the signal: on PostgreSQL, wait
+    // until it waits for the lock; SQLite shows no such thing, so allow time.
+    match blocker {
+        Blocker::Postgres(_) => app.until_waiting_for_locks(1).await,
+        Blocker::Sqlite(_) => tokio::time::sleep(Duration::from_millis(1500)).await,
+    }
     server.terminate();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // It stops taking new connections while it drains.
+    let port = address.rsplit(':').next().unwrap().to_owned();
+    let mut refused = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused,
+        "the server still accepts connections after SIGTERM"
+    );
     assert!(
         server.exited().is_none(),
         "the server exited with a request in flight"
-    );
-    // It no longer takes new connections while it drains.
-    let port = address.rsplit(':').next().unwrap();
-    assert!(
-        tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
-            .await
-            .is_err(),
-        "the server still accepts connections after SIGTERM"
     );
     blocker.release().await;
     let reply = promotion.await.unwrap();

@@ -18,6 +18,7 @@ both_backends!(
     json_sent_as_a_form_gets_a_hint,
     listings_past_their_cap_ask_to_be_narrowed,
     a_statement_that_waits_too_long_gives_503_and_changes_nothing,
+    old_key_labels_are_replaced_by_hash_labels,
 );
 
 impl TestApp {
@@ -43,23 +44,29 @@ impl TestApp {
         tokio::spawn(async move { Reply::read(request.send().await.unwrap()).await })
     }
 
-    /// Waits until some statement on PostgreSQL waits for a row lock.
-    async fn until_a_statement_waits_for_a_lock(&self) {
-        for _ in 0..200 {
+    /// Waits until `count` sessions on this test's database wait for a lock
+    /// (sessions of other tests, on other databases, do not count).
+    pub async fn until_waiting_for_locks(&self, count: i64) {
+        for _ in 0..400 {
             let waiting: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pg_stat_activity \
-                 WHERE wait_event_type = 'Lock' AND query LIKE '%package_versions%'",
+                 WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0",
             )
             .fetch_one(self.pg_pool())
             .await
             .unwrap();
-            if waiting > 0 {
+            if waiting >= count {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("the promotion never waited for the row lock");
+        panic!("{count} statements never waited for a lock");
     }
+}
+
+/// A PostgreSQL transaction of the test's own.
+pub async fn side_transaction(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    app.pg_pool().begin().await.unwrap()
 }
 
 /// Holds a row lock on @babel/runtime 7.21.0 from another connection, as an
@@ -75,13 +82,13 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut locker = app.pg_pool().begin().await.unwrap();
+    let mut locker = side_transaction(app).await;
     sqlx::query("SELECT id FROM package_versions WHERE name_key = 'runtime' FOR UPDATE")
         .fetch_all(&mut *locker)
         .await
         .unwrap();
     let promotion = app.promote_in_background(key);
-    app.until_a_statement_waits_for_a_lock().await;
+    app.until_waiting_for_locks(1).await;
     // What happens meanwhile must not wait for the promotion, which is waiting
     // for us: a deadlock here would hang the test, so bound it.
     tokio::time::timeout(Duration::from_secs(10), meanwhile())
@@ -282,12 +289,183 @@ async fn a_feed_created_disabled_is_disabled_from_its_first_moment(app: TestApp)
         )
         .await;
     assert_eq!(created.json()["active"], false, "{}", created.body);
-    // One INSERT wrote it: no moment existed in which it was enabled.
+    let stored = app
+        .store
+        .existing_feed(&promoter::domain::FeedName::parse("quiet-npm").unwrap())
+        .await
+        .unwrap();
+    assert!(!stored.active);
+}
+
+/// Writes that refer to a feed deleted while they wait on its row lock: the
+/// foreign key or the vanished row gives a 400 or 404, never a 500. The delete
+/// is held in a transaction of the test's own until all three writes wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_referring_to_a_feed_deleted_meanwhile_get_400_or_404() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.system_key().await;
+    app.feed("race-feed", FeedType::Npm).await;
+    let mut deleter = side_transaction(&app).await;
+    sqlx::query("SELECT id FROM feeds WHERE name = 'race-feed' FOR UPDATE")
+        .fetch_all(&mut *deleter)
+        .await
+        .unwrap();
+    let writes = [
+        (
+            "/api/api-keys/create",
+            json!({"type": "Feed", "feed": "race-feed"}),
+        ),
+        (
+            "/api/management/feeds/update/race-feed",
+            json!({"description": "changed"}),
+        ),
+        (
+            "/api/management/feeds/create",
+            json!({"name": "race-source", "feedType": "npm", "promoteToFeed": "race-feed"}),
+        ),
+    ]
+    .map(|(path, body)| {
+        let request = app
+            .client
+            .post(app.url(path))
+            .header("X-ApiKey", &key)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        tokio::spawn(async move { Reply::read(request.send().await.unwrap()).await })
+    });
+    app.until_waiting_for_locks(3).await;
+    sqlx::query("DELETE FROM feeds WHERE name = 'race-feed'")
+        .execute(&mut *deleter)
+        .await
+        .unwrap();
+    deleter.commit().await.unwrap();
+    let [key_reply, update_reply, create_reply] = writes;
+    key_reply
+        .await
+        .unwrap()
+        .assert_error(400, "Feed \"race-feed\" does not exist.");
+    update_reply
+        .await
+        .unwrap()
+        .assert_error(404, "Feed \"race-feed\" does not exist.");
+    create_reply
+        .await
+        .unwrap()
+        .assert_error(400, "Feed \"race-feed\" does not exist.");
+    assert!(app
+        .texts("SELECT name FROM feeds WHERE name LIKE 'race-%'")
+        .await
+        .is_empty());
+}
+
+/// Deleting a source feed while a promotion out of it waits for its version:
+/// both take their locks in the same order, so neither deadlocks (which
+/// PostgreSQL would end with a 500 for one of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_source_while_a_promotion_waits_does_not_deadlock() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.npm_setup().await;
+    let mut locker = side_transaction(&app).await;
+    sqlx::query("SELECT id FROM package_versions FOR UPDATE")
+        .fetch_all(&mut *locker)
+        .await
+        .unwrap();
+    let promotion = app.promote_in_background(&key);
+    app.until_waiting_for_locks(1).await;
+    let deletion = {
+        let request = app
+            .client
+            .delete(app.url("/api/management/feeds/delete/unapproved-npm"))
+            .header("X-ApiKey", &key);
+        tokio::spawn(async move { Reply::read(request.send().await.unwrap()).await })
+    };
+    app.until_waiting_for_locks(2).await;
+    locker.rollback().await.unwrap();
+    let promoted = promotion.await.unwrap();
+    assert_eq!(promoted.status, 200, "{}", promoted.body);
+    let deleted = deletion.await.unwrap();
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(app.records().await.len(), 2, "the promoted files were lost");
+}
+
+/// A package deletion waiting on a version that a promotion then moves away
+/// deletes nothing: it must not strip the files of a version now in another
+/// feed, which its key may not even see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_waiting_on_a_version_moved_meanwhile_deletes_nothing() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.npm_setup().await;
+    let mut mover = side_transaction(&app).await;
+    sqlx::query("SELECT id FROM package_versions FOR UPDATE")
+        .fetch_all(&mut *mover)
+        .await
+        .unwrap();
+    let deletion = {
+        let request = app
+            .client
+            .post(app.url(
+                "/api/packages/unapproved-npm/delete?name=runtime&group=%40babel&version=7.21.0",
+            ))
+            .header("X-ApiKey", &key);
+        tokio::spawn(async move { Reply::read(request.send().await.unwrap()).await })
+    };
+    app.until_waiting_for_locks(1).await;
+    // What a promotion's move does, committed while the deletion waits.
+    sqlx::query(
+        "UPDATE package_versions SET feed_id = (SELECT id FROM feeds WHERE name = 'approved-npm')",
+    )
+    .execute(&mut *mover)
+    .await
+    .unwrap();
+    mover.commit().await.unwrap();
+    deletion
+        .await
+        .unwrap()
+        .assert_error(404, "was not found in feed \"unapproved-npm\".");
     assert_eq!(
-        app.texts("SELECT CAST(active AS TEXT) FROM feeds WHERE name = 'quiet-npm'")
-            .await
-            .len(),
-        1
+        app.records().await,
+        [
+            "approved-npm @babel runtime 7.21.0 file=runtime-7.21.0.sig",
+            "approved-npm @babel runtime 7.21.0 file=runtime-7.21.0.tgz"
+        ]
+    );
+}
+
+/// Migration 0003 on a database written before it: a chosen key's first
+/// characters, kept as its label and in its default name (and copied into the
+/// history), are replaced by the start of its hash.
+async fn old_key_labels_are_replaced_by_hash_labels(app: TestApp) {
+    let key_hash = "ab".repeat(32);
+    app.execute(&format!(
+        "INSERT INTO api_keys (name, key_hash, key_prefix, kind, permissions, created_at, logging) \
+         VALUES ('key-s3cr3t-8', '{key_hash}', 's3cr3t-8', 'system', 'view', '2026-01-01T00:00:00Z', 'None')"
+    ))
+    .await;
+    app.execute(
+        "INSERT INTO promotions (from_feed_id, to_feed_id, from_feed, to_feed, from_feed_key, to_feed_key, \
+         package_type, group_name, name, version, group_key, name_key, version_key, user_name, api_key_id, promoted_at) \
+         SELECT 1, 2, 'a', 'b', 'a', 'b', 'npm', '', 'x', '1', '', 'x', '1', name, id, '2026-01-01T00:00:00Z' \
+         FROM api_keys WHERE key_prefix = 's3cr3t-8'",
+    )
+    .await;
+    let migration = match app.store {
+        promoter::store::Store::Postgres(_) => {
+            include_str!("../../migrations/postgres/0003_no_key_text_in_labels.sql")
+        }
+        promoter::store::Store::Sqlite(..) => {
+            include_str!("../../migrations/sqlite/0003_no_key_text_in_labels.sql")
+        }
+    };
+    for statement in migration.split(';').filter(|s| s.contains("UPDATE")) {
+        app.execute(statement).await;
+    }
+    let dump = app
+        .texts("SELECT name || ' ' || key_prefix FROM api_keys")
+        .await;
+    assert_eq!(dump, ["key-sha256:abababab sha256:abababab"]);
+    assert_eq!(
+        app.texts("SELECT user_name FROM promotions").await,
+        ["key-sha256:abababab"]
     );
 }
 
@@ -451,15 +629,22 @@ async fn listings_past_their_cap_ask_to_be_narrowed(app: TestApp) {
         })
         .collect();
     app.store.import_packages(&feed, &packages).await.unwrap();
-    for path in [
-        "/api/packages/big-nuget/versions",
-        "/api/packages/big-nuget/latest",
-    ] {
-        app.get(path, &key).await.assert_error(
+    app.get("/api/packages/big-nuget/versions", &key)
+        .await
+        .assert_error(
             400,
             "The query matches more than 10000 files in feed \"big-nuget\"; narrow it with name, group or version.",
         );
-    }
+    // The latest versions are few, however many files were read to find them.
+    let latest = app.get("/api/packages/big-nuget/latest", &key).await;
+    let versions: Vec<String> = latest
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["version"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(versions, ["1.0.10000", "1.0.9999"], "{}", latest.body);
     let narrowed = app
         .get("/api/packages/big-nuget/versions?name=package1", &key)
         .await;

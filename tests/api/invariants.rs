@@ -44,8 +44,10 @@ pub struct Outcomes {
     pub refused: usize,
     /// 503s with Retry-After: the database was away.
     pub unavailable: usize,
-    /// Requests whose answer never came (the server died, the connection broke).
+    /// Requests sent whose answer never came (the server died mid-request).
     pub unknown: usize,
+    /// Requests that found no server to connect to: they changed nothing.
+    pub not_sent: usize,
     /// Anything else, such as a 500: each one breaks a promise.
     pub unexpected: Vec<String>,
 }
@@ -56,6 +58,7 @@ impl Outcomes {
         self.refused += other.refused;
         self.unavailable += other.unavailable;
         self.unknown += other.unknown;
+        self.not_sent += other.not_sent;
         self.unexpected.extend(other.unexpected);
     }
 }
@@ -228,6 +231,12 @@ pub async fn run_load(
                 let reply = match sent {
                     // A body cut off mid-way is as unknown as no answer at all.
                     Ok(response) => Reply::read_checked(response).await,
+                    // Not even connected: the request never reached a server.
+                    Err(error) if error.is_connect() => {
+                        outcomes.lock().unwrap().not_sent += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
                     Err(_) => None,
                 };
                 let answered = reply.is_some();
