@@ -14,9 +14,8 @@ use crate::domain::{Permission, Permissions};
 use crate::error::{Error, Result};
 use crate::store::{Feed, NewKey, Store, StoredKey};
 
-/// How many leading characters of a generated key are stored and shown to tell
-/// keys apart (32 of its 256 random bits: nothing left worth guessing at).
-const PREFIX_CHARS: usize = 8;
+/// How many hex digits of a key's hash label it in listings.
+const LABEL_HEX_DIGITS: usize = 8;
 
 /// The shortest key a caller may choose (pgutil's `--key`): anything shorter can
 /// be guessed, and no part of a chosen key is ever stored or shown.
@@ -24,10 +23,7 @@ pub const MIN_CHOSEN_KEY_CHARS: usize = 32;
 pub const MAX_CHOSEN_KEY_CHARS: usize = 200;
 
 /// The text of an API key. Debug output never shows any of it.
-pub struct ApiKey {
-    text: String,
-    generated: bool,
-}
+pub struct ApiKey(String);
 
 impl ApiKey {
     /// 32 random bytes as hex: hashing with plain SHA-256 is enough because a
@@ -36,18 +32,12 @@ impl ApiKey {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        ApiKey {
-            text: hex::encode(bytes),
-            generated: true,
-        }
+        ApiKey(hex::encode(bytes))
     }
 
     /// A key as a request carries it, to be looked up; any text at all.
     pub fn from_presented(text: &str) -> Self {
-        ApiKey {
-            text: text.to_owned(),
-            generated: false,
-        }
+        ApiKey(text.to_owned())
     }
 
     /// A key text the caller chose for a new key: long enough not to be guessed,
@@ -66,22 +56,19 @@ impl ApiKey {
     }
 
     pub fn expose(&self) -> &str {
-        &self.text
+        &self.0
     }
 
     pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.text.as_bytes()))
+        hex::encode(Sha256::digest(self.0.as_bytes()))
     }
 
-    /// What listings show to tell keys apart: a generated key's first characters,
-    /// or, for a chosen key (whose start may be guessable text), the start of its
-    /// hash, marked as such.
+    /// What listings show to tell keys apart: the start of the key's hash,
+    /// marked as such. Not the start of the key itself: a key the caller chose
+    /// may begin with guessable text, and no part of any key is ever stored.
+    /// (`printf %s "$KEY" | sha256sum` finds a key's label.)
     pub fn label(&self) -> String {
-        if self.generated {
-            self.text.chars().take(PREFIX_CHARS).collect()
-        } else {
-            format!("sha256:{}", &self.hash()[..PREFIX_CHARS])
-        }
+        format!("sha256:{}", &self.hash()[..LABEL_HEX_DIGITS])
     }
 }
 
@@ -263,12 +250,12 @@ mod tests {
         assert_eq!(a.expose().len(), 64);
         assert_eq!(a.hash().len(), 64);
         assert_ne!(a.hash(), a.expose());
-        assert!(a.expose().starts_with(&a.label()));
+        assert_eq!(a.label(), format!("sha256:{}", &a.hash()[..8]));
         assert_eq!(format!("{a:?}"), "ApiKey(redacted)");
     }
 
     #[test]
-    fn chosen_keys_are_long_and_never_labelled_by_their_text() {
+    fn chosen_keys_are_long_and_labelled_by_their_hash() {
         assert!(ApiKey::chosen("s3cr3t-8").is_err());
         assert!(ApiKey::chosen(&"x".repeat(31)).is_err());
         assert!(ApiKey::chosen(&format!("{} x", "y".repeat(32))).is_err());

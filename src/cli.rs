@@ -99,8 +99,7 @@ pub enum GroupsCommand {
 pub enum KeysCommand {
     /// Create a key and print its text once on stdout (details go to stderr).
     Create(CreateKey),
-    /// List keys: never their text, only a label (a generated key's first
-    /// characters, or the start of a chosen key's hash).
+    /// List keys: never their text, only a label (the start of the key's hash).
     List,
     Revoke {
         id: i64,

@@ -66,6 +66,18 @@ impl Error {
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::Invalid(message.into())
     }
+
+    /// A transaction PostgreSQL rolled back in a deadlock or serialisation
+    /// failure: running it again is safe.
+    pub fn is_transient_conflict(&self) -> bool {
+        match self {
+            Error::Unavailable {
+                cause: Some(error), ..
+            }
+            | Error::Database(error) => is_transient_conflict(error),
+            _ => false,
+        }
+    }
 }
 
 /// Why a database error means "unavailable, retry later", or `None` when it is a

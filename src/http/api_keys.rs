@@ -86,9 +86,11 @@ impl ApiKeyInfo {
     }
 }
 
-/// The most keys one `list` response holds; a `Link: rel="next"` header names
-/// the next page (`?after=` the last id) when more remain.
-const KEYS_PER_PAGE: i64 = 1000;
+/// The most keys one `list` response holds (and the default); a
+/// `Link: rel="next"` header names the next page (`?after=` the last id) when
+/// more remain. pgutil reads only the first page, which holds every key of any
+/// real deployment.
+const MAX_KEYS_PER_PAGE: i64 = 10_000;
 
 async fn list(
     State(ctx): State<ApiContext>,
@@ -97,7 +99,16 @@ async fn list(
 ) -> Result<Response> {
     principal.require(Permission::Manage, None)?;
     let params = Fields::from_query(query.as_deref())?;
-    params.only(&["after"])?;
+    params.only(&["after", "limit"])?;
+    let limit = match params.text("limit", &[])? {
+        None => MAX_KEYS_PER_PAGE,
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|limit| (1..=MAX_KEYS_PER_PAGE).contains(limit))
+            .ok_or_else(|| params.error("limit", "must be a whole number from 1 to 10000"))?,
+    };
     let after = match params.text("after", &[])? {
         None => 0,
         Some(raw) => raw
@@ -114,9 +125,9 @@ async fn list(
     };
     // Revoked keys are what ProGet calls deleted: they stay in the database (and
     // in `promoter keys list`) for the audit trail, but not here.
-    let mut keys = ctx.store.list_keys(false, after, KEYS_PER_PAGE + 1).await?;
-    let more = keys.len() as i64 > KEYS_PER_PAGE;
-    keys.truncate(KEYS_PER_PAGE as usize);
+    let mut keys = ctx.store.list_keys(false, after, limit + 1).await?;
+    let more = keys.len() as i64 > limit;
+    keys.truncate(limit as usize);
     let next = keys.last().filter(|_| more).map(|last| last.id);
     let infos: Vec<ApiKeyInfo> = keys
         .into_iter()
@@ -124,7 +135,7 @@ async fn list(
         .collect::<Result<_>>()?;
     let mut response = Json(infos).into_response();
     if let Some(last) = next {
-        let link = format!("</api/api-keys/list?after={last}>; rel=\"next\"");
+        let link = format!("</api/api-keys/list?limit={limit}&after={last}>; rel=\"next\"");
         let value = HeaderValue::from_str(&link).expect("digits make a valid header");
         response.headers_mut().insert(header::LINK, value);
     }

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use futures_util::StreamExt;
 use percent_encoding::percent_decode;
 
 use crate::auth::ApiKey;
@@ -28,6 +28,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PathName {
         }
     }
 }
+
+/// How much of a body over the limit is still read (and dropped) so that the
+/// client can finish writing and read the 413.
+const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
 
 /// A request body, read whole (it is small: anything over the limit is a 413).
 pub struct RawBody {
@@ -53,41 +57,40 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        // A declared length over the limit is refused without reading anything.
+        // A declared length far over the limit is refused without reading.
         if headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|len| len.parse::<u64>().ok())
-            .is_some_and(|len| len > BODY_LIMIT_BYTES as u64)
+            .is_some_and(|len| len > DRAIN_LIMIT_BYTES as u64)
         {
             return Err(Error::PayloadTooLarge);
         }
-        let limited = Limited::new(request.into_body(), BODY_LIMIT_BYTES);
-        let bytes = match limited.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if is_length_limit(error.as_ref()) => return Err(Error::PayloadTooLarge),
-            Err(_) => {
-                return Err(Error::invalid(
-                    "The request body could not be read to its end.",
-                ))
+        // A body a little over the limit is read to its end and dropped before
+        // the 413, so that the client, still writing, sees the answer instead of
+        // a connection closed under it.
+        let mut body = request.into_body().into_data_stream();
+        let mut bytes = Vec::new();
+        let mut seen = 0usize;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|_| Error::invalid("The request body could not be read to its end."))?;
+            seen += chunk.len();
+            if seen > DRAIN_LIMIT_BYTES {
+                return Err(Error::PayloadTooLarge);
             }
-        };
+            if seen <= BODY_LIMIT_BYTES {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        if seen > BODY_LIMIT_BYTES {
+            return Err(Error::PayloadTooLarge);
+        }
+        let bytes = Bytes::from(bytes);
         Ok(RawBody {
             content_type,
             bytes,
         })
-    }
-}
-
-fn is_length_limit(mut error: &(dyn std::error::Error + 'static)) -> bool {
-    loop {
-        if error.is::<LengthLimitError>() {
-            return true;
-        }
-        match error.source() {
-            Some(source) => error = source,
-            None => return false,
-        }
     }
 }
 

@@ -209,10 +209,11 @@ fn selection_keys(feed: &Feed, selection: &Selection) -> Result<Option<FilterKey
         .ok_or(())
 }
 
-/// The answer to a query that matched more than [`MAX_FILES_LISTED`] files.
-fn too_many_files(feed: &Feed) -> Error {
+/// The answer to a query that matched more than [`MAX_FILES_LISTED`] files;
+/// `narrow_by` names the parameters that can narrow it.
+fn too_many_files(feed: &Feed, narrow_by: &str) -> Error {
     Error::invalid(format!(
-        "The query matches more than {MAX_FILES_LISTED} files in feed \"{}\"; narrow it with name, group or version.",
+        "The query matches more than {MAX_FILES_LISTED} files in feed \"{}\"; narrow it with {narrow_by}.",
         feed.name
     ))
 }
@@ -236,7 +237,7 @@ async fn matching_files(
         )
         .await?;
     if files.len() as i64 > MAX_FILES_LISTED {
-        return Err(too_many_files(feed));
+        return Err(too_many_files(feed, "name, group or version"));
     }
     Ok(files)
 }
@@ -315,7 +316,7 @@ async fn latest(
                 files.push(file);
                 kept += 1;
                 if kept > MAX_FILES_LISTED {
-                    return Err(too_many_files(&feed));
+                    return Err(too_many_files(&feed, "name or group"));
                 }
                 Ok(())
             },

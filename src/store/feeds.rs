@@ -1,7 +1,7 @@
 use chrono::Utc;
 use sqlx::FromRow;
 
-use super::{on_pool, on_tx, ConstraintExt, Store, WriteTx};
+use super::{on_pool, on_tx, once_more_on_conflict, ConstraintExt, Store, WriteTx};
 use crate::domain::{FeedName, FeedType};
 use crate::error::{Error, Result};
 
@@ -174,6 +174,10 @@ impl Store {
 
     /// Deletes a feed with its packages; its history stays. False when it did not exist.
     pub async fn delete_feed(&self, feed: &Feed) -> Result<bool> {
+        once_more_on_conflict(|| self.delete_feed_once(feed)).await
+    }
+
+    async fn delete_feed_once(&self, feed: &Feed) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         // Take the locks in the order a promotion takes them (its version, then
         // its feeds), so that the two cannot deadlock: first the feed's versions,

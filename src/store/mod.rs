@@ -31,7 +31,7 @@ pub use promotions::{Departure, MoveAudit, MoveError, PromotionRecord};
 use crate::error::{Error, Result};
 
 /// How long a request waits for a database connection before it is answered 503.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest a statement may run, lock waits included, on either backend. It
 /// is well under the HTTP request timeout (60 s), so a request is never answered
@@ -229,6 +229,19 @@ impl Store {
 
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Runs a write transaction once more when PostgreSQL rolled it back in a
+/// deadlock. Writes take their locks in a promotion's order (versions, then
+/// feeds), but rows that appear while a long delete runs can still cross it.
+pub(crate) async fn once_more_on_conflict<T, Fut>(mut write: impl FnMut() -> Fut) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    match write().await {
+        Err(error) if error.is_transient_conflict() => write().await,
+        other => other,
     }
 }
 

@@ -2,7 +2,9 @@ use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use super::{bind_all, on_pool, on_tx, Bind, Conditions, Feed, Store, WriteTx};
+use super::{
+    bind_all, on_pool, on_tx, once_more_on_conflict, Bind, Conditions, Feed, Store, WriteTx,
+};
 use crate::domain::{FilterKeys, PackageId};
 use crate::error::Result;
 
@@ -149,6 +151,15 @@ impl Store {
     /// (and then the version too if that was its last file). Returns how many
     /// files went; 0 means there was no such package.
     pub async fn delete_package(
+        &self,
+        feed: &Feed,
+        package: &PackageId,
+        qualifier: Option<&str>,
+    ) -> Result<u64> {
+        once_more_on_conflict(|| self.delete_package_once(feed, package, qualifier)).await
+    }
+
+    async fn delete_package_once(
         &self,
         feed: &Feed,
         package: &PackageId,

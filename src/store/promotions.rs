@@ -3,7 +3,7 @@ use sqlx::FromRow;
 
 use std::time::{Duration, Instant};
 
-use super::{on_pool, Feed, Store, STATEMENT_TIMEOUT};
+use super::{on_pool, Feed, Store, ACQUIRE_TIMEOUT, STATEMENT_TIMEOUT};
 use crate::domain::PackageId;
 use crate::error::{is_transient_conflict, Error};
 
@@ -128,11 +128,6 @@ impl Store {
             // re-reads a feed changed after this statement began and blocks a
             // change until we commit.
             Store::Postgres(pool) => {
-                // The statement may run for up to STATEMENT_TIMEOUT; started any
-                // later it could commit after the caller was told 408.
-                if Instant::now() + STATEMENT_TIMEOUT + COMMIT_MARGIN > answer_due {
-                    return Err(MoveError::Failed(too_late()));
-                }
                 let sql = format!(
                     "WITH version AS ( \
                        SELECT id FROM package_versions \
@@ -169,10 +164,20 @@ impl Store {
                         .bind(Utc::now())
                         .fetch_optional(pool)
                 };
+                // An attempt may wait for a connection and then run for up to
+                // the statement timeout; one started later than this could
+                // commit after the caller was told 408.
+                let in_time = || {
+                    Instant::now() + ACQUIRE_TIMEOUT + STATEMENT_TIMEOUT + COMMIT_MARGIN
+                        <= answer_due
+                };
+                if !in_time() {
+                    return Err(MoveError::Failed(too_late()));
+                }
                 // A deadlock with some other transaction rolled the statement
-                // back whole, so running it once more is safe.
+                // back whole, so running it once more is safe, if still in time.
                 let moved = match attempt().await {
-                    Err(error) if is_transient_conflict(&error) => attempt().await,
+                    Err(error) if is_transient_conflict(&error) && in_time() => attempt().await,
                     other => other,
                 };
                 moved?.ok_or(MoveError::NotMoved)

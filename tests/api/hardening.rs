@@ -19,6 +19,8 @@ both_backends!(
     listings_past_their_cap_ask_to_be_narrowed,
     a_statement_that_waits_too_long_gives_503_and_changes_nothing,
     old_key_labels_are_replaced_by_hash_labels,
+    a_move_that_could_outlive_its_request_is_not_started,
+    the_key_listing_pages_with_a_link_header,
 );
 
 impl TestApp {
@@ -748,4 +750,80 @@ async fn connection_errors_say_their_cause_once() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("Connection refused"), "{stderr}");
     assert!(!stderr.contains("timed out"), "{stderr}");
+}
+
+/// A move that could still be running when the caller's answer is due is not
+/// started: 503, nothing moved (here the answer is due at once).
+async fn a_move_that_could_outlive_its_request_is_not_started(app: TestApp) {
+    app.npm_setup().await;
+    let before = app.snapshot().await;
+    let feed = |name: &str| {
+        let store = &app.store;
+        let name = promoter::domain::FeedName::parse(name).unwrap();
+        async move { store.existing_feed(&name).await.unwrap() }
+    };
+    let (from, to) = (feed("unapproved-npm").await, feed("approved-npm").await);
+    let package = PackageId::new(
+        FeedType::Npm,
+        Some(&Identifier::parse("@babel").unwrap()),
+        &Identifier::parse("runtime").unwrap(),
+        &Identifier::parse("7.21.0").unwrap(),
+    )
+    .unwrap();
+    let audit = promoter::store::MoveAudit {
+        comments: None,
+        user: "test",
+        api_key_id: 1,
+    };
+    let refused = app
+        .store
+        .move_package(&from, &to, &package, &audit, std::time::Instant::now())
+        .await;
+    match refused {
+        Err(promoter::store::MoveError::Failed(error)) => assert_eq!(
+            error.to_string(),
+            "the database is unavailable: this request waited too long to start the change"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.snapshot().await, before);
+    // With time in hand, the same move goes ahead.
+    let due = std::time::Instant::now() + Duration::from_secs(60);
+    assert!(app
+        .store
+        .move_package(&from, &to, &package, &audit, due)
+        .await
+        .is_ok());
+}
+
+async fn the_key_listing_pages_with_a_link_header(app: TestApp) {
+    let admin = app.system_key().await;
+    for name in ["k1", "k2", "k3"] {
+        app.key(name, promoter::store::KeyScope::System, "view")
+            .await;
+    }
+    let mut names = Vec::new();
+    let mut next = Some("/api/api-keys/list?limit=2".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let page = app.get(&path, &admin).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for key in page.json().as_array().unwrap() {
+            names.push(key["displayName"].as_str().unwrap().to_owned());
+        }
+        next = page.headers.get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with(">; rel=\"next\""), "{link}");
+            link[1..link.find('>').unwrap()].to_owned()
+        });
+        pages += 1;
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(names, ["ci-key", "k1", "k2", "k3"]);
+    app.get("/api/api-keys/list?limit=0", &admin)
+        .await
+        .assert_error(
+            400,
+            "Parameter \"limit\" must be a whole number from 1 to 10000.",
+        );
 }
