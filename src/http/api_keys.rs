@@ -100,15 +100,9 @@ async fn list(
     principal.require(Permission::Manage, None)?;
     let params = Fields::from_query(query.as_deref())?;
     params.only(&["after", "limit"])?;
-    let limit = match params.text("limit", &[])? {
-        None => MAX_KEYS_PER_PAGE,
-        Some(raw) => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|limit| (1..=MAX_KEYS_PER_PAGE).contains(limit))
-            .ok_or_else(|| params.error("limit", "must be a whole number from 1 to 10000"))?,
-    };
+    let limit = params
+        .number_in("limit", 1..=MAX_KEYS_PER_PAGE)?
+        .unwrap_or(MAX_KEYS_PER_PAGE);
     let after = match params.text("after", &[])? {
         None => 0,
         Some(raw) => raw

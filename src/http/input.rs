@@ -360,6 +360,32 @@ impl Fields {
         }
     }
 
+    /// A whole number within `range` (absent is `None`).
+    pub fn number_in(
+        &self,
+        name: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>> {
+        self.text(name, &[])?
+            .map(|raw| {
+                raw.trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        self.error(
+                            name,
+                            format!(
+                                "must be a whole number from {} to {}",
+                                range.start(),
+                                range.end()
+                            ),
+                        )
+                    })
+            })
+            .transpose()
+    }
+
     /// A list of strings: a JSON array, or comma-separated text.
     pub fn list(&self, name: &'static str) -> Result<Option<Vec<String>>> {
         match self.value(name, &[])? {

@@ -147,15 +147,9 @@ async fn list(
         name: params.identifier("package", &["packageName", "name"])?,
         version: params.identifier("version", &[])?,
     };
-    let limit = match params.text("limit", &[])? {
-        None => MAX_HISTORY_PAGE,
-        Some(raw) => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|limit| (1..=MAX_HISTORY_PAGE).contains(limit))
-            .ok_or_else(|| params.error("limit", "must be a whole number from 1 to 1000"))?,
-    };
+    let limit = params
+        .number_in("limit", 1..=MAX_HISTORY_PAGE)?
+        .unwrap_or(MAX_HISTORY_PAGE);
     let before = params
         .text("before", &[])?
         .map(|raw| {

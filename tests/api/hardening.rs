@@ -207,17 +207,7 @@ async fn a_role_without_insert_on_the_history_gets_500_and_nothing_moves() {
     }
     let limited = start_instance(&app.url_as_role(&role)).await;
     let before = app.snapshot().await;
-    let reply = Reply::read(
-        app.client
-            .post(format!("{limited}/api/promotions/promote"))
-            .header("X-ApiKey", &key)
-            .header("Content-Type", "application/json")
-            .body(babel_promotion().to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = app.promote_via(&limited, &key).await;
     reply.assert_error(500, "quote error id");
     assert!(reply.headers.get("retry-after").is_none());
     assert_eq!(app.snapshot().await, before);
@@ -703,17 +693,7 @@ async fn postgres_connections_can_require_tls() {
             .unwrap();
     assert!(encrypted);
     let server = start_instance(&tls_url).await;
-    let reply = Reply::read(
-        app.client
-            .post(format!("{server}/api/promotions/promote"))
-            .header("X-ApiKey", &key)
-            .header("Content-Type", "application/json")
-            .body(babel_promotion().to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = app.promote_via(&server, &key).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 

@@ -394,6 +394,21 @@ impl TestApp {
         .await
     }
 
+    /// The contract's example promotion, sent to another server (`address`).
+    pub async fn promote_via(&self, address: &str, key: &str) -> Reply {
+        Reply::read(
+            self.client
+                .post(format!("{address}/api/promotions/promote"))
+                .header("X-ApiKey", key)
+                .header("Content-Type", "application/json")
+                .body(babel_promotion().to_string())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// Like `promote`, and asserts that the refusal changed nothing.
     pub async fn promote_refused(&self, key: &str, body: &Value, status: u16, expected: &str) {
         let before = self.snapshot().await;
