@@ -9,6 +9,9 @@ pub const FORBIDDEN_TEXT: &str =
 
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
+/// A batch of 1,000 package versions needs more room than one promotion.
+pub const BATCH_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{FORBIDDEN_TEXT}")]
@@ -22,13 +25,16 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
 
-    #[error("The request body is larger than the limit of 64 KiB.")]
-    PayloadTooLarge,
+    #[error("The request body is larger than the limit of {limit_kib} KiB.")]
+    PayloadTooLarge { limit_kib: usize },
 
     #[error(
         "The request body must be sent as application/json or application/x-www-form-urlencoded."
     )]
     UnsupportedMediaType,
+
+    #[error("A batch must be sent as application/json.")]
+    UnsupportedBatchMediaType,
 
     /// The database could not be reached, or did not answer in time, so nothing
     /// was done: worth retrying. `reason` is a fixed phrase safe to show anyone;

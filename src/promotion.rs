@@ -1,86 +1,437 @@
-//! Promoting a package version: every rule between "the key is known" and "the
-//! version has moved" lives here, in the order the contract gives them.
+//! Promoting package versions: every rule between "the key is known" and "the
+//! versions have moved" lives here, in the order the contract gives them, for
+//! one promotion, a batch, and a revert. The moves themselves are
+//! `Store::execute_plan`, one transaction each.
 
+use std::collections::HashSet;
 use std::time::Instant;
+
+use chrono::SecondsFormat;
 
 use crate::auth::Principal;
 use crate::domain::{FeedName, Identifier, PackageId, Permission};
 use crate::error::{Error, Result};
-use crate::store::{Feed, MoveAudit, MoveError, PromotionRecord, Store};
+use crate::store::{
+    Feed, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome, Store,
+    VersionSpec,
+};
 
-/// A well-formed promotion request; see `http::promotions` for how one is read.
+/// The most package versions one batch may move.
+pub const MAX_BATCH: usize = 1000;
+
+/// One package version named by a request; `version` may be `latest` or
+/// `latest-stable`.
+#[derive(Debug, Clone)]
+pub struct ItemRequest {
+    pub group: Option<Identifier>,
+    pub name: Identifier,
+    pub version: Identifier,
+}
+
+/// A well-formed promotion of one or more versions; see `http::promotions` for
+/// how one is read.
 #[derive(Debug, Clone)]
 pub struct PromotionRequest {
     pub from_feed: FeedName,
     pub to_feed: FeedName,
-    pub group: Option<Identifier>,
-    pub name: Identifier,
-    pub version: Identifier,
+    pub items: Vec<ItemRequest>,
     pub comments: Option<String>,
+    pub on_conflict: OnConflict,
+    pub dry_run: bool,
 }
 
-/// Promotes as `principal` asks; `answer_due` is when the caller stops waiting
-/// (see `Store::move_package`).
+/// A revert of one promotion or of every promotion of a batch.
+#[derive(Debug, Clone)]
+pub struct RevertRequest {
+    pub target: RevertTarget,
+    pub comments: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum RevertTarget {
+    Promotion(i64),
+    Batch(uuid::Uuid),
+}
+
+/// What a successful call did.
+#[derive(Debug)]
+pub struct Moved {
+    /// The batch id shared by the history rows (None for a single promotion
+    /// and in a dry run).
+    pub batch: Option<String>,
+    pub dry_run: bool,
+    /// The feed the versions went to.
+    pub to_feed: String,
+    pub items: Vec<ItemResult>,
+}
+
+/// Why nothing changed.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The request as a whole: bad feeds, permissions, the database.
+    Request(Error),
+    /// These items (index, result, reason) cannot move, of `total`; the others
+    /// could have.
+    Items {
+        total: usize,
+        failed: Vec<(ItemResult, String)>,
+    },
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Refusal::Request(error)
+    }
+}
+
+/// Promotes what `principal` asks, all or nothing; `answer_due` is when the
+/// caller stops waiting (see `MovePlan::answer_due`). `batch` says whether the
+/// history rows share a batch id.
 pub async fn promote(
     store: &Store,
     principal: &Principal,
     request: &PromotionRequest,
+    batch: bool,
     answer_due: Instant,
-) -> Result<PromotionRecord> {
+) -> Result<Moved, Refusal> {
     let (from, to) = store
         .feed_pair(&request.from_feed, &request.to_feed)
         .await?;
 
-    // ProGet's rule: promote on the target, view on the source. Checked before
+    // ProGet's rule: promote on the target, view on the source; an overwrite
+    // destroys the target's copy, so it also needs delete there. Checked before
     // existence so that a key cannot probe for feeds outside its scope.
     if !principal.may(Permission::View, from.as_ref())
         || !principal.may(Permission::Promote, to.as_ref())
+        || (request.on_conflict == OnConflict::Overwrite
+            && !principal.may(Permission::Delete, to.as_ref()))
     {
-        return Err(Error::Forbidden);
+        return Err(Error::Forbidden.into());
     }
     let (from, to) = feeds_allow_move(from, to, request)?;
 
-    let package = PackageId::new(
-        from.feed_type,
-        request.group.as_ref(),
-        &request.name,
-        &request.version,
-    )
-    .map_err(|rule| Error::invalid(format!("Field \"group\" {rule}.")))?;
+    let mut items = Vec::with_capacity(request.items.len());
+    for (index, item) in request.items.iter().enumerate() {
+        let field = |rule: &str| match request.items.len() {
+            1 => Error::invalid(format!("Field \"group\" {rule}.")),
+            _ => Error::invalid(format!("Field \"packages[{index}].group\" {rule}.")),
+        };
+        let package = PackageId::new(
+            from.feed_type,
+            item.group.as_ref(),
+            &item.name,
+            &item.version,
+        )
+        .map_err(field)?;
+        let version = match item.version.as_str() {
+            v if v.eq_ignore_ascii_case("latest") => VersionSpec::Latest,
+            v if v.eq_ignore_ascii_case("latest-stable") => VersionSpec::LatestStable,
+            _ => VersionSpec::Exact,
+        };
+        items.push(MoveItem {
+            package,
+            version,
+            revert_of: None,
+        });
+    }
+    refuse_duplicates(&items)?;
 
-    let audit = MoveAudit {
-        comments: request.comments.as_deref(),
-        user: &principal.name,
-        api_key_id: principal.key_id,
+    let batch_id = (batch && !request.dry_run).then(|| uuid::Uuid::new_v4().to_string());
+    let plan = MovePlan {
+        from: &from,
+        to: &to,
+        items: &items,
+        on_conflict: request.on_conflict,
+        check_fixed_target: true,
+        audit: MoveAudit {
+            comments: request.comments.as_deref(),
+            user: &principal.name,
+            api_key_id: principal.key_id,
+        },
+        batch_id: batch_id.as_deref(),
+        dry_run: request.dry_run,
+        answer_due,
     };
-    match store
-        .move_package(&from, &to, &package, &audit, answer_due)
-        .await
-    {
-        Ok(record) => {
-            tracing::info!(
-                promotion = record.id,
-                from = %from.name,
-                to = %to.name,
-                package = %package,
-                user = %principal.name,
-                "promoted"
-            );
-            Ok(record)
+    let results = match store.execute_plan(&plan).await {
+        Ok(results) => results,
+        Err(MoveError::FeedsChanged) => {
+            let (from, to) = store
+                .feed_pair(&request.from_feed, &request.to_feed)
+                .await?;
+            feeds_allow_move(from, to, request)?;
+            // The feeds are fine again by now: say what happened.
+            return Err(Error::invalid(format!(
+                "Feed \"{}\" or \"{}\" changed while the promotion ran, so nothing was promoted.",
+                request.from_feed, request.to_feed
+            ))
+            .into());
         }
-        Err(MoveError::NotMoved) => Err(why_not_moved(store, request, &from, &package).await),
-        Err(MoveError::AlreadyInTarget) => Err(Error::invalid(format!(
-            "Package {package} already exists in feed \"{}\", so nothing was promoted.",
-            to.name
+        Err(error) => return Err(target_changed(error, &to)),
+    };
+    finish(
+        results,
+        batch_id,
+        request.dry_run,
+        &to,
+        principal,
+        |result| item_reason(result, &from, &to, None),
+    )
+}
+
+/// Reverts a promotion (or a batch): moves each version back, all or nothing,
+/// if it is still where that promotion put it and nothing has moved it since.
+pub async fn revert(
+    store: &Store,
+    principal: &Principal,
+    request: &RevertRequest,
+    answer_due: Instant,
+) -> Result<Moved, Refusal> {
+    let promotions = store.promotions_to_revert(&request.target).await?;
+    let Some(first) = promotions.first() else {
+        return Err(Error::invalid(match &request.target {
+            RevertTarget::Promotion(id) => {
+                format!("Field \"id\": there is no promotion with id {id}.")
+            }
+            RevertTarget::Batch(batch) => format!("Field \"batch\": there is no batch {batch}."),
+        })
+        .into());
+    };
+    // Undoing moves from the promotion's target back to its source: view on
+    // the one, promote on the other, as for promoting that way.
+    let back_from = store.feed_by_id(first.to_feed_id).await?;
+    let back_to = store.feed_by_id(first.from_feed_id).await?;
+    if !principal.may(Permission::View, back_from.as_ref())
+        || !principal.may(Permission::Promote, back_to.as_ref())
+    {
+        return Err(Error::Forbidden.into());
+    }
+    if let Some(overwrite) = promotions.iter().find(|p| p.overwrote) {
+        return Err(Error::invalid(format!(
+            "Promotion {} overwrote the copy of {} {} that was in feed \"{}\", so it cannot be reverted.",
+            overwrite.id, overwrite.full_name(), overwrite.version, overwrite.to_feed
+        ))
+        .into());
+    }
+    let usable = |feed: Option<Feed>, name: &str| match feed {
+        None => Err(Error::invalid(format!(
+            "Feed \"{name}\" of promotion {} no longer exists, so it cannot be reverted.",
+            first.id
         ))),
-        Err(MoveError::Failed(error)) => Err(error),
+        Some(feed) if !feed.active => Err(Error::invalid(format!(
+            "Feed \"{}\" is disabled, so promotion {} cannot be reverted.",
+            feed.name, first.id
+        ))),
+        Some(feed) => Ok(feed),
+    };
+    let back_from = usable(back_from, &first.to_feed)?;
+    let back_to = usable(back_to, &first.from_feed)?;
+
+    let mut items = Vec::with_capacity(promotions.len());
+    for promotion in &promotions {
+        let group = Some(promotion.group_name.as_str())
+            .filter(|g| !g.is_empty())
+            .map(Identifier::parse)
+            .transpose();
+        let package = match (
+            group,
+            Identifier::parse(&promotion.name),
+            Identifier::parse(&promotion.version),
+        ) {
+            (Ok(group), Ok(name), Ok(version)) => {
+                PackageId::new(back_from.feed_type, group.as_ref(), &name, &version).ok()
+            }
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "promotion {} holds a package identity that no longer parses",
+                promotion.id
+            ))
+        })?;
+        items.push(MoveItem {
+            package,
+            version: VersionSpec::Exact,
+            revert_of: Some(promotion.id),
+        });
+    }
+
+    let batch_id = (!request.dry_run).then(|| uuid::Uuid::new_v4().to_string());
+    let plan = MovePlan {
+        from: &back_from,
+        to: &back_to,
+        items: &items,
+        on_conflict: OnConflict::Fail,
+        check_fixed_target: false,
+        audit: MoveAudit {
+            comments: request.comments.as_deref(),
+            user: &principal.name,
+            api_key_id: principal.key_id,
+        },
+        batch_id: batch_id.as_deref(),
+        dry_run: request.dry_run,
+        answer_due,
+    };
+    let results = match store.execute_plan(&plan).await {
+        Ok(results) => results,
+        Err(MoveError::FeedsChanged) => {
+            return Err(Error::invalid(format!(
+                "Feed \"{}\" or \"{}\" changed while the revert ran, so nothing was reverted.",
+                back_from.name, back_to.name
+            ))
+            .into())
+        }
+        Err(error) => return Err(target_changed(error, &back_to)),
+    };
+    finish(
+        results,
+        batch_id,
+        request.dry_run,
+        &back_to,
+        principal,
+        |result| {
+            let promotion = promotions
+                .iter()
+                .find(|p| {
+                    items
+                        .iter()
+                        .any(|i| i.revert_of == Some(p.id) && i.package == result.package)
+                })
+                .map(|p| p.id);
+            item_reason(result, &back_from, &back_to, promotion)
+        },
+    )
+}
+
+/// Success, or every failed item with its reason.
+fn finish(
+    results: Vec<ItemResult>,
+    batch_id: Option<String>,
+    dry_run: bool,
+    to: &Feed,
+    principal: &Principal,
+    reason: impl Fn(&ItemResult) -> String,
+) -> Result<Moved, Refusal> {
+    let total = results.len();
+    let failed: Vec<(ItemResult, String)> = results
+        .iter()
+        .filter(|r| r.outcome.failed())
+        .map(|r| (r.clone(), reason(r)))
+        .collect();
+    if !failed.is_empty() {
+        return Err(Refusal::Items { total, failed });
+    }
+    if !dry_run {
+        for result in &results {
+            if let Outcome::Promoted(record) | Outcome::Overwritten(record) = &result.outcome {
+                tracing::info!(
+                    promotion = record.id,
+                    from = %record.from_feed,
+                    to = %record.to_feed,
+                    package = %result.package,
+                    batch = record.batch_id.as_deref(),
+                    revert_of = record.revert_of,
+                    overwrote = record.overwrote,
+                    user = %principal.name,
+                    "promoted"
+                );
+            }
+        }
+    }
+    Ok(Moved {
+        batch: batch_id,
+        dry_run,
+        to_feed: to.name.clone(),
+        items: results,
+    })
+}
+
+/// A version that appeared in the target after it was looked for: the unique
+/// key stopped the move, and the caller hears it plainly.
+fn target_changed(error: MoveError, to: &Feed) -> Refusal {
+    match error {
+        MoveError::TargetChanged => Error::invalid(format!(
+            "A package version appeared in feed \"{}\" while this ran, so nothing was changed.",
+            to.name
+        ))
+        .into(),
+        MoveError::Failed(error) => error.into(),
+        MoveError::FeedsChanged => unreachable!("handled by the caller"),
     }
 }
 
+/// One sentence saying why an item cannot move (or, for a skip, why it did
+/// not). `reverting` is the promotion being undone, if any.
+pub fn item_reason(result: &ItemResult, from: &Feed, to: &Feed, reverting: Option<i64>) -> String {
+    let package = &result.package;
+    match (&result.outcome, reverting) {
+        (Outcome::NotInSource(_), Some(promotion)) => format!(
+            "Package {package} is no longer in feed \"{}\", so promotion {promotion} cannot be reverted.",
+            from.name
+        ),
+        (Outcome::NotInSource(Some(departure)), None) => format!(
+            "Package {package} was not found in feed \"{}\": promotion {} moved it to feed \"{}\" at {}.",
+            from.name,
+            departure.id,
+            departure.to_feed,
+            departure
+                .promoted_at
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+        (Outcome::NotInSource(None), None) => {
+            format!("Package {package} was not found in feed \"{}\".", from.name)
+        }
+        (Outcome::AlreadyInTarget, _) => format!(
+            "Package {package} already exists in feed \"{}\", so nothing was promoted.",
+            to.name
+        ),
+        (Outcome::Skipped, _) => format!(
+            "Package {package} already exists in feed \"{}\", so it was left where it was.",
+            to.name
+        ),
+        (Outcome::NotNewest(newer), promotion) => format!(
+            "Promotion {} cannot be reverted: promotion {newer} has moved package {package} since.",
+            promotion.unwrap_or_default()
+        ),
+        (Outcome::NoVersion, _) => format!(
+            "Package {} has no {} in feed \"{}\".",
+            package.full_name(),
+            if package.version().eq_ignore_ascii_case("latest-stable") {
+                "stable version"
+            } else {
+                "version"
+            },
+            from.name
+        ),
+        (Outcome::Promoted(_) | Outcome::Overwritten(_), _) => String::new(),
+    }
+}
+
+/// The same version named twice would be moved once and reported twice.
+fn refuse_duplicates(items: &[MoveItem]) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (index, item) in items.iter().enumerate() {
+        let p = &item.package;
+        let version = match item.version {
+            VersionSpec::Exact => p.version_key(),
+            // `latest` twice is the same version too.
+            _ => p.version().to_ascii_lowercase(),
+        };
+        if !seen.insert((p.group_key(), p.name_key(), version)) {
+            return Err(Error::invalid(format!(
+                "Field \"packages[{index}]\" names {} {} a second time; each version may appear once.",
+                p.full_name(),
+                p.version()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The feeds of a promotion, when they allow it: both exist and are enabled, are
-/// of one type, and the source's fixed target (if any) is the target. The move
-/// statement re-checks the same rules (`store::promotions`), so this read only
-/// words the refusal; it decides nothing alone.
+/// of one type, and the source's fixed target (if any) is the target. The plan
+/// re-checks the same rules under lock (`Store::execute_plan`), so this read
+/// only words the refusal; it decides nothing alone.
 fn feeds_allow_move(
     from: Option<Feed>,
     to: Option<Feed>,
@@ -103,39 +454,6 @@ fn feeds_allow_move(
         }
     }
     Ok((from, to))
-}
-
-/// Why a move changed nothing: a feed changed while the promotion waited, or the
-/// version is not in the source, and then where the history says it went.
-async fn why_not_moved(
-    store: &Store,
-    request: &PromotionRequest,
-    from: &Feed,
-    package: &PackageId,
-) -> Error {
-    let feeds = match store.feed_pair(&request.from_feed, &request.to_feed).await {
-        Ok((from, to)) => feeds_allow_move(from, to, request),
-        Err(error) => return error,
-    };
-    if let Err(refusal) = feeds {
-        return refusal;
-    }
-    match store.last_departure(from, package).await {
-        Ok(Some(departure)) => Error::invalid(format!(
-            "Package {package} was not found in feed \"{}\": promotion {} moved it to feed \"{}\" at {}.",
-            from.name,
-            departure.id,
-            departure.to_feed,
-            departure
-                .promoted_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        )),
-        Ok(None) => Error::invalid(format!(
-            "Package {package} was not found in feed \"{}\".",
-            from.name
-        )),
-        Err(error) => error,
-    }
 }
 
 /// The feed, if it exists and is enabled; `field` names where the request named it.

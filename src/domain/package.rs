@@ -83,8 +83,25 @@ impl PackageId {
         self.feed_type
     }
 
+    /// The same package at another version (a `latest` resolved to a real one).
+    pub fn with_version(&self, version: &Identifier) -> PackageId {
+        PackageId {
+            version: version.as_str().to_owned(),
+            ..self.clone()
+        }
+    }
+
     pub fn group(&self) -> &str {
         &self.group
+    }
+
+    /// `group/name`, or the name alone when there is no group.
+    pub fn full_name(&self) -> String {
+        if self.group.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}", self.group, self.name)
+        }
     }
 
     pub fn name(&self) -> &str {

@@ -15,8 +15,10 @@ impl IntoResponse for Error {
             Error::Forbidden => (StatusCode::FORBIDDEN, FORBIDDEN_TEXT.to_owned()),
             Error::Invalid(message) => (StatusCode::BAD_REQUEST, message.clone()),
             Error::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
-            Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
-            Error::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string()),
+            Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
+            Error::UnsupportedMediaType | Error::UnsupportedBatchMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string())
+            }
             Error::Unavailable { reason, .. } => {
                 tracing::warn!(error = %describe(&self), "database unavailable");
                 let mut response = text(

@@ -10,7 +10,7 @@ use percent_encoding::percent_decode;
 
 use crate::auth::ApiKey;
 use crate::domain::{is_free_text, FeedName, Identifier, FREE_TEXT_RULE};
-use crate::error::{Error, Result, BODY_LIMIT_BYTES};
+use crate::error::{Error, Result, BATCH_BODY_LIMIT_BYTES, BODY_LIMIT_BYTES};
 
 /// The `{name}` or `{feed}` segment of a path, decoded; a segment that is not
 /// valid percent-encoded UTF-8 gets our one-sentence 400 rather than axum's.
@@ -29,15 +29,18 @@ impl<S: Send + Sync> FromRequestParts<S> for PathName {
     }
 }
 
-/// How much of a body over the limit is still read (and dropped) so that the
+/// How much beyond its limit a body is still read (and dropped) so that the
 /// client can finish writing and read the 413.
-const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
+const DRAIN_BYTES: usize = 1024 * 1024;
 
-/// A request body, read whole (it is small: anything over the limit is a 413).
+/// A request body, read whole (it is small: anything over 64 KiB is a 413).
 pub struct RawBody {
     content_type: Option<String>,
     bytes: Bytes,
 }
+
+/// A batch's body: the same, with room for 1,000 package versions (1 MiB).
+pub struct BatchBody(pub RawBody);
 
 impl RawBody {
     pub fn new(content_type: Option<&str>, bytes: &[u8]) -> RawBody {
@@ -46,12 +49,16 @@ impl RawBody {
             bytes: Bytes::copy_from_slice(bytes),
         }
     }
-}
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
-    type Rejection = Error;
+    /// True when the body was sent as JSON (any charset).
+    pub fn is_json(&self) -> bool {
+        media_type(self.content_type.as_deref()).as_deref() == Some("application/json")
+    }
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self> {
+    async fn read(request: Request, limit: usize) -> Result<Self> {
+        let too_large = Error::PayloadTooLarge {
+            limit_kib: limit / 1024,
+        };
         let headers = request.headers();
         let content_type = headers
             .get(CONTENT_TYPE)
@@ -62,9 +69,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|len| len.parse::<u64>().ok())
-            .is_some_and(|len| len > DRAIN_LIMIT_BYTES as u64)
+            .is_some_and(|len| len > (limit + DRAIN_BYTES) as u64)
         {
-            return Err(Error::PayloadTooLarge);
+            return Err(too_large);
         }
         // A body a little over the limit is read to its end and dropped before
         // the 413, so that the client, still writing, sees the answer instead of
@@ -76,22 +83,46 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             let chunk = chunk
                 .map_err(|_| Error::invalid("The request body could not be read to its end."))?;
             seen += chunk.len();
-            if seen > DRAIN_LIMIT_BYTES {
-                return Err(Error::PayloadTooLarge);
+            if seen > limit + DRAIN_BYTES {
+                return Err(too_large);
             }
-            if seen <= BODY_LIMIT_BYTES {
+            if seen <= limit {
                 bytes.extend_from_slice(&chunk);
             }
         }
-        if seen > BODY_LIMIT_BYTES {
-            return Err(Error::PayloadTooLarge);
+        if seen > limit {
+            return Err(too_large);
         }
-        let bytes = Bytes::from(bytes);
         Ok(RawBody {
             content_type,
-            bytes,
+            bytes: Bytes::from(bytes),
         })
     }
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self> {
+        RawBody::read(request, BODY_LIMIT_BYTES).await
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for BatchBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self> {
+        RawBody::read(request, BATCH_BODY_LIMIT_BYTES)
+            .await
+            .map(BatchBody)
+    }
+}
+
+/// The media type of a Content-Type value, lower-cased, without parameters.
+fn media_type(content_type: Option<&str>) -> Option<String> {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|mt| mt.trim().to_ascii_lowercase())
 }
 
 /// Where a set of fields came from; it decides what a message calls them and
@@ -111,16 +142,13 @@ enum Source {
 pub struct Fields {
     source: Source,
     entries: Vec<(String, serde_json::Value)>,
+    /// Put before field names in messages: `packages[3].` for a batch's items.
+    prefix: String,
 }
 
 impl Fields {
     pub fn parse(body: &RawBody) -> Result<Fields> {
-        let media_type = body
-            .content_type
-            .as_deref()
-            .and_then(|ct| ct.split(';').next())
-            .map(|mt| mt.trim().to_ascii_lowercase());
-        match media_type.as_deref() {
+        match media_type(body.content_type.as_deref()).as_deref() {
             Some("application/json") => Self::parse_json(&body.bytes),
             Some("application/x-www-form-urlencoded") => {
                 // curl's -d labels JSON as a form; say so instead of reporting
@@ -152,6 +180,7 @@ impl Fields {
         Ok(Fields {
             source: Source::Json,
             entries: object.into_iter().collect(),
+            prefix: String::new(),
         })
     }
 
@@ -186,6 +215,7 @@ impl Fields {
         })?;
         Ok(Fields {
             source,
+            prefix: String::new(),
             entries: pairs
                 .into_iter()
                 .map(|(name, value)| (name, serde_json::Value::String(value)))
@@ -231,7 +261,7 @@ impl Fields {
 
     /// The error for `name` breaking `rule`: `Field "name" <rule>.`
     pub fn error(&self, name: &str, rule: impl std::fmt::Display) -> Error {
-        Error::invalid(format!("{} \"{name}\" {rule}.", self.noun()))
+        Error::invalid(format!("{} \"{}{name}\" {rule}.", self.noun(), self.prefix))
     }
 
     /// The key carried in the body: JSON property `API_Key`, or form field `key`.
@@ -297,6 +327,14 @@ impl Fields {
             Some(other) => {
                 Err(self.error(name, format!("must be a string, not {}", json_kind(other))))
             }
+        }
+    }
+
+    /// The text of field `name`, or a JSON number as its digits (for ids).
+    pub fn text_or_number(&self, name: &'static str) -> Result<Option<String>> {
+        match self.value(name, &[])? {
+            Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
+            _ => self.text(name, &[]),
         }
     }
 
@@ -384,6 +422,33 @@ impl Fields {
                     })
             })
             .transpose()
+    }
+
+    /// A JSON array of objects, each as its own `Fields` (absent is `None`).
+    pub fn objects(&self, name: &'static str) -> Result<Option<Vec<Fields>>> {
+        match self.value(name, &[])? {
+            None => Ok(None),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| match item {
+                    serde_json::Value::Object(object) => Ok(Fields {
+                        source: Source::Json,
+                        entries: object.clone().into_iter().collect(),
+                        prefix: format!("{}{name}[{index}].", self.prefix),
+                    }),
+                    other => Err(self.error(
+                        name,
+                        format!("must be an array of objects, not of {}", json_kind(other)),
+                    )),
+                })
+                .collect::<Result<_>>()
+                .map(Some),
+            Some(other) => Err(self.error(
+                name,
+                format!("must be an array of objects, not {}", json_kind(other)),
+            )),
+        }
     }
 
     /// A list of strings: a JSON array, or comma-separated text.

@@ -2,7 +2,7 @@
 //! The rules of promotion itself are in `crate::promotion`.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,12 +10,15 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::auth::{self, Authenticated};
-use super::input::{Fields, RawBody};
+use super::input::{BatchBody, Fields, RawBody};
 use super::{AnswerDue, ApiContext};
-use crate::domain::{PackageFilter, Permission};
+use crate::auth::Principal;
+use crate::domain::{FeedName, PackageFilter, Permission};
 use crate::error::{Error, Result};
-use crate::promotion::{self, PromotionRequest};
-use crate::store::{HistoryQuery, HistoryRow, PromotionRecord};
+use crate::promotion::{
+    self, ItemRequest, Moved, PromotionRequest, Refusal, RevertRequest, RevertTarget, MAX_BATCH,
+};
+use crate::store::{HistoryQuery, HistoryRow, ItemResult, OnConflict, Outcome};
 
 const MAX_COMMENT_CHARS: usize = 4000;
 
@@ -25,6 +28,8 @@ const MAX_HISTORY_PAGE: i64 = 1000;
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/api/promotions/promote", post(promote))
+        .route("/api/promotions/batch", post(batch))
+        .route("/api/promotions/revert", post(revert))
         .route("/api/promotions/list", get(list))
 }
 
@@ -37,18 +42,23 @@ async fn promote(
 ) -> Result<Json<PromotionView>> {
     let fields = Fields::parse(&body);
     let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
-    let request = read_request(&fields?)?;
-    let record = promotion::promote(&ctx.store, &principal, &request, answer_due).await?;
-    Ok(Json(PromotionView::from(record)))
+    let request = read_request(&fields?, query.as_deref())?;
+    match promotion::promote(&ctx.store, &principal, &request, false, answer_due).await {
+        Ok(moved) => Ok(Json(PromotionView::new(&request, &principal, moved))),
+        Err(Refusal::Request(error)) => Err(error),
+        // One item: its reason is the whole answer.
+        Err(Refusal::Items { mut failed, .. }) => Err(Error::invalid(failed.remove(0).1)),
+    }
 }
 
 /// A promotion request from a body as it arrived (content type and bytes): what
 /// the promote endpoint does once the key is known. The fuzz target drives it.
 pub fn parse_promotion(content_type: Option<&str>, body: &[u8]) -> Result<PromotionRequest> {
-    read_request(&Fields::parse(&RawBody::new(content_type, body))?)
+    read_request(&Fields::parse(&RawBody::new(content_type, body))?, None)
 }
 
-fn read_request(fields: &Fields) -> Result<PromotionRequest> {
+/// The feeds of a promotion, which must differ.
+fn feed_pair(fields: &Fields) -> Result<(FeedName, FeedName)> {
     let required_feed = |name| {
         fields
             .feed(name)?
@@ -61,6 +71,12 @@ fn read_request(fields: &Fields) -> Result<PromotionRequest> {
             "Fields \"fromFeed\" and \"toFeed\" both name feed \"{from_feed}\"; a package can only be promoted to another feed."
         )));
     }
+    Ok((from_feed, to_feed))
+}
+
+/// One package version: `name` (alias `packageName`), optional `group` (alias
+/// `groupName`), `version` (or `latest`, `latest-stable`).
+fn read_item(fields: &Fields) -> Result<ItemRequest> {
     let name = fields
         .identifier("name", &["packageName"])?
         .ok_or_else(|| fields.error("name", "is required"))?;
@@ -72,22 +88,315 @@ fn read_request(fields: &Fields) -> Result<PromotionRequest> {
     let version = fields
         .identifier("version", &[])?
         .ok_or_else(|| fields.error("version", "is required"))?;
-    let comments = fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?;
-    Ok(PromotionRequest {
-        from_feed,
-        to_feed,
+    Ok(ItemRequest {
         group,
         name,
         version,
-        comments,
     })
 }
 
-/// The 200 body: the promotion as it was recorded in the history.
+/// `onConflict`: fail (the default), skip or overwrite.
+fn on_conflict(fields: &Fields) -> Result<OnConflict> {
+    match fields.text("onConflict", &[])? {
+        None => Ok(OnConflict::Fail),
+        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+            "fail" => Ok(OnConflict::Fail),
+            "skip" => Ok(OnConflict::Skip),
+            "overwrite" => Ok(OnConflict::Overwrite),
+            _ => Err(fields.error("onConflict", "must be fail, skip or overwrite")),
+        },
+    }
+}
+
+/// `dryRun` in the body, or else `?dryRun=` in the query string.
+fn dry_run(fields: &Fields, query: Option<&str>) -> Result<bool> {
+    match fields.boolean("dryRun")? {
+        Some(dry_run) => Ok(dry_run),
+        None => Ok(Fields::from_query(query)?
+            .boolean("dryRun")?
+            .unwrap_or(false)),
+    }
+}
+
+fn read_request(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> {
+    let (from_feed, to_feed) = feed_pair(fields)?;
+    let item = read_item(fields)?;
+    Ok(PromotionRequest {
+        from_feed,
+        to_feed,
+        items: vec![item],
+        comments: fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?,
+        on_conflict: on_conflict(fields)?,
+        dry_run: dry_run(fields, query)?,
+    })
+}
+
+/// `POST /api/promotions/batch` (contract 7.3): JSON only; refusals are
+/// `application/problem+json`.
+async fn batch(
+    State(ctx): State<ApiContext>,
+    AnswerDue(answer_due): AnswerDue,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    BatchBody(body): BatchBody,
+) -> Response {
+    if !body.is_json() {
+        return Error::UnsupportedBatchMediaType.into_response();
+    }
+    let fields = Fields::parse(&body);
+    let principal = match auth::with_body(&ctx, &headers, query.as_deref(), &fields).await {
+        Ok(principal) => principal,
+        Err(error) => return error.into_response(),
+    };
+    let request = match fields.and_then(|fields| read_batch(&fields, query.as_deref())) {
+        Ok(request) => request,
+        Err(error) => return Problem::from_error(error),
+    };
+    let outcome = promotion::promote(&ctx.store, &principal, &request, true, answer_due).await;
+    batch_response(outcome, "promoted")
+}
+
+fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> {
+    let (from_feed, to_feed) = feed_pair(fields)?;
+    let packages = fields
+        .objects("packages")?
+        .ok_or_else(|| fields.error("packages", "is required"))?;
+    if packages.is_empty() || packages.len() > MAX_BATCH {
+        return Err(fields.error(
+            "packages",
+            format!(
+                "must list 1 to {MAX_BATCH} package versions, not {}",
+                packages.len()
+            ),
+        ));
+    }
+    Ok(PromotionRequest {
+        from_feed,
+        to_feed,
+        items: packages.iter().map(read_item).collect::<Result<_>>()?,
+        comments: fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?,
+        on_conflict: on_conflict(fields)?,
+        dry_run: dry_run(fields, query)?,
+    })
+}
+
+/// `POST /api/promotions/revert` (contract 7.4), JSON or form: `id` or `batch`.
+/// The answer has the batch endpoint's shape; a refusal of a batch revert is
+/// `application/problem+json`, of one promotion a sentence.
+async fn revert(
+    State(ctx): State<ApiContext>,
+    AnswerDue(answer_due): AnswerDue,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: RawBody,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let principal = match auth::with_body(&ctx, &headers, query.as_deref(), &fields).await {
+        Ok(principal) => principal,
+        Err(error) => return error.into_response(),
+    };
+    let request = match fields.and_then(|fields| read_revert(&fields, query.as_deref())) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    let outcome = promotion::revert(&ctx.store, &principal, &request, answer_due).await;
+    match (&request.target, outcome) {
+        (RevertTarget::Promotion(_), Err(Refusal::Items { mut failed, .. })) => {
+            Error::invalid(failed.remove(0).1).into_response()
+        }
+        (_, outcome) => batch_response(outcome, "reverted"),
+    }
+}
+
+fn read_revert(fields: &Fields, query: Option<&str>) -> Result<RevertRequest> {
+    let id = match fields.text_or_number("id")? {
+        None => None,
+        Some(raw) => Some(
+            raw.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| fields.error("id", "must be a promotion id, a whole number"))?,
+        ),
+    };
+    let batch = fields
+        .text("batch", &[])?
+        .map(|raw| {
+            uuid::Uuid::parse_str(raw.trim())
+                .map_err(|_| fields.error("batch", "must be a batch id, a UUID"))
+        })
+        .transpose()?;
+    let target = match (id, batch) {
+        (Some(id), None) => RevertTarget::Promotion(id),
+        (None, Some(batch)) => RevertTarget::Batch(batch),
+        _ => {
+            return Err(Error::invalid(
+                "Fields \"id\" and \"batch\": a revert needs exactly one of them.",
+            ))
+        }
+    };
+    Ok(RevertRequest {
+        target,
+        comments: fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?,
+        dry_run: dry_run(fields, query)?,
+    })
+}
+
+/// The batch answer: 200 with every item's outcome, or a problem listing every
+/// item that failed.
+fn batch_response(outcome: Result<Moved, Refusal>, verb: &str) -> Response {
+    match outcome {
+        Ok(moved) => Json(BatchView::from(moved)).into_response(),
+        Err(Refusal::Request(error)) => Problem::from_error(error),
+        Err(Refusal::Items { total, failed }) => Problem {
+            detail: format!(
+                "{} of {total} packages cannot be {verb}, so nothing was changed.",
+                failed.len(),
+            ),
+            items: failed
+                .into_iter()
+                .map(|(result, reason)| ItemView::failed(&result, reason))
+                .collect(),
+        }
+        .into_response(),
+    }
+}
+
+/// An RFC 9457 problem: a 400 whose `items` name every failing package version.
+struct Problem {
+    detail: String,
+    items: Vec<ItemView>,
+}
+
+impl Problem {
+    /// A request-level refusal: `detail` only. Errors other than 400 keep
+    /// their own answers (403's fixed text, 413, 503 …).
+    fn from_error(error: Error) -> Response {
+        match error {
+            Error::Invalid(detail) => Problem {
+                detail,
+                items: Vec::new(),
+            }
+            .into_response(),
+            other => other.into_response(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({
+            "type": "about:blank",
+            "title": "Bad Request",
+            "status": 400,
+            "detail": self.detail,
+        });
+        if !self.items.is_empty() {
+            body["items"] = serde_json::to_value(&self.items).expect("items serialise");
+        }
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// One item of a batch answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemView {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    group: String,
+    name: String,
+    version: String,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl ItemView {
+    fn failed(result: &ItemResult, reason: String) -> ItemView {
+        ItemView {
+            group: result.package.group().to_owned(),
+            name: result.package.name().to_owned(),
+            version: result.package.version().to_owned(),
+            outcome: "failed",
+            id: None,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// The answer of the batch and revert endpoints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchView {
+    batch: Option<String>,
+    dry_run: bool,
+    promoted: usize,
+    skipped: usize,
+    overwritten: usize,
+    items: Vec<ItemView>,
+}
+
+impl From<Moved> for BatchView {
+    fn from(moved: Moved) -> Self {
+        let to_feed = moved.to_feed;
+        let mut view = BatchView {
+            batch: moved.batch,
+            dry_run: moved.dry_run,
+            promoted: 0,
+            skipped: 0,
+            overwritten: 0,
+            items: Vec::with_capacity(moved.items.len()),
+        };
+        for result in moved.items {
+            let (outcome, record) = match result.outcome {
+                Outcome::Promoted(record) => {
+                    view.promoted += 1;
+                    ("promoted", Some(record))
+                }
+                Outcome::Overwritten(record) => {
+                    view.overwritten += 1;
+                    ("overwritten", Some(record))
+                }
+                _ => {
+                    view.skipped += 1;
+                    ("skipped", None)
+                }
+            };
+            let package = &result.package;
+            view.items.push(ItemView {
+                group: record
+                    .as_ref()
+                    .map_or_else(|| package.group().to_owned(), |r| r.group_name.clone()),
+                name: record
+                    .as_ref()
+                    .map_or_else(|| package.name().to_owned(), |r| r.name.clone()),
+                version: record
+                    .as_ref()
+                    .map_or_else(|| package.version().to_owned(), |r| r.version.clone()),
+                outcome,
+                id: record.as_ref().filter(|_| !moved.dry_run).map(|r| r.id),
+                reason: (outcome == "skipped").then(|| {
+                    format!("Package {package} already exists in feed \"{to_feed}\", so it was left where it was.")
+                }),
+            });
+        }
+        view
+    }
+}
+
+/// The answer of the single promote endpoint: the promotion as it was recorded
+/// in the history (`id` null in a dry run and for a skip).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PromotionView {
-    id: i64,
+    id: Option<i64>,
     from_feed: String,
     to_feed: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -99,23 +408,59 @@ struct PromotionView {
     user: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     comments: Option<String>,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    overwrote: bool,
 }
 
-impl From<PromotionRecord> for PromotionView {
-    fn from(record: PromotionRecord) -> Self {
-        PromotionView {
-            id: record.id,
-            from_feed: record.from_feed,
-            to_feed: record.to_feed,
-            group: record.group_name,
-            name: record.name,
-            version: record.version,
-            package_type: record.package_type,
-            date: record
-                .promoted_at
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
-            user: record.user_name,
-            comments: record.comments,
+impl PromotionView {
+    fn new(request: &PromotionRequest, principal: &Principal, moved: Moved) -> Self {
+        let result = moved
+            .items
+            .into_iter()
+            .next()
+            .expect("one item was asked for");
+        let (outcome, record) = match result.outcome {
+            Outcome::Promoted(record) => ("promoted", Some(record)),
+            Outcome::Overwritten(record) => ("overwritten", Some(record)),
+            _ => ("skipped", None),
+        };
+        match record {
+            Some(record) => PromotionView {
+                id: Some(record.id).filter(|_| !moved.dry_run),
+                from_feed: record.from_feed,
+                to_feed: record.to_feed,
+                group: record.group_name,
+                name: record.name,
+                version: record.version,
+                package_type: record.package_type,
+                date: record
+                    .promoted_at
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+                user: record.user_name,
+                comments: record.comments,
+                outcome,
+                dry_run: moved.dry_run,
+                overwrote: record.overwrote,
+            },
+            // A skip writes no history row: the answer describes the request.
+            None => PromotionView {
+                id: None,
+                from_feed: request.from_feed.to_string(),
+                to_feed: request.to_feed.to_string(),
+                group: result.package.group().to_owned(),
+                name: result.package.name().to_owned(),
+                version: result.package.version().to_owned(),
+                package_type: result.package.feed_type().to_string(),
+                date: chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                user: principal.name.clone(),
+                comments: request.comments.clone(),
+                outcome,
+                dry_run: moved.dry_run,
+                overwrote: false,
+            },
         }
     }
 }
@@ -137,9 +482,18 @@ async fn list(
         "packageName",
         "name",
         "version",
+        "batch",
         "limit",
         "before",
     ])?;
+    let batch = params
+        .text("batch", &[])?
+        .map(|raw| {
+            uuid::Uuid::parse_str(raw.trim())
+                .map(|batch| batch.to_string())
+                .map_err(|_| params.error("batch", "must be a batch id, a UUID"))
+        })
+        .transpose()?;
     let from_feed = params.feed("fromFeed")?;
     let to_feed = params.feed("toFeed")?;
     let filter = PackageFilter {
@@ -169,6 +523,7 @@ async fn list(
     let history = HistoryQuery {
         from_feed_key: from_feed.as_ref().map(|f| f.key()),
         to_feed_key: to_feed.as_ref().map(|f| f.key()),
+        batch_id: batch.clone(),
         package: filter.keys(),
         visible_feed_ids: principal.feeds_with(Permission::View),
         before_id: before,
@@ -195,6 +550,9 @@ async fn list(
             if let Some(value) = value {
                 pairs.push((name, value.as_str().to_owned()));
             }
+        }
+        if let Some(batch) = &batch {
+            pairs.push(("batch", batch.clone()));
         }
         pairs.push(("limit", limit.to_string()));
         pairs.push(("before", last.record.id.to_string()));
@@ -232,6 +590,12 @@ struct PromotionEntry {
     user: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     comments: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert_of: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    overwrote: bool,
 }
 
 /// Groups rows (newest first) per package version, in the order of each version's
@@ -256,6 +620,9 @@ fn group_by_package(rows: Vec<HistoryRow>) -> Vec<PackageHistory> {
                 .to_rfc3339_opts(SecondsFormat::Secs, true),
             user: record.user_name,
             comments: record.comments,
+            batch: record.batch_id,
+            revert_of: record.revert_of,
+            overwrote: record.overwrote,
         };
         let position = *index.entry(identity).or_insert_with(|| {
             groups.push(PackageHistory {

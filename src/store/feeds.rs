@@ -83,6 +83,12 @@ impl Store {
         )
     }
 
+    /// The feed with this id, if it still exists (the history keeps ids).
+    pub async fn feed_by_id(&self, id: i64) -> Result<Option<Feed>> {
+        let sql = format!("{SELECT_FEED} WHERE f.id = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
     /// The feed, or an error saying that it does not exist.
     pub async fn existing_feed(&self, name: &FeedName) -> Result<Feed> {
         self.feed(name).await?.ok_or_else(|| vanished(Some(name)))

@@ -2,9 +2,10 @@
 
 use sqlx::FromRow;
 
-use super::{bind_all, on_pool, Bind, Conditions, PromotionRecord, Store};
+use super::{bind_all, on_pool, Bind, Conditions, PromotionRecord, Store, RECORD_COLUMNS};
 use crate::domain::FilterKeys;
 use crate::error::Result;
+use crate::promotion::RevertTarget;
 
 /// What a history query asks for. Feed filters are case-folded feed names (the
 /// history keeps names, so it can be searched for feeds that no longer exist).
@@ -12,6 +13,8 @@ use crate::error::Result;
 pub struct HistoryQuery {
     pub from_feed_key: Option<String>,
     pub to_feed_key: Option<String>,
+    /// Only the promotions of this batch.
+    pub batch_id: Option<String>,
     /// Alternatives, one per set of feed types that normalise the package filter
     /// alike; empty means no package filter.
     pub package: Vec<FilterKeys>,
@@ -42,6 +45,7 @@ impl HistoryQuery {
         let mut clauses = Vec::new();
         c.equals("from_feed_key", self.from_feed_key.as_ref(), &mut clauses);
         c.equals("to_feed_key", self.to_feed_key.as_ref(), &mut clauses);
+        c.equals("batch_id", self.batch_id.as_ref(), &mut clauses);
         if !self.package.is_empty() {
             let mut alternatives = Vec::new();
             for keys in &self.package {
@@ -76,8 +80,7 @@ impl HistoryQuery {
             format!("WHERE {}", clauses.join(" AND "))
         };
         let sql = format!(
-            "SELECT id, from_feed, to_feed, package_type, group_name, name, version, comments, \
-             user_name, promoted_at, group_key, name_key, version_key \
+            "SELECT {RECORD_COLUMNS}, group_key, name_key, version_key \
              FROM promotions {filter} ORDER BY id DESC LIMIT {limit}"
         );
         Some((sql, c.binds))
@@ -105,5 +108,48 @@ impl Store {
             .fetch_all(pool)
             .await?;
         Ok(Some(lines.join("\n")))
+    }
+}
+
+/// A promotion as a revert needs it.
+#[derive(Debug, Clone, FromRow)]
+pub struct RevertSource {
+    pub id: i64,
+    pub from_feed_id: i64,
+    pub to_feed_id: i64,
+    pub from_feed: String,
+    pub to_feed: String,
+    pub group_name: String,
+    pub name: String,
+    pub version: String,
+    pub overwrote: bool,
+}
+
+impl RevertSource {
+    /// `group/name`, or the name alone.
+    pub fn full_name(&self) -> String {
+        if self.group_name.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}", self.group_name, self.name)
+        }
+    }
+}
+
+impl Store {
+    /// The promotion with this id, or every promotion of this batch, oldest first.
+    pub async fn promotions_to_revert(&self, target: &RevertTarget) -> Result<Vec<RevertSource>> {
+        let columns = "id, from_feed_id, to_feed_id, from_feed, to_feed, group_name, name, version, overwrote";
+        Ok(match target {
+            RevertTarget::Promotion(id) => {
+                let sql = format!("SELECT {columns} FROM promotions WHERE id = $1");
+                on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_all(pool).await)?
+            }
+            RevertTarget::Batch(batch) => {
+                let sql =
+                    format!("SELECT {columns} FROM promotions WHERE batch_id = $1 ORDER BY id");
+                on_pool!(self, pool => sqlx::query_as(&sql).bind(batch.to_string()).fetch_all(pool).await)?
+            }
+        })
     }
 }

@@ -23,10 +23,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Connection;
 
 pub use feeds::{Feed, FeedChange};
-pub use history::{HistoryQuery, HistoryRow};
+pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};
 pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
-pub use promotions::{Departure, MoveAudit, MoveError, PromotionRecord};
+pub use promotions::{
+    Departure, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome,
+    PromotionRecord, VersionSpec, RECORD_COLUMNS,
+};
 
 use crate::error::{Error, Result};
 

@@ -1,11 +1,16 @@
+//! Moving package versions between feeds: one promotion, a batch or a revert,
+//! each as one transaction with a bounded number of statements however many
+//! versions it moves.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use std::time::{Duration, Instant};
-
-use super::{on_pool, Feed, Store, ACQUIRE_TIMEOUT, STATEMENT_TIMEOUT};
-use crate::domain::PackageId;
-use crate::error::{is_transient_conflict, Error};
+use super::{on_tx, Feed, Store, WriteTx, ACQUIRE_TIMEOUT};
+use crate::domain::{compare_versions, is_prerelease, Identifier, PackageId};
+use crate::error::{Error, Result};
 
 /// One row of the promotion history.
 #[derive(Debug, Clone, FromRow)]
@@ -20,29 +25,130 @@ pub struct PromotionRecord {
     pub comments: Option<String>,
     pub user_name: String,
     pub promoted_at: DateTime<Utc>,
+    pub batch_id: Option<String>,
+    pub revert_of: Option<i64>,
+    pub overwrote: bool,
 }
 
-/// Why a move changed nothing.
-#[derive(Debug)]
-pub enum MoveError {
-    /// The version is not in the source feed, or a feed no longer allows the
-    /// move (deleted, disabled, or the source's fixed target changed since the
-    /// caller looked). The caller re-reads the feeds to say which.
-    NotMoved,
+/// The columns of a [`PromotionRecord`], for SELECT and RETURNING.
+pub const RECORD_COLUMNS: &str = "id, from_feed, to_feed, package_type, group_name, name, \
+     version, comments, user_name, promoted_at, batch_id, revert_of, overwrote";
+
+/// Which version of a package an item means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSpec {
+    /// The version in the package's identity.
+    Exact,
+    /// The highest version in the source feed (`latest`).
+    Latest,
+    /// The highest version that is not a pre-release (`latest-stable`).
+    LatestStable,
+}
+
+/// What to do with a version that is already in the target feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    Fail,
+    Skip,
+    Overwrite,
+}
+
+/// One package version to move. For `latest` the package's version is a
+/// placeholder until the transaction resolves it.
+#[derive(Debug, Clone)]
+pub struct MoveItem {
+    pub package: PackageId,
+    pub version: VersionSpec,
+    /// For a revert: the promotion being undone, which must still be the newest
+    /// promotion of this version.
+    pub revert_of: Option<i64>,
+}
+
+/// Who asked for a move and why; written into the history rows.
+pub struct MoveAudit<'a> {
+    pub comments: Option<&'a str>,
+    pub user: &'a str,
+    pub api_key_id: i64,
+}
+
+/// A set of moves from one feed to another, done all or nothing.
+pub struct MovePlan<'a> {
+    pub from: &'a Feed,
+    pub to: &'a Feed,
+    pub items: &'a [MoveItem],
+    pub on_conflict: OnConflict,
+    /// False for a revert: an undo is not held to the source's fixed target.
+    pub check_fixed_target: bool,
+    pub audit: MoveAudit<'a>,
+    /// Shared by every history row of a batch or a batch revert.
+    pub batch_id: Option<&'a str>,
+    /// Roll back at the end instead of committing.
+    pub dry_run: bool,
+    /// When the caller stops waiting (the HTTP request timeout). A transaction
+    /// is only committed with time in hand, so no caller is told "timed out"
+    /// about a change that then commits.
+    pub answer_due: Instant,
+}
+
+/// Where a version went when it last left a feed, from the history.
+#[derive(Debug, Clone)]
+pub struct Departure {
+    pub id: i64,
+    pub to_feed: String,
+    pub promoted_at: DateTime<Utc>,
+}
+
+/// What happened to one item.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Moved; `record` is its history row (its id is 0 in a dry run).
+    Promoted(PromotionRecord),
+    /// Moved after deleting the target's copy.
+    Overwritten(PromotionRecord),
+    /// Already in the target, left where it was (`onConflict=skip`).
+    Skipped,
+    /// Not in the source feed; the history may say where it went.
+    NotInSource(Option<Departure>),
+    /// Already in the target (`onConflict=fail`).
     AlreadyInTarget,
-    Failed(Error),
+    /// For a revert: a later promotion (this id) moved the version since.
+    NotNewest(i64),
+    /// `latest`: the source holds no (stable) version of the package.
+    NoVersion,
 }
 
-impl From<sqlx::Error> for MoveError {
-    fn from(error: sqlx::Error) -> Self {
-        MoveError::from(Error::from(error))
+impl Outcome {
+    pub fn failed(&self) -> bool {
+        matches!(
+            self,
+            Outcome::NotInSource(_)
+                | Outcome::AlreadyInTarget
+                | Outcome::NotNewest(_)
+                | Outcome::NoVersion
+        )
     }
 }
 
+/// One item's result: the version it resolved to, and what happened.
+#[derive(Debug, Clone)]
+pub struct ItemResult {
+    pub package: PackageId,
+    pub outcome: Outcome,
+}
+
+/// Why a plan changed nothing as a whole.
+#[derive(Debug)]
+pub enum MoveError {
+    /// A feed no longer allows the move (deleted, disabled, or the source's
+    /// fixed target changed since the caller looked); the caller re-reads the
+    /// feeds to say which.
+    FeedsChanged,
+    /// A version appeared in the target while the plan ran.
+    TargetChanged,
+    Failed(Error),
+}
+
 impl From<Error> for MoveError {
-    /// A version already in the target shows up as a violation of the identity key
-    /// (PostgreSQL names the constraint; SQLite does not, but the move's only
-    /// unique key there is the same one).
     fn from(error: Error) -> Self {
         let identity_clash = matches!(&error, Error::Database(db) if db.as_database_error().is_some_and(|db| {
             db.is_unique_violation()
@@ -51,21 +157,20 @@ impl From<Error> for MoveError {
                     .is_none_or(|name| name == "package_versions_identity")
         }));
         if identity_clash {
-            MoveError::AlreadyInTarget
+            MoveError::TargetChanged
         } else {
             MoveError::Failed(error)
         }
     }
 }
 
-/// Who asked for a move and why; written into the history row.
-pub struct MoveAudit<'a> {
-    pub comments: Option<&'a str>,
-    pub user: &'a str,
-    pub api_key_id: i64,
+impl From<sqlx::Error> for MoveError {
+    fn from(error: sqlx::Error) -> Self {
+        MoveError::from(Error::from(error))
+    }
 }
 
-/// Time kept in hand for the statements and the commit after the last wait.
+/// Time kept in hand for the commit and the answer after the last wait.
 const COMMIT_MARGIN: Duration = Duration::from_secs(5);
 
 fn too_late() -> Error {
@@ -75,189 +180,471 @@ fn too_late() -> Error {
     }
 }
 
-/// Where a version went when it last left a feed, from the history.
+/// A row of the source or target feed that an item names.
 #[derive(Debug, Clone, FromRow)]
-pub struct Departure {
-    pub id: i64,
-    pub to_feed: String,
-    pub promoted_at: DateTime<Utc>,
+struct Located {
+    item: i64,
+    id: i64,
+    group_name: String,
+    name: String,
+    version: String,
 }
 
-const INSERT_HISTORY_COLUMNS: &str =
-    "INSERT INTO promotions (from_feed_id, to_feed_id, from_feed, to_feed, \
-     from_feed_key, to_feed_key, package_type, group_name, name, version, group_key, name_key, \
-     version_key, comments, user_name, api_key_id, promoted_at)";
-
-const RETURNING_RECORD: &str = "RETURNING id, from_feed, to_feed, package_type, group_name, name, \
-     version, comments, user_name, promoted_at";
-
-/// What the move relies on about the feeds ($1 source, $2 target), checked by the
-/// move statement itself rather than by an earlier read: both still exist and are
-/// enabled, and the source's fixed target (if any) is still the target.
-const FEEDS_ALLOW_MOVE: &str = "s.id = $1 AND t.id = $2 AND s.active AND t.active \
-     AND (s.promote_to_feed_id IS NULL OR s.promote_to_feed_id = t.id)";
-
 impl Store {
-    /// Moves a package version, with all of its files, from one feed to another and
-    /// writes the history row: both or neither.
+    /// Carries out a plan in one transaction: every item moves, or nothing
+    /// changes. Returns each item's result; when any item failed (or in a dry
+    /// run) the transaction was rolled back, and the results say why.
     ///
-    /// The version row carries its files, so moving it is one row update. The
-    /// unique key on (feed, identity) turns "already in the target" into a
-    /// constraint violation even when two promotions race; the row lock taken on
-    /// the version makes a concurrent promotion of it find nothing left in the
-    /// source once the first commits. The feeds are re-checked after that lock is
-    /// held, so a feed disabled (or re-targeted) while the move waited stops it.
-    ///
-    /// `answer_due` is when the caller stops waiting (the HTTP request timeout).
-    /// A move that could still be running then is not started (503), so that no
-    /// caller hears "timed out" about a promotion that then commits.
-    pub async fn move_package(
-        &self,
-        from: &Feed,
-        to: &Feed,
-        package: &PackageId,
-        audit: &MoveAudit<'_>,
-        answer_due: Instant,
-    ) -> Result<PromotionRecord, MoveError> {
-        match self {
-            // One statement, so one round trip and its own transaction. Order
-            // matters: lock the version first (waiting for any other holder),
-            // then lock the two feed rows FOR SHARE and check them. Taking the
-            // feed locks only once the version is ours means a feed can be
-            // disabled while a promotion waits (no deadlock), and the FOR SHARE
-            // re-reads a feed changed after this statement began and blocks a
-            // change until we commit.
-            Store::Postgres(pool) => {
-                let sql = format!(
-                    "WITH version AS ( \
-                       SELECT id FROM package_versions \
-                       WHERE feed_id = $1 AND name_key = $3 AND group_key = $4 AND version_key = $5 \
-                       FOR UPDATE), \
-                     allowed AS ( \
-                       SELECT s.id FROM feeds s, feeds t \
-                       WHERE {FEEDS_ALLOW_MOVE} AND EXISTS (SELECT 1 FROM version) \
-                       FOR SHARE OF s, t), \
-                     moved AS ( \
-                       UPDATE package_versions v SET feed_id = $2 \
-                       FROM version, allowed WHERE v.id = version.id \
-                       RETURNING v.group_name, v.name, v.version, v.group_key, v.name_key, v.version_key) \
-                     {INSERT_HISTORY_COLUMNS} \
-                     SELECT $1, $2, $6, $7, $8, $9, $10, group_name, name, version, group_key, \
-                            name_key, version_key, $11, $12, $13, $14 FROM moved \
-                     {RETURNING_RECORD}"
-                );
-                let attempt = || {
-                    sqlx::query_as(&sql)
-                        .bind(from.id)
-                        .bind(to.id)
-                        .bind(package.name_key())
-                        .bind(package.group_key())
-                        .bind(package.version_key())
-                        .bind(&from.name)
-                        .bind(&to.name)
-                        .bind(&from.name_key)
-                        .bind(&to.name_key)
-                        .bind(from.feed_type.as_str())
-                        .bind(audit.comments)
-                        .bind(audit.user)
-                        .bind(audit.api_key_id)
-                        .bind(Utc::now())
-                        .fetch_optional(pool)
-                };
-                // An attempt may wait for a connection and then run for up to
-                // the statement timeout; one started later than this could
-                // commit after the caller was told 408.
-                let in_time = || {
-                    Instant::now() + ACQUIRE_TIMEOUT + STATEMENT_TIMEOUT + COMMIT_MARGIN
-                        <= answer_due
-                };
-                if !in_time() {
-                    return Err(MoveError::Failed(too_late()));
-                }
-                // A deadlock with some other transaction rolled the statement
-                // back whole, so running it once more is safe, if still in time.
-                let moved = match attempt().await {
-                    Err(error) if is_transient_conflict(&error) && in_time() => attempt().await,
-                    other => other,
-                };
-                moved?.ok_or(MoveError::NotMoved)
+    /// Locks are taken in one order by every writer: the source's version rows
+    /// (by id, so two overlapping batches queue rather than deadlock), the
+    /// target's copies, then the two feed rows `FOR SHARE`. The feeds are
+    /// checked only once the versions are held, so a feed disabled or
+    /// re-targeted while the plan waited stops it. SQLite's write lock, taken at
+    /// `BEGIN IMMEDIATE`, orders everything there.
+    pub async fn execute_plan(&self, plan: &MovePlan<'_>) -> Result<Vec<ItemResult>, MoveError> {
+        // A deadlock with some other writer rolled everything back, so running
+        // the plan once more is safe (it checks its deadline again first).
+        match self.execute_plan_once(plan).await {
+            Err(MoveError::Failed(error)) if error.is_transient_conflict() => {
+                self.execute_plan_once(plan).await
             }
-            // SQLite has no data-modifying CTEs: two statements in a transaction
-            // that holds the write lock from BEGIN, so nothing changes the feeds
-            // between the check in the UPDATE and the commit.
-            Store::Sqlite(..) => {
-                let mut tx = self.begin_write().await?;
-                // Holding the write lock, nothing below waits for another
-                // writer; but the wait for the lock may have used up the time.
-                if Instant::now() + COMMIT_MARGIN > answer_due {
-                    return Err(MoveError::Failed(too_late()));
-                }
-                let crate::store::WriteTx::Sqlite(conn, _) = &mut tx else {
-                    unreachable!("a SQLite store begins SQLite transactions")
-                };
-                let moved: Option<(String, String, String)> = sqlx::query_as(&format!(
-                    "UPDATE package_versions SET feed_id = $2 \
-                     WHERE feed_id = $1 AND name_key = $3 AND group_key = $4 AND version_key = $5 \
-                     AND EXISTS (SELECT 1 FROM feeds s, feeds t WHERE {FEEDS_ALLOW_MOVE}) \
-                     RETURNING group_name, name, version"
-                ))
-                .bind(from.id)
-                .bind(to.id)
-                .bind(package.name_key())
-                .bind(package.group_key())
-                .bind(package.version_key())
-                .fetch_optional(&mut **conn)
-                .await?;
-                let (group_name, name, version) = moved.ok_or(MoveError::NotMoved)?;
-                let sql = format!(
-                    "{INSERT_HISTORY_COLUMNS} \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-                     {RETURNING_RECORD}"
-                );
-                let record = sqlx::query_as(&sql)
-                    .bind(from.id)
-                    .bind(to.id)
-                    .bind(&from.name)
-                    .bind(&to.name)
-                    .bind(&from.name_key)
-                    .bind(&to.name_key)
-                    .bind(from.feed_type.as_str())
-                    .bind(group_name)
-                    .bind(name)
-                    .bind(version)
-                    .bind(package.group_key())
-                    .bind(package.name_key())
-                    .bind(package.version_key())
-                    .bind(audit.comments)
-                    .bind(audit.user)
-                    .bind(audit.api_key_id)
-                    .bind(Utc::now())
-                    .fetch_one(&mut **conn)
-                    .await?;
-                tx.commit().await?;
-                Ok(record)
-            }
+            other => other,
         }
     }
 
-    /// The newest promotion that took this version out of `feed`, if any: what a
-    /// caller who just missed it wants to know.
-    pub async fn last_departure(
-        &self,
-        feed: &Feed,
-        package: &PackageId,
-    ) -> crate::error::Result<Option<Departure>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT id, to_feed, promoted_at FROM promotions \
-             WHERE from_feed_id = $1 AND name_key = $2 AND group_key = $3 AND version_key = $4 \
-             AND package_type = $5 ORDER BY id DESC LIMIT 1",
-        )
-        .bind(feed.id)
-        .bind(package.name_key())
-        .bind(package.group_key())
-        .bind(package.version_key())
-        .bind(feed.feed_type.as_str())
-        .fetch_optional(pool)
-        .await)?)
+    async fn execute_plan_once(&self, plan: &MovePlan<'_>) -> Result<Vec<ItemResult>, MoveError> {
+        if Instant::now() + ACQUIRE_TIMEOUT + COMMIT_MARGIN > plan.answer_due {
+            return Err(MoveError::Failed(too_late()));
+        }
+        let mut tx = self.begin_write().await?;
+        let lock = match &tx {
+            WriteTx::Postgres(_) => " FOR UPDATE OF pv",
+            WriteTx::Sqlite(..) => "",
+        };
+
+        let mut results = resolve_versions(&mut tx, plan).await?;
+        let wanted: Vec<(usize, PackageId)> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.outcome.failed())
+            .map(|(i, r)| (i, r.package.clone()))
+            .collect();
+        // `latest` may resolve to a version the plan also names outright.
+        let mut identities = std::collections::HashSet::new();
+        for (_, p) in &wanted {
+            if !identities.insert((p.name_key(), p.group_key(), p.version_key())) {
+                return Err(MoveError::Failed(Error::invalid(format!(
+                    "The request names {p} twice (once as latest); each version may appear once."
+                ))));
+            }
+        }
+        let in_source = locate(&mut tx, plan.from, &wanted, lock).await?;
+        let in_target = locate(&mut tx, plan.to, &wanted, lock).await?;
+        if !feeds_allow(&mut tx, plan).await? {
+            return Err(MoveError::FeedsChanged);
+        }
+        let newest = match plan.items.iter().any(|i| i.revert_of.is_some()) {
+            true => newest_promotions(&mut tx, &wanted).await?,
+            false => HashMap::new(),
+        };
+
+        for (i, _) in &wanted {
+            let item = &plan.items[*i];
+            results[*i].outcome = if !in_source.contains_key(i) {
+                Outcome::NotInSource(None)
+            } else if let Some(newer) = item
+                .revert_of
+                .and_then(|id| newest.get(i).copied().filter(|newest| *newest != id))
+            {
+                Outcome::NotNewest(newer)
+            } else if in_target.contains_key(i) {
+                match plan.on_conflict {
+                    OnConflict::Fail => Outcome::AlreadyInTarget,
+                    OnConflict::Skip => Outcome::Skipped,
+                    OnConflict::Overwrite => Outcome::Overwritten(placeholder()),
+                }
+            } else {
+                Outcome::Promoted(placeholder())
+            };
+        }
+
+        if results.iter().any(|r| r.outcome.failed()) {
+            add_departures(&mut tx, plan.from, &mut results).await?;
+            // Dropping the transaction rolls it back.
+            return Ok(results);
+        }
+
+        let overwritten: Vec<i64> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.outcome, Outcome::Overwritten(_)))
+            .map(|(i, _)| in_target[&i].id)
+            .collect();
+        if !overwritten.is_empty() {
+            let sql = format!(
+                "DELETE FROM package_versions WHERE id IN ({})",
+                placeholders(1, overwritten.len())
+            );
+            on_tx!(&mut tx, conn => {
+                let mut query = sqlx::query(&sql);
+                for id in &overwritten {
+                    query = query.bind(id);
+                }
+                query.execute(conn).await.map(drop)
+            })?;
+        }
+
+        let moving: Vec<(usize, &Located)> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.outcome, Outcome::Promoted(_) | Outcome::Overwritten(_)))
+            .map(|(i, _)| (i, &in_source[&i]))
+            .collect();
+        if !moving.is_empty() {
+            let sql = format!(
+                "UPDATE package_versions SET feed_id = $1 WHERE id IN ({})",
+                placeholders(2, moving.len())
+            );
+            on_tx!(&mut tx, conn => {
+                let mut query = sqlx::query(&sql).bind(plan.to.id);
+                for (_, row) in &moving {
+                    query = query.bind(row.id);
+                }
+                query.execute(conn).await.map(drop)
+            })?;
+            let records = write_history(&mut tx, plan, &results, &moving).await?;
+            for ((i, _), record) in moving.iter().zip(records) {
+                match &mut results[*i].outcome {
+                    Outcome::Promoted(r) | Outcome::Overwritten(r) => *r = record,
+                    _ => unreachable!("only moving items are written"),
+                }
+            }
+        }
+
+        if plan.dry_run {
+            return Ok(results);
+        }
+        // Committing with no time in hand could answer 408 for a change that
+        // then commits; rolling back keeps the answer true.
+        if Instant::now() + COMMIT_MARGIN > plan.answer_due {
+            return Err(MoveError::Failed(too_late()));
+        }
+        tx.commit().await?;
+        Ok(results)
     }
+}
+
+/// A history row to be filled in by `write_history`.
+fn placeholder() -> PromotionRecord {
+    PromotionRecord {
+        id: 0,
+        from_feed: String::new(),
+        to_feed: String::new(),
+        package_type: String::new(),
+        group_name: String::new(),
+        name: String::new(),
+        version: String::new(),
+        comments: None,
+        user_name: String::new(),
+        promoted_at: Utc::now(),
+        batch_id: None,
+        revert_of: None,
+        overwrote: false,
+    }
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `WITH t (item, columns…) AS (VALUES ($k, …), …)` over `rows`, numbering
+/// placeholders from `first`; both backends accept it. Returns the clause and
+/// the text values in bind order (each row: its index, then `columns`).
+fn values_table(
+    columns: &[&str],
+    first: usize,
+    rows: &[(usize, Vec<String>)],
+) -> (String, Vec<(i64, Vec<String>)>) {
+    let width = columns.len() + 1;
+    let tuples: Vec<String> = (0..rows.len())
+        .map(|r| format!("({})", placeholders(first + r * width, width)))
+        .collect();
+    let clause = format!(
+        "WITH t (item, {}) AS (VALUES {})",
+        columns.join(", "),
+        tuples.join(", ")
+    );
+    let binds = rows.iter().map(|(i, v)| (*i as i64, v.clone())).collect();
+    (clause, binds)
+}
+
+/// Binds a `values_table`'s rows (after any binds already made).
+macro_rules! bind_rows {
+    ($query:expr, $rows:expr) => {{
+        let mut query = $query;
+        for (item, values) in $rows {
+            query = query.bind(*item);
+            for value in values {
+                query = query.bind(value.clone());
+            }
+        }
+        query
+    }};
+}
+
+/// Turns `latest` and `latest-stable` into the highest matching version in the
+/// source feed, inside the transaction. Every result starts as `Promoted` (to
+/// be decided) or `NoVersion`.
+async fn resolve_versions(
+    tx: &mut WriteTx<'_>,
+    plan: &MovePlan<'_>,
+) -> Result<Vec<ItemResult>, MoveError> {
+    let mut results: Vec<ItemResult> = plan
+        .items
+        .iter()
+        .map(|item| ItemResult {
+            package: item.package.clone(),
+            outcome: Outcome::Promoted(placeholder()),
+        })
+        .collect();
+    let latest: Vec<(usize, Vec<String>)> = plan
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| item.version != VersionSpec::Exact)
+        .map(|(i, item)| (i, vec![item.package.name_key(), item.package.group_key()]))
+        .collect();
+    if latest.is_empty() {
+        return Ok(results);
+    }
+    let (with, rows) = values_table(&["n", "g"], 2, &latest);
+    let sql = format!(
+        "{with} SELECT t.item, pv.version FROM package_versions pv \
+         JOIN t ON pv.name_key = t.n AND pv.group_key = t.g WHERE pv.feed_id = $1"
+    );
+    let found: Vec<(i64, String)> = on_tx!(tx, conn => bind_rows!(
+        sqlx::query_as(&sql).bind(plan.from.id), &rows
+    )
+    .fetch_all(conn)
+    .await)?;
+    let mut best: HashMap<usize, String> = HashMap::new();
+    for (item, version) in found {
+        let item = item as usize;
+        if plan.items[item].version == VersionSpec::LatestStable && is_prerelease(&version) {
+            continue;
+        }
+        let higher = best.get(&item).is_none_or(|current| {
+            compare_versions(&version, current)
+                .then_with(|| version.cmp(current))
+                .is_gt()
+        });
+        if higher {
+            best.insert(item, version);
+        }
+    }
+    for (i, _) in latest {
+        match best.get(&i).and_then(|v| Identifier::parse(v).ok()) {
+            Some(version) => results[i].package = plan.items[i].package.with_version(&version),
+            None => results[i].outcome = Outcome::NoVersion,
+        }
+    }
+    Ok(results)
+}
+
+/// The rows of `feed` that the items name, by item, locked (`lock`) in id order.
+async fn locate(
+    tx: &mut WriteTx<'_>,
+    feed: &Feed,
+    items: &[(usize, PackageId)],
+    lock: &str,
+) -> Result<HashMap<usize, Located>, MoveError> {
+    if items.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(usize, Vec<String>)> = items
+        .iter()
+        .map(|(i, p)| (*i, vec![p.name_key(), p.group_key(), p.version_key()]))
+        .collect();
+    let (with, rows) = values_table(&["n", "g", "v"], 2, &rows);
+    let sql = format!(
+        "{with} SELECT t.item, pv.id, pv.group_name, pv.name, pv.version FROM package_versions pv \
+         JOIN t ON pv.name_key = t.n AND pv.group_key = t.g AND pv.version_key = t.v \
+         WHERE pv.feed_id = $1 ORDER BY pv.id{lock}"
+    );
+    let found: Vec<Located> = on_tx!(tx, conn => bind_rows!(
+        sqlx::query_as(&sql).bind(feed.id), &rows
+    )
+    .fetch_all(conn)
+    .await)?;
+    Ok(found
+        .into_iter()
+        .map(|row| (row.item as usize, row))
+        .collect())
+}
+
+/// Whether the two feeds still allow the plan, checked (and on PostgreSQL
+/// locked `FOR SHARE` until commit) after the versions are held.
+async fn feeds_allow(tx: &mut WriteTx<'_>, plan: &MovePlan<'_>) -> Result<bool, MoveError> {
+    let lock = match tx {
+        WriteTx::Postgres(_) => " FOR SHARE OF s, t",
+        WriteTx::Sqlite(..) => "",
+    };
+    let sql = format!(
+        "SELECT s.id FROM feeds s, feeds t \
+         WHERE s.id = $1 AND t.id = $2 AND s.active AND t.active \
+         AND (NOT $3 OR s.promote_to_feed_id IS NULL OR s.promote_to_feed_id = t.id){lock}"
+    );
+    let found: Option<(i64,)> = on_tx!(tx, conn => sqlx::query_as(&sql)
+        .bind(plan.from.id)
+        .bind(plan.to.id)
+        .bind(plan.check_fixed_target)
+        .fetch_optional(conn)
+        .await)?;
+    Ok(found.is_some())
+}
+
+/// The newest promotion of each item's version, for reverts.
+async fn newest_promotions(
+    tx: &mut WriteTx<'_>,
+    items: &[(usize, PackageId)],
+) -> Result<HashMap<usize, i64>, MoveError> {
+    let Some((_, first)) = items.first() else {
+        return Ok(HashMap::new());
+    };
+    let rows: Vec<(usize, Vec<String>)> = items
+        .iter()
+        .map(|(i, p)| (*i, vec![p.name_key(), p.group_key(), p.version_key()]))
+        .collect();
+    let (with, rows) = values_table(&["n", "g", "v"], 2, &rows);
+    let sql = format!(
+        "{with} SELECT t.item, MAX(p.id) FROM promotions p \
+         JOIN t ON p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
+         WHERE p.package_type = $1 GROUP BY t.item"
+    );
+    let found: Vec<(i64, i64)> = on_tx!(tx, conn => bind_rows!(
+        sqlx::query_as(&sql).bind(first.feed_type().as_str()), &rows
+    )
+    .fetch_all(conn)
+    .await)?;
+    Ok(found.into_iter().map(|(i, id)| (i as usize, id)).collect())
+}
+
+/// Fills in, for items not found in the source, where the history says they
+/// went: what a caller who just missed a version wants to know.
+async fn add_departures(
+    tx: &mut WriteTx<'_>,
+    from: &Feed,
+    results: &mut [ItemResult],
+) -> Result<(), MoveError> {
+    let missing: Vec<(usize, Vec<String>)> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.outcome, Outcome::NotInSource(_)))
+        .map(|(i, r)| {
+            let p = &r.package;
+            (i, vec![p.name_key(), p.group_key(), p.version_key()])
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let (with, rows) = values_table(&["n", "g", "v"], 3, &missing);
+    let sql = format!(
+        "{with} SELECT t.item, p.id, p.to_feed, p.promoted_at FROM promotions p \
+         JOIN t ON p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
+         WHERE p.from_feed_id = $1 AND p.package_type = $2 ORDER BY p.id DESC"
+    );
+    let found: Vec<(i64, i64, String, DateTime<Utc>)> = on_tx!(tx, conn => bind_rows!(
+        sqlx::query_as(&sql).bind(from.id).bind(from.feed_type.as_str()), &rows
+    )
+    .fetch_all(conn)
+    .await)?;
+    for (item, id, to_feed, promoted_at) in found {
+        if let Outcome::NotInSource(departure @ None) = &mut results[item as usize].outcome {
+            *departure = Some(Departure {
+                id,
+                to_feed,
+                promoted_at,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes one history row per moved item, in one statement, and returns them
+/// in the order of `moving`.
+async fn write_history(
+    tx: &mut WriteTx<'_>,
+    plan: &MovePlan<'_>,
+    results: &[ItemResult],
+    moving: &[(usize, &Located)],
+) -> Result<Vec<PromotionRecord>, MoveError> {
+    const COLUMNS: usize = 20;
+    let tuples: Vec<String> = (0..moving.len())
+        .map(|r| format!("({})", placeholders(1 + r * COLUMNS, COLUMNS)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO promotions (from_feed_id, to_feed_id, from_feed, to_feed, from_feed_key, \
+         to_feed_key, package_type, group_name, name, version, group_key, name_key, version_key, \
+         comments, user_name, api_key_id, promoted_at, batch_id, revert_of, overwrote) \
+         VALUES {} RETURNING {RECORD_COLUMNS}, name_key, group_key, version_key",
+        tuples.join(", ")
+    );
+    let now = Utc::now();
+    let (from, to, audit) = (plan.from, plan.to, &plan.audit);
+    let rows: Vec<HistoryInsert> = on_tx!(tx, conn => {
+        let mut query = sqlx::query_as(&sql);
+        for (i, row) in moving {
+            let package = &results[*i].package;
+            query = query
+                .bind(from.id)
+                .bind(to.id)
+                .bind(&from.name)
+                .bind(&to.name)
+                .bind(&from.name_key)
+                .bind(&to.name_key)
+                .bind(from.feed_type.as_str())
+                .bind(&row.group_name)
+                .bind(&row.name)
+                .bind(&row.version)
+                .bind(package.group_key())
+                .bind(package.name_key())
+                .bind(package.version_key())
+                .bind(audit.comments)
+                .bind(audit.user)
+                .bind(audit.api_key_id)
+                .bind(now)
+                .bind(plan.batch_id)
+                .bind(plan.items[*i].revert_of)
+                .bind(matches!(results[*i].outcome, Outcome::Overwritten(_)));
+        }
+        query.fetch_all(conn).await
+    })?;
+    // RETURNING's order is not promised: match rows by identity (unique in a plan).
+    let mut by_identity: HashMap<(String, String, String), PromotionRecord> = rows
+        .into_iter()
+        .map(|row| ((row.name_key, row.group_key, row.version_key), row.record))
+        .collect();
+    Ok(moving
+        .iter()
+        .map(|(i, _)| {
+            let p = &results[*i].package;
+            by_identity
+                .remove(&(p.name_key(), p.group_key(), p.version_key()))
+                .expect("every moved version has its history row")
+        })
+        .collect())
+}
+
+#[derive(FromRow)]
+struct HistoryInsert {
+    #[sqlx(flatten)]
+    record: PromotionRecord,
+    name_key: String,
+    group_key: String,
+    version_key: String,
 }

@@ -486,7 +486,7 @@ async fn misspelt_query_parameters_are_refused(app: TestApp) {
         .await;
     reply.assert_error(
         400,
-        "Parameter \"feed\" is not known here; the accepted ones are fromFeed, toFeed, group, groupName, package, packageName, name, version, limit, before and key.",
+        "Parameter \"feed\" is not known here; the accepted ones are fromFeed, toFeed, group, groupName, package, packageName, name, version, batch, limit, before and key.",
     );
     let fine = app
         .get("/api/promotions/list?ToFeed=approved-npm&KEY=x", &key)
@@ -750,14 +750,29 @@ async fn a_move_that_could_outlive_its_request_is_not_started(app: TestApp) {
         &Identifier::parse("7.21.0").unwrap(),
     )
     .unwrap();
-    let audit = promoter::store::MoveAudit {
-        comments: None,
-        user: "test",
-        api_key_id: 1,
+    let items = [promoter::store::MoveItem {
+        package,
+        version: promoter::store::VersionSpec::Exact,
+        revert_of: None,
+    }];
+    let plan = |answer_due| promoter::store::MovePlan {
+        from: &from,
+        to: &to,
+        items: &items,
+        on_conflict: promoter::store::OnConflict::Fail,
+        check_fixed_target: true,
+        audit: promoter::store::MoveAudit {
+            comments: None,
+            user: "test",
+            api_key_id: 1,
+        },
+        batch_id: None,
+        dry_run: false,
+        answer_due,
     };
     let refused = app
         .store
-        .move_package(&from, &to, &package, &audit, std::time::Instant::now())
+        .execute_plan(&plan(std::time::Instant::now()))
         .await;
     match refused {
         Err(promoter::store::MoveError::Failed(error)) => assert_eq!(
@@ -769,11 +784,11 @@ async fn a_move_that_could_outlive_its_request_is_not_started(app: TestApp) {
     assert_eq!(app.snapshot().await, before);
     // With time in hand, the same move goes ahead.
     let due = std::time::Instant::now() + Duration::from_secs(60);
-    assert!(app
-        .store
-        .move_package(&from, &to, &package, &audit, due)
-        .await
-        .is_ok());
+    let moved = app.store.execute_plan(&plan(due)).await.unwrap();
+    assert!(matches!(
+        moved[0].outcome,
+        promoter::store::Outcome::Promoted(_)
+    ));
 }
 
 async fn the_key_listing_pages_with_a_link_header(app: TestApp) {

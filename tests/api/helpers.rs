@@ -441,10 +441,11 @@ impl TestApp {
     }
 
     pub async fn history(&self) -> Vec<PromotionRecord> {
-        let sql =
-            "SELECT id, from_feed, to_feed, package_type, group_name, name, version, comments, \
-                   user_name, promoted_at FROM promotions ORDER BY id";
-        on_store!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)
+        let sql = format!(
+            "SELECT {} FROM promotions ORDER BY id",
+            promoter::store::RECORD_COLUMNS
+        );
+        on_store!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)
     }
 
     pub async fn snapshot(&self) -> Snapshot {

@@ -45,6 +45,7 @@ async fn every_history_filter_combination_uses_an_index() {
         let base = HistoryQuery {
             from_feed_key: on(0).then(|| "feed-3".to_owned()),
             to_feed_key: on(1).then(|| "feed-5".to_owned()),
+            batch_id: None,
             package: filter.keys(),
             visible_feed_ids: None,
             before_id: None,
