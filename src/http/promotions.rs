@@ -204,6 +204,7 @@ async fn revert(
         (RevertTarget::Promotion(_), Err(Refusal::Items { mut failed, .. })) => {
             Error::invalid(failed.remove(0).1).into_response()
         }
+        (RevertTarget::Promotion(_), Err(Refusal::Request(error))) => error.into_response(),
         (_, outcome) => batch_response(outcome, "reverted"),
     }
 }

@@ -250,13 +250,15 @@ impl Store {
 
         for (i, _) in &wanted {
             let item = &plan.items[*i];
-            results[*i].outcome = if !in_source.contains_key(i) {
-                Outcome::NotInSource(None)
-            } else if let Some(newer) = item
+            // A later promotion explains best why a revert cannot be done,
+            // even when it also took the version out of the feed.
+            results[*i].outcome = if let Some(newer) = item
                 .revert_of
                 .and_then(|id| newest.get(i).copied().filter(|newest| *newest != id))
             {
                 Outcome::NotNewest(newer)
+            } else if !in_source.contains_key(i) {
+                Outcome::NotInSource(None)
             } else if in_target.contains_key(i) {
                 match plan.on_conflict {
                     OnConflict::Fail => Outcome::AlreadyInTarget,

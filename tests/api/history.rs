@@ -48,7 +48,7 @@ impl TestApp {
         assert_eq!(reply.status, 200, "{body}: {}", reply.body);
     }
 
-    async fn existing(&self, feed: &str) -> promoter::store::Feed {
+    pub async fn existing(&self, feed: &str) -> promoter::store::Feed {
         self.store
             .existing_feed(&FeedName::parse(feed).unwrap())
             .await

@@ -16,3 +16,4 @@ mod management;
 mod promote_auth;
 mod promote_input;
 mod promote_moves;
+mod workflow;
