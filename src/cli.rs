@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::auth;
+use crate::client;
 use crate::config::{DatabaseArgs, DEFAULT_LISTEN};
 use crate::domain::{
     is_free_text, parse_qualifier, FeedName, FeedType, Identifier, PackageId, Permission,
@@ -38,21 +39,31 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Two kinds of command: the client commands call a running server over HTTP
+/// (a URL and a key); the database commands work on the database directly, for
+/// an operator setting up a server (they need --database-url).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API.
+    #[command(display_order = 1)]
     Serve(ServeArgs),
-    /// Create and list feeds.
-    #[command(subcommand)]
+    /// Client: promote package versions on a running server (PROMOTER_URL, PROMOTER_API_KEY).
+    #[command(display_order = 2)]
+    Promote(client::PromoteArgs),
+    /// Client: undo a promotion or a batch on a running server (PROMOTER_URL, PROMOTER_API_KEY).
+    #[command(display_order = 3)]
+    Revert(client::RevertArgs),
+    /// Database: create and list feeds.
+    #[command(subcommand, display_order = 10)]
     Feeds(FeedsCommand),
-    /// Create feed groups, which feed keys can be scoped to.
-    #[command(subcommand)]
+    /// Database: create feed groups, which feed keys can be scoped to.
+    #[command(subcommand, display_order = 11)]
     Groups(GroupsCommand),
-    /// Create, list and revoke API keys.
-    #[command(subcommand)]
+    /// Database: create, list and revoke API keys.
+    #[command(subcommand, display_order = 12)]
     Keys(KeysCommand),
-    /// Load package records into a feed.
-    #[command(subcommand)]
+    /// Database: load package records into a feed.
+    #[command(subcommand, display_order = 13)]
     Packages(PackagesCommand),
 }
 
@@ -169,6 +180,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run(shutdown_signal()).await?;
             Ok(())
         }
+        Command::Promote(args) => client::promote(args).await,
+        Command::Revert(args) => client::revert(args).await,
         command => {
             let store = Store::open(url).await?;
             let result = match command {
@@ -176,7 +189,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Groups(command) => groups(&store, command).await,
                 Command::Keys(command) => keys(&store, command).await,
                 Command::Packages(command) => packages(&store, command).await,
-                Command::Serve(_) => unreachable!("handled above"),
+                Command::Serve(_) | Command::Promote(_) | Command::Revert(_) => {
+                    unreachable!("handled above")
+                }
             };
             store.close().await;
             result

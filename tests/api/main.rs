@@ -5,6 +5,7 @@
 mod helpers;
 
 mod cli;
+mod client;
 mod guarantees;
 mod hardening;
 mod history;
