@@ -4,6 +4,9 @@
 //!
 //!   cargo bench --bench promote            PROMOTIONS=20000 CONCURRENCY=32 cargo bench --bench promote
 //!
+//! Then it moves every version back through the batch endpoint, BATCH (1,000)
+//! at a time, and reports each batch's time.
+//!
 //! PostgreSQL comes from BENCH_DATABASE_URL (a server on which it may create a
 //! database) or from a durable throwaway cluster (scripts/throwaway-postgres.sh).
 
@@ -122,6 +125,7 @@ async fn run(backend: &str, database_url: &str, promotions: usize, concurrency: 
         .collect()
         .await;
     let elapsed = started.elapsed();
+    let base = url.trim_end_matches("/api/promotions/promote").to_owned();
     latencies.sort();
     let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     println!(
@@ -132,6 +136,56 @@ async fn run(backend: &str, database_url: &str, promotions: usize, concurrency: 
         percentile(0.5).as_secs_f64() * 1000.0,
         percentile(0.99).as_secs_f64() * 1000.0,
         latencies.last().unwrap().as_secs_f64() * 1000.0,
+    );
+    run_batches(
+        backend,
+        &base,
+        key.expose(),
+        promotions,
+        setting("BATCH", 1000),
+    )
+    .await;
+}
+
+/// Moves every version back, `BATCH` at a time through the batch endpoint, one
+/// batch after another, and reports each batch's time.
+async fn run_batches(backend: &str, base: &str, key: &str, promotions: usize, batch: usize) {
+    let client = reqwest::Client::new();
+    let mut times = Vec::new();
+    let names: Vec<(String, String)> = (0..promotions)
+        .map(|i| {
+            (
+                format!("Bench.Package{}", i / 10),
+                format!("1.0.{}", i % 10),
+            )
+        })
+        .collect();
+    for chunk in names.chunks(batch) {
+        let packages: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|(name, version)| serde_json::json!({"name": name, "version": version}))
+            .collect();
+        let body = serde_json::json!({
+            "fromFeed": "bench-approved", "toFeed": "bench-unapproved", "packages": packages
+        });
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{base}/api/promotions/batch"))
+            .header("X-ApiKey", key)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        times.push(sent.elapsed());
+    }
+    times.sort();
+    println!(
+        "{backend}: {} batches of {batch} versions, one after another: median {:.0} ms, max {:.0} ms per batch",
+        times.len(),
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times.last().unwrap().as_secs_f64() * 1000.0,
     );
 }
 

@@ -133,22 +133,39 @@ struct Server {
 
 impl Server {
     fn new(connection: &Connection) -> anyhow::Result<Server> {
+        // CI secrets often end in a line break: the key is what is around it.
         let key = match &connection.api_key_file {
-            Some(file) => std::fs::read_to_string(file)
-                .with_context(|| format!("could not read the API key from {}", file.display()))?
+            Some(file) => {
+                let key = std::fs::read_to_string(file)
+                    .with_context(|| format!("could not read the API key from {}", file.display()))?
+                    .trim()
+                    .to_owned();
+                if key.is_empty() {
+                    bail!("the API key file {} is empty", file.display());
+                }
+                key
+            }
+            None => std::env::var("PROMOTER_API_KEY")
+                .unwrap_or_default()
                 .trim()
                 .to_owned(),
-            None => std::env::var("PROMOTER_API_KEY").unwrap_or_default(),
         };
         if key.is_empty() {
             bail!(
                 "no API key: set PROMOTER_API_KEY, or pass --api-key-file FILE (never the key itself, which ps would show)"
             );
         }
+        if reqwest::header::HeaderValue::from_str(&key).is_err() {
+            bail!("the API key holds characters that cannot be sent in a header");
+        }
         Ok(Server {
             url: connection.url.trim_end_matches('/').to_owned(),
             key,
-            client: reqwest::Client::new(),
+            // The server answers within 60 s; a stalled one must not hang CI.
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(90))
+                .build()
+                .context("could not set up the HTTP client")?,
         })
     }
 

@@ -189,6 +189,11 @@ pub async fn revert(
 ) -> Result<Moved, Refusal> {
     let promotions = store.promotions_to_revert(&request.target).await?;
     let Some(first) = promotions.first() else {
+        // Only a key that sees every feed learns that an id does not exist;
+        // others get the same 403 as for a promotion they may not touch.
+        if principal.feeds_with(Permission::View).is_some() {
+            return Err(Error::Forbidden.into());
+        }
         return Err(Error::invalid(match &request.target {
             RevertTarget::Promotion(id) => {
                 format!("Field \"id\": there is no promotion with id {id}.")

@@ -140,14 +140,15 @@ async fn batch(
     RawQuery(query): RawQuery,
     BatchBody(body): BatchBody,
 ) -> Response {
-    if !body.is_json() {
-        return Error::UnsupportedBatchMediaType.into_response();
-    }
+    // The key first, as everywhere: a body of another type carries none.
     let fields = Fields::parse(&body);
     let principal = match auth::with_body(&ctx, &headers, query.as_deref(), &fields).await {
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
     };
+    if !body.is_json() {
+        return Error::UnsupportedBatchMediaType.into_response();
+    }
     let request = match fields.and_then(|fields| read_batch(&fields, query.as_deref())) {
         Ok(request) => request,
         Err(error) => return Problem::from_error(error),
@@ -181,8 +182,8 @@ fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> 
 }
 
 /// `POST /api/promotions/revert` (contract 7.4), JSON or form: `id` or `batch`.
-/// The answer has the batch endpoint's shape; a refusal of a batch revert is
-/// `application/problem+json`, of one promotion a sentence.
+/// The answer has the batch endpoint's shape, refusals included
+/// (`application/problem+json`).
 async fn revert(
     State(ctx): State<ApiContext>,
     AnswerDue(answer_due): AnswerDue,
@@ -197,16 +198,10 @@ async fn revert(
     };
     let request = match fields.and_then(|fields| read_revert(&fields, query.as_deref())) {
         Ok(request) => request,
-        Err(error) => return error.into_response(),
+        Err(error) => return Problem::from_error(error),
     };
     let outcome = promotion::revert(&ctx.store, &principal, &request, answer_due).await;
-    match (&request.target, outcome) {
-        (RevertTarget::Promotion(_), Err(Refusal::Items { mut failed, .. })) => {
-            Error::invalid(failed.remove(0).1).into_response()
-        }
-        (RevertTarget::Promotion(_), Err(Refusal::Request(error))) => error.into_response(),
-        (_, outcome) => batch_response(outcome, "reverted"),
-    }
+    batch_response(outcome, "reverted")
 }
 
 fn read_revert(fields: &Fields, query: Option<&str>) -> Result<RevertRequest> {
@@ -313,8 +308,9 @@ struct ItemView {
     name: String,
     version: String,
     outcome: &'static str,
+    /// Present for what moved: its history id, or null in a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<i64>,
+    id: Option<Option<i64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
 }
@@ -382,7 +378,9 @@ impl From<Moved> for BatchView {
                     .as_ref()
                     .map_or_else(|| package.version().to_owned(), |r| r.version.clone()),
                 outcome,
-                id: record.as_ref().filter(|_| !moved.dry_run).map(|r| r.id),
+                id: record
+                    .as_ref()
+                    .map(|r| Some(r.id).filter(|_| !moved.dry_run)),
                 reason: (outcome == "skipped").then(|| {
                     format!("Package {package} already exists in feed \"{to_feed}\", so it was left where it was.")
                 }),

@@ -185,6 +185,7 @@ fn too_late() -> Error {
 struct Located {
     item: i64,
     id: i64,
+    feed_id: i64,
     group_name: String,
     name: String,
     version: String,
@@ -195,9 +196,10 @@ impl Store {
     /// changes. Returns each item's result; when any item failed (or in a dry
     /// run) the transaction was rolled back, and the results say why.
     ///
-    /// Locks are taken in one order by every writer: the source's version rows
-    /// (by id, so two overlapping batches queue rather than deadlock), the
-    /// target's copies, then the two feed rows `FOR SHARE`. The feeds are
+    /// Locks are taken in one order by every writer: the version rows in the
+    /// source and the target together, by id (so two overlapping batches, in
+    /// either direction, queue rather than deadlock), then the two feed rows
+    /// `FOR SHARE`. The feeds are
     /// checked only once the versions are held, so a feed disabled or
     /// re-targeted while the plan waited stops it. SQLite's write lock, taken at
     /// `BEGIN IMMEDIATE`, orders everything there.
@@ -238,13 +240,12 @@ impl Store {
                 ))));
             }
         }
-        let in_source = locate(&mut tx, plan.from, &wanted, lock).await?;
-        let in_target = locate(&mut tx, plan.to, &wanted, lock).await?;
+        let (in_source, in_target) = locate(&mut tx, plan, &wanted, lock).await?;
         if !feeds_allow(&mut tx, plan).await? {
             return Err(MoveError::FeedsChanged);
         }
         let newest = match plan.items.iter().any(|i| i.revert_of.is_some()) {
-            true => newest_promotions(&mut tx, &wanted).await?,
+            true => newest_promotions(&mut tx, plan, &wanted).await?,
             false => HashMap::new(),
         };
 
@@ -425,8 +426,8 @@ async fn resolve_versions(
     }
     let (with, rows) = values_table(&["n", "g"], 2, &latest);
     let sql = format!(
-        "{with} SELECT t.item, pv.version FROM package_versions pv \
-         JOIN t ON pv.name_key = t.n AND pv.group_key = t.g WHERE pv.feed_id = $1"
+        "{with} SELECT t.item, pv.version FROM t CROSS JOIN package_versions pv \
+         WHERE pv.feed_id = $1 AND pv.name_key = t.n AND pv.group_key = t.g"
     );
     let found: Vec<(i64, String)> = on_tx!(tx, conn => bind_rows!(
         sqlx::query_as(&sql).bind(plan.from.id), &rows
@@ -457,35 +458,47 @@ async fn resolve_versions(
     Ok(results)
 }
 
-/// The rows of `feed` that the items name, by item, locked (`lock`) in id order.
+/// The rows that the items name in the source and in the target, by item,
+/// locked (`lock`) in one statement in id order: every writer locks version
+/// rows in that one order, so none waits for another in a cycle, whichever
+/// direction each moves.
 async fn locate(
     tx: &mut WriteTx<'_>,
-    feed: &Feed,
+    plan: &MovePlan<'_>,
     items: &[(usize, PackageId)],
     lock: &str,
-) -> Result<HashMap<usize, Located>, MoveError> {
+) -> Result<(HashMap<usize, Located>, HashMap<usize, Located>), MoveError> {
     if items.is_empty() {
-        return Ok(HashMap::new());
+        return Ok((HashMap::new(), HashMap::new()));
     }
     let rows: Vec<(usize, Vec<String>)> = items
         .iter()
         .map(|(i, p)| (*i, vec![p.name_key(), p.group_key(), p.version_key()]))
         .collect();
-    let (with, rows) = values_table(&["n", "g", "v"], 2, &rows);
+    let (with, rows) = values_table(&["n", "g", "v"], 3, &rows);
+    // `t CROSS JOIN pv` makes SQLite look each item up in the identity index
+    // rather than scan the feed; PostgreSQL plans it as any join.
     let sql = format!(
-        "{with} SELECT t.item, pv.id, pv.group_name, pv.name, pv.version FROM package_versions pv \
-         JOIN t ON pv.name_key = t.n AND pv.group_key = t.g AND pv.version_key = t.v \
-         WHERE pv.feed_id = $1 ORDER BY pv.id{lock}"
+        "{with} SELECT t.item, pv.id, pv.feed_id, pv.group_name, pv.name, pv.version \
+         FROM t CROSS JOIN package_versions pv \
+         WHERE pv.feed_id IN ($1, $2) AND pv.name_key = t.n AND pv.group_key = t.g \
+         AND pv.version_key = t.v ORDER BY pv.id{lock}"
     );
     let found: Vec<Located> = on_tx!(tx, conn => bind_rows!(
-        sqlx::query_as(&sql).bind(feed.id), &rows
+        sqlx::query_as(&sql).bind(plan.from.id).bind(plan.to.id), &rows
     )
     .fetch_all(conn)
     .await)?;
-    Ok(found
-        .into_iter()
-        .map(|row| (row.item as usize, row))
-        .collect())
+    let (mut source, mut target) = (HashMap::new(), HashMap::new());
+    for row in found {
+        let side = if row.feed_id == plan.from.id {
+            &mut source
+        } else {
+            &mut target
+        };
+        side.insert(row.item as usize, row);
+    }
+    Ok((source, target))
 }
 
 /// Whether the two feeds still allow the plan, checked (and on PostgreSQL
@@ -509,9 +522,12 @@ async fn feeds_allow(tx: &mut WriteTx<'_>, plan: &MovePlan<'_>) -> Result<bool, 
     Ok(found.is_some())
 }
 
-/// The newest promotion of each item's version, for reverts.
+/// The newest promotion of each item's version into or out of the plan's two
+/// feeds, for reverts. (Copies of the version in other feeds have their own
+/// histories.)
 async fn newest_promotions(
     tx: &mut WriteTx<'_>,
+    plan: &MovePlan<'_>,
     items: &[(usize, PackageId)],
 ) -> Result<HashMap<usize, i64>, MoveError> {
     let Some((_, first)) = items.first() else {
@@ -521,14 +537,19 @@ async fn newest_promotions(
         .iter()
         .map(|(i, p)| (*i, vec![p.name_key(), p.group_key(), p.version_key()]))
         .collect();
-    let (with, rows) = values_table(&["n", "g", "v"], 2, &rows);
+    let (with, rows) = values_table(&["n", "g", "v"], 4, &rows);
     let sql = format!(
-        "{with} SELECT t.item, MAX(p.id) FROM promotions p \
-         JOIN t ON p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
-         WHERE p.package_type = $1 GROUP BY t.item"
+        "{with} SELECT t.item, MAX(p.id) FROM t CROSS JOIN promotions p \
+         WHERE p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
+         AND p.package_type = $1 \
+         AND (p.from_feed_id IN ($2, $3) OR p.to_feed_id IN ($2, $3)) GROUP BY t.item"
     );
     let found: Vec<(i64, i64)> = on_tx!(tx, conn => bind_rows!(
-        sqlx::query_as(&sql).bind(first.feed_type().as_str()), &rows
+        sqlx::query_as(&sql)
+            .bind(first.feed_type().as_str())
+            .bind(plan.from.id)
+            .bind(plan.to.id),
+        &rows
     )
     .fetch_all(conn)
     .await)?;
@@ -556,9 +577,9 @@ async fn add_departures(
     }
     let (with, rows) = values_table(&["n", "g", "v"], 3, &missing);
     let sql = format!(
-        "{with} SELECT t.item, p.id, p.to_feed, p.promoted_at FROM promotions p \
-         JOIN t ON p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
-         WHERE p.from_feed_id = $1 AND p.package_type = $2 ORDER BY p.id DESC"
+        "{with} SELECT t.item, p.id, p.to_feed, p.promoted_at FROM t CROSS JOIN promotions p \
+         WHERE p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
+         AND p.from_feed_id = $1 AND p.package_type = $2 ORDER BY p.id DESC"
     );
     let found: Vec<(i64, i64, String, DateTime<Utc>)> = on_tx!(tx, conn => bind_rows!(
         sqlx::query_as(&sql).bind(from.id).bind(from.feed_type.as_str()), &rows

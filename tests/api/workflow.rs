@@ -13,6 +13,7 @@ both_backends!(
     a_batch_lists_every_failing_item,
     bad_batches_are_refused_whole,
     two_overlapping_batches_never_both_win,
+    batches_in_opposite_directions_do_not_deadlock,
     a_revert_moves_back_only_the_newest_promotion,
     a_batch_revert_moves_the_whole_batch_back,
     latest_resolves_to_the_highest_version_in_the_source,
@@ -509,11 +510,38 @@ async fn a_revert_moves_back_only_the_newest_promotion(app: TestApp) {
         json!({"id": 1, "batch": "00000000-0000-0000-0000-000000000000"}),
         json!({"id": "x"}),
     ] {
-        app.revert(&key, &bad).await.assert_error(400, "Field");
+        let reply = app.revert(&key, &bad).await;
+        assert_eq!(
+            reply.content_type, "application/problem+json",
+            "{}",
+            reply.body
+        );
+        assert!(
+            reply.json()["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("Field"),
+            "{}",
+            reply.body
+        );
     }
     app.revert(&key, &json!({"id": 999}))
         .await
-        .assert_error(400, "Field \"id\": there is no promotion with id 999.");
+        .assert_json_problem("Field \"id\": there is no promotion with id 999.");
+    // A key scoped to feeds learns nothing about ids: the same 403 as for a
+    // promotion it may not touch.
+    let scoped = app
+        .key(
+            "scoped",
+            promoter::store::KeyScope::Feed(
+                promoter::domain::FeedName::parse("approved-npm").unwrap(),
+            ),
+            "view,promote",
+        )
+        .await;
+    app.revert(&scoped, &json!({"id": 999}))
+        .await
+        .assert_error(403, crate::helpers::FORBIDDEN);
 
     // A dry run answers alike and changes nothing.
     let dry = app.revert(&key, &json!({"id": id, "dryRun": true})).await;
@@ -544,12 +572,17 @@ async fn a_revert_moves_back_only_the_newest_promotion(app: TestApp) {
 
     // The original is no longer the newest promotion of that version.
     let before = app.snapshot().await;
-    app.revert(&key, &json!({"id": id})).await.assert_error(
-        400,
-        &format!(
+    let refused = app.revert(&key, &json!({"id": id})).await;
+    assert_eq!(
+        problem_items(&refused),
+        [format!(
             "Promotion {id} cannot be reverted: promotion {} has moved package @babel/runtime 7.21.0 since.",
             history[1].id
-        ),
+        )]
+    );
+    assert_eq!(
+        refused.json()["detail"],
+        "1 of 1 packages cannot be reverted, so nothing was changed."
     );
     assert_eq!(app.snapshot().await, before);
 
@@ -572,10 +605,9 @@ async fn a_revert_moves_back_only_the_newest_promotion(app: TestApp) {
         )
         .await;
     let overwrite_id = overwrite.json()["id"].as_i64().unwrap();
-    app.revert(&key, &json!({"id": overwrite_id})).await.assert_error(
-        400,
-        &format!("Promotion {overwrite_id} overwrote the copy of @babel/runtime 7.21.0 that was in feed \"approved-npm\", so it cannot be reverted."),
-    );
+    app.revert(&key, &json!({"id": overwrite_id}))
+        .await
+        .assert_json_problem(&format!("Promotion {overwrite_id} overwrote the copy of @babel/runtime 7.21.0 that was in feed \"approved-npm\", so it cannot be reverted."));
 }
 
 async fn a_batch_revert_moves_the_whole_batch_back(app: TestApp) {
@@ -602,6 +634,11 @@ async fn a_batch_revert_moves_the_whole_batch_back(app: TestApp) {
         .iter()
         .all(|r| r.starts_with("unapproved-npm ")));
     let revert_batch = reverted.json()["batch"].as_str().unwrap().to_owned();
+    let dry = app
+        .revert(&key, &json!({"batch": revert_batch, "dryRun": true}))
+        .await;
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert!(dry.json()["items"][0]["id"].is_null() && dry.json()["items"][0].get("id").is_some());
     let rows = app
         .get(&format!("/api/promotions/list?batch={revert_batch}"), &key)
         .await;
@@ -710,4 +747,55 @@ async fn a_batch_of_a_thousand_versions_is_one_transaction(app: TestApp) {
         ["1000"]
     );
     assert_eq!(app.history().await.len(), 1000);
+}
+
+/// Batches moving the same versions in opposite directions lock the rows of
+/// both feeds in one order, so they queue instead of deadlocking (which
+/// PostgreSQL would answer with an error for one of them).
+async fn batches_in_opposite_directions_do_not_deadlock(app: TestApp) {
+    let key = app.system_key().await;
+    let a = app.feed("dir-a", FeedType::Nuget).await;
+    let b = app.feed("dir-b", FeedType::Nuget).await;
+    let names: Vec<String> = (0..20).map(|i| format!("Both.Pkg{i}")).collect();
+    for name in &names {
+        // A copy in each feed: both batches lock rows in both.
+        app.package(&a, None, name, "1.0.0", "").await;
+        app.package(&b, None, name, "1.0.0", "").await;
+    }
+    let batch = |from: &str, to: &str| {
+        json!({
+            "fromFeed": from, "toFeed": to, "onConflict": "overwrite",
+            "packages": names.iter().map(|n| json!({"name": n, "version": "1.0.0"})).collect::<Vec<_>>()
+        })
+    };
+    for round in 0..5 {
+        let (forth_body, back_body) = (batch("dir-a", "dir-b"), batch("dir-b", "dir-a"));
+        let (forth, back) = tokio::join!(app.batch(&key, &forth_body), app.batch(&key, &back_body));
+        for reply in [&forth, &back] {
+            assert!(
+                [200, 400].contains(&reply.status),
+                "round {round}: {} {}",
+                reply.status,
+                reply.body
+            );
+        }
+        assert!(
+            forth.status == 200 || back.status == 200,
+            "round {round}: neither won"
+        );
+        // Put a copy back where the loser's versions went missing.
+        for feed in [&a, &b] {
+            for name in &names {
+                let present = app
+                    .texts(&format!(
+                        "SELECT name FROM package_records WHERE feed = '{}' AND name = '{name}'",
+                        feed.name
+                    ))
+                    .await;
+                if present.is_empty() {
+                    app.package(feed, None, name, "1.0.0", "").await;
+                }
+            }
+        }
+    }
 }
