@@ -288,6 +288,7 @@ impl Store {
                 "DELETE FROM package_versions WHERE id IN ({})",
                 placeholders(1, overwritten.len())
             );
+            let sql = tx.numbered(sql);
             on_tx!(&mut tx, conn => {
                 let mut query = sqlx::query(&sql);
                 for id in &overwritten {
@@ -308,6 +309,7 @@ impl Store {
                 "UPDATE package_versions SET feed_id = $1 WHERE id IN ({})",
                 placeholders(2, moving.len())
             );
+            let sql = tx.numbered(sql);
             on_tx!(&mut tx, conn => {
                 let mut query = sqlx::query(&sql).bind(plan.to.id);
                 for (_, row) in &moving {
@@ -429,6 +431,7 @@ async fn resolve_versions(
         "{with} SELECT t.item, pv.version FROM t CROSS JOIN package_versions pv \
          WHERE pv.feed_id = $1 AND pv.name_key = t.n AND pv.group_key = t.g"
     );
+    let sql = tx.numbered(sql);
     let found: Vec<(i64, String)> = on_tx!(tx, conn => bind_rows!(
         sqlx::query_as(&sql).bind(plan.from.id), &rows
     )
@@ -484,6 +487,7 @@ async fn locate(
          WHERE pv.feed_id IN ($1, $2) AND pv.name_key = t.n AND pv.group_key = t.g \
          AND pv.version_key = t.v ORDER BY pv.id{lock}"
     );
+    let sql = tx.numbered(sql);
     let found: Vec<Located> = on_tx!(tx, conn => bind_rows!(
         sqlx::query_as(&sql).bind(plan.from.id).bind(plan.to.id), &rows
     )
@@ -513,6 +517,7 @@ async fn feeds_allow(tx: &mut WriteTx<'_>, plan: &MovePlan<'_>) -> Result<bool, 
          WHERE s.id = $1 AND t.id = $2 AND s.active AND t.active \
          AND (NOT $3 OR s.promote_to_feed_id IS NULL OR s.promote_to_feed_id = t.id){lock}"
     );
+    let sql = tx.numbered(sql);
     let found: Option<(i64,)> = on_tx!(tx, conn => sqlx::query_as(&sql)
         .bind(plan.from.id)
         .bind(plan.to.id)
@@ -544,6 +549,7 @@ async fn newest_promotions(
          AND p.package_type = $1 \
          AND (p.from_feed_id IN ($2, $3) OR p.to_feed_id IN ($2, $3)) GROUP BY t.item"
     );
+    let sql = tx.numbered(sql);
     let found: Vec<(i64, i64)> = on_tx!(tx, conn => bind_rows!(
         sqlx::query_as(&sql)
             .bind(first.feed_type().as_str())
@@ -581,6 +587,7 @@ async fn add_departures(
          WHERE p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
          AND p.from_feed_id = $1 AND p.package_type = $2 ORDER BY p.id DESC"
     );
+    let sql = tx.numbered(sql);
     let found: Vec<(i64, i64, String, DateTime<Utc>)> = on_tx!(tx, conn => bind_rows!(
         sqlx::query_as(&sql).bind(from.id).bind(from.feed_type.as_str()), &rows
     )
@@ -617,6 +624,7 @@ async fn write_history(
          VALUES {} RETURNING {RECORD_COLUMNS}, name_key, group_key, version_key",
         tuples.join(", ")
     );
+    let sql = tx.numbered(sql);
     let now = Utc::now();
     let (from, to, audit) = (plan.from, plan.to, &plan.audit);
     let rows: Vec<HistoryInsert> = on_tx!(tx, conn => {
