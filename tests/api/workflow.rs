@@ -14,6 +14,7 @@ both_backends!(
     bad_batches_are_refused_whole,
     two_overlapping_batches_never_both_win,
     batches_in_opposite_directions_do_not_deadlock,
+    a_revert_into_a_disabled_feed_is_refused,
     a_revert_moves_back_only_the_newest_promotion,
     a_batch_revert_moves_the_whole_batch_back,
     latest_resolves_to_the_highest_version_in_the_source,
@@ -212,6 +213,15 @@ async fn the_conflict_policy_fails_skips_or_overwrites(app: TestApp) {
         crate::helpers::FORBIDDEN,
     )
     .await;
+
+    let overwrite_batch = json!({
+        "fromFeed": "unapproved-npm", "toFeed": "approved-npm", "onConflict": "overwrite",
+        "packages": [{"group": "@babel", "name": "runtime", "version": "7.21.0"}]
+    });
+    app.batch(&promoter_only, &overwrite_batch)
+        .await
+        .assert_error(403, crate::helpers::FORBIDDEN);
+    assert_eq!(app.snapshot().await, before);
 
     let overwritten = app
         .promote(
@@ -692,6 +702,18 @@ async fn latest_resolves_to_the_highest_version_in_the_source(app: TestApp) {
     )
     .await;
 
+    // In a batch too, resolved to the concrete version in the answer.
+    app.lodash(&["4.18.0"]).await;
+    let resolved = app
+        .batch(
+            &key,
+            &json!({"fromFeed": "unapproved-npm", "toFeed": "approved-npm",
+                    "packages": [{"name": "lodash", "version": "latest-stable"}]}),
+        )
+        .await;
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
+    assert_eq!(resolved.json()["items"][0]["version"], "4.18.0");
+
     // In a batch, latest naming a version listed outright is a duplicate.
     let reply = app
         .batch(
@@ -798,4 +820,26 @@ async fn batches_in_opposite_directions_do_not_deadlock(app: TestApp) {
             }
         }
     }
+}
+
+/// A disabled feed takes part in no move, an undo included.
+async fn a_revert_into_a_disabled_feed_is_refused(app: TestApp) {
+    let key = app.npm_setup().await;
+    let id = app.promote(&key, &babel_promotion()).await.json()["id"]
+        .as_i64()
+        .unwrap();
+    app.store
+        .set_feed_active(
+            &promoter::domain::FeedName::parse("unapproved-npm").unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    let before = app.snapshot().await;
+    app.revert(&key, &json!({"id": id}))
+        .await
+        .assert_json_problem(&format!(
+            "Feed \"unapproved-npm\" is disabled, so promotion {id} cannot be reverted."
+        ));
+    assert_eq!(app.snapshot().await, before);
 }
