@@ -144,11 +144,7 @@ pub async fn promote(
         items: &items,
         on_conflict: request.on_conflict,
         check_fixed_target: true,
-        audit: MoveAudit {
-            comments: request.comments.as_deref(),
-            user: &principal.name,
-            api_key_id: principal.key_id,
-        },
+        audit: audit(principal, &request.comments),
         batch_id: batch_id.as_deref(),
         dry_run: request.dry_run,
         answer_due,
@@ -175,7 +171,7 @@ pub async fn promote(
         request.dry_run,
         &to,
         principal,
-        |result| item_reason(result, &from, &to, None),
+        |_, result| item_reason(result, &from, &to, None),
     )
 }
 
@@ -268,11 +264,7 @@ pub async fn revert(
         items: &items,
         on_conflict: OnConflict::Fail,
         check_fixed_target: false,
-        audit: MoveAudit {
-            comments: request.comments.as_deref(),
-            user: &principal.name,
-            api_key_id: principal.key_id,
-        },
+        audit: audit(principal, &request.comments),
         batch_id: batch_id.as_deref(),
         dry_run: request.dry_run,
         answer_due,
@@ -294,34 +286,35 @@ pub async fn revert(
         request.dry_run,
         &back_to,
         principal,
-        |result| {
-            let promotion = promotions
-                .iter()
-                .find(|p| {
-                    items
-                        .iter()
-                        .any(|i| i.revert_of == Some(p.id) && i.package == result.package)
-                })
-                .map(|p| p.id);
-            item_reason(result, &back_from, &back_to, promotion)
-        },
+        |index, result| item_reason(result, &back_from, &back_to, items[index].revert_of),
     )
 }
 
-/// Success, or every failed item with its reason.
+/// Who asks for the moves, as the history records it.
+fn audit<'a>(principal: &'a Principal, comments: &'a Option<String>) -> MoveAudit<'a> {
+    MoveAudit {
+        comments: comments.as_deref(),
+        user: &principal.name,
+        api_key_id: principal.key_id,
+    }
+}
+
+/// Success, or every failed item with its reason. `reason` is given each
+/// result with its index, which is its item's index in the plan.
 fn finish(
     results: Vec<ItemResult>,
     batch_id: Option<String>,
     dry_run: bool,
     to: &Feed,
     principal: &Principal,
-    reason: impl Fn(&ItemResult) -> String,
+    reason: impl Fn(usize, &ItemResult) -> String,
 ) -> Result<Moved, Refusal> {
     let total = results.len();
     let failed: Vec<(ItemResult, String)> = results
         .iter()
-        .filter(|r| r.outcome.failed())
-        .map(|r| (r.clone(), reason(r)))
+        .enumerate()
+        .filter(|(_, r)| r.outcome.failed())
+        .map(|(i, r)| (r.clone(), reason(i, r)))
         .collect();
     if !failed.is_empty() {
         return Err(Refusal::Items { total, failed });

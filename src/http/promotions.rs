@@ -121,10 +121,22 @@ fn dry_run(fields: &Fields, query: Option<&str>) -> Result<bool> {
 fn read_request(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> {
     let (from_feed, to_feed) = feed_pair(fields)?;
     let item = read_item(fields)?;
+    with_options(fields, query, from_feed, to_feed, vec![item])
+}
+
+/// A promotion of `items` with the fields a single promotion and a batch share:
+/// `comments`, `onConflict`, `dryRun`.
+fn with_options(
+    fields: &Fields,
+    query: Option<&str>,
+    from_feed: FeedName,
+    to_feed: FeedName,
+    items: Vec<ItemRequest>,
+) -> Result<PromotionRequest> {
     Ok(PromotionRequest {
         from_feed,
         to_feed,
-        items: vec![item],
+        items,
         comments: fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?,
         on_conflict: on_conflict(fields)?,
         dry_run: dry_run(fields, query)?,
@@ -171,14 +183,8 @@ fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> 
             ),
         ));
     }
-    Ok(PromotionRequest {
-        from_feed,
-        to_feed,
-        items: packages.iter().map(read_item).collect::<Result<_>>()?,
-        comments: fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?,
-        on_conflict: on_conflict(fields)?,
-        dry_run: dry_run(fields, query)?,
-    })
+    let items = packages.iter().map(read_item).collect::<Result<_>>()?;
+    with_options(fields, query, from_feed, to_feed, items)
 }
 
 /// `POST /api/promotions/revert` (contract 7.4), JSON or form: `id` or `batch`.
