@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use promoter::domain::{FeedType, Identifier, PackageId};
 use promoter::store::{NewFile, NewPackage};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{babel_promotion, start_instance, Backend, Reply, TestApp};
 
@@ -24,16 +24,6 @@ both_backends!(
 );
 
 impl TestApp {
-    async fn management(&self, path: &str, key: &str, body: Value) -> Reply {
-        self.post(
-            path,
-            &[("X-ApiKey", key)],
-            Some("application/json"),
-            body.to_string(),
-        )
-        .await
-    }
-
     /// Sends the contract's example promotion from another task, so that the
     /// test can act while it waits on a lock.
     fn promote_in_background(&self, key: &str) -> tokio::task::JoinHandle<Reply> {
@@ -117,10 +107,10 @@ async fn a_feed_disabled_while_a_promotion_waits_stops_it() {
 
     let reply = promote_while_the_version_is_locked(&app, &key, || async {
         let disabled = app
-            .management(
+            .json_post(
                 "/api/management/feeds/update/approved-npm",
                 &key,
-                json!({"active": false}),
+                &json!({"active": false}),
             )
             .await;
         assert_eq!(disabled.status, 200, "{}", disabled.body);
@@ -146,10 +136,10 @@ async fn a_fixed_target_set_while_a_promotion_waits_stops_it() {
 
     let reply = promote_while_the_version_is_locked(&app, &key, || async {
         let retargeted = app
-            .management(
+            .json_post(
                 "/api/management/feeds/update/unapproved-npm",
                 &key,
-                json!({"promoteToFeed": "other-npm"}),
+                &json!({"promoteToFeed": "other-npm"}),
             )
             .await;
         assert_eq!(retargeted.status, 200, "{}", retargeted.body);
@@ -218,35 +208,31 @@ async fn management_writes_racing_deletes_never_fail_with_500(app: TestApp) {
     app.feed("race-target", FeedType::Npm).await;
     for round in 0..12 {
         let created = app
-            .management(
+            .json_post(
                 "/api/management/feeds/create",
                 &key,
-                json!({"name": "race-feed", "feedType": "npm"}),
+                &json!({"name": "race-feed", "feedType": "npm"}),
             )
             .await;
         assert_eq!(created.status, 200, "{}", created.body);
-        let requests = vec![
-            app.management(
+        let bodies = [
+            (
                 "/api/api-keys/create",
-                &key,
                 json!({"type": "Feed", "feed": "race-feed"}),
             ),
-            app.management(
+            (
                 "/api/management/feeds/update/race-feed",
-                &key,
                 json!({"description": format!("round {round}"), "promoteToFeed": "race-target"}),
             ),
-            app.management(
+            (
                 "/api/management/feeds/create",
-                &key,
                 json!({"name": format!("race-source-{round}"), "feedType": "npm", "promoteToFeed": "race-feed"}),
             ),
-            app.management(
-                "/api/management/feeds/delete/race-feed",
-                &key,
-                json!({}),
-            ),
+            ("/api/management/feeds/delete/race-feed", json!({})),
         ];
+        let requests = bodies
+            .iter()
+            .map(|(path, body)| app.json_post(path, &key, body));
         for reply in futures::future::join_all(requests).await {
             if reply.status != 200 {
                 assert!(
@@ -260,7 +246,7 @@ async fn management_writes_racing_deletes_never_fail_with_500(app: TestApp) {
         }
         // Whatever won, the feed is gone at the end of the round.
         let gone = app
-            .management("/api/management/feeds/delete/race-feed", &key, json!({}))
+            .json_post("/api/management/feeds/delete/race-feed", &key, &json!({}))
             .await;
         assert!(
             [200, 404].contains(&gone.status),
@@ -274,10 +260,10 @@ async fn management_writes_racing_deletes_never_fail_with_500(app: TestApp) {
 async fn a_feed_created_disabled_is_disabled_from_its_first_moment(app: TestApp) {
     let key = app.system_key().await;
     let created = app
-        .management(
+        .json_post(
             "/api/management/feeds/create",
             &key,
-            json!({"name": "quiet-npm", "feedType": "npm", "active": false}),
+            &json!({"name": "quiet-npm", "feedType": "npm", "active": false}),
         )
         .await;
     assert_eq!(created.json()["active"], false, "{}", created.body);

@@ -307,6 +307,24 @@ impl TestApp {
         (key.expose().to_owned(), stored.id)
     }
 
+    /// A system key with every permission, named `name`, that stops working at
+    /// `expires_at`; its text and id.
+    pub async fn system_key_expiring(
+        &self,
+        name: &str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> (String, i64) {
+        self.key_with(NewKey {
+            name: Some(name.to_owned()),
+            scope: KeyScope::System,
+            permissions: Permissions::ALL,
+            expires_at,
+            description: None,
+            logging: "None".to_owned(),
+        })
+        .await
+    }
+
     pub async fn system_key(&self) -> String {
         self.key("ci-key", KeyScope::System, "view,add,promote,delete,manage")
             .await
@@ -383,15 +401,20 @@ impl TestApp {
         Reply::read(request.send().await.unwrap()).await
     }
 
-    /// POSTs a JSON promotion with the key in X-ApiKey, as pgutil does.
-    pub async fn promote(&self, key: &str, body: &Value) -> Reply {
+    /// POSTs a JSON body (labelled `application/json`) with the key in X-ApiKey.
+    pub async fn json_post(&self, path: &str, key: &str, body: &Value) -> Reply {
         self.post(
-            "/api/promotions/promote",
+            path,
             &[("X-ApiKey", key)],
             Some("application/json"),
             body.to_string(),
         )
         .await
+    }
+
+    /// POSTs a JSON promotion with the key in X-ApiKey, as pgutil does.
+    pub async fn promote(&self, key: &str, body: &Value) -> Reply {
+        self.json_post("/api/promotions/promote", key, body).await
     }
 
     /// The contract's example promotion, sent to another server (`address`).

@@ -3,8 +3,8 @@
 //! unchanged.
 
 use chrono::{Duration, Utc};
-use promoter::domain::{FeedType, Permissions};
-use promoter::store::{KeyScope, NewKey};
+use promoter::domain::FeedType;
+use promoter::store::KeyScope;
 use serde_json::{json, Value};
 
 use crate::helpers::{babel_promotion, with, Reply, TestApp};
@@ -136,25 +136,9 @@ async fn hostile_requests_get_clear_errors_and_change_nothing(app: TestApp) {
         )
         .await;
     let (expired, _) = app
-        .key_with(NewKey {
-            name: Some("expired".into()),
-            scope: KeyScope::System,
-            permissions: Permissions::ALL,
-            expires_at: Some(Utc::now() - Duration::hours(1)),
-            description: None,
-            logging: "None".into(),
-        })
+        .system_key_expiring("expired", Some(Utc::now() - Duration::hours(1)))
         .await;
-    let (revoked, revoked_id) = app
-        .key_with(NewKey {
-            name: Some("revoked".into()),
-            scope: KeyScope::System,
-            permissions: Permissions::ALL,
-            expires_at: None,
-            description: None,
-            logging: "None".into(),
-        })
-        .await;
+    let (revoked, revoked_id) = app.system_key_expiring("revoked", None).await;
     assert!(app.store.revoke_key(revoked_id).await.unwrap());
 
     let babel = babel_promotion();

@@ -3,8 +3,8 @@
 
 use base64::Engine;
 use chrono::{Duration, Utc};
-use promoter::domain::{FeedName, FeedType, Permissions};
-use promoter::store::{KeyScope, NewKey};
+use promoter::domain::{FeedName, FeedType};
+use promoter::store::KeyScope;
 use serde_json::json;
 
 use crate::helpers::{babel_promotion, with, TestApp, FORBIDDEN};
@@ -96,24 +96,10 @@ async fn refused_keys_all_get_the_same_403(app: TestApp) {
     let body = babel_promotion();
 
     let (expired, _) = app
-        .key_with(NewKey {
-            name: Some("expired".into()),
-            scope: KeyScope::System,
-            permissions: Permissions::ALL,
-            expires_at: Some(Utc::now() - Duration::seconds(1)),
-            description: None,
-            logging: "None".into(),
-        })
+        .system_key_expiring("expired", Some(Utc::now() - Duration::seconds(1)))
         .await;
     let (revoked, revoked_id) = app
-        .key_with(NewKey {
-            name: Some("revoked".into()),
-            scope: KeyScope::System,
-            permissions: Permissions::ALL,
-            expires_at: Some(Utc::now() + Duration::days(1)),
-            description: None,
-            logging: "None".into(),
-        })
+        .system_key_expiring("revoked", Some(Utc::now() + Duration::days(1)))
         .await;
     assert!(app.store.revoke_key(revoked_id).await.unwrap());
     let group = |name: &str| KeyScope::Group(FeedName::parse(name).unwrap());

@@ -22,16 +22,6 @@ both_backends!(
 );
 
 impl TestApp {
-    async fn json_post(&self, path: &str, key: &str, body: &Value) -> Reply {
-        self.post(
-            path,
-            &[("X-ApiKey", key)],
-            Some("application/json"),
-            body.to_string(),
-        )
-        .await
-    }
-
     async fn batch(&self, key: &str, body: &Value) -> Reply {
         self.json_post("/api/promotions/batch", key, body).await
     }
