@@ -11,13 +11,14 @@ use serde::Deserialize;
 
 use crate::auth;
 use crate::client;
-use crate::config::{DatabaseArgs, DEFAULT_LISTEN};
+use crate::config::{DatabaseArgs, WebhookArgs, DEFAULT_LISTEN};
 use crate::domain::{
     is_free_text, parse_qualifier, FeedName, FeedType, Identifier, PackageId, Permission,
-    Permissions, FREE_TEXT_RULE,
+    Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
 };
 use crate::startup::{shutdown_signal, Application};
 use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
+use crate::webhooks::targets;
 
 /// Keys read from the database at a time by `keys list`.
 const KEYS_PER_PAGE: i64 = 1000;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Database: load package records into a feed.
     #[command(subcommand, display_order = 13)]
     Packages(PackagesCommand),
+    /// Database: add, list, pause and remove webhooks, and see their deliveries.
+    #[command(subcommand, display_order = 14)]
+    Webhooks(WebhooksCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -72,6 +76,8 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "PROMOTER_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: String,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,11 +178,46 @@ pub enum PackagesCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Add a webhook and print its id; the signing secret is generated and printed
+    /// once on stdout, unless --secret-file gives one.
+    Add {
+        /// The http(s) URL that receives a POST for every promotion.
+        url: String,
+        /// Only promotions into this feed (repeat, or separate with commas);
+        /// without it, every promotion.
+        #[arg(long = "feed", value_delimiter = ',')]
+        feeds: Vec<String>,
+        /// Read the signing secret from this file instead of generating one.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        #[command(flatten)]
+        webhooks: WebhookArgs,
+    },
+    /// List webhooks (never their secrets).
+    List,
+    /// Remove a webhook, with its pending deliveries and its attempts.
+    Remove { id: i64 },
+    /// Stop sending a webhook's events; they queue until it is resumed.
+    Pause { id: i64 },
+    /// Send a paused webhook's queued and new events again.
+    Resume { id: i64 },
+    /// Show a webhook's delivery attempts, newest first.
+    Deliveries {
+        id: i64,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database.database_url.expose();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(ServeArgs { listen }) => {
-            let app = Application::build(&listen, url).await?;
+        Command::Serve(ServeArgs { listen, webhooks }) => {
+            let app = Application::build(&listen, url)
+                .await?
+                .allow_private_webhooks(webhooks.allow_private);
             app.run(shutdown_signal()).await?;
             Ok(())
         }
@@ -189,6 +230,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Groups(command) => groups(&store, command).await,
                 Command::Keys(command) => keys(&store, command).await,
                 Command::Packages(command) => packages(&store, command).await,
+                Command::Webhooks(command) => webhooks(&store, command).await,
                 Command::Serve(_) | Command::Promote(_) | Command::Revert(_) => {
                     unreachable!("handled above")
                 }
@@ -312,6 +354,118 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
                 bail!("there is no key with id {id} that is not already revoked");
             }
             println!("Revoked key {id}.");
+        }
+    }
+    Ok(())
+}
+
+async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow::Result<()> {
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    match command {
+        WebhooksCommand::Add {
+            url,
+            feeds,
+            secret_file,
+            webhooks,
+        } => {
+            let url = WebhookUrl::parse(&url).map_err(|rule| anyhow::anyhow!("the URL {rule}"))?;
+            let feeds = feeds
+                .iter()
+                .map(|feed| feed_name(feed))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let chosen = match &secret_file {
+                Some(file) => {
+                    let text = std::fs::read_to_string(file).with_context(|| {
+                        format!("could not read the secret from {}", file.display())
+                    })?;
+                    Some(
+                        WebhookSecret::chosen(text.trim_end_matches(['\r', '\n'])).map_err(
+                            |rule| anyhow::anyhow!("the secret in {} {rule}", file.display()),
+                        )?,
+                    )
+                }
+                None => None,
+            };
+            targets::check(&url, webhooks.allow_private)
+                .await
+                .map_err(|rule| anyhow::anyhow!("the URL {rule}"))?;
+            let secret = chosen.clone().unwrap_or_else(WebhookSecret::generate);
+            let webhook = store.create_webhook(&url, &feeds, &secret).await?;
+            let filter = match webhook.feeds.is_empty() {
+                true => "every feed".to_owned(),
+                false => webhook.feeds.join(", "),
+            };
+            if chosen.is_some() {
+                println!("Added webhook {} for {filter}.", webhook.id);
+            } else {
+                eprintln!(
+                    "Added webhook {} for {filter}. Its signing secret follows; it is shown only this once.",
+                    webhook.id
+                );
+                println!("{}", secret.expose());
+            }
+        }
+        WebhooksCommand::List => {
+            println!(
+                "{:<5} {:<7} {:<21} {:<30} URL",
+                "ID", "ACTIVE", "CREATED", "FEEDS"
+            );
+            for webhook in store.list_webhooks().await? {
+                let feeds = match webhook.feeds.is_empty() {
+                    true => "(all)".to_owned(),
+                    false => webhook.feeds.join(","),
+                };
+                println!(
+                    "{:<5} {:<7} {:<21} {:<30} {}",
+                    webhook.id,
+                    if webhook.active { "yes" } else { "paused" },
+                    time(webhook.created_at),
+                    feeds,
+                    webhook.url
+                );
+            }
+        }
+        WebhooksCommand::Remove { id } => {
+            if !store.delete_webhook(id).await? {
+                bail!("there is no webhook with id {id}");
+            }
+            println!("Removed webhook {id}.");
+        }
+        WebhooksCommand::Pause { id } | WebhooksCommand::Resume { id } => {
+            let resume = matches!(command, WebhooksCommand::Resume { .. });
+            if !store.set_webhook_active(id, resume).await? {
+                bail!("there is no webhook with id {id}");
+            }
+            println!(
+                "{} webhook {id}.",
+                if resume { "Resumed" } else { "Paused" }
+            );
+        }
+        WebhooksCommand::Deliveries { id, limit } => {
+            let Some(attempts) = store.webhook_attempts(id, limit.clamp(1, 1000)).await? else {
+                bail!("there is no webhook with id {id}");
+            };
+            println!(
+                "{:<21} {:<36} {:<9} {:<7} {:<9} {:<9} RESULT",
+                "TIME", "DELIVERY", "PROMOTION", "ATTEMPT", "MS", "STATE"
+            );
+            for attempt in attempts {
+                let result = match (attempt.status_code, attempt.error) {
+                    (Some(status), _) => format!("HTTP {status}"),
+                    (None, Some(error)) => error,
+                    (None, None) => "-".to_owned(),
+                };
+                println!(
+                    "{:<21} {:<36} {:<9} {:<7} {:<9} {:<9} {}",
+                    time(attempt.attempted_at),
+                    attempt.delivery_id,
+                    attempt.promotion_id,
+                    attempt.attempt,
+                    attempt.duration_ms,
+                    attempt.state,
+                    result
+                );
+            }
         }
     }
     Ok(())

@@ -27,6 +27,15 @@ pub struct DatabaseArgs {
     pub database_url: DatabaseUrl,
 }
 
+/// Settings for the webhooks a server calls.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct WebhookArgs {
+    /// Let webhooks call loopback, link-local and private addresses, which are
+    /// refused by default (a webhook must not reach into the server's network).
+    #[arg(long = "webhook-allow-private", env = "PROMOTER_WEBHOOK_ALLOW_PRIVATE")]
+    pub allow_private: bool,
+}
+
 /// A database URL. It may hold a password, so `Debug` shows only its scheme.
 #[derive(Clone)]
 pub struct DatabaseUrl(String);

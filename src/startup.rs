@@ -7,10 +7,12 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::store::Store;
+use crate::webhooks::dispatcher;
 
 pub struct Application {
     listener: TcpListener,
     store: Store,
+    allow_private_webhooks: bool,
 }
 
 impl Application {
@@ -21,7 +23,17 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
-        Ok(Application { listener, store })
+        Ok(Application {
+            listener,
+            store,
+            allow_private_webhooks: false,
+        })
+    }
+
+    /// Lets webhooks call loopback and private addresses (`--webhook-allow-private`).
+    pub fn allow_private_webhooks(mut self, allow: bool) -> Self {
+        self.allow_private_webhooks = allow;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -34,7 +46,8 @@ impl Application {
         &self.store
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves, and delivers webhook events, until `shutdown` completes; then
+    /// finishes the requests and deliveries in flight.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -44,12 +57,18 @@ impl Application {
             database = self.store.backend(),
             "promoter listening"
         );
-        let router = crate::http::router(self.store.clone());
-        axum::serve(self.listener, router)
+        let allow_private = self.allow_private_webhooks;
+        let router = crate::http::router(self.store.clone(), allow_private);
+        // Dropping `stop` (when serving ends, however it ends) stops the dispatcher.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let dispatcher = dispatcher::spawn(self.store.clone(), allow_private, stopped);
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        drop(stop);
+        let _ = dispatcher.await;
         self.store.close().await;
-        Ok(())
+        served
     }
 }
 

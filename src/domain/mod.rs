@@ -9,6 +9,7 @@ mod properties;
 mod purl;
 mod text;
 mod version;
+mod webhook;
 
 pub use feed::{FeedName, FeedType};
 pub use package::{parse_qualifier, FilterKeys, Identifier, PackageFilter, PackageId};
@@ -16,3 +17,4 @@ pub use permission::{Permission, Permissions};
 pub use purl::Purl;
 pub use text::{is_free_text, FREE_TEXT_RULE};
 pub use version::{compare_versions, is_prerelease};
+pub use webhook::{WebhookSecret, WebhookUrl};

@@ -8,6 +8,7 @@ mod health;
 mod input;
 mod packages;
 mod promotions;
+mod webhooks;
 
 pub use promotions::parse_promotion;
 
@@ -36,15 +37,18 @@ pub struct ApiContext {
     pub store: Store,
     /// `/health`'s last diagnosis of an unreachable database (see `health.rs`).
     pub diagnosis: health::DiagnosisCache,
+    /// Whether webhooks may call loopback and private addresses.
+    pub allow_private_webhooks: bool,
 }
 
-pub fn router(store: Store) -> Router {
+pub fn router(store: Store, allow_private_webhooks: bool) -> Router {
     Router::new()
         .merge(promotions::router())
         .merge(feeds::router())
         .merge(api_keys::router())
         .merge(packages::router())
         .merge(health::router())
+        .merge(webhooks::router())
         .layer(middleware::from_fn(stamp_deadline))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -62,6 +66,7 @@ pub fn router(store: Store) -> Router {
         .with_state(ApiContext {
             store,
             diagnosis: health::DiagnosisCache::default(),
+            allow_private_webhooks,
         })
 }
 

@@ -13,6 +13,7 @@ mod history;
 mod keys;
 mod packages;
 mod promotions;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
 pub use promotions::{
     Departure, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome,
     PromotionRecord, VersionSpec, RECORD_COLUMNS,
+};
+pub use webhooks::{
+    AfterAttempt, AttemptRecord, ClaimedEvent, DeliveryAttempt, DeliveryTarget, Webhook,
 };
 
 use crate::error::{Error, Result};
@@ -62,7 +66,14 @@ impl std::fmt::Debug for Store {
 /// processes on the same file still wait on the busy timeout. Every write goes
 /// through [`Store::begin_write`], which takes this queue first.
 #[derive(Clone, Debug, Default)]
-pub struct SqliteWriter(std::sync::Arc<tokio::sync::Mutex<()>>);
+pub struct SqliteWriter {
+    queue: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Rung after each committed promotion, which may have queued webhook
+    /// events: this process's dispatcher then looks at once. (PostgreSQL's
+    /// trigger notifies every process instead; other processes on a SQLite
+    /// file find the events when they next poll.)
+    outbox: std::sync::Arc<tokio::sync::Notify>,
+}
 
 /// A write transaction on either backend. On SQLite it holds this process's
 /// writer queue and, from `BEGIN IMMEDIATE` on, the database's write lock, so its
@@ -206,7 +217,7 @@ impl Store {
         match self {
             Store::Postgres(pool) => Ok(WriteTx::Postgres(pool.begin().await?)),
             Store::Sqlite(pool, writer) => {
-                let queued = tokio::time::timeout(STATEMENT_TIMEOUT, writer.0.lock())
+                let queued = tokio::time::timeout(STATEMENT_TIMEOUT, writer.queue.lock())
                     .await
                     .map_err(|_| Error::Unavailable {
                         reason: "it is busy with other writes",
@@ -215,6 +226,21 @@ impl Store {
                 let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(WriteTx::Sqlite(tx, queued))
             }
+        }
+    }
+
+    /// Tells this process's webhook dispatcher that a promotion committed.
+    pub fn promotion_committed(&self) {
+        if let Store::Sqlite(_, writer) = self {
+            writer.outbox.notify_one();
+        }
+    }
+
+    /// What rings when this process commits a promotion (SQLite only).
+    pub fn promotions_committed(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        match self {
+            Store::Postgres(_) => None,
+            Store::Sqlite(_, writer) => Some(writer.outbox.clone()),
         }
     }
 

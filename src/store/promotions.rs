@@ -335,6 +335,7 @@ impl Store {
             return Err(MoveError::Failed(too_late()));
         }
         tx.commit().await?;
+        self.promotion_committed();
         Ok(results)
     }
 }

@@ -1,0 +1,192 @@
+//! The webhooks API (`/api/webhooks/…`, contract section 8). Every endpoint needs
+//! a system key with `manage`. The secret appears in one answer only: the one
+//! that created the webhook.
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::SecondsFormat;
+use serde::Serialize;
+
+use super::auth::{self, Authenticated};
+use super::input::{Fields, RawBody};
+use super::ApiContext;
+use crate::domain::{FeedName, Permission, WebhookSecret, WebhookUrl};
+use crate::error::{Error, Result};
+use crate::store::{DeliveryAttempt, Webhook};
+use crate::webhooks::targets;
+
+const DEFAULT_ATTEMPTS: i64 = 100;
+const MAX_ATTEMPTS: i64 = 1000;
+/// More feeds than any repository has; bounds the work a request can ask for.
+const MAX_FILTER_FEEDS: usize = 100;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/api/webhooks/create", post(create))
+        .route("/api/webhooks/list", get(list))
+        .route("/api/webhooks/delete", post(remove))
+        .route("/api/webhooks/deliveries", get(deliveries))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookView {
+    id: i64,
+    url: String,
+    feeds: Vec<String>,
+    created: String,
+    /// False while paused (`promoter webhooks pause`).
+    active: bool,
+    /// Only in the answer that created the webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+impl From<Webhook> for WebhookView {
+    fn from(webhook: Webhook) -> Self {
+        WebhookView {
+            id: webhook.id,
+            url: webhook.url,
+            feeds: webhook.feeds,
+            created: webhook
+                .created_at
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            active: webhook.active,
+            secret: None,
+        }
+    }
+}
+
+async fn create(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: RawBody,
+) -> Result<Json<WebhookView>> {
+    let (principal, fields) =
+        auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
+    let url = WebhookUrl::parse(&fields.required("url", &[])?)
+        .map_err(|rule| fields.error("url", rule))?;
+    let feeds = fields.list("feeds")?.unwrap_or_default();
+    if feeds.len() > MAX_FILTER_FEEDS {
+        return Err(fields.error(
+            "feeds",
+            format!("may name at most {MAX_FILTER_FEEDS} feeds"),
+        ));
+    }
+    let feeds = feeds
+        .iter()
+        .map(|feed| {
+            FeedName::parse(feed)
+                .map_err(|rule| fields.error("feeds", format!("has \"{feed}\", which {rule}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let secret = match fields.text("secret", &[])? {
+        Some(text) => WebhookSecret::chosen(&text).map_err(|rule| fields.error("secret", rule))?,
+        None => WebhookSecret::generate(),
+    };
+    targets::check(&url, ctx.allow_private_webhooks)
+        .await
+        .map_err(|rule| fields.error("url", rule))?;
+
+    let webhook = ctx.store.create_webhook(&url, &feeds, &secret).await?;
+    tracing::info!(webhook = webhook.id, user = %principal.name, "webhook created");
+    let mut view = WebhookView::from(webhook);
+    view.secret = Some(secret.expose().to_owned());
+    Ok(Json(view))
+}
+
+async fn list(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<WebhookView>>> {
+    principal.require(Permission::Manage, None)?;
+    Fields::from_query(query.as_deref())?.only(&[])?;
+    let webhooks = ctx.store.list_webhooks().await?;
+    Ok(Json(webhooks.into_iter().map(WebhookView::from).collect()))
+}
+
+/// The `id` parameter every endpoint but `create` and `list` needs.
+fn webhook_id(fields: &Fields) -> Result<i64> {
+    fields
+        .number_in("id", 1..=i64::MAX)?
+        .ok_or_else(|| fields.error("id", "is required"))
+}
+
+fn no_such_webhook(id: i64) -> Error {
+    Error::NotFound(format!("Webhook {id} does not exist."))
+}
+
+async fn remove(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<()> {
+    principal.require(Permission::Manage, None)?;
+    let fields = Fields::from_query(query.as_deref())?;
+    fields.only(&["id"])?;
+    let id = webhook_id(&fields)?;
+    if !ctx.store.delete_webhook(id).await? {
+        return Err(no_such_webhook(id));
+    }
+    tracing::info!(webhook = id, user = %principal.name, "webhook deleted");
+    Ok(())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttemptView {
+    delivery: String,
+    promotion: i64,
+    attempt: i32,
+    time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    duration_ms: i64,
+    /// The delivery's state now: pending (to be retried), delivered or failed
+    /// (given up).
+    state: String,
+}
+
+impl From<DeliveryAttempt> for AttemptView {
+    fn from(attempt: DeliveryAttempt) -> Self {
+        AttemptView {
+            delivery: attempt.delivery_id,
+            promotion: attempt.promotion_id,
+            attempt: attempt.attempt,
+            time: attempt
+                .attempted_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            status_code: attempt.status_code,
+            error: attempt.error,
+            duration_ms: attempt.duration_ms,
+            state: attempt.state,
+        }
+    }
+}
+
+/// A webhook's delivery attempts, newest first.
+async fn deliveries(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<AttemptView>>> {
+    principal.require(Permission::Manage, None)?;
+    let fields = Fields::from_query(query.as_deref())?;
+    fields.only(&["id", "limit"])?;
+    let id = webhook_id(&fields)?;
+    let limit = fields
+        .number_in("limit", 1..=MAX_ATTEMPTS)?
+        .unwrap_or(DEFAULT_ATTEMPTS);
+    let attempts = ctx
+        .store
+        .webhook_attempts(id, limit)
+        .await?
+        .ok_or_else(|| no_such_webhook(id))?;
+    Ok(Json(attempts.into_iter().map(AttemptView::from).collect()))
+}

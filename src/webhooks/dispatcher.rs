@@ -1,0 +1,366 @@
+//! Delivering the outbox. Every `promoter serve` process runs one dispatcher; they
+//! share the work through the database, so any of them may deliver any event.
+//!
+//! An attempt is claimed by moving the event's due time forward by a lease
+//! (`LEASE`): no other process attempts it meanwhile, and if this process dies
+//! mid-attempt the lease lapses and the event is attempted again, by whichever
+//! process comes first. An attempt takes at most `ATTEMPT_TIMEOUT`, well inside
+//! the lease, so one event is never attempted twice at the same time. Hence
+//! delivery is at least once: a receiver deduplicates by `X-Promoter-Delivery`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rand::Rng;
+use reqwest::header::CONTENT_TYPE;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::{event, targets};
+use crate::error::{describe, Result};
+use crate::store::{
+    AfterAttempt, AttemptRecord, ClaimedEvent, DeliveryTarget, PromotionRecord, Store,
+};
+
+/// A receiver that has not answered by then has failed this attempt.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claim keeps other processes off an event.
+const LEASE: Duration = Duration::from_secs(30);
+/// Retries go on for at least this long after the promotion.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
+/// Attempts in flight to one webhook from this process: a slow receiver uses
+/// its own share and never holds up another's deliveries.
+const PER_WEBHOOK: usize = 8;
+/// The fallback: how often the outbox is looked at with no notification.
+const POLL: Duration = Duration::from_secs(5);
+/// Notifications closer together than this are answered with one look.
+const COALESCE: Duration = Duration::from_millis(20);
+/// The most of a response body read (and then dropped).
+const RESPONSE_CAP: usize = 4096;
+/// On shutdown, how long attempts in flight may finish.
+const DRAIN: Duration = Duration::from_secs(12);
+
+/// PostgreSQL's channel, notified by the outbox trigger.
+const CHANNEL: &str = "promoter_webhook_events";
+
+/// Starts this process's dispatcher; it stops when `shutdown` turns true (or
+/// its sender is dropped), after the attempts in flight finish.
+pub fn spawn(
+    store: Store,
+    allow_private: bool,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let client = reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy would connect on our behalf to addresses the resolver never saw.
+        .no_proxy()
+        .dns_resolver(Arc::new(targets::PublicOnly { allow_private }))
+        .user_agent(concat!("Promoter-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the webhook client's settings are valid");
+    let dispatcher = Dispatcher {
+        wake: store
+            .promotions_committed()
+            .unwrap_or_else(|| Arc::new(Notify::new())),
+        store,
+        client,
+        allow_private,
+        in_flight: JoinSet::new(),
+        busy: HashMap::new(),
+    };
+    tokio::spawn(dispatcher.run(shutdown))
+}
+
+struct Dispatcher {
+    store: Store,
+    client: reqwest::Client,
+    allow_private: bool,
+    /// Rung when events may be waiting.
+    wake: Arc<Notify>,
+    /// Attempts in flight; each ends with its webhook's id.
+    in_flight: JoinSet<i64>,
+    /// Attempts in flight per webhook.
+    busy: HashMap<i64, usize>,
+}
+
+impl Dispatcher {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let listener = match &self.store {
+            Store::Postgres(pool) => Some(tokio::spawn(listen(pool.clone(), self.wake.clone()))),
+            Store::Sqlite(..) => None,
+        };
+        loop {
+            let pause = match self.round().await {
+                Ok(pause) => pause,
+                Err(error) => {
+                    tracing::warn!(error = %describe(&error), "webhook dispatcher could not read the outbox");
+                    POLL
+                }
+            };
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+                () = self.wake.notified() => tokio::time::sleep(COALESCE).await,
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    self.finished(done);
+                }
+            }
+        }
+        if let Some(listener) = listener {
+            listener.abort();
+        }
+        // Unfinished attempts keep their claims and are retried when those lapse.
+        let _ = tokio::time::timeout(DRAIN, async {
+            while self.in_flight.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    fn finished(&mut self, done: Result<i64, tokio::task::JoinError>) {
+        if let Ok(webhook) = done {
+            if let Some(count) = self.busy.get_mut(&webhook) {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Claims and starts what is due, and says how long to wait before looking
+    /// again (unless woken sooner).
+    async fn round(&mut self) -> Result<Duration> {
+        while let Some(done) = self.in_flight.try_join_next() {
+            self.finished(done);
+        }
+        let now = now_ms();
+        let mut next: Option<i64> = None;
+        for target in self.store.delivery_targets().await? {
+            let free = PER_WEBHOOK.saturating_sub(self.busy.get(&target.id).copied().unwrap_or(0));
+            if free == 0 {
+                // A finishing attempt wakes the loop.
+                continue;
+            }
+            let lease_until = now + LEASE.as_millis() as i64;
+            let claimed = self
+                .store
+                .claim_events(target.id, now, lease_until, free as i64)
+                .await?;
+            let full = claimed.len() == free;
+            if !claimed.is_empty() {
+                self.start(Arc::new(target.clone()), claimed).await?;
+            }
+            if !full {
+                if let Some(due) = self.store.next_due(target.id).await? {
+                    next = Some(next.map_or(due, |n| n.min(due)));
+                }
+            }
+        }
+        let wait = next.map_or(POLL, |due| {
+            Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64).min(POLL)
+        });
+        Ok(wait.max(COALESCE))
+    }
+
+    async fn start(
+        &mut self,
+        target: Arc<DeliveryTarget>,
+        claimed: Vec<ClaimedEvent>,
+    ) -> Result<()> {
+        let ids: Vec<i64> = claimed.iter().map(|event| event.promotion_id).collect();
+        let records: HashMap<i64, PromotionRecord> = self
+            .store
+            .promotions_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|record| (record.id, record))
+            .collect();
+        for event in claimed {
+            // The foreign key keeps the row; without it the lease simply lapses.
+            let Some(record) = records.get(&event.promotion_id).cloned() else {
+                continue;
+            };
+            *self.busy.entry(target.id).or_default() += 1;
+            let (store, client, target) = (self.store.clone(), self.client.clone(), target.clone());
+            let allow_private = self.allow_private;
+            self.in_flight.spawn(async move {
+                deliver(&store, &client, allow_private, &target, &event, &record).await;
+                target.id
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One attempt, recorded with what follows from it.
+async fn deliver(
+    store: &Store,
+    client: &reqwest::Client,
+    allow_private: bool,
+    target: &DeliveryTarget,
+    event: &ClaimedEvent,
+    record: &PromotionRecord,
+) {
+    let attempted_at = Utc::now();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        ATTEMPT_TIMEOUT,
+        post(client, allow_private, target, event, record),
+    )
+    .await
+    .unwrap_or_else(|_| Err(no_answer()));
+    let duration_ms = started.elapsed().as_millis() as i64;
+    let (status_code, error) = match answer {
+        Ok(status) => (Some(status), None),
+        Err(error) => (None, Some(error)),
+    };
+    let delivered = status_code.is_some_and(|s| (200..300).contains(&s));
+    let after = if delivered {
+        AfterAttempt::Delivered
+    } else if Utc::now() - record.promoted_at
+        >= chrono::Duration::from_std(GIVE_UP_AFTER).expect("fits")
+    {
+        AfterAttempt::GiveUp
+    } else {
+        AfterAttempt::RetryAt(now_ms() + backoff(event.attempts).as_millis() as i64)
+    };
+    let failure = error
+        .clone()
+        .or_else(|| status_code.map(|s| format!("HTTP {s}")));
+    match after {
+        AfterAttempt::Delivered => tracing::debug!(
+            webhook = target.id, delivery = %event.delivery_id, attempt = event.attempts, "webhook delivered"
+        ),
+        AfterAttempt::RetryAt(_) => tracing::info!(
+            webhook = target.id, delivery = %event.delivery_id, attempt = event.attempts,
+            failure = failure.as_deref().unwrap_or_default(), "webhook delivery failed; it will be retried"
+        ),
+        AfterAttempt::GiveUp => tracing::warn!(
+            webhook = target.id, delivery = %event.delivery_id, attempt = event.attempts,
+            failure = failure.as_deref().unwrap_or_default(), "webhook delivery failed for 24 hours; given up"
+        ),
+    }
+    let attempt = AttemptRecord {
+        event,
+        attempted_at,
+        status_code,
+        error,
+        duration_ms,
+        after,
+    };
+    if let Err(error) = store.record_attempt(&attempt).await {
+        // The claim lapses and the event is attempted again.
+        tracing::warn!(webhook = target.id, delivery = %event.delivery_id, error = %describe(&error),
+            "could not record a webhook attempt");
+    }
+}
+
+/// POSTs the event; the receiver's status, or why there was none.
+async fn post(
+    client: &reqwest::Client,
+    allow_private: bool,
+    target: &DeliveryTarget,
+    event: &ClaimedEvent,
+    record: &PromotionRecord,
+) -> Result<u16, String> {
+    let url = url::Url::parse(&target.url).map_err(|e| format!("the URL is not valid: {e}"))?;
+    if let Some(refusal) = targets::refuse_literal(&url, allow_private) {
+        return Err(refusal);
+    }
+    let body = event::body(&event.delivery_id, record);
+    let signature = target.secret.sign(&body);
+    let mut response = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header("X-Promoter-Event", "Promoted")
+        .header("X-Promoter-Delivery", &event.delivery_id)
+        .header("X-Promoter-Signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| explain(&e))?;
+    let status = response.status().as_u16();
+    // Read a little of the answer, so the connection can be reused; never more.
+    let mut read = 0;
+    while read < RESPONSE_CAP {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            _ => break,
+        }
+    }
+    Ok(status)
+}
+
+fn no_answer() -> String {
+    format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())
+}
+
+/// Why a request failed, without its URL (whose path or query may be secret).
+fn explain(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return no_answer();
+    }
+    let prefix = if error.is_connect() {
+        "could not connect"
+    } else {
+        "the request failed"
+    };
+    let cause = std::error::Error::source(error).map(describe);
+    match cause {
+        Some(cause) => format!("{prefix}: {cause}"),
+        None => prefix.to_owned(),
+    }
+}
+
+/// How long to wait after failed attempt number `attempt` (from 1): 1 s, 2 s,
+/// 4 s, … doubling up to an hour, each scaled by a random 50–100 % so that
+/// events that failed together do not all return together.
+pub fn backoff(attempt: i32) -> Duration {
+    let exponent = attempt.clamp(1, 13) - 1;
+    let base = Duration::from_secs(1 << exponent).min(MAX_BACKOFF);
+    base.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// Rings `wake` for every notification on the outbox channel, and once after
+/// each (re)connection, since notifications sent meanwhile were missed.
+async fn listen(pool: sqlx::PgPool, wake: Arc<Notify>) {
+    loop {
+        if let Ok(mut listener) = sqlx::postgres::PgListener::connect_with(&pool).await {
+            if listener.listen(CHANNEL).await.is_ok() {
+                wake.notify_one();
+                // `Ok(None)`: the connection was lost; the next call reconnects.
+                while let Ok(notification) = listener.try_recv().await {
+                    let _ = notification;
+                    wake.notify_one();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_start_within_seconds_and_level_off_at_an_hour() {
+        for _ in 0..100 {
+            let first = backoff(1);
+            assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
+            let third = backoff(3);
+            assert!(third >= Duration::from_secs(2) && third <= Duration::from_secs(4));
+            assert!(backoff(40) <= MAX_BACKOFF && backoff(40) >= MAX_BACKOFF / 2);
+        }
+    }
+}

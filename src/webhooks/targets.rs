@@ -1,0 +1,216 @@
+//! Which addresses a webhook may call. A webhook URL is chosen by whoever holds a
+//! manage key, and the server calls it from inside the network, so by default
+//! only public addresses are allowed (OWASP's server-side request forgery
+//! advice): the check is made when a webhook is created, and again on every
+//! connection, through the resolver the delivery client uses, so a name that
+//! later resolves somewhere private (DNS rebinding) is refused too.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::domain::WebhookUrl;
+
+/// What kind of non-public address `ip` is; `None` for a public one.
+pub fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => non_public_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return non_public_v4(v4);
+            }
+            let first = v6.segments()[0];
+            if v6.is_loopback() {
+                Some("loopback")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if first & 0xfe00 == 0xfc00 {
+                Some("private (unique local)")
+            } else if first & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else if v6.is_multicast() {
+                Some("multicast")
+            } else if v6.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                // NAT64: the IPv4 address it stands for decides.
+                let o = v6.octets();
+                non_public_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else if v6.segments()[0] == 0x2001 && v6.segments()[1] == 0x0db8 {
+                Some("reserved for documentation")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if a == 0 {
+        Some("unspecified")
+    } else if a == 100 && (64..128).contains(&b) {
+        Some("private (carrier-grade NAT)")
+    } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
+        Some("multicast or reserved")
+    } else if (a == 192 && b == 0 && ip.octets()[2] == 0) || (a == 198 && (18..20).contains(&b)) {
+        Some("reserved")
+    } else if ip.is_documentation() {
+        Some("reserved for documentation")
+    } else {
+        None
+    }
+}
+
+/// Refuses a URL whose host is, or resolves to, a non-public address (unless
+/// `allow_private`), or does not resolve at all. The error completes "the URL …".
+pub async fn check(url: &WebhookUrl, allow_private: bool) -> Result<(), String> {
+    let url = url.as_url();
+    let host = url.host_str().expect("a webhook URL has a host");
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addresses: Vec<IpAddr> = match literal(url) {
+        Some(ip) => vec![ip],
+        None => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| format!("names host {host}, which does not resolve"))?
+            .map(|address| address.ip())
+            .collect(),
+    };
+    if addresses.is_empty() {
+        return Err(format!("names host {host}, which does not resolve"));
+    }
+    if allow_private {
+        return Ok(());
+    }
+    match addresses.iter().find_map(|ip| Some((ip, non_public(*ip)?))) {
+        Some((ip, kind)) => Err(private_target(host, *ip, kind)),
+        None => Ok(()),
+    }
+}
+
+/// The URL's host when it is an IP address, which no resolver is asked about.
+pub fn literal(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+fn private_target(host: &str, ip: IpAddr, kind: &str) -> String {
+    let resolves = if host.trim_matches(['[', ']']) == ip.to_string() {
+        format!("names {ip}")
+    } else {
+        format!("names host {host}, which resolves to {ip}")
+    };
+    format!(
+        "{resolves}, a {kind} address; webhooks may only call public addresses unless the server runs with --webhook-allow-private"
+    )
+}
+
+/// Why a delivery to a URL with an address for a host may not be made.
+pub fn refuse_literal(url: &url::Url, allow_private: bool) -> Option<String> {
+    let ip = literal(url)?;
+    let kind = non_public(ip).filter(|_| !allow_private)?;
+    Some(format!(
+        "the URL {}",
+        private_target(url.host_str().unwrap_or_default(), ip, kind)
+    ))
+}
+
+/// The delivery client's resolver: the system's, keeping only public addresses
+/// unless private ones are allowed.
+pub struct PublicOnly {
+    pub allow_private: bool,
+}
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|address| allow_private || non_public(address.ip()).is_none())
+                .collect();
+            match (allowed.is_empty(), found.first()) {
+                (false, _) => Ok(Box::new(allowed.into_iter()) as Addrs),
+                (true, Some(first)) => Err(private_target(
+                    &host,
+                    first.ip(),
+                    non_public(first.ip()).unwrap_or("non-public"),
+                )
+                .into()),
+                (true, None) => Err(format!("host {host} does not resolve").into()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_loopback_and_link_local_addresses_are_not_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
+            let ip: IpAddr = private.parse().unwrap();
+            assert!(non_public(ip).is_some(), "{private} counted as public");
+        }
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+        ] {
+            let ip: IpAddr = public.parse().unwrap();
+            assert_eq!(non_public(ip), None, "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn creation_refuses_private_targets_unless_allowed() {
+        let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+        let error = check(&url, false).await.unwrap_err();
+        assert_eq!(
+            error,
+            "names 127.0.0.1, a loopback address; webhooks may only call public addresses unless the server runs with --webhook-allow-private"
+        );
+        assert!(check(&url, true).await.is_ok());
+        let named = WebhookUrl::parse("http://localhost:9/hook").unwrap();
+        let error = check(&named, false).await.unwrap_err();
+        assert!(
+            error.starts_with("names host localhost, which resolves to "),
+            "{error}"
+        );
+        let literal6 = WebhookUrl::parse("http://[::1]:9/hook").unwrap();
+        assert!(check(&literal6, false)
+            .await
+            .unwrap_err()
+            .starts_with("names ::1, a loopback"));
+    }
+}
