@@ -50,7 +50,8 @@ macro_rules! cli_tests {
 
 cli_tests!(
     the_quickstart_works_end_to_end,
-    bad_cli_input_is_refused_and_changes_nothing
+    bad_cli_input_is_refused_and_changes_nothing,
+    webhooks_are_managed_from_the_command_line
 );
 
 async fn the_quickstart_works_end_to_end(backend: Backend) {
@@ -346,5 +347,134 @@ async fn bad_cli_input_is_refused_and_changes_nothing(backend: Backend) {
         store.count_files(&feed).await.unwrap(),
         0,
         "a failed import wrote files"
+    );
+}
+
+async fn webhooks_are_managed_from_the_command_line(backend: Backend) {
+    let database = TestDatabase::fresh(backend).await;
+    let db = database.url.as_str();
+    succeeds(&promoter(
+        db,
+        &["feeds", "create", "approved-npm", "--type", "npm"],
+    ));
+    fails_saying(
+        &promoter(db, &["webhooks", "add", "http://127.0.0.1:9/hook"]),
+        "error: the URL names 127.0.0.1, a loopback address; webhooks may only call public addresses unless the server runs with --webhook-allow-private",
+    );
+    fails_saying(
+        &promoter(db, &["webhooks", "add", "gopher://example.com/"]),
+        "error: the URL must use http or https, not gopher",
+    );
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "webhooks",
+                "add",
+                "http://127.0.0.1:9/",
+                "--feed",
+                "nowhere",
+                "--webhook-allow-private",
+            ],
+        ),
+        "Feed \"nowhere\" does not exist.",
+    );
+
+    let added = promoter(
+        db,
+        &[
+            "webhooks",
+            "add",
+            "http://127.0.0.1:9/hook",
+            "--feed",
+            "APPROVED-npm",
+            "--webhook-allow-private",
+        ],
+    );
+    let secret = succeeds(&added);
+    assert_eq!(
+        secret.trim().len(),
+        64,
+        "the generated secret, alone on stdout"
+    );
+    assert!(String::from_utf8_lossy(&added.stderr).contains(
+        "Added webhook 1 for approved-npm. Its signing secret follows; it is shown only this once."
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "a secret chosen by the operator\n").unwrap();
+    let chosen = succeeds(&promoter(
+        db,
+        &[
+            "webhooks",
+            "add",
+            "http://127.0.0.1:9/other",
+            "--secret-file",
+            file.to_str().unwrap(),
+            "--webhook-allow-private",
+        ],
+    ));
+    assert_eq!(chosen, "Added webhook 2 for every feed.\n");
+    std::fs::write(&file, "short\n").unwrap();
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "webhooks",
+                "add",
+                "http://127.0.0.1:9/",
+                "--secret-file",
+                file.to_str().unwrap(),
+                "--webhook-allow-private",
+            ],
+        ),
+        "must be 16 to 200 characters long, not 5",
+    );
+
+    succeeds(&promoter(db, &["webhooks", "pause", "2"]));
+    let listed = succeeds(&promoter(db, &["webhooks", "list"]));
+    assert!(
+        !listed.contains(secret.trim()) && !listed.contains("chosen by"),
+        "{listed}"
+    );
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(
+        lines[1].starts_with("1     yes")
+            && lines[1].contains("approved-npm")
+            && lines[1].ends_with("http://127.0.0.1:9/hook"),
+        "{listed}"
+    );
+    assert!(
+        lines[2].starts_with("2     paused") && lines[2].contains("(all)"),
+        "{listed}"
+    );
+    succeeds(&promoter(db, &["webhooks", "resume", "2"]));
+    assert!(succeeds(&promoter(db, &["webhooks", "list"]))
+        .lines()
+        .nth(2)
+        .unwrap()
+        .starts_with("2     yes"));
+
+    let deliveries = succeeds(&promoter(db, &["webhooks", "deliveries", "1"]));
+    assert!(
+        deliveries.starts_with("TIME") && deliveries.lines().count() == 1,
+        "{deliveries}"
+    );
+    fails_saying(
+        &promoter(db, &["webhooks", "deliveries", "7"]),
+        "there is no webhook with id 7",
+    );
+    succeeds(&promoter(db, &["webhooks", "remove", "1"]));
+    fails_saying(
+        &promoter(db, &["webhooks", "remove", "1"]),
+        "there is no webhook with id 1",
+    );
+    assert_eq!(
+        succeeds(&promoter(db, &["webhooks", "list"]))
+            .lines()
+            .count(),
+        2
     );
 }

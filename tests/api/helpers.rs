@@ -195,8 +195,13 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_allowing_private(backend, true).await
+    }
+
+    /// A server whose webhooks may (or may not) call private addresses.
+    pub async fn spawn_allowing_private(backend: Backend, allow: bool) -> TestApp {
         let database = TestDatabase::fresh(backend).await;
-        let address = start_instance(&database.url).await;
+        let address = start_instance_allowing_private(&database.url, allow).await;
         let store = Store::open(&database.url).await.unwrap();
         TestApp {
             address,
@@ -210,6 +215,20 @@ impl TestApp {
     pub async fn on_database(url: &str) -> TestApp {
         TestApp {
             address: start_instance(url).await,
+            store: Store::open(url).await.unwrap(),
+            client: reqwest::Client::new(),
+            database: TestDatabase {
+                url: url.to_owned(),
+                _dir: None,
+            },
+        }
+    }
+
+    /// The fixtures and the store on an existing database, with no server of its
+    /// own (whose webhook dispatcher would compete with the processes under test).
+    pub async fn without_server(url: &str) -> TestApp {
+        TestApp {
+            address: String::new(),
             store: Store::open(url).await.unwrap(),
             client: reqwest::Client::new(),
             database: TestDatabase {
@@ -514,10 +533,16 @@ async fn start_relay(target: String) -> (u16, tokio::sync::watch::Sender<bool>) 
 }
 
 /// A server on `database_url`, in this process, on a free port; its address.
+/// Its webhooks may call loopback addresses, where the tests' receivers listen.
 pub async fn start_instance(database_url: &str) -> String {
+    start_instance_allowing_private(database_url, true).await
+}
+
+pub async fn start_instance_allowing_private(database_url: &str, allow: bool) -> String {
     let app = Application::build("127.0.0.1:0", database_url)
         .await
-        .expect("the application did not start");
+        .expect("the application did not start")
+        .allow_private_webhooks(allow);
     let address = format!("http://{}", app.local_addr());
     tokio::spawn(app.run(std::future::pending()));
     address
@@ -578,6 +603,7 @@ impl ServerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_promoter"))
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .env("PROMOTER_DATABASE_URL", &self.database_url)
+            .env("PROMOTER_WEBHOOK_ALLOW_PRIVATE", "true")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

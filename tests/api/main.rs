@@ -17,4 +17,6 @@ mod management;
 mod promote_auth;
 mod promote_input;
 mod promote_moves;
+mod receiver;
+mod webhooks;
 mod workflow;
