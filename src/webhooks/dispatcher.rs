@@ -71,6 +71,7 @@ pub fn spawn(
         client,
         allow_private,
         in_flight: JoinSet::new(),
+        tasks: HashMap::new(),
         busy: HashMap::new(),
     };
     tokio::spawn(dispatcher.run(shutdown))
@@ -82,8 +83,10 @@ struct Dispatcher {
     allow_private: bool,
     /// Rung when events may be waiting.
     wake: Arc<Notify>,
-    /// Attempts in flight; each ends with its webhook's id.
-    in_flight: JoinSet<i64>,
+    /// Attempts in flight, and the webhook each is for (by task, so that a
+    /// task that panicked still gives its webhook's share back).
+    in_flight: JoinSet<()>,
+    tasks: HashMap<tokio::task::Id, i64>,
     /// Attempts in flight per webhook.
     busy: HashMap<i64, usize>,
 }
@@ -110,7 +113,7 @@ impl Dispatcher {
                 }
                 () = tokio::time::sleep(pause) => {}
                 () = self.wake.notified() => tokio::time::sleep(COALESCE).await,
-                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                Some(done) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
                     self.finished(done);
                 }
             }
@@ -125,8 +128,15 @@ impl Dispatcher {
         .await;
     }
 
-    fn finished(&mut self, done: Result<i64, tokio::task::JoinError>) {
-        if let Ok(webhook) = done {
+    fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let task = match done {
+            Ok((task, ())) => task,
+            Err(error) => {
+                tracing::error!(error = %error, "a webhook attempt failed unexpectedly; its claim lapses and it is retried");
+                error.id()
+            }
+        };
+        if let Some(webhook) = self.tasks.remove(&task) {
             if let Some(count) = self.busy.get_mut(&webhook) {
                 *count = count.saturating_sub(1);
             }
@@ -136,7 +146,7 @@ impl Dispatcher {
     /// Claims and starts what is due, and says how long to wait before looking
     /// again (unless woken sooner).
     async fn round(&mut self) -> Result<Duration> {
-        while let Some(done) = self.in_flight.try_join_next() {
+        while let Some(done) = self.in_flight.try_join_next_with_id() {
             self.finished(done);
         }
         let now = now_ms();
@@ -189,10 +199,11 @@ impl Dispatcher {
             *self.busy.entry(target.id).or_default() += 1;
             let (store, client, target) = (self.store.clone(), self.client.clone(), target.clone());
             let allow_private = self.allow_private;
-            self.in_flight.spawn(async move {
+            let webhook = target.id;
+            let task = self.in_flight.spawn(async move {
                 deliver(&store, &client, allow_private, &target, &event, &record).await;
-                target.id
             });
+            self.tasks.insert(task.id(), webhook);
         }
         Ok(())
     }
