@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::auth;
 use crate::client;
-use crate::config::{DatabaseArgs, WebhookArgs, DEFAULT_LISTEN};
+use crate::config::{DatabaseArgs, WebhookArgs, WebhookServeArgs, DEFAULT_LISTEN};
 use crate::domain::{
     is_free_text, parse_qualifier, FeedName, FeedType, Identifier, PackageId, Permission,
     Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
@@ -77,7 +77,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PROMOTER_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: String,
     #[command(flatten)]
-    webhooks: WebhookArgs,
+    webhooks: WebhookServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,7 +206,8 @@ pub enum WebhooksCommand {
     /// Show a webhook's delivery attempts, newest first.
     Deliveries {
         id: i64,
-        #[arg(long, default_value_t = 20)]
+        /// How many attempts to show (1-1000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=1000))]
         limit: i64,
     },
 }
@@ -217,7 +218,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(ServeArgs { listen, webhooks }) => {
             let app = Application::build(&listen, url)
                 .await?
-                .allow_private_webhooks(webhooks.allow_private);
+                .webhooks(webhooks.settings());
             app.run(shutdown_signal()).await?;
             Ok(())
         }
@@ -442,7 +443,7 @@ async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow::Result<()>
             );
         }
         WebhooksCommand::Deliveries { id, limit } => {
-            let Some(attempts) = store.webhook_attempts(id, limit.clamp(1, 1000)).await? else {
+            let Some(attempts) = store.webhook_attempts(id, limit).await? else {
                 bail!("there is no webhook with id {id}");
             };
             println!(

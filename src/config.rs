@@ -27,13 +27,39 @@ pub struct DatabaseArgs {
     pub database_url: DatabaseUrl,
 }
 
-/// Settings for the webhooks a server calls.
+/// Whether webhooks may call private addresses: a setting of the server, and of
+/// `webhooks add`, which checks a new webhook's URL as the server would.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct WebhookArgs {
     /// Let webhooks call loopback, link-local and private addresses, which are
     /// refused by default (a webhook must not reach into the server's network).
     #[arg(long = "webhook-allow-private", env = "PROMOTER_WEBHOOK_ALLOW_PRIVATE")]
     pub allow_private: bool,
+}
+
+/// The server's webhook settings.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WebhookServeArgs {
+    #[command(flatten)]
+    pub target: WebhookArgs,
+    /// Seconds between looks at the webhook outbox when no notification wakes
+    /// the dispatcher (1-3600); a fallback, as new events notify it.
+    #[arg(
+        long = "webhook-poll-seconds",
+        env = "PROMOTER_WEBHOOK_POLL_SECONDS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub poll_seconds: u64,
+}
+
+impl WebhookServeArgs {
+    pub fn settings(&self) -> crate::webhooks::Settings {
+        crate::webhooks::Settings {
+            allow_private: self.target.allow_private,
+            poll: std::time::Duration::from_secs(self.poll_seconds),
+        }
+    }
 }
 
 /// A database URL. It may hold a password, so `Debug` shows only its scheme.

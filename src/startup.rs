@@ -7,12 +7,12 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::store::Store;
-use crate::webhooks::dispatcher;
+use crate::webhooks;
 
 pub struct Application {
     listener: TcpListener,
     store: Store,
-    allow_private_webhooks: bool,
+    webhooks: webhooks::Settings,
 }
 
 impl Application {
@@ -26,13 +26,13 @@ impl Application {
         Ok(Application {
             listener,
             store,
-            allow_private_webhooks: false,
+            webhooks: webhooks::Settings::default(),
         })
     }
 
-    /// Lets webhooks call loopback and private addresses (`--webhook-allow-private`).
-    pub fn allow_private_webhooks(mut self, allow: bool) -> Self {
-        self.allow_private_webhooks = allow;
+    /// How webhooks are delivered (`--webhook-…` settings).
+    pub fn webhooks(mut self, settings: webhooks::Settings) -> Self {
+        self.webhooks = settings;
         self
     }
 
@@ -57,15 +57,17 @@ impl Application {
             database = self.store.backend(),
             "promoter listening"
         );
-        let allow_private = self.allow_private_webhooks;
-        let router = crate::http::router(self.store.clone(), allow_private);
-        // Dropping `stop` (when serving ends, however it ends) stops the dispatcher.
+        let router = crate::http::router(self.store.clone(), self.webhooks.allow_private);
+        // The dispatcher stops claiming as soon as shutdown begins, and in any
+        // case when serving ends (which drops `stop`).
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let dispatcher = dispatcher::spawn(self.store.clone(), allow_private, stopped);
+        let dispatcher = webhooks::dispatcher::spawn(self.store.clone(), self.webhooks, stopped);
         let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
             .await;
-        drop(stop);
         let _ = dispatcher.await;
         self.store.close().await;
         served

@@ -35,12 +35,13 @@ CREATE TABLE webhook_events (
     state           TEXT NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'delivered', 'failed')),
     attempts        INTEGER NOT NULL DEFAULT 0,
-    -- Milliseconds since 1970: when a pending event is due, or, while an attempt
-    -- runs, when its claim lapses and another process may try again.
+    -- Milliseconds since 1970 by the database's clock (one clock for every
+    -- process): when a pending event is due, or, while an attempt runs, when
+    -- its claim lapses and another process may try again.
     next_attempt_at BIGINT NOT NULL DEFAULT 0
 );
-CREATE INDEX webhook_events_due ON webhook_events (webhook_id, next_attempt_at)
-    WHERE state = 'pending';
+-- Finds a webhook's due events, and its rows when the webhook is deleted.
+CREATE INDEX webhook_events_due ON webhook_events (webhook_id, state, next_attempt_at);
 
 CREATE TABLE webhook_attempts (
     id           BIGSERIAL PRIMARY KEY,
@@ -59,7 +60,7 @@ CREATE INDEX webhook_attempts_by_event ON webhook_attempts (event_id);
 -- pays one lookup in a small table. `FOR KEY SHARE` makes a webhook deleted at the
 -- same moment either wait for this promotion or be skipped by it, never turn the
 -- promotion into a foreign-key error. The notification, sent at commit, wakes the
--- dispatchers of every server process.
+-- dispatchers of every server process. (gen_random_uuid needs PostgreSQL 13.)
 CREATE FUNCTION promoter_webhook_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO webhook_events (webhook_id, promotion_id, delivery_id)

@@ -35,12 +35,13 @@ CREATE TABLE webhook_events (
     state           TEXT NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'delivered', 'failed')),
     attempts        INTEGER NOT NULL DEFAULT 0,
-    -- Milliseconds since 1970: when a pending event is due, or, while an attempt
-    -- runs, when its claim lapses and another process may try again.
+    -- Milliseconds since 1970 by the database's clock (one clock for every
+    -- process): when a pending event is due, or, while an attempt runs, when
+    -- its claim lapses and another process may try again.
     next_attempt_at INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX webhook_events_due ON webhook_events (webhook_id, next_attempt_at)
-    WHERE state = 'pending';
+-- Finds a webhook's due events, and its rows when the webhook is deleted.
+CREATE INDEX webhook_events_due ON webhook_events (webhook_id, state, next_attempt_at);
 
 CREATE TABLE webhook_attempts (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,7 +65,7 @@ BEGIN
     SELECT w.id, NEW.id,
            lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'
            || substr(lower(hex(randomblob(2))), 2) || '-'
-           || substr('89ab', 1 + (abs(random()) % 4), 1)
+           || substr('89ab', 1 + (random() & 3), 1)
            || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))
     FROM webhooks w
     WHERE (w.all_feeds OR EXISTS (

@@ -24,7 +24,7 @@ impl WebhookUrl {
             return Err(format!("must be at most {MAX_URL_CHARS} characters long"));
         }
         let url = url::Url::parse(text)
-            .map_err(|e| format!("is not an absolute URL ({e}); give one such as https://ci.example.com/hooks/promoted"))?;
+            .map_err(|e| format!("is not a valid absolute URL ({e}); give one such as https://ci.example.com/hooks/promoted"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("must use http or https, not {}", url.scheme()));
         }
@@ -119,7 +119,7 @@ mod tests {
         for (bad, says) in [
             ("ftp://example.com/", "must use http or https, not ftp"),
             ("file:///etc/passwd", "must use http or https, not file"),
-            ("example.com/hook", "is not an absolute URL"),
+            ("example.com/hook", "is not a valid absolute URL"),
             (
                 "https://bob:pw@example.com/",
                 "must not contain a user name",

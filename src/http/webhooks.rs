@@ -67,6 +67,8 @@ async fn create(
 ) -> Result<Json<WebhookView>> {
     let (principal, fields) =
         auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
+    // A misspelt filter must not become a webhook for every feed.
+    fields.only(&["url", "feeds", "secret", "API_Key"])?;
     let url = WebhookUrl::parse(&fields.required("url", &[])?)
         .map_err(|rule| fields.error("url", rule))?;
     let feeds = fields.list("feeds")?.unwrap_or_default();

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::feeds::existing_feed_in;
-use super::{on_pool, on_tx, PromotionRecord, Store, WriteTx, RECORD_COLUMNS};
+use super::{
+    on_pool, on_tx, once_more_on_conflict, PromotionRecord, Store, WriteTx, RECORD_COLUMNS,
+};
 use crate::domain::{FeedName, WebhookSecret, WebhookUrl};
 use crate::error::Result;
 
@@ -34,6 +36,7 @@ pub struct DeliveryTarget {
 #[derive(Debug, Clone, FromRow)]
 pub struct ClaimedEvent {
     pub id: i64,
+    pub webhook_id: i64,
     pub promotion_id: i64,
     pub delivery_id: String,
     /// This attempt's number, from 1; it is also the claim's token.
@@ -44,8 +47,8 @@ pub struct ClaimedEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterAttempt {
     Delivered,
-    /// Try again at this time (milliseconds since 1970).
-    RetryAt(i64),
+    /// Try again after this long.
+    RetryIn(std::time::Duration),
     /// Retried long enough; the event is given up.
     GiveUp,
 }
@@ -83,9 +86,18 @@ struct WebhookRow {
     created_at: DateTime<Utc>,
 }
 
+/// A webhook with one feed of its filter (none when it has no filter).
+#[derive(FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    webhook: WebhookRow,
+    feed: Option<String>,
+}
+
 impl Store {
-    /// Creates a webhook. The filter's feeds must exist (checked in the same
-    /// transaction, and on PostgreSQL held until it commits).
+    /// Creates a webhook. The filter's feeds must exist when it is created (a
+    /// feed deleted later leaves a filter that matches nothing, as in the
+    /// history, which also keeps names).
     pub async fn create_webhook(
         &self,
         url: &WebhookUrl,
@@ -98,14 +110,6 @@ impl Store {
             let found = existing_feed_in(&mut tx, feed).await?;
             if !filter.iter().any(|(_, key)| *key == found.name_key) {
                 filter.push((found.name, found.name_key));
-            }
-        }
-        if let WriteTx::Postgres(conn) = &mut tx {
-            for (_, key) in &filter {
-                sqlx::query("SELECT id FROM feeds WHERE name_key = $1 FOR SHARE")
-                    .bind(key)
-                    .execute(&mut **conn)
-                    .await?;
             }
         }
         let row: WebhookRow = on_tx!(&mut tx, conn => sqlx::query_as(
@@ -139,32 +143,32 @@ impl Store {
         })
     }
 
-    /// Every webhook, oldest first.
+    /// Every webhook, oldest first, read in one statement.
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
-        let rows: Vec<WebhookRow> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT id, url, active, created_at FROM webhooks ORDER BY id",
+        let rows: Vec<ListedRow> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT w.id, w.url, w.active, w.created_at, f.feed FROM webhooks w \
+             LEFT JOIN webhook_feeds f ON f.webhook_id = w.id ORDER BY w.id, f.feed_key",
         )
         .fetch_all(pool)
         .await)?;
-        let filters: Vec<(i64, String)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT webhook_id, feed FROM webhook_feeds ORDER BY webhook_id, feed_key",
-        )
-        .fetch_all(pool)
-        .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Webhook {
-                id: row.id,
-                url: row.url,
-                feeds: filters
-                    .iter()
-                    .filter(|(id, _)| *id == row.id)
-                    .map(|(_, feed)| feed.clone())
-                    .collect(),
-                active: row.active,
-                created_at: row.created_at,
-            })
-            .collect())
+        let mut webhooks: Vec<Webhook> = Vec::new();
+        for ListedRow { webhook, feed } in rows {
+            if webhooks.last().is_none_or(|last| last.id != webhook.id) {
+                webhooks.push(Webhook {
+                    id: webhook.id,
+                    url: webhook.url,
+                    feeds: Vec::new(),
+                    active: webhook.active,
+                    created_at: webhook.created_at,
+                });
+            }
+            webhooks
+                .last_mut()
+                .expect("pushed above")
+                .feeds
+                .extend(feed);
+        }
+        Ok(webhooks)
     }
 
     /// Deletes a webhook with its pending events and its attempts. False when
@@ -172,14 +176,17 @@ impl Store {
     /// either wrote its event first, deleted here, or sees no webhook: see the
     /// trigger.)
     pub async fn delete_webhook(&self, id: i64) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let deleted = on_tx!(&mut tx, conn => sqlx::query("DELETE FROM webhooks WHERE id = $1")
-            .bind(id)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected()))?;
-        tx.commit().await?;
-        Ok(deleted > 0)
+        once_more_on_conflict(|| async {
+            let mut tx = self.begin_write().await?;
+            let deleted = on_tx!(&mut tx, conn => sqlx::query("DELETE FROM webhooks WHERE id = $1")
+                .bind(id)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected()))?;
+            tx.commit().await?;
+            Ok(deleted > 0)
+        })
+        .await
     }
 
     /// Pauses (false) or resumes a webhook. False when there is no such webhook.
@@ -224,6 +231,9 @@ impl Store {
     }
 
     // ---- for the dispatcher ----
+    //
+    // Due times and leases are read and written with the database's clock, so
+    // that processes on machines whose clocks differ still agree on them.
 
     pub async fn delivery_targets(&self) -> Result<Vec<DeliveryTarget>> {
         let rows: Vec<(i64, String, String)> = on_pool!(self, pool => sqlx::query_as(
@@ -241,47 +251,56 @@ impl Store {
             .collect())
     }
 
-    /// When the webhook's next pending event is due (or its running attempt's
-    /// claim lapses), in milliseconds since 1970.
-    pub async fn next_due(&self, webhook_id: i64) -> Result<Option<i64>> {
-        let (due,): (Option<i64>,) = on_pool!(self, pool => sqlx::query_as(
-            "SELECT MIN(next_attempt_at) FROM webhook_events \
+    /// How many milliseconds until the webhook's next pending event is due (or
+    /// a running attempt's claim lapses); zero or less when one is due now.
+    pub async fn next_due_in(&self, webhook_id: i64) -> Result<Option<i64>> {
+        let sql = format!(
+            "SELECT MIN(next_attempt_at) - {} FROM webhook_events \
              WHERE webhook_id = $1 AND state = 'pending'",
-        )
-        .bind(webhook_id)
-        .fetch_one(pool)
-        .await)?;
+            self.now_ms()
+        );
+        let (due,): (Option<i64>,) = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(webhook_id)
+            .fetch_one(pool)
+            .await)?;
         Ok(due)
     }
 
-    /// Claims up to `limit` of the webhook's events that are due at `now` for one
-    /// attempt each: each claim moves the event's due time to `lease_until`, so
-    /// no other process attempts it meanwhile, and retries it after that should
-    /// this process die mid-attempt. On PostgreSQL `SKIP LOCKED` lets several
-    /// processes claim side by side; on SQLite the write lock orders them.
+    /// Claims up to `limit` of the webhook's due events for one attempt each:
+    /// each claim moves the event's due time `lease_ms` ahead, so that no other
+    /// process attempts it meanwhile, and so that it is attempted again after
+    /// that should this process die mid-attempt. On PostgreSQL `SKIP LOCKED`
+    /// lets several processes claim side by side (the candidates are
+    /// materialised once, so no more than `limit` are taken); on SQLite the
+    /// write lock orders them.
     pub async fn claim_events(
         &self,
         webhook_id: i64,
-        now: i64,
-        lease_until: i64,
+        lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedEvent>> {
-        let mut tx = self.begin_write().await?;
-        let lock = match &tx {
-            WriteTx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            WriteTx::Sqlite(..) => "",
+        let now = self.now_ms();
+        let sql = match self {
+            Store::Postgres(_) => format!(
+                "WITH due AS MATERIALIZED (SELECT id FROM webhook_events \
+                 WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= {now} \
+                 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 UPDATE webhook_events e SET attempts = e.attempts + 1, next_attempt_at = {now} + $1 \
+                 FROM due WHERE e.id = due.id \
+                 RETURNING e.id, e.webhook_id, e.promotion_id, e.delivery_id, e.attempts"
+            ),
+            Store::Sqlite(..) => format!(
+                "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = {now} + $1 \
+                 WHERE id IN (SELECT id FROM webhook_events \
+                 WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= {now} \
+                 ORDER BY next_attempt_at, id LIMIT $3) \
+                 RETURNING id, webhook_id, promotion_id, delivery_id, attempts"
+            ),
         };
-        let sql = format!(
-            "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = $1 \
-             WHERE id IN (SELECT id FROM webhook_events \
-             WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= $3 \
-             ORDER BY next_attempt_at, id LIMIT $4{lock}) \
-             RETURNING id, promotion_id, delivery_id, attempts"
-        );
+        let mut tx = self.begin_write().await?;
         let claimed = on_tx!(&mut tx, conn => sqlx::query_as(&sql)
-            .bind(lease_until)
+            .bind(lease_ms)
             .bind(webhook_id)
-            .bind(now)
             .bind(limit)
             .fetch_all(conn)
             .await)?;
@@ -310,32 +329,49 @@ impl Store {
 
     /// Records an attempt and what follows from it. The event is only updated
     /// while this attempt's claim still holds (its attempt count is unchanged);
-    /// the attempt is recorded either way, unless the webhook is gone.
+    /// the attempt is recorded either way, unless the webhook is gone. Locks are
+    /// taken as a webhook's deletion takes them, the webhook before its event,
+    /// so the two never wait for each other in a cycle.
     pub async fn record_attempt(&self, attempt: &AttemptRecord<'_>) -> Result<()> {
-        let (state, next) = match attempt.after {
+        let (state, delay) = match attempt.after {
             AfterAttempt::Delivered => ("delivered", 0),
-            AfterAttempt::RetryAt(at) => ("pending", at),
+            AfterAttempt::RetryIn(delay) => ("pending", delay.as_millis() as i64),
             AfterAttempt::GiveUp => ("failed", 0),
         };
+        let event = attempt.event;
         let mut tx = self.begin_write().await?;
-        on_tx!(&mut tx, conn => sqlx::query(
-            "UPDATE webhook_events SET state = $1, next_attempt_at = $2 \
+        let lock = match &tx {
+            WriteTx::Postgres(_) => " FOR KEY SHARE",
+            WriteTx::Sqlite(..) => "",
+        };
+        let sql = format!("SELECT id FROM webhooks WHERE id = $1{lock}");
+        let webhook: Option<(i64,)> = on_tx!(&mut tx, conn => sqlx::query_as(&sql)
+            .bind(event.webhook_id)
+            .fetch_optional(conn)
+            .await)?;
+        if webhook.is_none() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE webhook_events SET state = $1, next_attempt_at = {} + $2 \
              WHERE id = $3 AND attempts = $4 AND state = 'pending'",
-        )
-        .bind(state)
-        .bind(next)
-        .bind(attempt.event.id)
-        .bind(attempt.event.attempts)
-        .execute(conn)
-        .await
-        .map(drop))?;
+            self.now_ms()
+        );
+        on_tx!(&mut tx, conn => sqlx::query(&sql)
+            .bind(state)
+            .bind(delay)
+            .bind(event.id)
+            .bind(event.attempts)
+            .execute(conn)
+            .await
+            .map(drop))?;
         on_tx!(&mut tx, conn => sqlx::query(
             "INSERT INTO webhook_attempts \
              (event_id, webhook_id, attempt, attempted_at, status_code, error, duration_ms) \
              SELECT id, webhook_id, $2, $3, $4, $5, $6 FROM webhook_events WHERE id = $1",
         )
-        .bind(attempt.event.id)
-        .bind(attempt.event.attempts)
+        .bind(event.id)
+        .bind(event.attempts)
         .bind(attempt.attempted_at)
         .bind(attempt.status_code.map(i32::from))
         .bind(attempt.error.as_deref())
@@ -345,5 +381,13 @@ impl Store {
         .map(drop))?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The database's clock, in milliseconds since 1970, as SQL.
+    fn now_ms(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "(extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            Store::Sqlite(..) => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+        }
     }
 }

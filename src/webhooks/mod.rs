@@ -6,3 +6,23 @@
 pub mod dispatcher;
 pub mod event;
 pub mod targets;
+
+use std::time::Duration;
+
+/// How a server delivers webhooks.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Let webhooks call loopback, link-local and private addresses.
+    pub allow_private: bool,
+    /// How often the outbox is looked at when no notification arrives.
+    pub poll: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            allow_private: false,
+            poll: Duration::from_secs(5),
+        }
+    }
+}

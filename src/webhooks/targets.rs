@@ -16,10 +16,16 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => non_public_v4(v4),
         IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d, but
+            // :: and ::1 themselves) addresses reach the IPv4 address.
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return non_public_v4(v4);
             }
-            let first = v6.segments()[0];
+            if segments[..6] == [0; 6] && segments[6] != 0 {
+                return non_public_v4(v6.to_ipv4().expect("the first 96 bits are zero"));
+            }
+            let first = segments[0];
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
@@ -28,13 +34,17 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
                 Some("private (unique local)")
             } else if first & 0xffc0 == 0xfe80 {
                 Some("link-local")
+            } else if first & 0xffc0 == 0xfec0 {
+                Some("private (site-local)")
+            } else if segments[..3] == [0x64, 0xff9b, 1] {
+                Some("private (local-use NAT64)")
             } else if v6.is_multicast() {
                 Some("multicast")
-            } else if v6.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            } else if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
                 // NAT64: the IPv4 address it stands for decides.
                 let o = v6.octets();
                 non_public_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
-            } else if v6.segments()[0] == 0x2001 && v6.segments()[1] == 0x0db8 {
+            } else if segments[..2] == [0x2001, 0x0db8] {
                 Some("reserved for documentation")
             } else {
                 None
@@ -72,7 +82,8 @@ pub async fn check(url: &WebhookUrl, allow_private: bool) -> Result<(), String> 
     let url = url.as_url();
     let host = url.host_str().expect("a webhook URL has a host");
     let port = url.port_or_known_default().unwrap_or(80);
-    let addresses: Vec<IpAddr> = match literal(url) {
+    let given = literal(url);
+    let addresses: Vec<IpAddr> = match given {
         Some(ip) => vec![ip],
         None => tokio::net::lookup_host((host, port))
             .await
@@ -87,7 +98,7 @@ pub async fn check(url: &WebhookUrl, allow_private: bool) -> Result<(), String> 
         return Ok(());
     }
     match addresses.iter().find_map(|ip| Some((ip, non_public(*ip)?))) {
-        Some((ip, kind)) => Err(private_target(host, *ip, kind)),
+        Some((ip, kind)) => Err(private_target(given.is_none().then_some(host), *ip, kind)),
         None => Ok(()),
     }
 }
@@ -101,11 +112,12 @@ pub fn literal(url: &url::Url) -> Option<IpAddr> {
     }
 }
 
-fn private_target(host: &str, ip: IpAddr, kind: &str) -> String {
-    let resolves = if host.trim_matches(['[', ']']) == ip.to_string() {
-        format!("names {ip}")
-    } else {
-        format!("names host {host}, which resolves to {ip}")
+/// Why `ip` may not be called; `host` is the name that resolved to it, `None`
+/// when the URL gave the address itself.
+fn private_target(host: Option<&str>, ip: IpAddr, kind: &str) -> String {
+    let resolves = match host {
+        None => format!("names {ip}"),
+        Some(host) => format!("names host {host}, which resolves to {ip}"),
     };
     format!(
         "{resolves}, a {kind} address; webhooks may only call public addresses unless the server runs with --webhook-allow-private"
@@ -116,10 +128,7 @@ fn private_target(host: &str, ip: IpAddr, kind: &str) -> String {
 pub fn refuse_literal(url: &url::Url, allow_private: bool) -> Option<String> {
     let ip = literal(url)?;
     let kind = non_public(ip).filter(|_| !allow_private)?;
-    Some(format!(
-        "the URL {}",
-        private_target(url.host_str().unwrap_or_default(), ip, kind)
-    ))
+    Some(format!("the URL {}", private_target(None, ip, kind)))
 }
 
 /// The delivery client's resolver: the system's, keeping only public addresses
@@ -143,7 +152,7 @@ impl Resolve for PublicOnly {
             match (allowed.is_empty(), found.first()) {
                 (false, _) => Ok(Box::new(allowed.into_iter()) as Addrs),
                 (true, Some(first)) => Err(private_target(
-                    &host,
+                    Some(&host),
                     first.ip(),
                     non_public(first.ip()).unwrap_or("non-public"),
                 )
@@ -177,6 +186,9 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "::7f00:1",
+            "fec0::1",
+            "64:ff9b:1::1",
         ] {
             let ip: IpAddr = private.parse().unwrap();
             assert!(non_public(ip).is_some(), "{private} counted as public");

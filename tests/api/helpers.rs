@@ -8,6 +8,7 @@ use promoter::auth;
 use promoter::domain::{FeedName, FeedType, Identifier, PackageId, Permissions};
 use promoter::startup::Application;
 use promoter::store::{Feed, KeyScope, NewFile, NewKey, NewPackage, PromotionRecord, Store};
+use promoter::webhooks;
 use serde_json::Value;
 use sqlx::Connection;
 use tempfile::TempDir;
@@ -200,8 +201,16 @@ impl TestApp {
 
     /// A server whose webhooks may (or may not) call private addresses.
     pub async fn spawn_allowing_private(backend: Backend, allow: bool) -> TestApp {
+        let settings = webhooks::Settings {
+            allow_private: allow,
+            ..Default::default()
+        };
+        Self::spawn_with(backend, settings).await
+    }
+
+    pub async fn spawn_with(backend: Backend, settings: webhooks::Settings) -> TestApp {
         let database = TestDatabase::fresh(backend).await;
-        let address = start_instance_allowing_private(&database.url, allow).await;
+        let address = start_instance_with(&database.url, settings).await;
         let store = Store::open(&database.url).await.unwrap();
         TestApp {
             address,
@@ -539,10 +548,18 @@ pub async fn start_instance(database_url: &str) -> String {
 }
 
 pub async fn start_instance_allowing_private(database_url: &str, allow: bool) -> String {
+    let settings = webhooks::Settings {
+        allow_private: allow,
+        ..Default::default()
+    };
+    start_instance_with(database_url, settings).await
+}
+
+pub async fn start_instance_with(database_url: &str, settings: webhooks::Settings) -> String {
     let app = Application::build("127.0.0.1:0", database_url)
         .await
         .expect("the application did not start")
-        .allow_private_webhooks(allow);
+        .webhooks(settings);
     let address = format!("http://{}", app.local_addr());
     tokio::spawn(app.run(std::future::pending()));
     address

@@ -17,6 +17,7 @@ const SECRET: &str = "a shared secret of some length";
 
 both_backends!(
     a_promotion_is_delivered_signed_with_the_history_row,
+    a_commit_wakes_the_dispatcher_without_polling,
     the_feed_filter_matches_the_target_feed,
     dry_runs_and_refusals_queue_nothing,
     batches_and_reverts_announce_each_promotion,
@@ -127,6 +128,28 @@ async fn a_promotion_is_delivered_signed_with_the_history_row(app: TestApp) {
     assert_eq!(attempts[0]["attempt"], 1);
     assert_eq!(attempts[0]["promotion"], promotion["id"]);
     assert_eq!(attempts[0]["delivery"], body["delivery"]);
+}
+
+/// With polling slowed to once an hour, a delivery can only come from the wake-up
+/// a commit gives (PostgreSQL: NOTIFY from the trigger, heard through LISTEN;
+/// SQLite: the committing process rings its own dispatcher).
+async fn a_commit_wakes_the_dispatcher_without_polling(app: TestApp) {
+    let backend = match app.store {
+        promoter::store::Store::Postgres(_) => Backend::Postgres,
+        promoter::store::Store::Sqlite(..) => Backend::Sqlite,
+    };
+    let settings = promoter::webhooks::Settings {
+        allow_private: true,
+        poll: Duration::from_secs(3600),
+    };
+    let app = TestApp::spawn_with(backend, settings).await;
+    let key = app.npm_setup().await;
+    let receiver = Receiver::start().await;
+    register(&app, &key, json!({"url": receiver.url(), "secret": SECRET})).await;
+    // Let the dispatcher finish its first look and settle into its hour-long wait.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.promote(&key, &babel_promotion()).await.status, 200);
+    assert!(receiver.wait_for(1).await[0].signed_with(SECRET));
 }
 
 async fn the_feed_filter_matches_the_target_feed(app: TestApp) {
@@ -326,9 +349,10 @@ async fn a_slow_receiver_holds_up_neither_promotions_nor_other_receivers(app: Te
         let body = json!({"fromFeed": "unapproved-npm", "toFeed": "approved-npm", "name": "pkg", "version": version});
         assert_eq!(app.promote(&key, &body).await.status, 200);
     }
-    // Every event reaches the fast receiver while the slow one has answered none.
+    // Every event reaches the fast receiver while the slow one, which has
+    // answered none, holds no more than its own share of attempts.
     fast.wait_for(12).await;
-    assert!(slow.received().len() <= 12);
+    assert!(slow.received().len() <= promoter::webhooks::dispatcher::PER_WEBHOOK);
     assert_eq!(app.history().await.len(), 12);
 }
 
@@ -455,6 +479,8 @@ async fn bad_webhooks_are_refused_and_change_nothing(app: TestApp) {
         (json!({"url": "http://127.0.0.1:9/", "feeds": ["no-such-feed"]}), "Feed \"no-such-feed\" does not exist."),
         (json!({"url": "http://127.0.0.1:9/", "feeds": [3]}), "Field \"feeds\" must be a list of strings."),
         (json!({"url": "http://127.0.0.1:9/", "feeds": ["bad name!"]}), "Field \"feeds\" has \"bad name!\", which"),
+        // A misspelt filter must not quietly become "every feed".
+        (json!({"url": "http://127.0.0.1:9/", "feed": "approved-npm"}), "Field \"feed\" is not known here; the accepted ones are url, feeds, secret, API_Key and key."),
     ];
     for (body, expected) in cases {
         let reply = post_to(app.address.clone(), body.clone()).await;
@@ -467,6 +493,10 @@ async fn bad_webhooks_are_refused_and_change_nothing(app: TestApp) {
         ("http://169.254.169.254/latest", "Field \"url\" names 169.254.169.254, a link-local address;"),
         ("http://[fd00::1]/", "Field \"url\" names fd00::1, a private (unique local) address;"),
         ("http://localhost:9/", "Field \"url\" names host localhost, which resolves to "),
+        // The URL standard reads these as 127.0.0.1 too.
+        ("http://2130706433/", "Field \"url\" names 127.0.0.1, a loopback address;"),
+        ("http://0x7f.1/", "Field \"url\" names 127.0.0.1, a loopback address;"),
+        ("http://[::ffff:10.0.0.1]/", "Field \"url\" names ::ffff:10.0.0.1, a private address;"),
     ] {
         let reply = post_to(strict.clone(), json!({"url": url})).await;
         assert_eq!(reply.status, 400, "{url}: {}", reply.body);
@@ -732,4 +762,63 @@ async fn two_processes_deliver_every_event_and_never_one_twice_at_once() {
         .texts("SELECT state FROM webhook_events WHERE state = 'delivered'")
         .await;
     assert_eq!(delivered.len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses_postgres() {
+    killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses_sqlite() {
+    killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses(Backend::Sqlite).await
+}
+
+/// A server killed while a receiver is still answering: the claim it held lapses
+/// (30 s) and the restarted server sends the same delivery again.
+async fn killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses(backend: Backend) {
+    let database = TestDatabase::fresh(backend).await;
+    let app = TestApp::without_server(&database.url).await;
+    let key = app.npm_setup().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_next(&[Answer::Slow(Duration::from_secs(8), 200)]);
+    app.store
+        .create_webhook(
+            &WebhookUrl::parse(&receiver.url()).unwrap(),
+            &[],
+            &WebhookSecret::chosen(SECRET).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut server = ServerProcess::start(&database.url).await;
+    let reply = Reply::read(
+        app.client
+            .post(format!("{}/api/promotions/promote", server.address))
+            .header("X-ApiKey", key.as_str())
+            .header("Content-Type", "application/json")
+            .body(babel_promotion().to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let first = receiver.wait_for(1).await;
+    server.kill_9();
+    server.restart().await;
+
+    let received = receiver.wait_for(2).await;
+    assert_eq!(
+        received[1].header("x-promoter-delivery"),
+        first[0].header("x-promoter-delivery")
+    );
+    assert_eq!(received[1].body, first[0].body);
+    assert!(received[1].signed_with(SECRET));
+    for _ in 0..100 {
+        if app.texts("SELECT state FROM webhook_events").await == ["delivered"] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the retried delivery was not recorded as delivered");
 }
