@@ -37,18 +37,7 @@ fn fails_saying(output: &Output, expected: &str) {
     );
 }
 
-macro_rules! cli_tests {
-    ($($test:ident),*) => {$(
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$test(crate::helpers::Backend::Postgres).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$test(crate::helpers::Backend::Sqlite).await }
-        }
-    )*};
-}
-
-cli_tests!(
+each_backend!(
     the_quickstart_works_end_to_end,
     bad_cli_input_is_refused_and_changes_nothing,
     webhooks_are_managed_from_the_command_line

@@ -40,6 +40,19 @@ macro_rules! both_backends {
     )*};
 }
 
+/// Like `both_backends!`, for `async fn NAME(backend: Backend)` bodies that set
+/// up their own database and servers.
+macro_rules! each_backend {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$test($crate::helpers::Backend::Postgres).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$test($crate::helpers::Backend::Sqlite).await }
+        }
+    )*};
+}
+
 /// Runs one query expression on a `TestApp`'s store, whichever the backend, and
 /// unwraps its result.
 macro_rules! on_store {
@@ -431,11 +444,20 @@ impl TestApp {
 
     /// POSTs a JSON body (labelled `application/json`) with the key in X-ApiKey.
     pub async fn json_post(&self, path: &str, key: &str, body: &Value) -> Reply {
-        self.post(
-            path,
-            &[("X-ApiKey", key)],
-            Some("application/json"),
-            body.to_string(),
+        self.json_post_to(&self.address, path, key, body).await
+    }
+
+    /// `json_post` to another server (`address`).
+    pub async fn json_post_to(&self, address: &str, path: &str, key: &str, body: &Value) -> Reply {
+        Reply::read(
+            self.client
+                .post(format!("{address}{path}"))
+                .header("X-ApiKey", key)
+                .header("Content-Type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap(),
         )
         .await
     }
@@ -447,17 +469,8 @@ impl TestApp {
 
     /// The contract's example promotion, sent to another server (`address`).
     pub async fn promote_via(&self, address: &str, key: &str) -> Reply {
-        Reply::read(
-            self.client
-                .post(format!("{address}/api/promotions/promote"))
-                .header("X-ApiKey", key)
-                .header("Content-Type", "application/json")
-                .body(babel_promotion().to_string())
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        self.json_post_to(address, "/api/promotions/promote", key, &babel_promotion())
+            .await
     }
 
     /// Like `promote`, and asserts that the refusal changed nothing.

@@ -17,7 +17,6 @@ const SECRET: &str = "a shared secret of some length";
 
 both_backends!(
     a_promotion_is_delivered_signed_with_the_history_row,
-    a_commit_wakes_the_dispatcher_without_polling,
     the_feed_filter_matches_the_target_feed,
     dry_runs_and_refusals_queue_nothing,
     batches_and_reverts_announce_each_promotion,
@@ -47,6 +46,32 @@ async fn get(app: &TestApp, key: &str, path: &str) -> Reply {
             .unwrap(),
     )
     .await
+}
+
+async fn delete(app: &TestApp, key: &str, id: i64) -> Reply {
+    Reply::read(
+        app.client
+            .post(app.url(&format!("/api/webhooks/delete?id={id}")))
+            .header("X-ApiKey", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// A webhook for `receiver` signed with SECRET, made through the store (for
+/// tests whose servers are processes of their own).
+async fn register_directly(app: &TestApp, receiver: &Receiver) {
+    let url = WebhookUrl::parse(&receiver.url()).unwrap();
+    let secret = WebhookSecret::chosen(SECRET).unwrap();
+    app.store.create_webhook(&url, &[], &secret).await.unwrap();
+}
+
+/// The source feed of `npm_setup`, for adding more packages to it.
+async fn unapproved(app: &TestApp) -> promoter::store::Feed {
+    let name = FeedName::parse("unapproved-npm").unwrap();
+    app.store.feed(&name).await.unwrap().unwrap()
 }
 
 /// Outbox rows per state, for checks that need no waiting.
@@ -133,11 +158,7 @@ async fn a_promotion_is_delivered_signed_with_the_history_row(app: TestApp) {
 /// With polling slowed to once an hour, a delivery can only come from the wake-up
 /// a commit gives (PostgreSQL: NOTIFY from the trigger, heard through LISTEN;
 /// SQLite: the committing process rings its own dispatcher).
-async fn a_commit_wakes_the_dispatcher_without_polling(app: TestApp) {
-    let backend = match app.store {
-        promoter::store::Store::Postgres(_) => Backend::Postgres,
-        promoter::store::Store::Sqlite(..) => Backend::Sqlite,
-    };
+async fn a_commit_wakes_the_dispatcher_without_polling(backend: Backend) {
     let settings = promoter::webhooks::Settings {
         allow_private: true,
         poll: Duration::from_secs(3600),
@@ -222,12 +243,7 @@ async fn dry_runs_and_refusals_queue_nothing(app: TestApp) {
 
 async fn batches_and_reverts_announce_each_promotion(app: TestApp) {
     let key = app.npm_setup().await;
-    let source = app
-        .store
-        .feed(&FeedName::parse("unapproved-npm").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let source = unapproved(&app).await;
     app.package(&source, None, "left-pad", "1.3.0", "").await;
     let receiver = Receiver::start().await;
     register(&app, &key, json!({"url": receiver.url(), "secret": SECRET})).await;
@@ -331,12 +347,7 @@ async fn a_receiver_that_was_down_gets_the_event_when_it_is_back(app: TestApp) {
 
 async fn a_slow_receiver_holds_up_neither_promotions_nor_other_receivers(app: TestApp) {
     let key = app.npm_setup().await;
-    let source = app
-        .store
-        .feed(&FeedName::parse("unapproved-npm").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let source = unapproved(&app).await;
     let slow = Receiver::start().await;
     slow.answer_always(Answer::Slow(Duration::from_secs(30), 200));
     let fast = Receiver::start().await;
@@ -396,16 +407,7 @@ async fn management_needs_a_manage_key_and_never_shows_the_secret_again(app: Tes
         get(&app, other, "/api/webhooks/deliveries?id=1")
             .await
             .assert_error(403, FORBIDDEN);
-        Reply::read(
-            app.client
-                .post(app.url("/api/webhooks/delete?id=1"))
-                .header("X-ApiKey", other.as_str())
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-        .assert_error(403, FORBIDDEN);
+        delete(&app, other, 1).await.assert_error(403, FORBIDDEN);
     }
     assert_eq!(outbox(&app).await, Vec::<String>::new());
     assert!(app.texts("SELECT url FROM webhooks").await.is_empty());
@@ -421,30 +423,15 @@ async fn management_needs_a_manage_key_and_never_shows_the_secret_again(app: Tes
     assert!(listed.json()[0].get("secret").is_none());
 
     let id = created["id"].as_i64().unwrap();
-    let deleted = Reply::read(
-        app.client
-            .post(app.url(&format!("/api/webhooks/delete?id={id}")))
-            .header("X-ApiKey", key.as_str())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let deleted = delete(&app, &key, id).await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
     assert_eq!(
         get(&app, &key, "/api/webhooks/list").await.json(),
         json!([])
     );
-    Reply::read(
-        app.client
-            .post(app.url(&format!("/api/webhooks/delete?id={id}")))
-            .header("X-ApiKey", key.as_str())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .assert_error(404, &format!("Webhook {id} does not exist."));
+    delete(&app, &key, id)
+        .await
+        .assert_error(404, &format!("Webhook {id} does not exist."));
     get(&app, &key, &format!("/api/webhooks/deliveries?id={id}"))
         .await
         .assert_error(404, &format!("Webhook {id} does not exist."));
@@ -453,23 +440,6 @@ async fn management_needs_a_manage_key_and_never_shows_the_secret_again(app: Tes
 async fn bad_webhooks_are_refused_and_change_nothing(app: TestApp) {
     let key = app.npm_setup().await;
     let strict = start_instance_allowing_private(&app.database.url, false).await;
-    let post_to = |address: String, body: Value| {
-        let client = app.client.clone();
-        let key = key.clone();
-        async move {
-            Reply::read(
-                client
-                    .post(format!("{address}/api/webhooks/create"))
-                    .header("X-ApiKey", key)
-                    .header("Content-Type", "application/json")
-                    .body(body.to_string())
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
-    };
     let cases = [
         (json!({}), "Field \"url\" is required."),
         (json!({"url": 7}), "Field \"url\" must be a string, not a number."),
@@ -483,7 +453,9 @@ async fn bad_webhooks_are_refused_and_change_nothing(app: TestApp) {
         (json!({"url": "http://127.0.0.1:9/", "feed": "approved-npm"}), "Field \"feed\" is not known here; the accepted ones are url, feeds, secret, API_Key and key."),
     ];
     for (body, expected) in cases {
-        let reply = post_to(app.address.clone(), body.clone()).await;
+        let reply = app
+            .json_post_to(&app.address, "/api/webhooks/create", &key, &body)
+            .await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.body);
         assert!(reply.body.starts_with(expected), "{body}: {}", reply.body);
     }
@@ -498,7 +470,9 @@ async fn bad_webhooks_are_refused_and_change_nothing(app: TestApp) {
         ("http://0x7f.1/", "Field \"url\" names 127.0.0.1, a loopback address;"),
         ("http://[::ffff:10.0.0.1]/", "Field \"url\" names ::ffff:10.0.0.1, a private address;"),
     ] {
-        let reply = post_to(strict.clone(), json!({"url": url})).await;
+        let reply = app
+            .json_post_to(&strict, "/api/webhooks/create", &key, &json!({"url": url}))
+            .await;
         assert_eq!(reply.status, 400, "{url}: {}", reply.body);
         assert!(reply.body.starts_with(expected), "{url}: {}", reply.body);
     }
@@ -531,15 +505,7 @@ async fn deleting_a_webhook_drops_its_pending_events(app: TestApp) {
     assert_eq!(app.promote(&key, &babel_promotion()).await.status, 200);
     let id = webhook["id"].as_i64().unwrap();
     attempts_until(&app, &key, id, |a| !a.is_empty()).await;
-    let deleted = Reply::read(
-        app.client
-            .post(app.url(&format!("/api/webhooks/delete?id={id}")))
-            .header("X-ApiKey", key.as_str())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let deleted = delete(&app, &key, id).await;
     assert_eq!(deleted.status, 200);
     assert_eq!(outbox(&app).await, Vec::<String>::new());
     assert!(app
@@ -572,15 +538,12 @@ async fn a_paused_webhook_queues_its_events_until_resumed(app: TestApp) {
 
 // ---- delivery-time checks, processes and crashes ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_targets_are_refused_at_delivery_time_too_postgres() {
-    private_targets_are_refused_at_delivery_time_too(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_targets_are_refused_at_delivery_time_too_sqlite() {
-    private_targets_are_refused_at_delivery_time_too(Backend::Sqlite).await
-}
+each_backend!(
+    a_commit_wakes_the_dispatcher_without_polling,
+    kill_9_with_events_pending_then_delivery_after_restart,
+    killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses,
+    private_targets_are_refused_at_delivery_time_too,
+);
 
 /// A webhook stored while private targets were allowed (or whose name resolves
 /// somewhere private only later) is refused when a server that does not allow
@@ -612,32 +575,13 @@ async fn private_targets_are_refused_at_delivery_time_too(backend: Backend) {
     assert_eq!(receiver.received().len(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_with_events_pending_then_delivery_after_restart_postgres() {
-    kill_9_with_events_pending_then_delivery_after_restart(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_with_events_pending_then_delivery_after_restart_sqlite() {
-    kill_9_with_events_pending_then_delivery_after_restart(Backend::Sqlite).await
-}
-
 async fn kill_9_with_events_pending_then_delivery_after_restart(backend: Backend) {
     let database = TestDatabase::fresh(backend).await;
     let app = TestApp::without_server(&database.url).await;
     let key = app.npm_setup().await;
-    let source = app
-        .store
-        .feed(&FeedName::parse("unapproved-npm").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let source = unapproved(&app).await;
     let mut receiver = Receiver::start().await;
-    let secret = WebhookSecret::chosen(SECRET).unwrap();
-    app.store
-        .create_webhook(&WebhookUrl::parse(&receiver.url()).unwrap(), &[], &secret)
-        .await
-        .unwrap();
+    register_directly(&app, &receiver).await;
     receiver.stop();
 
     let mut server = ServerProcess::start(&database.url).await;
@@ -645,17 +589,9 @@ async fn kill_9_with_events_pending_then_delivery_after_restart(backend: Backend
         let version = format!("2.0.{n}");
         app.package(&source, None, "crashy", &version, "").await;
         let body = json!({"fromFeed": "unapproved-npm", "toFeed": "approved-npm", "name": "crashy", "version": version});
-        let reply = Reply::read(
-            app.client
-                .post(format!("{}/api/promotions/promote", server.address))
-                .header("X-ApiKey", key.as_str())
-                .header("Content-Type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let reply = app
+            .json_post_to(&server.address, "/api/promotions/promote", &key, &body)
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
     server.kill_9();
@@ -682,22 +618,10 @@ async fn two_processes_deliver_every_event_and_never_one_twice_at_once() {
     let database = TestDatabase::fresh(Backend::Postgres).await;
     let app = TestApp::without_server(&database.url).await;
     let key = app.npm_setup().await;
-    let source = app
-        .store
-        .feed(&FeedName::parse("unapproved-npm").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let source = unapproved(&app).await;
     let receiver = Receiver::start().await;
     receiver.answer_always(Answer::Slow(Duration::from_millis(20), 200));
-    app.store
-        .create_webhook(
-            &WebhookUrl::parse(&receiver.url()).unwrap(),
-            &[],
-            &WebhookSecret::chosen(SECRET).unwrap(),
-        )
-        .await
-        .unwrap();
+    register_directly(&app, &receiver).await;
     let first = ServerProcess::start(&database.url).await;
     let second = ServerProcess::start(&database.url).await;
 
@@ -710,41 +634,29 @@ async fn two_processes_deliver_every_event_and_never_one_twice_at_once() {
     // Half in one batch through one process, half one by one through the other.
     let batch =
         json!({"fromFeed": "unapproved-npm", "toFeed": "approved-npm", "packages": packages[..30]});
-    let reply = Reply::read(
-        app.client
-            .post(format!("{}/api/promotions/batch", first.address))
-            .header("X-ApiKey", key.as_str())
-            .header("Content-Type", "application/json")
-            .body(batch.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = app
+        .json_post_to(&first.address, "/api/promotions/batch", &key, &batch)
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     for package in &packages[30..] {
         let body = json!({"fromFeed": "unapproved-npm", "toFeed": "approved-npm", "name": "shared", "version": package["version"]});
-        let reply = Reply::read(
-            app.client
-                .post(format!("{}/api/promotions/promote", second.address))
-                .header("X-ApiKey", key.as_str())
-                .header("Content-Type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let reply = app
+            .json_post_to(&second.address, "/api/promotions/promote", &key, &body)
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
 
-    let received = receiver.wait_for(60).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let received = if receiver.received().len() > received.len() {
-        receiver.received()
-    } else {
-        received
-    };
+    // Every event delivered (and recorded so), then what the receiver saw.
+    for _ in 0..900 {
+        let delivered = app
+            .texts("SELECT delivery_id FROM webhook_events WHERE state = 'delivered'")
+            .await;
+        if delivered.len() == 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = receiver.received();
     let mut deliveries: Vec<String> = received
         .iter()
         .map(|r| r.header("x-promoter-delivery").to_owned())
@@ -764,16 +676,6 @@ async fn two_processes_deliver_every_event_and_never_one_twice_at_once() {
     assert_eq!(delivered.len(), 60);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses_postgres() {
-    killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses(Backend::Postgres).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses_sqlite() {
-    killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses(Backend::Sqlite).await
-}
-
 /// A server killed while a receiver is still answering: the claim it held lapses
 /// (30 s) and the restarted server sends the same delivery again.
 async fn killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses(backend: Backend) {
@@ -782,26 +684,9 @@ async fn killed_mid_attempt_the_delivery_is_retried_when_its_claim_lapses(backen
     let key = app.npm_setup().await;
     let receiver = Receiver::start().await;
     receiver.answer_next(&[Answer::Slow(Duration::from_secs(8), 200)]);
-    app.store
-        .create_webhook(
-            &WebhookUrl::parse(&receiver.url()).unwrap(),
-            &[],
-            &WebhookSecret::chosen(SECRET).unwrap(),
-        )
-        .await
-        .unwrap();
+    register_directly(&app, &receiver).await;
     let mut server = ServerProcess::start(&database.url).await;
-    let reply = Reply::read(
-        app.client
-            .post(format!("{}/api/promotions/promote", server.address))
-            .header("X-ApiKey", key.as_str())
-            .header("Content-Type", "application/json")
-            .body(babel_promotion().to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = app.promote_via(&server.address, &key).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let first = receiver.wait_for(1).await;
     server.kill_9();
