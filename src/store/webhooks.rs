@@ -12,6 +12,9 @@ use super::{
 use crate::domain::{FeedName, WebhookSecret, WebhookUrl};
 use crate::error::Result;
 
+/// Rows deleted per transaction when a webhook's history is cleared.
+const DELETE_BATCH: u64 = 5000;
+
 /// A webhook as listings show it: never its secret.
 #[derive(Debug, Clone)]
 pub struct Webhook {
@@ -171,11 +174,31 @@ impl Store {
         Ok(webhooks)
     }
 
-    /// Deletes a webhook with its pending events and its attempts. False when
-    /// there is no such webhook. (A promotion committing at the same moment
-    /// either wrote its event first, deleted here, or sees no webhook: see the
-    /// trigger.)
+    /// Deletes a webhook with its events and its attempts. False when there is
+    /// no such webhook. The attempts and events go first, in short transactions:
+    /// a webhook with a long history would otherwise be deleted in one long
+    /// statement, and promotions that match it wait for its row meanwhile. (A
+    /// promotion committing at the same moment either wrote its event first,
+    /// deleted here, or sees no webhook: see the trigger.)
     pub async fn delete_webhook(&self, id: i64) -> Result<bool> {
+        for table in ["webhook_attempts", "webhook_events"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE id IN \
+                 (SELECT id FROM {table} WHERE webhook_id = $1 LIMIT {DELETE_BATCH})"
+            );
+            loop {
+                let mut tx = self.begin_write().await?;
+                let deleted = on_tx!(&mut tx, conn => sqlx::query(&sql)
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected()))?;
+                tx.commit().await?;
+                if deleted < DELETE_BATCH {
+                    break;
+                }
+            }
+        }
         once_more_on_conflict(|| async {
             let mut tx = self.begin_write().await?;
             let deleted = on_tx!(&mut tx, conn => sqlx::query("DELETE FROM webhooks WHERE id = $1")
@@ -284,7 +307,7 @@ impl Store {
             Store::Postgres(_) => format!(
                 "WITH due AS MATERIALIZED (SELECT id FROM webhook_events \
                  WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= {now} \
-                 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 ORDER BY next_attempt_at LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) \
                  UPDATE webhook_events e SET attempts = e.attempts + 1, next_attempt_at = {now} + $1 \
                  FROM due WHERE e.id = due.id \
                  RETURNING e.id, e.webhook_id, e.promotion_id, e.delivery_id, e.attempts"
@@ -293,7 +316,7 @@ impl Store {
                 "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = {now} + $1 \
                  WHERE id IN (SELECT id FROM webhook_events \
                  WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= {now} \
-                 ORDER BY next_attempt_at, id LIMIT $3) \
+                 ORDER BY next_attempt_at LIMIT $3) \
                  RETURNING id, webhook_id, promotion_id, delivery_id, attempts"
             ),
         };
@@ -383,11 +406,14 @@ impl Store {
         Ok(())
     }
 
-    /// The database's clock, in milliseconds since 1970, as SQL.
+    /// The database's clock, in milliseconds since 1970, as SQL. On PostgreSQL
+    /// the statement's start, which (unlike `clock_timestamp()`) an index can
+    /// compare with; each use here is a statement of its own. On SQLite through
+    /// `julianday`, which every version has (`unixepoch('subsec')` needs 3.42).
     fn now_ms(&self) -> &'static str {
         match self {
-            Store::Postgres(_) => "(extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-            Store::Sqlite(..) => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            Store::Postgres(_) => "(extract(epoch FROM statement_timestamp()) * 1000)::bigint",
+            Store::Sqlite(..) => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
         }
     }
 }

@@ -387,10 +387,14 @@ async fn listen(pool: sqlx::PgPool, wake: Arc<Notify>) {
         if let Ok(mut listener) = sqlx::postgres::PgListener::connect_with(&pool).await {
             if listener.listen(CHANNEL).await.is_ok() {
                 wake.notify_one();
-                // `Ok(None)`: the connection was lost; the next call reconnects.
                 while let Ok(notification) = listener.try_recv().await {
-                    let _ = notification;
                     wake.notify_one();
+                    if notification.is_none() {
+                        // The connection was lost (the next call reconnects):
+                        // events may have been missed, hence the look above,
+                        // and a server dropping connections is not hammered.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
         }

@@ -27,6 +27,7 @@ both_backends!(
     management_needs_a_manage_key_and_never_shows_the_secret_again,
     bad_webhooks_are_refused_and_change_nothing,
     deleting_a_webhook_drops_its_pending_events,
+    a_webhook_with_a_long_history_is_deleted_and_no_other_touched,
     a_paused_webhook_queues_its_events_until_resumed,
 );
 
@@ -516,6 +517,44 @@ async fn deleting_a_webhook_drops_its_pending_events(app: TestApp) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.received().len(), 0);
     assert_eq!(app.history().await.len(), 1, "the history stays");
+}
+
+async fn a_webhook_with_a_long_history_is_deleted_and_no_other_touched(app: TestApp) {
+    let key = app.npm_setup().await;
+    let receiver = Receiver::start().await;
+    let webhook = register(&app, &key, json!({"url": receiver.url()})).await;
+    let kept = register(&app, &key, json!({"url": receiver.url()})).await;
+    assert_eq!(app.promote(&key, &babel_promotion()).await.status, 200);
+    receiver.wait_for(2).await;
+    // Twelve thousand more events and attempts each: more than two of the
+    // batches the deletion clears them in.
+    for id in [&webhook["id"], &kept["id"]] {
+        app.execute(&format!(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 12000) \
+             INSERT INTO webhook_events (webhook_id, promotion_id, delivery_id, state) \
+             SELECT {id}, (SELECT MAX(id) FROM promotions), 'old-{id}-' || x, 'delivered' FROM n"
+        ))
+        .await;
+        app.execute(&format!(
+            "INSERT INTO webhook_attempts (event_id, webhook_id, attempt, attempted_at, status_code, duration_ms) \
+             SELECT id, webhook_id, 1, '2026-01-01T00:00:00Z', 200, 1 FROM webhook_events WHERE webhook_id = {id}"
+        ))
+        .await;
+    }
+    let id = webhook["id"].as_i64().unwrap();
+    assert_eq!(delete(&app, &key, id).await.status, 200);
+    let left = |table: &'static str| {
+        let app = &app;
+        async move {
+            app.texts(&format!(
+                "SELECT CAST(webhook_id AS TEXT) || ' ' || CAST(COUNT(*) AS TEXT) FROM {table} GROUP BY webhook_id"
+            ))
+            .await
+        }
+    };
+    let kept = kept["id"].as_i64().unwrap();
+    assert_eq!(left("webhook_events").await, [format!("{kept} 12001")]);
+    assert_eq!(left("webhook_attempts").await, [format!("{kept} 12002")]);
 }
 
 async fn a_paused_webhook_queues_its_events_until_resumed(app: TestApp) {
