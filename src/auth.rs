@@ -214,9 +214,14 @@ impl Principal {
 /// the same way.
 pub async fn authenticate(store: &Store, key: Option<&ApiKey>) -> Result<Principal> {
     let key = key.ok_or(Error::Forbidden)?;
-    let stored = store
-        .key_by_hash(&key.hash())
-        .await?
+    let stored = store.key_by_hash(&key.hash()).await?;
+    principal_of(store, stored).await
+}
+
+/// The principal of a key record found some other way (a sign-in session), under
+/// the same rules: a missing, expired or revoked key is refused.
+pub async fn principal_of(store: &Store, stored: Option<StoredKey>) -> Result<Principal> {
+    let stored = stored
         .filter(|stored| stored.is_usable_at(Utc::now()))
         .ok_or(Error::Forbidden)?;
     let scope = match (stored.feed_id, stored.feed_group_id) {

@@ -8,6 +8,7 @@ mod health;
 mod input;
 mod packages;
 mod promotions;
+mod web;
 mod webhooks;
 
 pub use promotions::parse_promotion;
@@ -49,6 +50,7 @@ pub fn router(store: Store, allow_private_webhooks: bool) -> Router {
         .merge(packages::router())
         .merge(health::router())
         .merge(webhooks::router())
+        .merge(web::router())
         .layer(middleware::from_fn(stamp_deadline))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

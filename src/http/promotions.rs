@@ -534,6 +534,7 @@ async fn list(
         before_id: before,
         // One more than a page tells whether another page follows.
         limit: limit + 1,
+        ..HistoryQuery::default()
     };
     let mut rows = ctx.store.promotion_history(&history).await?;
     let more = rows.len() as i64 > limit;

@@ -13,6 +13,8 @@ use crate::promotion::RevertTarget;
 pub struct HistoryQuery {
     pub from_feed_key: Option<String>,
     pub to_feed_key: Option<String>,
+    /// Promotions out of or into this feed.
+    pub feed_key: Option<String>,
     /// Only the promotions of this batch.
     pub batch_id: Option<String>,
     /// Alternatives, one per set of feed types that normalise the package filter
@@ -22,6 +24,9 @@ pub struct HistoryQuery {
     pub visible_feed_ids: Option<Vec<i64>>,
     /// Only promotions older than this id: the continuation of an earlier page.
     pub before_id: Option<i64>,
+    /// Only promotions newer than this id, oldest first: the page before an
+    /// earlier one (the caller turns it round).
+    pub after_id: Option<i64>,
     pub limit: i64,
 }
 
@@ -46,6 +51,13 @@ impl HistoryQuery {
         c.equals("from_feed_key", self.from_feed_key.as_ref(), &mut clauses);
         c.equals("to_feed_key", self.to_feed_key.as_ref(), &mut clauses);
         c.equals("batch_id", self.batch_id.as_ref(), &mut clauses);
+        if let Some(feed) = &self.feed_key {
+            let (from, to) = (
+                c.placeholder(Bind::Text(feed.clone())),
+                c.placeholder(Bind::Text(feed.clone())),
+            );
+            clauses.push(format!("(from_feed_key = {from} OR to_feed_key = {to})"));
+        }
         if !self.package.is_empty() {
             let mut alternatives = Vec::new();
             for keys in &self.package {
@@ -73,6 +85,14 @@ impl HistoryQuery {
             let p = c.placeholder(Bind::Int(before));
             clauses.push(format!("id < {p}"));
         }
+        if let Some(after) = self.after_id {
+            let p = c.placeholder(Bind::Int(after));
+            clauses.push(format!("id > {p}"));
+        }
+        let order = match self.after_id {
+            Some(_) => "ASC",
+            None => "DESC",
+        };
         let limit = c.placeholder(Bind::Int(self.limit));
         let filter = if clauses.is_empty() {
             String::new()
@@ -81,7 +101,7 @@ impl HistoryQuery {
         };
         let sql = format!(
             "SELECT {RECORD_COLUMNS}, group_key, name_key, version_key \
-             FROM promotions {filter} ORDER BY id DESC LIMIT {limit}"
+             FROM promotions {filter} ORDER BY id {order} LIMIT {limit}"
         );
         Some((sql, c.binds))
     }

@@ -133,6 +133,11 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(key_hash).fetch_optional(pool).await)?)
     }
 
+    pub async fn key_by_id(&self, id: i64) -> Result<Option<StoredKey>> {
+        let sql = format!("{SELECT_KEY} WHERE k.id = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
     /// Keys by id after `after_id` (a page's last id), at most `limit`; revoked
     /// ones only when asked.
     pub async fn list_keys(

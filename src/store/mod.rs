@@ -13,6 +13,7 @@ mod history;
 mod keys;
 mod packages;
 mod promotions;
+mod sessions;
 mod webhooks;
 
 use std::str::FromStr;

@@ -50,6 +50,7 @@ async fn every_history_filter_combination_uses_an_index() {
             visible_feed_ids: None,
             before_id: None,
             limit: 1001,
+            ..Default::default()
         };
         let variants = [
             base.clone(),
@@ -57,6 +58,12 @@ async fn every_history_filter_combination_uses_an_index() {
             HistoryQuery {
                 visible_feed_ids: Some(vec![3, 4, 5]),
                 before_id: Some(ROWS / 2),
+                ..base.clone()
+            },
+            // The history page: one feed on either side, the page before another.
+            HistoryQuery {
+                feed_key: Some("feed-4".to_owned()),
+                after_id: Some(ROWS / 2),
                 ..base.clone()
             },
         ];
@@ -69,5 +76,5 @@ async fn every_history_filter_combination_uses_an_index() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 64);
+    assert_eq!(checked, 96);
 }

@@ -1,0 +1,323 @@
+//! The history in a browser (contract section 9): `GET /promotions`, the sign-in
+//! and sign-out forms, and the page's one stylesheet. Server-rendered HTML that
+//! needs no script; the same keys and permissions as the API.
+
+mod session;
+mod view;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::Utc;
+use maud::Markup;
+
+use self::session::{SessionToken, Visitor};
+use self::view::{Filters, HistoryPage};
+use super::input::{Fields, RawBody};
+use super::ApiContext;
+use crate::auth::{self, Principal};
+use crate::domain::{Identifier, PackageFilter, Permission};
+use crate::error::{Error, Result};
+use crate::store::HistoryQuery;
+
+/// Promotions on one page.
+const PAGE: i64 = 50;
+
+const STYLESHEET: &str = include_str!("promoter.css");
+
+/// Only this server's stylesheet; no script at all; forms post only here; no
+/// framing by other sites.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/promotions") }))
+        .route("/promotions", get(history))
+        .route("/sign-in", post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/static/promoter.css", get(stylesheet))
+        .layer(middleware::from_fn(protect))
+}
+
+/// The headers every page and answer of this module carries.
+async fn protect(request: axum::extract::Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// `GET /promotions`: the sign-in form for a stranger (200) or a refused key
+/// (403); the history for a known key.
+async fn history(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let (principal, session) = match session::visitor(&ctx, &headers, query.as_deref()).await? {
+        Visitor::Known { principal, session } => (principal, session),
+        Visitor::Stranger => return Ok(page(StatusCode::OK, view::sign_in(None))),
+        Visitor::Refused => {
+            return Ok(page(
+                StatusCode::FORBIDDEN,
+                view::sign_in(Some(
+                    "That API key is not valid: it is unknown, expired or revoked.",
+                )),
+            ))
+        }
+    };
+    let (filters, request) = read_filters(query.as_deref());
+    let now = Utc::now();
+    let mut shown = HistoryPage {
+        user: &principal.name,
+        session,
+        filters: &filters,
+        problem: None,
+        rows: &[],
+        newer: None,
+        older: None,
+        now,
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(Error::Invalid(problem)) => {
+            shown.problem = Some(&problem);
+            return Ok(page(StatusCode::BAD_REQUEST, view::history(&shown)));
+        }
+        Err(other) => return Err(other),
+    };
+    let (rows, newer, older) = one_page(&ctx, &principal, &filters, &request).await?;
+    shown.rows = &rows;
+    shown.newer = newer;
+    shown.older = older;
+    Ok(page(StatusCode::OK, view::history(&shown)))
+}
+
+/// What a page asks the history for.
+struct PageRequest {
+    feed_key: Option<String>,
+    package: PackageFilter,
+    batch: Option<String>,
+    before: Option<i64>,
+    after: Option<i64>,
+}
+
+/// The filters as typed (blank fields are no filter) and what they ask for, or
+/// the sentence that says what is wrong with them.
+fn read_filters(query: Option<&str>) -> (Filters, Result<PageRequest>) {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
+    let typed = |name: &str| {
+        pairs
+            .iter()
+            .find(|(given, _)| given.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let filters = Filters {
+        feed: typed("feed"),
+        package: typed("package"),
+        version: typed("version"),
+        batch: typed("batch"),
+    };
+    (filters.clone(), parse_filters(query, &filters))
+}
+
+fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> {
+    let params = Fields::from_query(query)?;
+    params.only(&["feed", "package", "version", "batch", "before", "after"])?;
+    let invalid = |name: &str, rule: &dyn std::fmt::Display| {
+        Error::invalid(format!("The {name} filter {rule}."))
+    };
+    let feed_key = match filters.feed.as_str() {
+        "" => None,
+        raw => Some(
+            crate::domain::FeedName::parse(raw)
+                .map_err(|rule| invalid("feed", &rule))?
+                .key(),
+        ),
+    };
+    let identifier =
+        |name: &str, raw: &str| Identifier::parse(raw).map_err(|rule| invalid(name, &rule));
+    // `[group/]name`, split at the last slash as pgutil does.
+    let (group, name) = match filters.package.rsplit_once('/') {
+        _ if filters.package.is_empty() => (None, None),
+        Some((group, name)) => (
+            Some(identifier("package", group)?),
+            Some(identifier("package", name)?),
+        ),
+        None => (None, Some(identifier("package", &filters.package)?)),
+    };
+    let version = match filters.version.as_str() {
+        "" => None,
+        raw => Some(identifier("version", raw)?),
+    };
+    let batch = match filters.batch.as_str() {
+        "" => None,
+        raw => Some(
+            uuid::Uuid::parse_str(raw)
+                .map_err(|_| invalid("batch", &"must be a batch id, a UUID"))?
+                .to_string(),
+        ),
+    };
+    let position = |name: &'static str| params.number_in(name, 1..=i64::MAX);
+    Ok(PageRequest {
+        feed_key,
+        package: PackageFilter {
+            group,
+            name,
+            version,
+        },
+        batch,
+        before: position("before")?,
+        after: position("after")?,
+    })
+}
+
+/// One page of rows, newest first, and the links to the pages beside it.
+async fn one_page(
+    ctx: &ApiContext,
+    principal: &Principal,
+    filters: &Filters,
+    request: &PageRequest,
+) -> Result<(
+    Vec<crate::store::PromotionRecord>,
+    Option<String>,
+    Option<String>,
+)> {
+    let query = HistoryQuery {
+        feed_key: request.feed_key.clone(),
+        batch_id: request.batch.clone(),
+        package: request.package.keys(),
+        visible_feed_ids: principal.feeds_with(Permission::View),
+        before_id: request.before.filter(|_| request.after.is_none()),
+        after_id: request.after,
+        // One more than a page tells whether another page follows.
+        limit: PAGE + 1,
+        ..HistoryQuery::default()
+    };
+    let mut rows: Vec<_> = ctx
+        .store
+        .promotion_history(&query)
+        .await?
+        .into_iter()
+        .map(|row| row.record)
+        .collect();
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    // A page after `after` was read oldest first.
+    let (more_newer, more_older) = match request.after {
+        Some(_) => {
+            rows.reverse();
+            (more, true)
+        }
+        None => (request.before.is_some(), more),
+    };
+    let link = |name: &str, id: i64| filters.link(&[(name, id.to_string())]);
+    let newer = rows
+        .first()
+        .filter(|_| more_newer)
+        .map(|row| link("after", row.id));
+    let older = rows
+        .last()
+        .filter(|_| more_older)
+        .map(|row| link("before", row.id));
+    Ok((rows, newer, older))
+}
+
+/// `POST /sign-in`, form field `key`: a session, then the history (303).
+async fn sign_in(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response> {
+    if !session::same_origin(&headers) {
+        return Ok(cross_site());
+    }
+    let key = Fields::parse(&body)
+        .ok()
+        .and_then(|fields| fields.text("key", &[]).ok().flatten())
+        .map(|text| auth::ApiKey::from_presented(text.trim()));
+    let principal = match auth::authenticate(&ctx.store, key.as_ref()).await {
+        Ok(principal) => principal,
+        Err(Error::Forbidden) => {
+            return Ok(page(
+                StatusCode::FORBIDDEN,
+                view::sign_in(Some(
+                    "That API key is not valid: it is unknown, expired or revoked.",
+                )),
+            ))
+        }
+        Err(other) => return Err(other),
+    };
+    let token = SessionToken::generate();
+    let expires = Utc::now() + chrono::Duration::from_std(session::LIFETIME).expect("hours fit");
+    ctx.store
+        .create_session(&token.hash(), principal.key_id, expires)
+        .await?;
+    tracing::info!(user = %principal.name, "signed in to the history page");
+    let mut response = Redirect::to("/promotions").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        token.cookie(session::over_https(&headers)),
+    );
+    Ok(response)
+}
+
+/// `POST /sign-out`: ends the session here and in the browser.
+async fn sign_out(State(ctx): State<ApiContext>, headers: HeaderMap) -> Result<Response> {
+    if !session::same_origin(&headers) {
+        return Ok(cross_site());
+    }
+    if let Some(token) = SessionToken::from_headers(&headers) {
+        ctx.store.delete_session(&token.hash()).await?;
+    }
+    let mut response = Redirect::to("/promotions").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session::expired_cookie(session::over_https(&headers)),
+    );
+    Ok(response)
+}
+
+/// A form posted from another site's page.
+fn cross_site() -> Response {
+    super::error::text(
+        StatusCode::FORBIDDEN,
+        "Sign-in and sign-out are accepted only from this server's own pages.".to_owned(),
+    )
+}
