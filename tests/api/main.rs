@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod browser;
 mod cli;
 mod client;
 mod guarantees;
@@ -18,5 +19,6 @@ mod promote_auth;
 mod promote_input;
 mod promote_moves;
 mod receiver;
+mod web;
 mod webhooks;
 mod workflow;

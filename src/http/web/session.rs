@@ -79,27 +79,28 @@ pub fn over_https(headers: &HeaderMap) -> bool {
     forwarded_proto || forwarded
 }
 
-/// Whether a form post comes from one of our own pages. Browsers send `Origin`
-/// with every POST (and `Sec-Fetch-Site`); a post from another site's page is
-/// refused even though `SameSite=Strict` would keep the cookie from it, because
-/// signing in needs no cookie. A client that is not a browser sends neither.
+/// Whether a form post comes from one of our own pages. A post from another
+/// site's page is refused even though `SameSite=Strict` would keep the cookie
+/// from it, because signing in needs no cookie. Browsers say where a post comes
+/// from in `Sec-Fetch-Site`, and in `Origin`, which is `null` under our
+/// `Referrer-Policy: no-referrer`; a client that is not a browser sends neither.
 pub fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
     let host = headers
         .get("x-forwarded-host")
         .or_else(|| headers.get(header::HOST))
         .and_then(|value| value.to_str().ok());
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let authority = origin
-            .to_str()
-            .ok()
-            .and_then(|origin| origin.split_once("://"))
-            .map(|(_, authority)| authority);
-        return matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h));
-    }
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some(site) => matches!(site, "same-origin" | "none"),
-        None => true,
-    }
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|origin| origin.split_once("://"))
+        .map(|(_, authority)| authority);
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 
 /// Who is asking.

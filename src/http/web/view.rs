@@ -199,28 +199,28 @@ fn row(record: &PromotionRecord, page: &HistoryPage<'_>) -> Markup {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     html! {
         tr id={ "promotion-" (record.id) } {
-            td data-label="Date (UTC)" {
+            td data-label="Date (UTC)" { div {
                 time datetime=(iso) title=(iso) { (record.promoted_at.format("%Y-%m-%d %H:%M")) }
                 span.relative { (relative(record.promoted_at, page.now)) }
-            }
-            td data-label="Package" {
+            } }
+            td data-label="Package" { div {
                 a.package href=(timeline) title="This version's timeline" { (package) }
                 span.type { (record.package_type) }
-            }
-            td data-label="Version" { a href=(timeline) title="This version's timeline" { (record.version) } }
-            td data-label="From → To" {
+            } }
+            td data-label="Version" { div { a href=(timeline) title="This version's timeline" { (record.version) } } }
+            td data-label="From → To" { div {
                 span.feed { (record.from_feed) }
                 span.arrow aria-label="to" { " → " }
                 span.feed { (record.to_feed) }
-            }
-            td data-label="User" { (record.user_name) }
-            td.comments data-label="Comments" {
+            } }
+            td.user data-label="User" { div { (record.user_name) } }
+            td.comments data-label="Comments" { div {
                 @match &record.comments {
                     Some(comments) => (comments),
                     None => span.none { "—" },
                 }
-            }
-            td data-label="Notes" {
+            } }
+            td data-label="Notes" { div {
                 span.id { "#" (record.id) }
                 @if let Some(batch) = &record.batch_id {
                     a.mark.batch href=(Filters { batch: batch.clone(), ..Filters::default() }.link(&[])) title={ "Batch " (batch) } { "batch" }
@@ -231,7 +231,7 @@ fn row(record: &PromotionRecord, page: &HistoryPage<'_>) -> Markup {
                 @if record.overwrote {
                     span.mark.overwrite title="Replaced the copy that was already in the target feed" { "overwrote" }
                 }
-            }
+            } }
         }
     }
 }

@@ -1,0 +1,412 @@
+//! The history page over plain HTTP (contract section 9): status codes, headers,
+//! cookies, escaping, filters and pages. `browser.rs` drives the same page in
+//! Chromium.
+
+use serde_json::json;
+
+use crate::helpers::{babel_promotion, Reply, TestApp};
+use promoter::domain::{FeedName, FeedType};
+use promoter::store::KeyScope;
+
+both_backends!(
+    the_root_redirects_and_strangers_get_the_sign_in_form,
+    signing_in_sets_a_strict_cookie_that_holds_no_key,
+    sign_in_and_out_refuse_posts_from_other_sites,
+    signing_out_or_revoking_the_key_ends_the_session,
+    every_value_is_escaped,
+    filters_and_pages_follow_the_history,
+    bad_filters_are_explained_on_the_page,
+    a_key_sees_only_what_it_may_view,
+);
+
+/// A hostile comment, which must be shown as text and never run.
+pub const HOSTILE: &str =
+    "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\"> & \"quotes\"";
+
+/// `npm_setup`, then 55 promotions of `pkg` 1.0.0–1.0.54 and the contract's
+/// example with a hostile comment (the newest): 56 rows. Returns the system key.
+pub async fn seeded_history(app: &TestApp) -> String {
+    let key = app.npm_setup().await;
+    let name = FeedName::parse("unapproved-npm").unwrap();
+    let source = app.store.feed(&name).await.unwrap().unwrap();
+    for n in 0..55 {
+        let version = format!("1.0.{n}");
+        app.package(&source, None, "pkg", &version, "").await;
+        let body = json!({"fromFeed": "unapproved-npm", "toFeed": "approved-npm",
+                          "name": "pkg", "version": version, "comments": format!("build {n}")});
+        assert_eq!(app.promote(&key, &body).await.status, 200);
+    }
+    let hostile = crate::helpers::with(&babel_promotion(), "comments", json!(HOSTILE));
+    assert_eq!(app.promote(&key, &hostile).await.status, 200);
+    key
+}
+
+/// A client that shows redirects instead of following them.
+fn browser_like() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn get(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = browser_like().get(app.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    Reply::read(request.send().await.unwrap()).await
+}
+
+async fn post_form(app: &TestApp, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = browser_like()
+        .post(app.url(path))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    Reply::read(request.send().await.unwrap()).await
+}
+
+fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
+    reply
+        .headers
+        .get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
+/// The rows of the history table on a page.
+fn rows(reply: &Reply) -> usize {
+    reply.body.matches("<tr id=\"promotion-").count()
+}
+
+/// The `href` of the link with this text, unescaped.
+fn link(reply: &Reply, text: &str) -> Option<String> {
+    let end = reply.body.find(&format!("\">{text}</a>"))?;
+    let start = reply.body[..end].rfind("href=\"")? + "href=\"".len();
+    Some(reply.body[start..end].replace("&amp;", "&"))
+}
+
+/// Signs in with `key` and returns the session cookie (`name=value`).
+async fn sign_in(app: &TestApp, key: &str) -> String {
+    let origin = app.address.clone();
+    let reply = post_form(
+        app,
+        "/sign-in",
+        &format!("key={key}"),
+        &[("Origin", &origin)],
+    )
+    .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    header(&reply, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn is_sign_in_form(reply: &Reply) -> bool {
+    reply
+        .body
+        .contains("<form method=\"post\" action=\"/sign-in\">")
+        && reply.body.contains("name=\"key\"")
+}
+
+async fn the_root_redirects_and_strangers_get_the_sign_in_form(app: TestApp) {
+    let root = get(&app, "/", &[]).await;
+    assert_eq!(root.status, 303);
+    assert_eq!(header(&root, "location"), "/promotions");
+
+    let stranger = get(&app, "/promotions", &[]).await;
+    assert_eq!(stranger.status, 200);
+    assert_eq!(stranger.content_type, "text/html; charset=utf-8");
+    assert!(is_sign_in_form(&stranger), "{}", stranger.body);
+    let policy = header(&stranger, "content-security-policy");
+    assert!(policy.contains("default-src 'none'") && policy.contains("style-src 'self'"));
+    assert!(!policy.contains("unsafe-inline") && !policy.contains("script-src"));
+    assert_eq!(header(&stranger, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&stranger, "referrer-policy"), "no-referrer");
+    assert!(!stranger.body.contains("<script") && !stranger.body.contains("style=\""));
+
+    for carrier in [("X-ApiKey", "not-a-key"), ("Authorization", "Bearer nope")] {
+        let refused = get(&app, "/promotions", &[carrier]).await;
+        assert_eq!(refused.status, 403);
+        assert!(is_sign_in_form(&refused));
+        assert!(refused.body.contains("That API key is not valid"));
+    }
+    let css = get(&app, "/static/promoter.css", &[]).await;
+    assert_eq!(css.status, 200);
+    assert_eq!(css.content_type, "text/css; charset=utf-8");
+    assert!(css.body.contains("prefers-color-scheme: dark"));
+}
+
+async fn signing_in_sets_a_strict_cookie_that_holds_no_key(app: TestApp) {
+    let key = app.npm_setup().await;
+    let origin = app.address.clone();
+    let wrong = post_form(&app, "/sign-in", "key=wrong", &[("Origin", &origin)]).await;
+    assert_eq!(wrong.status, 403);
+    assert!(is_sign_in_form(&wrong) && wrong.headers.get("set-cookie").is_none());
+
+    let reply = post_form(
+        &app,
+        "/sign-in",
+        &format!("key={key}"),
+        &[("Origin", &origin)],
+    )
+    .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(header(&reply, "location"), "/promotions");
+    let cookie = header(&reply, "set-cookie");
+    assert!(cookie.starts_with("promoter_session="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert!(!cookie.contains(&key), "the cookie holds the key");
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("promoter_session=");
+    assert_eq!(
+        app.texts("SELECT token_hash FROM web_sessions").await.len(),
+        1
+    );
+    assert!(!app.texts("SELECT token_hash FROM web_sessions").await[0].contains(token));
+
+    let page = get(
+        &app,
+        "/promotions",
+        &[("Cookie", cookie.split(';').next().unwrap())],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Signed in as <strong>ci-key</strong>"));
+    assert!(page.body.contains("action=\"/sign-out\""));
+
+    let over_tls = post_form(
+        &app,
+        "/sign-in",
+        &format!("key={key}"),
+        &[
+            ("Origin", "https://promoter.example"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "promoter.example"),
+        ],
+    )
+    .await;
+    assert_eq!(over_tls.status, 303);
+    assert!(header(&over_tls, "set-cookie").ends_with("; Secure"));
+}
+
+async fn sign_in_and_out_refuse_posts_from_other_sites(app: TestApp) {
+    let key = app.npm_setup().await;
+    for headers in [
+        [("Origin", "https://evil.example")],
+        [("Origin", "null")],
+        [("Sec-Fetch-Site", "cross-site")],
+    ] {
+        let reply = post_form(&app, "/sign-in", &format!("key={key}"), &headers).await;
+        assert_eq!(reply.status, 403, "{headers:?}");
+        assert_eq!(
+            reply.body,
+            "Sign-in and sign-out are accepted only from this server's own pages."
+        );
+        assert!(reply.headers.get("set-cookie").is_none());
+    }
+    assert!(app
+        .texts("SELECT token_hash FROM web_sessions")
+        .await
+        .is_empty());
+
+    let cookie = sign_in(&app, &key).await;
+    let reply = post_form(
+        &app,
+        "/sign-out",
+        "",
+        &[("Cookie", &cookie), ("Origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        app.texts("SELECT token_hash FROM web_sessions").await.len(),
+        1,
+        "a cross-site post signed out"
+    );
+}
+
+async fn signing_out_or_revoking_the_key_ends_the_session(app: TestApp) {
+    let key = app.npm_setup().await;
+    let cookie = sign_in(&app, &key).await;
+    let origin = app.address.clone();
+    let out = post_form(
+        &app,
+        "/sign-out",
+        "",
+        &[("Cookie", &cookie), ("Origin", &origin)],
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    assert_eq!(header(&out, "location"), "/promotions");
+    assert!(header(&out, "set-cookie").contains("Max-Age=0"));
+    let after = get(&app, "/promotions", &[("Cookie", &cookie)]).await;
+    assert_eq!(after.status, 200);
+    assert!(is_sign_in_form(&after), "the old cookie still works");
+
+    let (other, id) = app
+        .key_with(promoter::store::NewKey {
+            name: Some("temp".into()),
+            scope: KeyScope::System,
+            permissions: "view".parse().unwrap(),
+            expires_at: None,
+            description: None,
+            logging: "None".into(),
+        })
+        .await;
+    let cookie = sign_in(&app, &other).await;
+    assert_eq!(
+        get(&app, "/promotions", &[("Cookie", &cookie)])
+            .await
+            .status,
+        200
+    );
+    assert!(app.store.revoke_key(id).await.unwrap());
+    let revoked = get(&app, "/promotions", &[("Cookie", &cookie)]).await;
+    assert!(is_sign_in_form(&revoked), "a revoked key's session goes on");
+}
+
+async fn every_value_is_escaped(app: TestApp) {
+    let key = seeded_history(&app).await;
+    let page = get(&app, "/promotions", &[("X-ApiKey", &key)]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(
+        "&lt;script&gt;document.title='pwned'&lt;/script&gt;&lt;img src=x onerror=&quot;document.title='pwned'&quot;&gt; &amp; &quot;quotes&quot;"
+    ), "{}", page.body);
+    assert!(!page.body.contains("<script") && !page.body.contains("<img"));
+    // Typed filters come back escaped too.
+    let typed = get(
+        &app,
+        "/promotions?package=%22%3E%3Cscript%3E",
+        &[("X-ApiKey", &key)],
+    )
+    .await;
+    assert!(!typed.body.contains("\"><script>"), "{}", typed.body);
+    assert!(typed.body.contains("value=\"&quot;&gt;&lt;script&gt;\""));
+}
+
+async fn filters_and_pages_follow_the_history(app: TestApp) {
+    let key = seeded_history(&app).await;
+    let auth = [("X-ApiKey", key.as_str())];
+    let first = get(&app, "/promotions", &auth).await;
+    assert_eq!(rows(&first), 50);
+    assert!(
+        first.body.find("@babel/runtime").unwrap() < first.body.find("build 54").unwrap(),
+        "newest first"
+    );
+    assert!(link(&first, "← Newer").is_none());
+    let older = link(&first, "Older →").expect("an Older link");
+    assert!(older.starts_with("/promotions?before="), "{older}");
+
+    let second = get(&app, &older, &auth).await;
+    assert_eq!(rows(&second), 6);
+    assert!(second.body.contains(">build 0<") && second.body.contains(">build 5<"));
+    assert!(!second.body.contains(">build 6<"));
+    assert!(link(&second, "Older →").is_none());
+    let newer = link(&second, "← Newer").expect("a Newer link");
+    let back = get(&app, &newer, &auth).await;
+    assert_eq!(rows(&back), 50);
+    assert_eq!(
+        back.body.matches("<tr").count(),
+        first.body.matches("<tr").count()
+    );
+    assert!(back.body.contains("@babel/runtime") && link(&back, "← Newer").is_none());
+
+    // Each package version links to its own timeline.
+    let timeline = "/promotions?package=%40babel%2Fruntime&version=7.21.0";
+    assert!(first.body.contains(&timeline.replace('&', "&amp;")));
+    assert_eq!(rows(&get(&app, timeline, &auth).await), 1);
+
+    let filtered = get(
+        &app,
+        "/promotions?feed=approved-npm&package=pkg&version=1.0.7",
+        &auth,
+    )
+    .await;
+    assert_eq!(rows(&filtered), 1);
+    assert!(filtered.body.contains("build 7"));
+    // Paging keeps the filters.
+    let pkg = get(&app, "/promotions?package=pkg&feed=&version=", &auth).await;
+    assert_eq!(rows(&pkg), 50);
+    let older = link(&pkg, "Older →").unwrap();
+    assert!(
+        older.contains("package=pkg") && !older.contains("feed="),
+        "{older}"
+    );
+    assert_eq!(rows(&get(&app, &older, &auth).await), 5);
+
+    let none = get(&app, "/promotions?package=nothing-like-it", &auth).await;
+    assert_eq!(none.status, 200);
+    assert_eq!(rows(&none), 0);
+    assert!(none.body.contains("No promotions match these filters."));
+}
+
+async fn bad_filters_are_explained_on_the_page(app: TestApp) {
+    let key = app.npm_setup().await;
+    let auth = [("X-ApiKey", key.as_str())];
+    for (query, sentence) in [
+        ("batch=nope", "The batch filter must be a batch id, a UUID."),
+        ("feed=bad%20name", "The feed filter must be"),
+        ("version=%01", "The version filter must"),
+        ("colour=red", "Parameter \"colour\" is not known here;"),
+        ("before=x", "Parameter \"before\" must be a whole number"),
+    ] {
+        let reply = get(&app, &format!("/promotions?{query}"), &auth).await;
+        assert_eq!(reply.status, 400, "{query}");
+        assert_eq!(reply.content_type, "text/html; charset=utf-8");
+        let shown = sentence.replace('"', "&quot;");
+        assert!(
+            reply
+                .body
+                .contains(&format!("<p class=\"problem\" role=\"alert\">{shown}")),
+            "{query}: {}",
+            reply.body
+        );
+        assert!(
+            reply.body.contains("<form class=\"filters\""),
+            "the form stays usable"
+        );
+    }
+}
+
+async fn a_key_sees_only_what_it_may_view(app: TestApp) {
+    let key = app.npm_setup().await;
+    assert_eq!(app.promote(&key, &babel_promotion()).await.status, 200);
+    let other_source = app.feed("unapproved-nuget", FeedType::Nuget).await;
+    app.feed("approved-nuget", FeedType::Nuget).await;
+    app.package(&other_source, None, "Newtonsoft.Json", "13.0.3", "")
+        .await;
+    let nuget = json!({"fromFeed": "unapproved-nuget", "toFeed": "approved-nuget",
+                       "name": "Newtonsoft.Json", "version": "13.0.3"});
+    assert_eq!(app.promote(&key, &nuget).await.status, 200);
+
+    let scoped = app
+        .key(
+            "nuget-viewer",
+            KeyScope::Feed(FeedName::parse("approved-nuget").unwrap()),
+            "view",
+        )
+        .await;
+    let cookie = sign_in(&app, &scoped).await;
+    let page = get(&app, "/promotions", &[("Cookie", &cookie)]).await;
+    assert_eq!(rows(&page), 1);
+    assert!(page.body.contains(">Newtonsoft.Json<") && !page.body.contains(">@babel/runtime<"));
+
+    let blind = app.key("blind", KeyScope::System, "promote").await;
+    let page = get(&app, "/promotions", &[("X-ApiKey", &blind)]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(rows(&page), 0);
+    assert!(page
+        .body
+        .contains("No promotions yet: none that this key may view."));
+}
