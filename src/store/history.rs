@@ -108,7 +108,8 @@ impl HistoryQuery {
 }
 
 impl Store {
-    /// Promotions matching the query, newest first, at most `limit`.
+    /// Promotions matching the query, at most `limit`: newest first, or oldest
+    /// first after `after_id`.
     pub async fn promotion_history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRow>> {
         let Some((sql, binds)) = query.statement() else {
             return Ok(Vec::new());

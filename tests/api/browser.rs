@@ -2,6 +2,7 @@
 //! chromedriver (WebDriver) by fantoccini. `scripts/test` installs both when they
 //! are missing; without them these tests fail and say so.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -28,7 +29,9 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        // Its own process group, so that Chromium, its child, goes with it.
         let child = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -78,7 +81,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group: a test that failed midway leaves Chromium running.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
@@ -220,12 +225,9 @@ async fn signing_in_filtering_paging_and_signing_out_in_chromium(app: TestApp) {
         .click()
         .await
         .unwrap();
-    assert!(browser
-        .current_url()
-        .await
-        .unwrap()
-        .as_str()
-        .ends_with("/promotions?package=pkg&version=1.0.42"));
+    let timeline = app.url("/promotions/npm/pkg/1.0.42").parse().unwrap();
+    browser.wait().for_url(&timeline).await.unwrap();
+    assert_eq!(rows(&browser).await, 1);
 
     // Signing out ends the session: the page asks for a key again.
     browser

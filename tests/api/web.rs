@@ -3,6 +3,7 @@
 //! Chromium.
 
 use serde_json::json;
+use sha2::Digest;
 
 use crate::helpers::{babel_promotion, Reply, TestApp};
 use promoter::domain::{FeedName, FeedType};
@@ -10,6 +11,9 @@ use promoter::store::KeyScope;
 
 both_backends!(
     the_root_redirects_and_strangers_get_the_sign_in_form,
+    every_key_carrier_opens_the_page,
+    a_browser_on_plain_http_signs_in_with_the_form_token,
+    a_timeline_is_one_exact_package_version,
     signing_in_sets_a_strict_cookie_that_holds_no_key,
     sign_in_and_out_refuse_posts_from_other_sites,
     signing_out_or_revoking_the_key_ends_the_session,
@@ -169,11 +173,11 @@ async fn signing_in_sets_a_strict_cookie_that_holds_no_key(app: TestApp) {
         .next()
         .unwrap()
         .trim_start_matches("promoter_session=");
+    let stored = app.texts("SELECT token_hash FROM web_sessions").await;
     assert_eq!(
-        app.texts("SELECT token_hash FROM web_sessions").await.len(),
-        1
+        stored,
+        [hex::encode(sha2::Sha256::digest(token.as_bytes()))]
     );
-    assert!(!app.texts("SELECT token_hash FROM web_sessions").await[0].contains(token));
 
     let page = get(
         &app,
@@ -182,6 +186,8 @@ async fn signing_in_sets_a_strict_cookie_that_holds_no_key(app: TestApp) {
     )
     .await;
     assert_eq!(page.status, 200);
+    assert_eq!(header(&page, "cache-control"), "no-store");
+    assert_eq!(header(&page, "x-frame-options"), "DENY");
     assert!(page.body.contains("Signed in as <strong>ci-key</strong>"));
     assert!(page.body.contains("action=\"/sign-out\""));
 
@@ -323,9 +329,14 @@ async fn filters_and_pages_follow_the_history(app: TestApp) {
     assert!(back.body.contains("@babel/runtime") && link(&back, "← Newer").is_none());
 
     // Each package version links to its own timeline.
-    let timeline = "/promotions?package=%40babel%2Fruntime&version=7.21.0";
-    assert!(first.body.contains(&timeline.replace('&', "&amp;")));
+    let timeline = "/promotions/npm/@babel/runtime/7.21.0";
+    assert!(first.body.contains(&format!("href=\"{timeline}\"")));
     assert_eq!(rows(&get(&app, timeline, &auth).await), 1);
+    // The feed filter matches either side.
+    let out_of = get(&app, "/promotions?feed=unapproved-npm", &auth).await;
+    assert_eq!(rows(&out_of), 50);
+    let one = "/promotions?feed=UNAPPROVED-npm&package=pkg&version=1.0.3";
+    assert_eq!(rows(&get(&app, one, &auth).await), 1);
 
     let filtered = get(
         &app,
@@ -360,6 +371,10 @@ async fn bad_filters_are_explained_on_the_page(app: TestApp) {
         ("version=%01", "The version filter must"),
         ("colour=red", "Parameter \"colour\" is not known here;"),
         ("before=x", "Parameter \"before\" must be a whole number"),
+        (
+            "before=5&after=2",
+            "A page starts either before or after a promotion, not both.",
+        ),
     ] {
         let reply = get(&app, &format!("/promotions?{query}"), &auth).await;
         assert_eq!(reply.status, 400, "{query}");
@@ -409,4 +424,133 @@ async fn a_key_sees_only_what_it_may_view(app: TestApp) {
     assert!(page
         .body
         .contains("No promotions yet: none that this key may view."));
+}
+
+async fn every_key_carrier_opens_the_page(app: TestApp) {
+    let key = seeded_history(&app).await;
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("api:{key}"),
+    );
+    let basic = format!("Basic {basic}");
+    let bearer = format!("Bearer {key}");
+    for (path, headers) in [
+        (format!("/promotions?key={key}"), vec![]),
+        (
+            "/promotions".to_owned(),
+            vec![("Authorization", basic.as_str())],
+        ),
+        (
+            "/promotions".to_owned(),
+            vec![("Authorization", bearer.as_str())],
+        ),
+    ] {
+        let page = get(&app, &path, &headers).await;
+        assert_eq!(page.status, 200, "{path} {headers:?}");
+        assert_eq!(rows(&page), 50);
+        // Links never carry a key given in the address.
+        assert!(!page.body.contains(&key));
+    }
+}
+
+/// A browser on plain HTTP (not loopback) sends no `Sec-Fetch-Site` and, under
+/// `no-referrer`, `Origin: null`: the form's hidden token must match its cookie.
+async fn a_browser_on_plain_http_signs_in_with_the_form_token(app: TestApp) {
+    let key = app.npm_setup().await;
+    let form = get(&app, "/promotions", &[]).await;
+    let cookie = header(&form, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("promoter_form="), "{cookie}");
+    let token = cookie.trim_start_matches("promoter_form=").to_owned();
+    assert!(form
+        .body
+        .contains(&format!("name=\"form_token\" value=\"{token}\"")));
+
+    let with_cookie = [("Origin", "null"), ("Cookie", cookie.as_str())];
+    let post = |body: String, headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            post_form(app, "/sign-in", &body, &headers).await
+        }
+    };
+    let owned = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(n, v)| (*n, v.to_string())).collect()
+    };
+    let without = post(format!("key={key}"), owned(&with_cookie)).await;
+    assert_eq!(without.status, 403, "no token in the form");
+    let forged = format!("key={key}&form_token={}", "0".repeat(64));
+    assert_eq!(
+        post(forged, owned(&with_cookie)).await.status,
+        403,
+        "a token that does not match"
+    );
+    let honest = format!("key={key}&form_token={token}");
+    let no_cookie = post(honest.clone(), owned(&[("Origin", "null")])).await;
+    assert_eq!(
+        no_cookie.status, 403,
+        "another site's page cannot send our cookie"
+    );
+    let signed = post(honest.clone(), owned(&with_cookie)).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let session = header(&signed, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // Signing in again replaces the old session rather than keeping both.
+    let both = format!("{cookie}; {session}");
+    let again = post(
+        honest,
+        owned(&[("Origin", "null"), ("Cookie", both.as_str())]),
+    )
+    .await;
+    assert_eq!(again.status, 303);
+    assert_eq!(
+        app.texts("SELECT token_hash FROM web_sessions").await.len(),
+        1
+    );
+    let stale = get(&app, "/promotions", &[("Cookie", session.as_str())]).await;
+    assert!(is_sign_in_form(&stale));
+    let cleared = stale
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .any(|value| value.to_str().unwrap().starts_with("promoter_session=;"));
+    assert!(cleared, "a stale session cookie is cleared");
+}
+
+async fn a_timeline_is_one_exact_package_version(app: TestApp) {
+    let key = seeded_history(&app).await;
+    let name = FeedName::parse("unapproved-npm").unwrap();
+    let source = app.store.feed(&name).await.unwrap().unwrap();
+    app.package(&source, Some("@x"), "pkg", "1.0.7", "").await;
+    let scoped = json!({"fromFeed": "unapproved-npm", "toFeed": "approved-npm", "group": "@x",
+                        "name": "pkg", "version": "1.0.7", "comments": "scoped"});
+    assert_eq!(app.promote(&key, &scoped).await.status, 200);
+    let auth = [("X-ApiKey", key.as_str())];
+
+    let plain = get(&app, "/promotions/npm/pkg/1.0.7", &auth).await;
+    assert_eq!(rows(&plain), 1);
+    assert!(plain.body.contains(">build 7<"));
+    let grouped = get(&app, "/promotions/npm/@x/pkg/1.0.7", &auth).await;
+    assert_eq!(rows(&grouped), 1);
+    assert!(grouped.body.contains(">scoped<"));
+    // The filter form, unlike a timeline, matches a name in any group.
+    let any_group = get(&app, "/promotions?package=pkg&version=1.0.7", &auth).await;
+    assert_eq!(rows(&any_group), 2);
+    assert_eq!(
+        rows(&get(&app, "/promotions/nuget/pkg/1.0.7", &auth).await),
+        0
+    );
+
+    let bad = get(&app, "/promotions/zip/pkg/1.0.7", &auth).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("This timeline"), "{}", bad.body);
+    assert!(bad.body.contains("names no feed type"), "{}", bad.body);
 }

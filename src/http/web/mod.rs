@@ -5,7 +5,7 @@
 mod session;
 mod view;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,12 +14,12 @@ use axum::Router;
 use chrono::Utc;
 use maud::Markup;
 
-use self::session::{SessionToken, Visitor};
+use self::session::{FormToken, SessionToken, Visitor};
 use self::view::{Filters, HistoryPage};
 use super::input::{Fields, RawBody};
 use super::ApiContext;
 use crate::auth::{self, Principal};
-use crate::domain::{Identifier, PackageFilter, Permission};
+use crate::domain::{FeedType, FilterKeys, Identifier, PackageFilter, PackageId, Permission};
 use crate::error::{Error, Result};
 use crate::store::HistoryQuery;
 
@@ -37,6 +37,7 @@ pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/promotions") }))
         .route("/promotions", get(history))
+        .route("/promotions/{feed_type}/{*package_version}", get(timeline))
         .route("/sign-in", post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/static/promoter.css", get(stylesheet))
@@ -88,29 +89,124 @@ async fn history(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
-    let (principal, session) = match session::visitor(&ctx, &headers, query.as_deref()).await? {
-        Visitor::Known { principal, session } => (principal, session),
-        Visitor::Stranger => return Ok(page(StatusCode::OK, view::sign_in(None))),
-        Visitor::Refused => {
-            return Ok(page(
-                StatusCode::FORBIDDEN,
-                view::sign_in(Some(
-                    "That API key is not valid: it is unknown, expired or revoked.",
-                )),
-            ))
-        }
-    };
     let (filters, request) = read_filters(query.as_deref());
-    let now = Utc::now();
+    show(&ctx, &headers, query.as_deref(), filters, request).await
+}
+
+/// `GET /promotions/{type}/{group/name}/{version}`: one package version's
+/// timeline, matched exactly (type, group and name, version).
+async fn timeline(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    Path((feed_type, package_version)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let (package, version) = package_version
+        .rsplit_once('/')
+        .unwrap_or(("", package_version.as_str()));
+    let filters = Filters {
+        package: package.to_owned(),
+        version: version.to_owned(),
+        timeline: Some(feed_type.clone()),
+        ..Filters::default()
+    };
+    let request = exact_version(&feed_type, package, version).and_then(|keys| {
+        let params = Fields::from_query(query.as_deref())?;
+        params.only(&["before", "after"])?;
+        let (before, after) = positions(&params)?;
+        Ok(PageRequest {
+            package: vec![keys],
+            before,
+            after,
+            ..PageRequest::default()
+        })
+    });
+    show(&ctx, &headers, query.as_deref(), filters, request).await
+}
+
+/// The keys of exactly one package version, from a timeline's path.
+fn exact_version(feed_type: &str, package: &str, version: &str) -> Result<FilterKeys> {
+    let invalid =
+        |rule: &dyn std::fmt::Display| Error::invalid(format!("This timeline's address {rule}."));
+    let feed_type: FeedType = feed_type
+        .parse()
+        .map_err(|rule| invalid(&format_args!("names no feed type: {rule}")))?;
+    let (group, name) = match package.rsplit_once('/') {
+        Some((group, name)) => (Some(group), name),
+        None => (None, package),
+    };
+    let part = |text: &str| {
+        Identifier::parse(text).map_err(|rule| invalid(&format_args!("has a part that {rule}")))
+    };
+    let group = group.map(part).transpose()?;
+    let id = PackageId::new(feed_type, group.as_ref(), &part(name)?, &part(version)?)
+        .map_err(|rule| invalid(&format_args!("names a group that {rule}")))?;
+    Ok(FilterKeys {
+        feed_types: vec![feed_type],
+        group_key: Some(id.group_key()),
+        name_key: Some(id.name_key()),
+        version_key: Some(id.version_key()),
+    })
+}
+
+/// The page for whoever asks: the sign-in form, or a page of the history.
+async fn show(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    filters: Filters,
+    request: Result<PageRequest>,
+) -> Result<Response> {
+    let (form_token, new_token) = FormToken::for_page(headers);
+    let secure = session::over_https(headers);
+    let mut response = match session::visitor(ctx, headers, query).await? {
+        Visitor::Known { principal, session } => {
+            history_page(ctx, &principal, session, &form_token, &filters, request).await?
+        }
+        Visitor::Stranger => {
+            let mut response = page(StatusCode::OK, view::sign_in(None, form_token.value()));
+            // A session that has ended: the browser may forget its cookie.
+            if SessionToken::from_headers(headers).is_some() {
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, session::expired_cookie(secure));
+            }
+            response
+        }
+        Visitor::Refused => page(
+            StatusCode::FORBIDDEN,
+            view::sign_in(Some(NOT_VALID), form_token.value()),
+        ),
+    };
+    if new_token {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, form_token.cookie(secure));
+    }
+    Ok(response)
+}
+
+const NOT_VALID: &str = "That API key is not valid: it is unknown, expired or revoked.";
+
+async fn history_page(
+    ctx: &ApiContext,
+    principal: &Principal,
+    session: bool,
+    form_token: &FormToken,
+    filters: &Filters,
+    request: Result<PageRequest>,
+) -> Result<Response> {
     let mut shown = HistoryPage {
         user: &principal.name,
         session,
-        filters: &filters,
+        form_token: form_token.value(),
+        filters,
         problem: None,
+        paged: false,
         rows: &[],
         newer: None,
         older: None,
-        now,
+        now: Utc::now(),
     };
     let request = match request {
         Ok(request) => request,
@@ -120,7 +216,8 @@ async fn history(
         }
         Err(other) => return Err(other),
     };
-    let (rows, newer, older) = one_page(&ctx, &principal, &filters, &request).await?;
+    let (rows, newer, older) = one_page(ctx, principal, filters, &request).await?;
+    shown.paged = request.before.is_some() || request.after.is_some();
     shown.rows = &rows;
     shown.newer = newer;
     shown.older = older;
@@ -128,9 +225,10 @@ async fn history(
 }
 
 /// What a page asks the history for.
+#[derive(Default)]
 struct PageRequest {
     feed_key: Option<String>,
-    package: PackageFilter,
+    package: Vec<FilterKeys>,
     batch: Option<String>,
     before: Option<i64>,
     after: Option<i64>,
@@ -153,6 +251,7 @@ fn read_filters(query: Option<&str>) -> (Filters, Result<PageRequest>) {
         package: typed("package"),
         version: typed("version"),
         batch: typed("batch"),
+        timeline: None,
     };
     (filters.clone(), parse_filters(query, &filters))
 }
@@ -194,18 +293,31 @@ fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> 
                 .to_string(),
         ),
     };
-    let position = |name: &'static str| params.number_in(name, 1..=i64::MAX);
+    let (before, after) = positions(&params)?;
     Ok(PageRequest {
         feed_key,
         package: PackageFilter {
             group,
             name,
             version,
-        },
+        }
+        .keys(),
         batch,
-        before: position("before")?,
-        after: position("after")?,
+        before,
+        after,
     })
+}
+
+/// `before` or `after`: where a page starts.
+fn positions(params: &Fields) -> Result<(Option<i64>, Option<i64>)> {
+    let before = params.number_in("before", 1..=i64::MAX)?;
+    let after = params.number_in("after", 1..=i64::MAX)?;
+    if before.is_some() && after.is_some() {
+        return Err(Error::invalid(
+            "A page starts either before or after a promotion, not both.",
+        ));
+    }
+    Ok((before, after))
 }
 
 /// One page of rows, newest first, and the links to the pages beside it.
@@ -222,9 +334,9 @@ async fn one_page(
     let query = HistoryQuery {
         feed_key: request.feed_key.clone(),
         batch_id: request.batch.clone(),
-        package: request.package.keys(),
+        package: request.package.clone(),
         visible_feed_ids: principal.feeds_with(Permission::View),
-        before_id: request.before.filter(|_| request.after.is_none()),
+        before_id: request.before,
         after_id: request.after,
         // One more than a page tells whether another page follows.
         limit: PAGE + 1,
@@ -265,25 +377,31 @@ async fn sign_in(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response> {
-    if !session::same_origin(&headers) {
+    let fields = Fields::parse(&body).ok();
+    let field = |name: &'static str| {
+        fields
+            .as_ref()
+            .and_then(|fields| fields.text(name, &[]).ok().flatten())
+    };
+    if !session::posted_from_our_pages(&headers, field(FORM_FIELD).as_deref()) {
         return Ok(cross_site());
     }
-    let key = Fields::parse(&body)
-        .ok()
-        .and_then(|fields| fields.text("key", &[]).ok().flatten())
-        .map(|text| auth::ApiKey::from_presented(text.trim()));
+    let key = field("key").map(|text| auth::ApiKey::from_presented(text.trim()));
     let principal = match auth::authenticate(&ctx.store, key.as_ref()).await {
         Ok(principal) => principal,
         Err(Error::Forbidden) => {
+            let (form_token, _) = FormToken::for_page(&headers);
             return Ok(page(
                 StatusCode::FORBIDDEN,
-                view::sign_in(Some(
-                    "That API key is not valid: it is unknown, expired or revoked.",
-                )),
-            ))
+                view::sign_in(Some(NOT_VALID), form_token.value()),
+            ));
         }
         Err(other) => return Err(other),
     };
+    // A new session replaces the browser's old one, which must not live on.
+    if let Some(old) = SessionToken::from_headers(&headers) {
+        ctx.store.delete_session(&old.hash()).await?;
+    }
     let token = SessionToken::generate();
     let expires = Utc::now() + chrono::Duration::from_std(session::LIFETIME).expect("hours fit");
     ctx.store
@@ -299,8 +417,15 @@ async fn sign_in(
 }
 
 /// `POST /sign-out`: ends the session here and in the browser.
-async fn sign_out(State(ctx): State<ApiContext>, headers: HeaderMap) -> Result<Response> {
-    if !session::same_origin(&headers) {
+async fn sign_out(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Response> {
+    let form_token = Fields::parse(&body)
+        .ok()
+        .and_then(|fields| fields.text(FORM_FIELD, &[]).ok().flatten());
+    if !session::posted_from_our_pages(&headers, form_token.as_deref()) {
         return Ok(cross_site());
     }
     if let Some(token) = SessionToken::from_headers(&headers) {
@@ -313,6 +438,9 @@ async fn sign_out(State(ctx): State<ApiContext>, headers: HeaderMap) -> Result<R
     );
     Ok(response)
 }
+
+/// The hidden field of every form that carries the form token.
+pub const FORM_FIELD: &str = "form_token";
 
 /// A form posted from another site's page.
 fn cross_site() -> Response {

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::http::ApiContext;
 
 pub const COOKIE: &str = "promoter_session";
+/// The cookie half of the forms' double-submit token (see `posted_from_our_pages`).
+pub const FORM_COOKIE: &str = "promoter_form";
 /// How long a sign-in lasts (a working day); the key's own expiry or revocation
 /// ends it sooner.
 pub const LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
@@ -29,14 +31,7 @@ impl SessionToken {
 
     /// The token in the request's cookies, if any.
     pub fn from_headers(headers: &HeaderMap) -> Option<SessionToken> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == COOKIE)
-            .map(|(_, token)| SessionToken(token.to_owned()))
+        read_cookie(headers, COOKIE).map(SessionToken)
     }
 
     pub fn hash(&self) -> String {
@@ -45,21 +40,75 @@ impl SessionToken {
 
     /// The `Set-Cookie` value that starts the session in the browser.
     pub fn cookie(&self, secure: bool) -> HeaderValue {
-        cookie(&self.0, LIFETIME.as_secs(), secure)
+        cookie(COOKIE, &self.0, LIFETIME.as_secs(), secure)
     }
 }
 
 /// The `Set-Cookie` value that ends a session in the browser.
 pub fn expired_cookie(secure: bool) -> HeaderValue {
-    cookie("", 0, secure)
+    cookie(COOKIE, "", 0, secure)
+}
+
+/// The forms' token: the same random value in a cookie and in a hidden field.
+/// Another site can make a browser post a form to us, but it can neither read
+/// nor set our cookie (and `SameSite=Strict` keeps the browser from sending it
+/// with that post), so it cannot make the two match.
+pub struct FormToken(String);
+
+impl FormToken {
+    /// The browser's token, or a new one (`true`: it must be set as a cookie).
+    pub fn for_page(headers: &HeaderMap) -> (FormToken, bool) {
+        match read_cookie(headers, FORM_COOKIE).filter(|t| t.len() == 64) {
+            Some(token) => (FormToken(token), false),
+            None => {
+                let mut bytes = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut bytes);
+                (FormToken(hex::encode(bytes)), true)
+            }
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        &self.0
+    }
+
+    pub fn cookie(&self, secure: bool) -> HeaderValue {
+        cookie(FORM_COOKIE, &self.0, LIFETIME.as_secs(), secure)
+    }
+}
+
+/// Whether the form's field matches the browser's form cookie, compared in
+/// constant time.
+fn form_token_matches(headers: &HeaderMap, field: Option<&str>) -> bool {
+    match (read_cookie(headers, FORM_COOKIE), field) {
+        (Some(cookie), Some(field)) if cookie.len() == field.len() && !cookie.is_empty() => {
+            cookie
+                .bytes()
+                .zip(field.bytes())
+                .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+                == 0
+        }
+        _ => false,
+    }
+}
+
+fn read_cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// `HttpOnly`: no script reads it; `SameSite=Strict`: no other site's page makes
 /// the browser send it.
-fn cookie(token: &str, max_age: u64, secure: bool) -> HeaderValue {
+fn cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
     .expect("a hex token makes a valid header")
 }
@@ -79,22 +128,32 @@ pub fn over_https(headers: &HeaderMap) -> bool {
     forwarded_proto || forwarded
 }
 
-/// Whether a form post comes from one of our own pages. A post from another
-/// site's page is refused even though `SameSite=Strict` would keep the cookie
-/// from it, because signing in needs no cookie. Browsers say where a post comes
-/// from in `Sec-Fetch-Site`, and in `Origin`, which is `null` under our
-/// `Referrer-Policy: no-referrer`; a client that is not a browser sends neither.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// Whether a form post (sign-in, sign-out) comes from one of our own pages; a
+/// post from another site's page is refused, although `SameSite=Strict` keeps
+/// the session cookie from it, because signing someone in needs no cookie.
+/// - `Sec-Fetch-Site`, which browsers send to HTTPS and loopback servers, says
+///   so directly (`none`: typed or bookmarked by the user).
+/// - Otherwise an `Origin` naming a site must name this host. Under our
+///   `Referrer-Policy: no-referrer` browsers send `Origin: null` for our own
+///   forms, and a sandboxed page of another site does too: then the form's
+///   token (`FormToken`) must match.
+/// - A client that is not a browser sends none of these, and cannot be made to
+///   post by another site.
+pub fn posted_from_our_pages(headers: &HeaderMap, form_token: Option<&str>) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
+    if origin.as_bytes() == b"null" {
+        return form_token_matches(headers, form_token);
+    }
     let host = headers
         .get("x-forwarded-host")
         .or_else(|| headers.get(header::HOST))
-        .and_then(|value| value.to_str().ok());
+        .and_then(|value| value.to_str().ok())
+        .map(|hosts| hosts.split(',').next().unwrap_or_default().trim());
     let authority = origin
         .to_str()
         .ok()
@@ -157,26 +216,39 @@ mod tests {
 
     #[test]
     fn only_our_own_pages_may_post_forms() {
+        let ours = |pairs: &[(&'static str, &str)]| posted_from_our_pages(&headers(pairs), None);
         let host = ("host", "promoter.example:8624");
-        assert!(same_origin(&headers(&[
+        assert!(ours(&[host, ("origin", "https://promoter.example:8624")]));
+        assert!(!ours(&[host, ("origin", "https://evil.example")]));
+        assert!(!ours(&[host, ("origin", "null")]));
+        assert!(!ours(&[host, ("sec-fetch-site", "cross-site")]));
+        assert!(ours(&[host, ("sec-fetch-site", "same-origin")]));
+        // What Chromium sends for our own form under `Referrer-Policy: no-referrer`.
+        assert!(ours(&[
             host,
-            ("origin", "https://promoter.example:8624")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("origin", "https://evil.example")
-        ])));
-        assert!(!same_origin(&headers(&[host, ("origin", "null")])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("sec-fetch-site", "cross-site")
-        ])));
-        assert!(same_origin(&headers(&[
-            host,
+            ("origin", "null"),
             ("sec-fetch-site", "same-origin")
-        ])));
+        ]));
+        assert!(!ours(&[
+            host,
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site")
+        ]));
         // curl and other clients that are not browsers.
-        assert!(same_origin(&headers(&[host])));
+        assert!(ours(&[host]));
+    }
+
+    #[test]
+    fn on_plain_http_the_form_token_decides() {
+        let host = ("host", "promoter.example:8624");
+        let token = "ab".repeat(32);
+        let cookie = format!("{FORM_COOKIE}={token}");
+        let browser = headers(&[host, ("origin", "null"), ("cookie", &cookie)]);
+        assert!(posted_from_our_pages(&browser, Some(&token)));
+        assert!(!posted_from_our_pages(&browser, Some(&"cd".repeat(32))));
+        assert!(!posted_from_our_pages(&browser, None));
+        let without_cookie = headers(&[host, ("origin", "null")]);
+        assert!(!posted_from_our_pages(&without_cookie, Some(&token)));
     }
 
     #[test]
@@ -185,10 +257,8 @@ mod tests {
         let cookie = token.cookie(false).to_str().unwrap().to_owned();
         assert!(cookie.contains("HttpOnly; SameSite=Strict") && !cookie.contains("Secure"));
         assert!(token.cookie(true).to_str().unwrap().ends_with("; Secure"));
-        let back = SessionToken::from_headers(&headers(&[(
-            "cookie",
-            &format!("a=b; {COOKIE}={}", token.0),
-        )]));
+        let sent = format!("a=b; {COOKIE}={}", token.0);
+        let back = SessionToken::from_headers(&headers(&[("cookie", &sent)]));
         assert_eq!(back.unwrap().hash(), token.hash());
         assert!(over_https(&headers(&[("x-forwarded-proto", "https")])));
         assert!(!over_https(&headers(&[("x-forwarded-proto", "http")])));

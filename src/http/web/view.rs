@@ -3,8 +3,26 @@
 
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::store::PromotionRecord;
+
+/// What stays as it is in a path segment of a link.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@')
+    .remove(b'+');
+
+/// `group/name`, or the name alone.
+fn full_name(record: &PromotionRecord) -> String {
+    match record.group_name.as_str() {
+        "" => record.name.clone(),
+        group => format!("{group}/{}", record.name),
+    }
+}
 
 /// The filters as the visitor typed them, to fill the form again.
 #[derive(Debug, Default, Clone)]
@@ -13,6 +31,8 @@ pub struct Filters {
     pub package: String,
     pub version: String,
     pub batch: String,
+    /// A timeline's feed type: the page is `/promotions/{type}/{package}/{version}`.
+    pub timeline: Option<String>,
 }
 
 impl Filters {
@@ -22,8 +42,33 @@ impl Filters {
             .all(|value| value.is_empty())
     }
 
-    /// `/promotions?…` with these filters and `extra`.
+    /// The timeline of one package version.
+    pub fn timeline(record: &PromotionRecord) -> Filters {
+        Filters {
+            package: full_name(record),
+            version: record.version.clone(),
+            timeline: Some(record.package_type.clone()),
+            ..Filters::default()
+        }
+    }
+
+    /// `/promotions?…` with these filters and `extra` (or a timeline's address).
     pub fn link(&self, extra: &[(&str, String)]) -> String {
+        if let Some(feed_type) = &self.timeline {
+            let path: Vec<String> = [feed_type.as_str()]
+                .into_iter()
+                .chain(self.package.split('/'))
+                .chain([self.version.as_str()])
+                .map(|segment| utf8_percent_encode(segment, SEGMENT).to_string())
+                .collect();
+            let query = serde_urlencoded::to_string(extra).expect("strings encode");
+            let path = format!("/promotions/{}", path.join("/"));
+            return if query.is_empty() {
+                path
+            } else {
+                format!("{path}?{query}")
+            };
+        }
         let mut pairs: Vec<(&str, String)> = [
             ("feed", &self.feed),
             ("package", &self.package),
@@ -47,9 +92,13 @@ pub struct HistoryPage<'a> {
     pub user: &'a str,
     /// Signed in with the form (so signing out means something).
     pub session: bool,
+    /// The forms' token (`session::FormToken`).
+    pub form_token: &'a str,
     pub filters: &'a Filters,
     /// Why the filters were not applied, when they were not.
     pub problem: Option<&'a str>,
+    /// Reached through an Older or Newer link.
+    pub paged: bool,
     pub rows: &'a [PromotionRecord],
     pub newer: Option<String>,
     pub older: Option<String>,
@@ -79,7 +128,8 @@ fn layout(title: &str, header_extra: Markup, main: Markup) -> Markup {
 }
 
 /// The sign-in form, with a sentence saying what went wrong, if anything did.
-pub fn sign_in(problem: Option<&str>) -> Markup {
+pub fn sign_in(problem: Option<&str>, form_token: &str) -> Markup {
+    let hours = super::session::LIFETIME.as_secs() / 3600;
     let main = html! {
         section.card.sign-in {
             h1 { "Promotion history" }
@@ -90,10 +140,11 @@ pub fn sign_in(problem: Option<&str>) -> Markup {
             form method="post" action="/sign-in" {
                 label for="key" { "API key" }
                 input #key type="password" name="key" required autocomplete="current-password" autofocus;
+                input type="hidden" name=(super::FORM_FIELD) value=(form_token);
                 button type="submit" { "Sign in" }
             }
             p.hint {
-                "The key is checked, then forgotten: the browser keeps a session cookie for 8 hours, not the key."
+                "The key is checked, then forgotten: the browser keeps a session cookie for " (hours) " hours, not the key."
             }
         }
     };
@@ -106,6 +157,7 @@ pub fn history(page: &HistoryPage<'_>) -> Markup {
         span.who { "Signed in as " strong { (page.user) } }
         @if page.session {
             form.sign-out method="post" action="/sign-out" {
+                input type="hidden" name=(super::FORM_FIELD) value=(page.form_token);
                 button.quiet type="submit" { "Sign out" }
             }
         }
@@ -141,7 +193,8 @@ pub fn history(page: &HistoryPage<'_>) -> Markup {
             p.problem role="alert" { (problem) }
         } @else if page.rows.is_empty() {
             p.empty {
-                @if f.is_empty() { "No promotions yet: none that this key may view." }
+                @if page.paged { "No promotions on this page." }
+                @else if f.is_empty() { "No promotions yet: none that this key may view." }
                 @else { "No promotions match these filters." }
             }
         } @else {
@@ -184,16 +237,8 @@ fn table(page: &HistoryPage<'_>) -> Markup {
 }
 
 fn row(record: &PromotionRecord, page: &HistoryPage<'_>) -> Markup {
-    let package = match record.group_name.as_str() {
-        "" => record.name.clone(),
-        group => format!("{group}/{}", record.name),
-    };
-    let timeline = Filters {
-        package: package.clone(),
-        version: record.version.clone(),
-        ..Filters::default()
-    }
-    .link(&[]);
+    let package = full_name(record);
+    let timeline = Filters::timeline(record).link(&[]);
     let iso = record
         .promoted_at
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -210,7 +255,8 @@ fn row(record: &PromotionRecord, page: &HistoryPage<'_>) -> Markup {
             td data-label="Version" { div { a href=(timeline) title="This version's timeline" { (record.version) } } }
             td data-label="From → To" { div {
                 span.feed { (record.from_feed) }
-                span.arrow aria-label="to" { " → " }
+                span.arrow aria-hidden="true" { " → " }
+                span.visually-hidden { " to " }
                 span.feed { (record.to_feed) }
             } }
             td.user data-label="User" { div { (record.user_name) } }
@@ -239,19 +285,22 @@ fn row(record: &PromotionRecord, page: &HistoryPage<'_>) -> Markup {
 /// "3 hours ago": a hint beside the exact UTC time.
 pub fn relative(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let seconds = (now - then).num_seconds();
-    let (count, unit) = match seconds {
+    // Rounded to the nearest unit; every range below starts at 1.5 units, so
+    // the count is at least 2.
+    let (unit_seconds, unit) = match seconds {
         s if s < 45 => return "just now".to_owned(),
         s if s < 90 => return "a minute ago".to_owned(),
-        s if s < 45 * 60 => (s / 60, "minute"),
+        s if s < 45 * 60 => (60, "minute"),
         s if s < 90 * 60 => return "an hour ago".to_owned(),
-        s if s < 22 * 3600 => (s / 3600, "hour"),
+        s if s < 22 * 3600 => (3600, "hour"),
         s if s < 36 * 3600 => return "a day ago".to_owned(),
-        s if s < 26 * 86400 => (s / 86400, "day"),
+        s if s < 26 * 86400 => (86400, "day"),
         s if s < 45 * 86400 => return "a month ago".to_owned(),
-        s if s < 320 * 86400 => (s / (30 * 86400), "month"),
+        s if s < 320 * 86400 => (30 * 86400, "month"),
         s if s < 548 * 86400 => return "a year ago".to_owned(),
-        s => (s / (365 * 86400), "year"),
+        _ => (365 * 86400, "year"),
     };
+    let count = (seconds + unit_seconds / 2) / unit_seconds;
     format!("{count} {unit}s ago")
 }
 
@@ -272,6 +321,12 @@ mod tests {
         assert_eq!(ago(3 * 86400), "3 days ago");
         assert_eq!(ago(100 * 86400), "3 months ago");
         assert_eq!(ago(800 * 86400), "2 years ago");
+        // Just past the singular ranges: never "1 minutes".
+        assert_eq!(ago(95), "2 minutes ago");
+        assert_eq!(ago(95 * 60), "2 hours ago");
+        assert_eq!(ago(40 * 3600), "2 days ago");
+        assert_eq!(ago(50 * 86400), "2 months ago");
+        assert_eq!(ago(600 * 86400), "2 years ago");
     }
 
     #[test]
@@ -286,5 +341,15 @@ mod tests {
             "/promotions?package=%40babel%2Fruntime&version=7.21.0+%26+%3Cb%3E&before=17"
         );
         assert_eq!(Filters::default().link(&[]), "/promotions");
+        let timeline = Filters {
+            package: "@babel/run time".into(),
+            version: "7.21.0".into(),
+            timeline: Some("npm".into()),
+            ..Filters::default()
+        };
+        assert_eq!(
+            timeline.link(&[("before", "9".into())]),
+            "/promotions/npm/@babel/run%20time/7.21.0?before=9"
+        );
     }
 }
