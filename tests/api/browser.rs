@@ -96,17 +96,29 @@ async fn rows(browser: &Client) -> usize {
         .len()
 }
 
+async fn click(browser: &Client, what: Locator<'_>) {
+    browser.find(what).await.unwrap().click().await.unwrap();
+}
+
+/// Waits (fantoccini's default: 30 s) until the page shows `what`.
+async fn wait_for(browser: &Client, what: Locator<'_>) {
+    browser.wait().for_element(what).await.unwrap();
+}
+
+async fn type_into(browser: &Client, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn text(browser: &Client, css: &str) -> String {
+    let element = browser.find(Locator::Css(css)).await.unwrap();
+    element.text().await.unwrap()
+}
+
 async fn sign_in(browser: &Client, app: &TestApp, key: &str) {
     browser.goto(&app.url("/promotions")).await.unwrap();
-    let field = browser.find(Locator::Css("input#key")).await.unwrap();
-    field.send_keys(key).await.unwrap();
-    browser
-        .find(Locator::Css("form[action='/sign-in'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(browser, "input#key", key).await;
+    click(browser, Locator::Css("form[action='/sign-in'] button")).await;
     if browser
         .wait()
         .for_element(Locator::Css("table.history, p.empty"))
@@ -132,144 +144,62 @@ async fn signing_in_filtering_paging_and_signing_out_in_chromium(app: TestApp) {
     assert!(browser.find(Locator::Css("input#key")).await.is_ok());
     sign_in(&browser, &app, &key).await;
     assert_eq!(rows(&browser).await, 50);
-    let who = browser
-        .find(Locator::Css(".who"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(who, "Signed in as ci-key");
+    assert_eq!(text(&browser, ".who").await, "Signed in as ci-key");
 
-    // The hostile comment is text: nothing ran, the title is ours.
+    // The hostile comment is text, exactly as written. (The title check would
+    // also catch a script that ran, had the escaping and the CSP both failed.)
+    assert_eq!(text(&browser, "tr td.comments").await, HOSTILE);
     assert_eq!(
         browser.title().await.unwrap(),
         "Promotion history · Promoter"
     );
-    let comment = browser
-        .find(Locator::Css("tr td.comments"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(comment, HOSTILE);
     let screenshot = browser.screenshot().await.unwrap();
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("history-page.png");
     std::fs::write(&shot, screenshot).unwrap();
 
     // Pages: Older, then Newer again.
-    browser
-        .find(Locator::LinkText("Older →"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::LinkText("← Newer"))
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("Older →")).await;
+    wait_for(&browser, Locator::LinkText("← Newer")).await;
     assert_eq!(rows(&browser).await, 6);
-    browser
-        .find(Locator::LinkText("← Newer"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::LinkText("Older →"))
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("← Newer")).await;
+    wait_for(&browser, Locator::LinkText("Older →")).await;
     assert_eq!(rows(&browser).await, 50);
 
     // The filter form.
-    let package = browser.find(Locator::Css("input#package")).await.unwrap();
-    package.send_keys("pkg").await.unwrap();
-    browser
-        .find(Locator::Css("input#version"))
-        .await
-        .unwrap()
-        .send_keys("1.0.42")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("form.filters button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::LinkText("Clear"))
-        .await
-        .unwrap();
+    type_into(&browser, "input#package", "pkg").await;
+    type_into(&browser, "input#version", "1.0.42").await;
+    click(&browser, Locator::Css("form.filters button")).await;
+    wait_for(&browser, Locator::LinkText("Clear")).await;
     assert_eq!(rows(&browser).await, 1);
-    let cell = browser
-        .find(Locator::Css("td.comments"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(cell, "build 42");
+    assert_eq!(text(&browser, "td.comments").await, "build 42");
     // Its version links to its own timeline.
-    browser
-        .find(Locator::LinkText("1.0.42"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("1.0.42")).await;
     let timeline = app.url("/promotions/npm/pkg/1.0.42").parse().unwrap();
     browser.wait().for_url(&timeline).await.unwrap();
     assert_eq!(rows(&browser).await, 1);
 
     // Signing out ends the session: the page asks for a key again.
-    browser
-        .find(Locator::Css("form.sign-out button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("input#key"))
-        .await
-        .unwrap();
+    click(&browser, Locator::Css("form.sign-out button")).await;
+    wait_for(&browser, Locator::Css("input#key")).await;
     browser.goto(&app.url("/promotions")).await.unwrap();
     assert!(browser.find(Locator::Css("input#key")).await.is_ok());
-    assert!(browser
+    let tables = browser
         .find_all(Locator::Css("table.history"))
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    assert!(tables.is_empty());
 
     // A key scoped to a feed outside these promotions sees none of them.
     let elsewhere = app
         .feed("elsewhere-npm", promoter::domain::FeedType::Npm)
         .await;
-    let scoped = app
-        .key(
-            "scoped",
-            KeyScope::Feed(FeedName::parse(&elsewhere.name).unwrap()),
-            "view",
-        )
-        .await;
+    let feed = FeedName::parse(&elsewhere.name).unwrap();
+    let scoped = app.key("scoped", KeyScope::Feed(feed), "view").await;
     sign_in(&browser, &app, &scoped).await;
-    let empty = browser
-        .find(Locator::Css("p.empty"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(empty, "No promotions yet: none that this key may view.");
+    assert_eq!(
+        text(&browser, "p.empty").await,
+        "No promotions yet: none that this key may view."
+    );
 
     browser.close().await.unwrap();
 }
