@@ -7,10 +7,8 @@ use std::fmt;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
-use crate::domain::{Permission, Permissions};
+use crate::domain::{random_hex, sha256_hex, Permission, Permissions};
 use crate::error::{Error, Result};
 use crate::store::{Feed, NewKey, Store, StoredKey};
 
@@ -26,13 +24,9 @@ pub const MAX_CHOSEN_KEY_CHARS: usize = 200;
 pub struct ApiKey(String);
 
 impl ApiKey {
-    /// 32 random bytes as hex: hashing with plain SHA-256 is enough because a
-    /// guessable key cannot come out of this (unlike a password, there is nothing
-    /// to brute-force with a dictionary).
+    /// A random key (see `domain::random_hex`).
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        ApiKey(hex::encode(bytes))
+        ApiKey(random_hex())
     }
 
     /// A key as a request carries it, to be looked up; any text at all.
@@ -60,7 +54,7 @@ impl ApiKey {
     }
 
     pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
+        sha256_hex(&self.0)
     }
 
     /// What listings show to tell keys apart: the start of the key's hash,

@@ -13,8 +13,8 @@ use crate::auth;
 use crate::client;
 use crate::config::{DatabaseArgs, WebhookArgs, WebhookServeArgs, DEFAULT_LISTEN};
 use crate::domain::{
-    is_free_text, parse_qualifier, FeedName, FeedType, Identifier, PackageId, Permission,
-    Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
+    is_free_text, parse_qualifier, split_package, FeedName, FeedType, Identifier, PackageId,
+    Permission, Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
 };
 use crate::startup::{shutdown_signal, Application};
 use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
@@ -326,11 +326,7 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
                 "{:<5} {:<20} {:<16} {:<24} {:<32} {:<21} REVOKED",
                 "ID", "NAME", "LABEL", "SCOPE", "PERMISSIONS", "EXPIRES"
             );
-            let time = |t: Option<DateTime<Utc>>| {
-                t.map_or("-".to_owned(), |t| {
-                    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-                })
-            };
+            let time = |t: Option<DateTime<Utc>>| t.map_or("-".to_owned(), utc);
             let mut after = 0;
             loop {
                 let page = store.list_keys(true, after, KEYS_PER_PAGE).await?;
@@ -361,7 +357,6 @@ async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
 }
 
 async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow::Result<()> {
-    let time = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     match command {
         WebhooksCommand::Add {
             url,
@@ -420,7 +415,7 @@ async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow::Result<()>
                     "{:<5} {:<7} {:<21} {:<30} {}",
                     webhook.id,
                     if webhook.active { "yes" } else { "paused" },
-                    time(webhook.created_at),
+                    utc(webhook.created_at),
                     feeds,
                     webhook.url
                 );
@@ -458,7 +453,7 @@ async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow::Result<()>
                 };
                 println!(
                     "{:<21} {:<36} {:<9} {:<7} {:<9} {:<9} {}",
-                    time(attempt.attempted_at),
+                    utc(attempt.attempted_at),
                     attempt.delivery_id,
                     attempt.promotion_id,
                     attempt.attempt,
@@ -470,6 +465,11 @@ async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// A time as listings show it: UTC, to the second.
+fn utc(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn new_key(create: CreateKey) -> anyhow::Result<NewKey> {
@@ -583,11 +583,7 @@ struct PackageLine {
 
 impl PackageLine {
     fn into_package(self, feed_type: FeedType) -> Result<NewPackage, String> {
-        // Split at the last '/', as pgutil does: "@babel/runtime", "library/nginx".
-        let (group, name) = match self.package.rsplit_once('/') {
-            Some((group, name)) => (Some(group), name),
-            None => (None, self.package.as_str()),
-        };
+        let (group, name) = split_package(&self.package);
         let group = group
             .map(Identifier::parse)
             .transpose()

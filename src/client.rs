@@ -8,6 +8,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::domain::split_package;
+
 /// Where the server is and how to prove who we are. The key is never a flag:
 /// a command line is visible to every user of the machine (`ps`).
 #[derive(Debug, Args)]
@@ -202,14 +204,6 @@ impl Server {
             }
         }
         bail!("{} {}", status.as_u16(), text.trim())
-    }
-}
-
-/// "@babel/runtime" → (Some("@babel"), "runtime"), at the last '/'.
-fn split_package(package: &str) -> (Option<&str>, &str) {
-    match package.rsplit_once('/') {
-        Some((group, name)) => (Some(group), name),
-        None => (None, package),
     }
 }
 

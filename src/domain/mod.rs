@@ -8,13 +8,17 @@ mod permission;
 mod properties;
 mod purl;
 mod text;
+mod token;
 mod version;
 mod webhook;
 
 pub use feed::{FeedName, FeedType};
-pub use package::{parse_qualifier, FilterKeys, Identifier, PackageFilter, PackageId};
+pub use package::{
+    parse_qualifier, split_package, FilterKeys, Identifier, PackageFilter, PackageId,
+};
 pub use permission::{Permission, Permissions};
 pub use purl::Purl;
 pub use text::{is_free_text, FREE_TEXT_RULE};
+pub use token::{random_hex, sha256_hex};
 pub use version::{compare_versions, is_prerelease};
 pub use webhook::{WebhookSecret, WebhookUrl};

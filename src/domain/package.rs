@@ -32,6 +32,16 @@ impl Identifier {
 /// A file's qualifier (`file=Django-5.0.6.tar.gz`, `arch=amd64`), trimmed; empty
 /// means the version's only (or unnamed) file. Err is the broken rule, phrased to
 /// follow a field name.
+/// `[group/]name` split at the last '/', as pgutil splits it: "@babel/runtime"
+/// → (Some("@babel"), "runtime"), "library/nginx", "org/example/lib" (Maven's
+/// dotted group may hold no slash, but a Docker repository's path may).
+pub fn split_package(package: &str) -> (Option<&str>, &str) {
+    match package.rsplit_once('/') {
+        Some((group, name)) => (Some(group), name),
+        None => (None, package),
+    }
+}
+
 pub fn parse_qualifier(raw: &str) -> Result<String, &'static str> {
     let value = raw.trim();
     if value.chars().any(char::is_control) {

@@ -5,7 +5,6 @@
 use std::fmt;
 
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 
 pub const MAX_URL_CHARS: usize = 2000;
@@ -62,11 +61,9 @@ impl fmt::Display for WebhookUrl {
 pub struct WebhookSecret(String);
 
 impl WebhookSecret {
-    /// 32 random bytes as hex.
+    /// A random secret (see `random_hex`).
     pub fn generate() -> WebhookSecret {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        WebhookSecret(hex::encode(bytes))
+        WebhookSecret(super::random_hex())
     }
 
     /// A secret the caller chose. The error completes "the secret …".

@@ -7,7 +7,8 @@ use sqlx::FromRow;
 
 use super::feeds::existing_feed_in;
 use super::{
-    on_pool, on_tx, once_more_on_conflict, PromotionRecord, Store, WriteTx, RECORD_COLUMNS,
+    bind_all, on_pool, on_tx, once_more_on_conflict, Bind, Conditions, PromotionRecord, Store,
+    WriteTx, RECORD_COLUMNS,
 };
 use crate::domain::{FeedName, WebhookSecret, WebhookUrl};
 use crate::error::Result;
@@ -336,18 +337,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = (1..=ids.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut c = Conditions::default();
+        let list = c.list(ids.iter().map(|&id| Bind::Int(id)));
         let sql = format!("SELECT {RECORD_COLUMNS} FROM promotions WHERE id IN ({list})");
-        on_pool!(self, pool => {
-            let mut query = sqlx::query_as(&sql);
-            for id in ids {
-                query = query.bind(id);
-            }
-            Ok(query.fetch_all(pool).await?)
-        })
+        Ok(on_pool!(self, pool => bind_all!(sqlx::query_as(&sql), &c.binds).fetch_all(pool).await)?)
     }
 
     /// Records an attempt and what follows from it. The event is only updated

@@ -19,7 +19,9 @@ use self::view::{Filters, HistoryPage};
 use super::input::{Fields, RawBody};
 use super::ApiContext;
 use crate::auth::{self, Principal};
-use crate::domain::{FeedType, FilterKeys, Identifier, PackageFilter, PackageId, Permission};
+use crate::domain::{
+    split_package, FeedType, FilterKeys, Identifier, PackageFilter, PackageId, Permission,
+};
 use crate::error::{Error, Result};
 use crate::store::HistoryQuery;
 
@@ -131,10 +133,7 @@ fn exact_version(feed_type: &str, package: &str, version: &str) -> Result<Filter
     let feed_type: FeedType = feed_type
         .parse()
         .map_err(|rule| invalid(&format_args!("names no feed type: {rule}")))?;
-    let (group, name) = match package.rsplit_once('/') {
-        Some((group, name)) => (Some(group), name),
-        None => (None, package),
-    };
+    let (group, name) = split_package(package);
     let part = |text: &str| {
         Identifier::parse(text).map_err(|rule| invalid(&format_args!("has a part that {rule}")))
     };
@@ -272,14 +271,15 @@ fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> 
     };
     let identifier =
         |name: &str, raw: &str| Identifier::parse(raw).map_err(|rule| invalid(name, &rule));
-    // `[group/]name`, split at the last slash as pgutil does.
-    let (group, name) = match filters.package.rsplit_once('/') {
-        _ if filters.package.is_empty() => (None, None),
-        Some((group, name)) => (
-            Some(identifier("package", group)?),
-            Some(identifier("package", name)?),
-        ),
-        None => (None, Some(identifier("package", &filters.package)?)),
+    let (group, name) = match filters.package.as_str() {
+        "" => (None, None),
+        package => {
+            let (group, name) = split_package(package);
+            let group = group
+                .map(|group| identifier("package", group))
+                .transpose()?;
+            (group, Some(identifier("package", name)?))
+        }
     };
     let version = match filters.version.as_str() {
         "" => None,

@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::auth::{self, Principal};
+use crate::domain::{random_hex, sha256_hex};
 use crate::error::{Error, Result};
 use crate::http::ApiContext;
 
@@ -24,9 +23,7 @@ pub struct SessionToken(String);
 
 impl SessionToken {
     pub fn generate() -> SessionToken {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        SessionToken(hex::encode(bytes))
+        SessionToken(random_hex())
     }
 
     /// The token in the request's cookies, if any.
@@ -35,7 +32,7 @@ impl SessionToken {
     }
 
     pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
+        sha256_hex(&self.0)
     }
 
     /// The `Set-Cookie` value that starts the session in the browser.
@@ -60,11 +57,7 @@ impl FormToken {
     pub fn for_page(headers: &HeaderMap) -> (FormToken, bool) {
         match read_cookie(headers, FORM_COOKIE).filter(|t| t.len() == 64) {
             Some(token) => (FormToken(token), false),
-            None => {
-                let mut bytes = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut bytes);
-                (FormToken(hex::encode(bytes)), true)
-            }
+            None => (FormToken(random_hex()), true),
         }
     }
 

@@ -35,11 +35,22 @@ pub struct Filters {
     pub timeline: Option<String>,
 }
 
+/// The filter form's fields: name, label, an example value.
+const FIELDS: [(&str, &str, &str); 4] = [
+    ("feed", "Feed", "approved-npm"),
+    ("package", "Package", "@babel/runtime"),
+    ("version", "Version", "7.21.0"),
+    ("batch", "Batch", "batch id"),
+];
+
 impl Filters {
-    pub fn is_empty(&self) -> bool {
+    /// What was typed, in the order of `FIELDS`.
+    fn values(&self) -> [&String; 4] {
         [&self.feed, &self.package, &self.version, &self.batch]
-            .iter()
-            .all(|value| value.is_empty())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values().iter().all(|value| value.is_empty())
     }
 
     /// The timeline of one package version.
@@ -52,37 +63,33 @@ impl Filters {
         }
     }
 
-    /// `/promotions?…` with these filters and `extra` (or a timeline's address).
+    /// `/promotions?…` with these filters and `extra`, or a timeline's address
+    /// with `extra`.
     pub fn link(&self, extra: &[(&str, String)]) -> String {
-        if let Some(feed_type) = &self.timeline {
-            let path: Vec<String> = [feed_type.as_str()]
-                .into_iter()
-                .chain(self.package.split('/'))
-                .chain([self.version.as_str()])
-                .map(|segment| utf8_percent_encode(segment, SEGMENT).to_string())
-                .collect();
-            let query = serde_urlencoded::to_string(extra).expect("strings encode");
-            let path = format!("/promotions/{}", path.join("/"));
-            return if query.is_empty() {
-                path
-            } else {
-                format!("{path}?{query}")
-            };
-        }
-        let mut pairs: Vec<(&str, String)> = [
-            ("feed", &self.feed),
-            ("package", &self.package),
-            ("version", &self.version),
-            ("batch", &self.batch),
-        ]
-        .into_iter()
-        .filter(|(_, value)| !value.is_empty())
-        .map(|(name, value)| (name, value.clone()))
-        .collect();
+        let (path, mut pairs): (String, Vec<(&str, String)>) = match &self.timeline {
+            Some(feed_type) => {
+                let segments: Vec<String> = [feed_type.as_str()]
+                    .into_iter()
+                    .chain(self.package.split('/'))
+                    .chain([self.version.as_str()])
+                    .map(|segment| utf8_percent_encode(segment, SEGMENT).to_string())
+                    .collect();
+                (format!("/promotions/{}", segments.join("/")), Vec::new())
+            }
+            None => (
+                "/promotions".to_owned(),
+                FIELDS
+                    .iter()
+                    .zip(self.values())
+                    .filter(|(_, value)| !value.is_empty())
+                    .map(|((name, ..), value)| (*name, value.clone()))
+                    .collect(),
+            ),
+        };
         pairs.extend(extra.iter().cloned());
         match serde_urlencoded::to_string(&pairs).expect("strings encode") {
-            query if query.is_empty() => "/promotions".to_owned(),
-            query => format!("/promotions?{query}"),
+            query if query.is_empty() => path,
+            query => format!("{path}?{query}"),
         }
     }
 }
@@ -166,21 +173,11 @@ pub fn history(page: &HistoryPage<'_>) -> Markup {
     let main = html! {
         h1 { "Promotion history" }
         form.filters method="get" action="/promotions" role="search" aria-label="Filter the history" {
-            div.field {
-                label for="feed" { "Feed" }
-                input #feed name="feed" value=(f.feed) placeholder="approved-npm" autocomplete="off";
-            }
-            div.field {
-                label for="package" { "Package" }
-                input #package name="package" value=(f.package) placeholder="@babel/runtime" autocomplete="off";
-            }
-            div.field {
-                label for="version" { "Version" }
-                input #version name="version" value=(f.version) placeholder="7.21.0" autocomplete="off";
-            }
-            div.field {
-                label for="batch" { "Batch" }
-                input #batch name="batch" value=(f.batch) placeholder="batch id" autocomplete="off";
+            @for ((name, label, example), value) in FIELDS.iter().zip(f.values()) {
+                div.field {
+                    label for=(name) { (label) }
+                    input id=(name) name=(name) value=(value) placeholder=(example) autocomplete="off";
+                }
             }
             div.actions {
                 button type="submit" { "Filter" }
