@@ -399,6 +399,12 @@ impl TestApp {
             .unwrap());
     }
 
+    /// The source feed of `npm_setup`, for adding more packages to it.
+    pub async fn npm_source(&self) -> Feed {
+        let name = FeedName::parse("unapproved-npm").unwrap();
+        self.store.feed(&name).await.unwrap().unwrap()
+    }
+
     /// Two npm feeds, a system key, and @babel/runtime 7.21.0 (two files) in the
     /// source feed: the contract's own example.
     pub async fn npm_setup(&self) -> String {

@@ -31,8 +31,7 @@ pub const HOSTILE: &str =
 /// example with a hostile comment (the newest): 56 rows. Returns the system key.
 pub async fn seeded_history(app: &TestApp) -> String {
     let key = app.npm_setup().await;
-    let name = FeedName::parse("unapproved-npm").unwrap();
-    let source = app.store.feed(&name).await.unwrap().unwrap();
+    let source = app.npm_source().await;
     for n in 0..55 {
         let version = format!("1.0.{n}");
         app.package(&source, None, "pkg", &version, "").await;
@@ -527,8 +526,7 @@ async fn a_browser_on_plain_http_signs_in_with_the_form_token(app: TestApp) {
 
 async fn a_timeline_is_one_exact_package_version(app: TestApp) {
     let key = seeded_history(&app).await;
-    let name = FeedName::parse("unapproved-npm").unwrap();
-    let source = app.store.feed(&name).await.unwrap().unwrap();
+    let source = app.npm_source().await;
     app.package(&source, Some("@x"), "pkg", "1.0.7", "").await;
     let scoped = json!({"fromFeed": "unapproved-npm", "toFeed": "approved-npm", "group": "@x",
                         "name": "pkg", "version": "1.0.7", "comments": "scoped"});

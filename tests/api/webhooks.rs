@@ -37,18 +37,6 @@ async fn register(app: &TestApp, key: &str, body: Value) -> Value {
     reply.json()
 }
 
-async fn get(app: &TestApp, key: &str, path: &str) -> Reply {
-    Reply::read(
-        app.client
-            .get(app.url(path))
-            .header("X-ApiKey", key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 async fn delete(app: &TestApp, key: &str, id: i64) -> Reply {
     Reply::read(
         app.client
@@ -69,12 +57,6 @@ async fn register_directly(app: &TestApp, receiver: &Receiver) {
     app.store.create_webhook(&url, &[], &secret).await.unwrap();
 }
 
-/// The source feed of `npm_setup`, for adding more packages to it.
-async fn unapproved(app: &TestApp) -> promoter::store::Feed {
-    let name = FeedName::parse("unapproved-npm").unwrap();
-    app.store.feed(&name).await.unwrap().unwrap()
-}
-
 /// Outbox rows per state, for checks that need no waiting.
 async fn outbox(app: &TestApp) -> Vec<String> {
     app.texts(
@@ -91,7 +73,9 @@ async fn attempts_until(
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
     for _ in 0..600 {
-        let reply = get(app, key, &format!("/api/webhooks/deliveries?id={id}")).await;
+        let reply = app
+            .get(&format!("/api/webhooks/deliveries?id={id}"), key)
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         let attempts = reply.json().as_array().unwrap().clone();
         if done(&attempts) {
@@ -244,7 +228,7 @@ async fn dry_runs_and_refusals_queue_nothing(app: TestApp) {
 
 async fn batches_and_reverts_announce_each_promotion(app: TestApp) {
     let key = app.npm_setup().await;
-    let source = unapproved(&app).await;
+    let source = app.npm_source().await;
     app.package(&source, None, "left-pad", "1.3.0", "").await;
     let receiver = Receiver::start().await;
     register(&app, &key, json!({"url": receiver.url(), "secret": SECRET})).await;
@@ -348,7 +332,7 @@ async fn a_receiver_that_was_down_gets_the_event_when_it_is_back(app: TestApp) {
 
 async fn a_slow_receiver_holds_up_neither_promotions_nor_other_receivers(app: TestApp) {
     let key = app.npm_setup().await;
-    let source = unapproved(&app).await;
+    let source = app.npm_source().await;
     let slow = Receiver::start().await;
     slow.answer_always(Answer::Slow(Duration::from_secs(30), 200));
     let fast = Receiver::start().await;
@@ -402,10 +386,10 @@ async fn management_needs_a_manage_key_and_never_shows_the_secret_again(app: Tes
         app.json_post("/api/webhooks/create", other, &body)
             .await
             .assert_error(403, FORBIDDEN);
-        get(&app, other, "/api/webhooks/list")
+        app.get("/api/webhooks/list", other)
             .await
             .assert_error(403, FORBIDDEN);
-        get(&app, other, "/api/webhooks/deliveries?id=1")
+        app.get("/api/webhooks/deliveries?id=1", other)
             .await
             .assert_error(403, FORBIDDEN);
         delete(&app, other, 1).await.assert_error(403, FORBIDDEN);
@@ -416,7 +400,7 @@ async fn management_needs_a_manage_key_and_never_shows_the_secret_again(app: Tes
     let created = register(&app, &key, body.clone()).await;
     let generated = created["secret"].as_str().unwrap();
     assert_eq!(generated.len(), 64);
-    let listed = get(&app, &key, "/api/webhooks/list").await;
+    let listed = app.get("/api/webhooks/list", &key).await;
     assert_eq!(listed.status, 200);
     assert!(!listed.body.contains(generated), "the list shows a secret");
     assert_eq!(listed.json()[0]["id"], created["id"]);
@@ -426,14 +410,11 @@ async fn management_needs_a_manage_key_and_never_shows_the_secret_again(app: Tes
     let id = created["id"].as_i64().unwrap();
     let deleted = delete(&app, &key, id).await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
-    assert_eq!(
-        get(&app, &key, "/api/webhooks/list").await.json(),
-        json!([])
-    );
+    assert_eq!(app.get("/api/webhooks/list", &key).await.json(), json!([]));
     delete(&app, &key, id)
         .await
         .assert_error(404, &format!("Webhook {id} does not exist."));
-    get(&app, &key, &format!("/api/webhooks/deliveries?id={id}"))
+    app.get(&format!("/api/webhooks/deliveries?id={id}"), &key)
         .await
         .assert_error(404, &format!("Webhook {id} does not exist."));
 }
@@ -492,7 +473,9 @@ async fn bad_webhooks_are_refused_and_change_nothing(app: TestApp) {
         ),
         ("?id=1&since=2", "Parameter \"since\" is not known here;"),
     ] {
-        let reply = get(&app, &key, &format!("/api/webhooks/deliveries{query}")).await;
+        let reply = app
+            .get(&format!("/api/webhooks/deliveries{query}"), &key)
+            .await;
         assert_eq!(reply.status, 400, "{query}: {}", reply.body);
         assert!(reply.body.starts_with(expected), "{query}: {}", reply.body);
     }
@@ -564,7 +547,7 @@ async fn a_paused_webhook_queues_its_events_until_resumed(app: TestApp) {
     let id = webhook["id"].as_i64().unwrap();
     assert!(app.store.set_webhook_active(id, false).await.unwrap());
     assert_eq!(
-        get(&app, &key, "/api/webhooks/list").await.json()[0]["active"],
+        app.get("/api/webhooks/list", &key).await.json()[0]["active"],
         false
     );
     assert_eq!(app.promote(&key, &babel_promotion()).await.status, 200);
@@ -618,7 +601,7 @@ async fn kill_9_with_events_pending_then_delivery_after_restart(backend: Backend
     let database = TestDatabase::fresh(backend).await;
     let app = TestApp::without_server(&database.url).await;
     let key = app.npm_setup().await;
-    let source = unapproved(&app).await;
+    let source = app.npm_source().await;
     let mut receiver = Receiver::start().await;
     register_directly(&app, &receiver).await;
     receiver.stop();
@@ -657,7 +640,7 @@ async fn two_processes_deliver_every_event_and_never_one_twice_at_once() {
     let database = TestDatabase::fresh(Backend::Postgres).await;
     let app = TestApp::without_server(&database.url).await;
     let key = app.npm_setup().await;
-    let source = unapproved(&app).await;
+    let source = app.npm_source().await;
     let receiver = Receiver::start().await;
     receiver.answer_always(Answer::Slow(Duration::from_millis(20), 200));
     register_directly(&app, &receiver).await;
