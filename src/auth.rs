@@ -165,7 +165,7 @@ pub struct Principal {
 enum Scope {
     System,
     /// A feed key's one feed, or the member feeds of a feed-group key.
-    Feeds(Vec<i64>),
+    Feeds(std::sync::Arc<[i64]>),
 }
 
 impl Principal {
@@ -199,7 +199,7 @@ impl Principal {
         }
         match &self.scope {
             Scope::System => None,
-            Scope::Feeds(ids) => Some(ids.clone()),
+            Scope::Feeds(ids) => Some(ids.to_vec()),
         }
     }
 }
@@ -219,7 +219,7 @@ pub async fn principal_of(store: &Store, stored: Option<StoredKey>) -> Result<Pr
         .filter(|stored| stored.is_usable_at(Utc::now()))
         .ok_or(Error::Forbidden)?;
     let scope = match (stored.feed_id, stored.feed_group_id) {
-        (Some(feed_id), _) => Scope::Feeds(vec![feed_id]),
+        (Some(feed_id), _) => Scope::Feeds(std::sync::Arc::from([feed_id])),
         (None, Some(group_id)) => Scope::Feeds(store.group_feed_ids(group_id).await?),
         (None, None) => Scope::System,
     };

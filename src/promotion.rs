@@ -98,18 +98,17 @@ pub async fn promote(
     let (from, to) = store
         .feed_pair(&request.from_feed, &request.to_feed)
         .await?;
-
-    // ProGet's rule: promote on the target, view on the source; an overwrite
-    // destroys the target's copy, so it also needs delete there. Checked before
-    // existence so that a key cannot probe for feeds outside its scope.
-    if !principal.may(Permission::View, from.as_ref())
-        || !principal.may(Permission::Promote, to.as_ref())
-        || (request.on_conflict == OnConflict::Overwrite
-            && !principal.may(Permission::Delete, to.as_ref()))
-    {
-        return Err(Error::Forbidden.into());
-    }
-    let (from, to) = feeds_allow_move(from, to, request)?;
+    let (from, to) = match allowed(principal, from, to, request) {
+        Ok(feeds) => feeds,
+        // A refusal must not rest on feeds this process kept, which another
+        // process may have changed a moment ago: look again first.
+        Err(_) => {
+            let (from, to) = store
+                .fresh_feed_pair(&request.from_feed, &request.to_feed)
+                .await?;
+            allowed(principal, from, to, request)?
+        }
+    };
 
     let mut items = Vec::with_capacity(request.items.len());
     for (index, item) in request.items.iter().enumerate() {
@@ -153,7 +152,7 @@ pub async fn promote(
         Ok(results) => results,
         Err(MoveError::FeedsChanged) => {
             let (from, to) = store
-                .feed_pair(&request.from_feed, &request.to_feed)
+                .fresh_feed_pair(&request.from_feed, &request.to_feed)
                 .await?;
             feeds_allow_move(from, to, request)?;
             // The feeds are fine again by now: say what happened.
@@ -424,6 +423,26 @@ fn refuse_duplicates(items: &[MoveItem]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The feeds of a promotion, when the key may use them and they allow it.
+fn allowed(
+    principal: &Principal,
+    from: Option<Feed>,
+    to: Option<Feed>,
+    request: &PromotionRequest,
+) -> Result<(Feed, Feed)> {
+    // ProGet's rule: promote on the target, view on the source; an overwrite
+    // destroys the target's copy, so it also needs delete there. Checked before
+    // existence so that a key cannot probe for feeds outside its scope.
+    if !principal.may(Permission::View, from.as_ref())
+        || !principal.may(Permission::Promote, to.as_ref())
+        || (request.on_conflict == OnConflict::Overwrite
+            && !principal.may(Permission::Delete, to.as_ref()))
+    {
+        return Err(Error::Forbidden);
+    }
+    feeds_allow_move(from, to, request)
 }
 
 /// The feeds of a promotion, when they allow it: both exist and are enabled, are

@@ -62,6 +62,9 @@ impl Application {
         // case when serving ends (which drops `stop`).
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let dispatcher = webhooks::dispatcher::spawn(self.store.clone(), self.webhooks, stopped);
+        // Until it hears of changes, requests read feeds and keys from the
+        // database (see `store::cache`).
+        let watcher = tokio::spawn(self.store.clone().watch_catalog());
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -69,6 +72,7 @@ impl Application {
             })
             .await;
         let _ = dispatcher.await;
+        watcher.abort();
         self.store.close().await;
         served
     }

@@ -1,11 +1,13 @@
+use std::sync::Arc;
+
 use chrono::Utc;
 use sqlx::FromRow;
 
-use super::{on_pool, on_tx, once_more_on_conflict, ConstraintExt, Store, WriteTx};
+use super::{cache, on_pool, on_tx, once_more_on_conflict, ConstraintExt, Store, WriteTx};
 use crate::domain::{FeedName, FeedType};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct Feed {
     pub id: i64,
     pub name: String,
@@ -72,21 +74,27 @@ impl Store {
         .on_unique(|| Error::invalid(format!("A feed named \"{name}\" already exists.")))
         .on_foreign_key(|| vanished(promote_to))?;
         let feed = feed_by_id_in(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit_catalog(tx).await?;
         Ok(feed)
     }
 
     pub async fn feed(&self, name: &FeedName) -> Result<Option<Feed>> {
-        let sql = format!("{SELECT_FEED} WHERE f.name_key = $1");
-        Ok(
-            on_pool!(self, pool => sqlx::query_as(&sql).bind(name.key()).fetch_optional(pool).await)?,
-        )
+        Ok(self.feed_pair(name, name).await?.0)
     }
 
     /// The feed with this id, if it still exists (the history keeps ids).
     pub async fn feed_by_id(&self, id: i64) -> Result<Option<Feed>> {
+        if let Some(feed) = self.all_feeds().await?.iter().find(|f| f.id == id) {
+            return Ok(Some(feed.clone()));
+        }
+        // Missing from what was kept: look in the database (see `feed_pair`).
         let sql = format!("{SELECT_FEED} WHERE f.id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        let fresh: Option<Feed> =
+            on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        if fresh.is_some() {
+            self.forget_cached();
+        }
+        Ok(fresh)
     }
 
     /// The feed, or an error saying that it does not exist.
@@ -94,26 +102,61 @@ impl Store {
         self.feed(name).await?.ok_or_else(|| vanished(Some(name)))
     }
 
-    /// Both feeds of a promotion in one round trip; either may be missing.
+    /// Both feeds of a promotion; either may be missing. A feed missing from
+    /// what this process kept is looked for in the database before it is called
+    /// missing, so that a feed another process just created is found at once.
     pub async fn feed_pair(
+        &self,
+        a: &FeedName,
+        b: &FeedName,
+    ) -> Result<(Option<Feed>, Option<Feed>)> {
+        let feeds = self.all_feeds().await?;
+        let find = |key: String| feeds.iter().find(|f| f.name_key == key).cloned();
+        match (find(a.key()), find(b.key())) {
+            (Some(a), Some(b)) => Ok((Some(a), Some(b))),
+            _ => self.fresh_feed_pair(a, b).await,
+        }
+    }
+
+    /// Both feeds as the database has them now, not as this process kept them:
+    /// for a refusal, which must not rest on what may be out of date. When they
+    /// differ from what was kept, the kept feeds are forgotten.
+    pub async fn fresh_feed_pair(
         &self,
         a: &FeedName,
         b: &FeedName,
     ) -> Result<(Option<Feed>, Option<Feed>)> {
         let sql = format!("{SELECT_FEED} WHERE f.name_key IN ($1, $2)");
         let (a_key, b_key) = (a.key(), b.key());
-        let feeds: Vec<Feed> = on_pool!(self, pool => sqlx::query_as(&sql)
+        let fresh: Vec<Feed> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(&a_key)
             .bind(&b_key)
             .fetch_all(pool)
             .await)?;
-        let find = |key: &str| feeds.iter().find(|f| f.name_key == key).cloned();
+        let kept = self.all_feeds().await?;
+        if fresh.iter().any(|feed| !kept.contains(feed)) {
+            self.forget_cached();
+        }
+        let find = |key: &str| fresh.iter().find(|f| f.name_key == key).cloned();
         Ok((find(&a_key), find(&b_key)))
     }
 
     pub async fn list_feeds(&self) -> Result<Vec<Feed>> {
+        Ok(self.all_feeds().await?.to_vec())
+    }
+
+    /// Every feed, by name: kept in memory (see `cache`), since every request
+    /// looks feeds up and deployments have tens of them, not millions.
+    async fn all_feeds(&self) -> Result<Arc<[Feed]>> {
+        let ticket = match self.cache.get(cache::feeds, &()) {
+            Ok(feeds) => return Ok(feeds),
+            Err(ticket) => ticket,
+        };
         let sql = format!("{SELECT_FEED} ORDER BY f.name_key");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+        let feeds: Vec<Feed> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let feeds: Arc<[Feed]> = feeds.into();
+        self.cache.keep(cache::feeds, ticket, (), feeds.clone());
+        Ok(feeds)
     }
 
     /// Enables or disables a feed; a disabled feed takes part in no promotion.
@@ -174,7 +217,7 @@ impl Store {
             )));
         }
         let feed = feed_by_id_in(&mut tx, feed.id).await?;
-        tx.commit().await?;
+        self.commit_catalog(tx).await?;
         Ok(feed)
     }
 
@@ -208,7 +251,7 @@ impl Store {
             .execute(conn)
             .await
             .map(|done| done.rows_affected()))?;
-        tx.commit().await?;
+        self.commit_catalog(tx).await?;
         Ok(deleted == 1)
     }
 
@@ -239,16 +282,24 @@ impl Store {
             .map(drop))
             .on_foreign_key(|| vanished(Some(member)))?;
         }
-        tx.commit().await?;
+        self.commit_catalog(tx).await?;
         Ok(id)
     }
 
-    pub async fn group_feed_ids(&self, group_id: i64) -> Result<Vec<i64>> {
-        let rows: Vec<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT feed_id FROM feed_group_members WHERE group_id = $1")
+    /// The feeds of a group (kept in memory, see `cache`).
+    pub async fn group_feed_ids(&self, group_id: i64) -> Result<Arc<[i64]>> {
+        let ticket = match self.cache.get(cache::groups, &group_id) {
+            Ok(ids) => return Ok(ids),
+            Err(ticket) => ticket,
+        };
+        let ids: Vec<i64> = on_pool!(self, pool => sqlx::query_scalar("SELECT feed_id FROM feed_group_members WHERE group_id = $1")
             .bind(group_id)
             .fetch_all(pool)
             .await)?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        let ids: Arc<[i64]> = ids.into();
+        self.cache
+            .keep(cache::groups, ticket, group_id, ids.clone());
+        Ok(ids)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{bind_all, on_pool, Bind, Conditions, PromotionRecord, Store, RECORD_COLUMNS};
+use super::{bind_all, on_pool, Bind, Conditions, Db, PromotionRecord, Store, RECORD_COLUMNS};
 use crate::domain::FilterKeys;
 use crate::error::Result;
 use crate::promotion::RevertTarget;
@@ -121,7 +121,7 @@ impl Store {
     /// operators and tests can see which index serves a filter. `None` on SQLite
     /// or when the query cannot match anything.
     pub async fn explain_history(&self, query: &HistoryQuery) -> Result<Option<String>> {
-        let (Store::Postgres(pool), Some((sql, binds))) = (self, query.statement()) else {
+        let (Db::Postgres(pool), Some((sql, binds))) = (&self.db, query.statement()) else {
             return Ok(None);
         };
         let explain = format!("EXPLAIN {sql}");

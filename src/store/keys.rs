@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::feeds::{existing_feed_in, existing_group_in};
-use super::{on_pool, on_tx, ConstraintExt, Store};
+use super::{cache, on_pool, on_tx, ConstraintExt, Store};
 use crate::domain::{FeedName, Permissions};
 use crate::error::{Error, Result};
 
@@ -71,12 +71,18 @@ impl StoredKey {
     }
 }
 
-const SELECT_KEY: &str = "SELECT k.id, k.name, k.key_prefix, k.kind, k.feed_id, k.feed_group_id, \
-     COALESCE(f.name, g.name) AS scope_name, k.permissions, k.expires_at, k.revoked_at, k.created_at, \
-     k.description, k.logging \
-     FROM api_keys k \
-     LEFT JOIN feeds f ON f.id = k.feed_id \
-     LEFT JOIN feed_groups g ON g.id = k.feed_group_id";
+/// The columns of a [`StoredKey`] and the joins that name its scope; a macro so
+/// that the fixed statements below are `concat!`ed at compile time.
+macro_rules! select_key {
+    () => {
+        "SELECT k.id, k.name, k.key_prefix, k.kind, k.feed_id, k.feed_group_id, \
+         COALESCE(f.name, g.name) AS scope_name, k.permissions, k.expires_at, k.revoked_at, \
+         k.created_at, k.description, k.logging \
+         FROM api_keys k \
+         LEFT JOIN feeds f ON f.id = k.feed_id \
+         LEFT JOIN feed_groups g ON g.id = k.feed_group_id"
+    };
+}
 
 impl Store {
     /// Stores a new key under its hash, with the non-secret `label` that
@@ -122,20 +128,39 @@ impl Store {
         .await)
         .on_unique(|| Error::invalid("That key text is already in use; choose another."))
         .on_foreign_key(scope_vanished)?;
-        let sql = format!("{SELECT_KEY} WHERE k.id = $1");
-        let stored = on_tx!(&mut tx, conn => sqlx::query_as(&sql).bind(id).fetch_one(conn).await)?;
-        tx.commit().await?;
+        let stored = on_tx!(&mut tx, conn => sqlx::query_as(concat!(select_key!(), " WHERE k.id = $1"))
+            .bind(id)
+            .fetch_one(conn)
+            .await)?;
+        self.commit_catalog(tx).await?;
         Ok(stored)
     }
 
+    /// The key with this hash. Keys that exist are kept in memory (see
+    /// `cache`); unknown hashes are not, so that guessing cannot fill memory.
     pub async fn key_by_hash(&self, key_hash: &str) -> Result<Option<StoredKey>> {
-        let sql = format!("{SELECT_KEY} WHERE k.key_hash = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(key_hash).fetch_optional(pool).await)?)
+        let key_hash = key_hash.to_owned();
+        let ticket = match self.cache.get(cache::keys, &key_hash) {
+            Ok(key) => return Ok(Some(key)),
+            Err(ticket) => ticket,
+        };
+        let found: Option<StoredKey> = on_pool!(self, pool => sqlx::query_as(concat!(select_key!(), " WHERE k.key_hash = $1"))
+            .bind(&key_hash)
+            .fetch_optional(pool)
+            .await)?;
+        if let Some(key) = &found {
+            self.cache.keep(cache::keys, ticket, key_hash, key.clone());
+        }
+        Ok(found)
     }
 
     pub async fn key_by_id(&self, id: i64) -> Result<Option<StoredKey>> {
-        let sql = format!("{SELECT_KEY} WHERE k.id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(concat!(select_key!(), " WHERE k.id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?,
+        )
     }
 
     /// Keys by id after `after_id` (a page's last id), at most `limit`; revoked
@@ -146,10 +171,11 @@ impl Store {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<StoredKey>> {
-        let sql = format!(
-            "{SELECT_KEY} WHERE ($1 OR k.revoked_at IS NULL) AND k.id > $2 ORDER BY k.id LIMIT $3"
+        let sql = concat!(
+            select_key!(),
+            " WHERE ($1 OR k.revoked_at IS NULL) AND k.id > $2 ORDER BY k.id LIMIT $3"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql)
+        Ok(on_pool!(self, pool => sqlx::query_as(sql)
             .bind(include_revoked)
             .bind(after_id)
             .bind(limit)
@@ -169,7 +195,7 @@ impl Store {
         .execute(conn)
         .await
         .map(|done| done.rows_affected()))?;
-        tx.commit().await?;
+        self.commit_catalog(tx).await?;
         Ok(done == 1)
     }
 }

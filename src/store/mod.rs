@@ -8,6 +8,7 @@
 //! few places where the dialects differ (the promotion move and the bulk import)
 //! `match` on the backend explicitly.
 
+mod cache;
 mod feeds;
 mod history;
 mod keys;
@@ -17,6 +18,7 @@ mod sessions;
 mod webhooks;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,6 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Connection;
 
+use cache::Cache;
 pub use feeds::{Feed, FeedChange};
 pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};
@@ -47,8 +50,16 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// back, and the caller hears 503.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The database, and what this process keeps of it in memory.
 #[derive(Clone)]
-pub enum Store {
+pub struct Store {
+    db: Db,
+    cache: Arc<Cache>,
+}
+
+/// The database's pools.
+#[derive(Clone)]
+pub enum Db {
     Postgres(PgPool),
     Sqlite(SqlitePool, SqliteWriter),
 }
@@ -112,9 +123,9 @@ impl WriteTx<'_> {
 /// compiled once per backend, so it must be portable SQL.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::store::Store::Postgres($pool) => $body,
-            $crate::store::Store::Sqlite($pool, _) => $body,
+        match $store.db() {
+            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool, _) => $body,
         }
     };
 }
@@ -142,7 +153,7 @@ impl Store {
     /// Opens the database named by `url` (`postgres://…` or `sqlite://…`) and brings
     /// its schema up to date.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
-        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
                 .context("the PostgreSQL database URL is not valid")?;
             // One connection first, straight to the server: a pool retries a
@@ -178,7 +189,7 @@ impl Store {
                     })
                 })
                 .connect_lazy_with(options);
-            Store::Postgres(pool)
+            Db::Postgres(pool)
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("the SQLite database URL is not valid")?
@@ -197,17 +208,25 @@ impl Store {
                 .run(&pool)
                 .await
                 .context("could not apply the database migrations")?;
-            Store::Sqlite(pool, SqliteWriter::default())
+            Db::Sqlite(pool, SqliteWriter::default())
         } else {
             anyhow::bail!("the database URL must start with postgres:// or sqlite://");
         };
-        Ok(store)
+        Ok(Store {
+            db,
+            cache: Arc::new(Cache::default()),
+        })
+    }
+
+    /// The pools, for code that must tell the backends apart.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "postgres",
-            Store::Sqlite(..) => "sqlite",
+        match &self.db {
+            Db::Postgres(_) => "postgres",
+            Db::Sqlite(..) => "sqlite",
         }
     }
 
@@ -215,9 +234,9 @@ impl Store {
     /// process's queue counts against the statement timeout, so a request never
     /// waits there past the point where it would be answered 408.
     pub async fn begin_write(&self) -> Result<WriteTx<'_>> {
-        match self {
-            Store::Postgres(pool) => Ok(WriteTx::Postgres(pool.begin().await?)),
-            Store::Sqlite(pool, writer) => {
+        match &self.db {
+            Db::Postgres(pool) => Ok(WriteTx::Postgres(pool.begin().await?)),
+            Db::Sqlite(pool, writer) => {
                 let queued = tokio::time::timeout(STATEMENT_TIMEOUT, writer.queue.lock())
                     .await
                     .map_err(|_| Error::Unavailable {
@@ -230,18 +249,27 @@ impl Store {
         }
     }
 
+    /// Commits a change to the feeds, groups or keys, and forgets what this
+    /// process kept of them, so that its next request sees the change (other
+    /// processes hear of it through the database: see `cache`).
+    pub(crate) async fn commit_catalog(&self, tx: WriteTx<'_>) -> Result<()> {
+        let committed = tx.commit().await;
+        self.cache.forget();
+        committed
+    }
+
     /// Tells this process's webhook dispatcher that a promotion committed.
     pub fn promotion_committed(&self) {
-        if let Store::Sqlite(_, writer) = self {
+        if let Db::Sqlite(_, writer) = &self.db {
             writer.outbox.notify_one();
         }
     }
 
     /// What rings when this process commits a promotion (SQLite only).
     pub fn promotions_committed(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        match self {
-            Store::Postgres(_) => None,
-            Store::Sqlite(_, writer) => Some(writer.outbox.clone()),
+        match &self.db {
+            Db::Postgres(_) => None,
+            Db::Sqlite(_, writer) => Some(writer.outbox.clone()),
         }
     }
 
@@ -253,8 +281,8 @@ impl Store {
     /// Why the database cannot be reached, found by opening a connection of our
     /// own (a pool only says that it timed out). `None` when that connection works.
     pub async fn diagnose_connection(&self) -> Option<sqlx::Error> {
-        match self {
-            Store::Postgres(pool) => {
+        match &self.db {
+            Db::Postgres(pool) => {
                 let options = pool.connect_options();
                 match PgConnection::connect_with(&options).await {
                     Ok(connection) => {
@@ -264,12 +292,43 @@ impl Store {
                     Err(error) => Some(error),
                 }
             }
-            Store::Sqlite(..) => self.ping().await.err(),
+            Db::Sqlite(..) => self.ping().await.err(),
         }
     }
 
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// What a PostgreSQL listener reports to its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Listening (again): anything sent while not listening was missed.
+    Listening,
+    Notified,
+    /// The connection was lost; notifications are missed until `Listening`.
+    Lost,
+}
+
+/// Listens on `channel` for as long as it runs, reconnecting (after a pause,
+/// so that a server dropping connections is not hammered) whenever the
+/// connection is lost, and reports each of those moments to `heard`.
+pub async fn listen(pool: PgPool, channel: &str, mut heard: impl FnMut(Heard)) {
+    loop {
+        if let Ok(mut listener) = sqlx::postgres::PgListener::connect_with(&pool).await {
+            if listener.listen(channel).await.is_ok() {
+                heard(Heard::Listening);
+                // `try_recv` answers None when the connection is lost (its next
+                // call would reconnect without a word): start over here instead,
+                // so that the loss is reported.
+                while let Ok(Some(_)) = listener.try_recv().await {
+                    heard(Heard::Notified);
+                }
+                heard(Heard::Lost);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

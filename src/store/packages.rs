@@ -3,7 +3,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 use super::{
-    bind_all, on_pool, on_tx, once_more_on_conflict, Bind, Conditions, Feed, Store, WriteTx,
+    bind_all, on_pool, on_tx, once_more_on_conflict, Bind, Conditions, Db, Feed, Store, WriteTx,
 };
 use crate::domain::{FilterKeys, PackageId};
 use crate::error::Result;
@@ -75,8 +75,8 @@ impl Store {
             summary.files_added += added;
             summary.files_present += chunk_len as u64 - added;
         };
-        match self {
-            Store::Postgres(pool) => {
+        match &self.db {
+            Db::Postgres(pool) => {
                 // Batches run side by side on several connections. Each version's
                 // files stay in one batch, so no two batches touch the same row
                 // and none waits for another's locks.
@@ -96,7 +96,7 @@ impl Store {
                     count(len, added);
                 }
             }
-            Store::Sqlite(..) => {
+            Db::Sqlite(..) => {
                 // SQLite has one writer at a time: batches go one after another.
                 for chunk in packages.chunks(SQLITE_BATCH) {
                     let mut tx = self.begin_write().await?;

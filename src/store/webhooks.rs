@@ -7,7 +7,7 @@ use sqlx::FromRow;
 
 use super::feeds::existing_feed_in;
 use super::{
-    bind_all, on_pool, on_tx, once_more_on_conflict, Bind, Conditions, PromotionRecord, Store,
+    bind_all, on_pool, on_tx, once_more_on_conflict, Bind, Conditions, Db, PromotionRecord, Store,
     WriteTx, RECORD_COLUMNS,
 };
 use crate::domain::{FeedName, WebhookSecret, WebhookUrl};
@@ -304,8 +304,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ClaimedEvent>> {
         let now = self.now_ms();
-        let sql = match self {
-            Store::Postgres(_) => format!(
+        let sql = match &self.db {
+            Db::Postgres(_) => format!(
                 "WITH due AS MATERIALIZED (SELECT id FROM webhook_events \
                  WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= {now} \
                  ORDER BY next_attempt_at LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) \
@@ -313,7 +313,7 @@ impl Store {
                  FROM due WHERE e.id = due.id \
                  RETURNING e.id, e.webhook_id, e.promotion_id, e.delivery_id, e.attempts"
             ),
-            Store::Sqlite(..) => format!(
+            Db::Sqlite(..) => format!(
                 "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = {now} + $1 \
                  WHERE id IN (SELECT id FROM webhook_events \
                  WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= {now} \
@@ -404,9 +404,9 @@ impl Store {
     /// compare with; each use here is a statement of its own. On SQLite through
     /// `julianday`, which every version has (`unixepoch('subsec')` needs 3.42).
     fn now_ms(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "(extract(epoch FROM statement_timestamp()) * 1000)::bigint",
-            Store::Sqlite(..) => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+        match &self.db {
+            Db::Postgres(_) => "(extract(epoch FROM statement_timestamp()) * 1000)::bigint",
+            Db::Sqlite(..) => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use super::{event, targets, Settings};
 use crate::error::{describe, Result};
 use crate::store::{
-    AfterAttempt, AttemptRecord, ClaimedEvent, DeliveryTarget, PromotionRecord, Store,
+    self, AfterAttempt, AttemptRecord, ClaimedEvent, Db, DeliveryTarget, PromotionRecord, Store,
 };
 
 /// A receiver that has not answered by then has failed this attempt.
@@ -99,9 +99,17 @@ struct Dispatcher {
 
 impl Dispatcher {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let listener = match &self.store {
-            Store::Postgres(pool) => Some(tokio::spawn(listen(pool.clone(), self.wake.clone()))),
-            Store::Sqlite(..) => None,
+        let listener = match self.store.db() {
+            Db::Postgres(pool) => {
+                let wake = self.wake.clone();
+                // Whatever is heard, look: a loss may have hidden events.
+                Some(tokio::spawn(store::listen(
+                    pool.clone(),
+                    CHANNEL,
+                    move |_| wake.notify_one(),
+                )))
+            }
+            Db::Sqlite(..) => None,
         };
         while !stopping(&shutdown) {
             let pause = match self.round(&shutdown).await {
@@ -378,28 +386,6 @@ pub fn backoff(attempt: i32) -> Duration {
     let exponent = attempt.clamp(1, 13) - 1;
     let base = Duration::from_secs(1 << exponent).min(MAX_BACKOFF);
     base.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
-}
-
-/// Rings `wake` for every notification on the outbox channel, and once after
-/// each (re)connection, since notifications sent meanwhile were missed.
-async fn listen(pool: sqlx::PgPool, wake: Arc<Notify>) {
-    loop {
-        if let Ok(mut listener) = sqlx::postgres::PgListener::connect_with(&pool).await {
-            if listener.listen(CHANNEL).await.is_ok() {
-                wake.notify_one();
-                while let Ok(notification) = listener.try_recv().await {
-                    wake.notify_one();
-                    if notification.is_none() {
-                        // The connection was lost (the next call reconnects):
-                        // events may have been missed, hence the look above,
-                        // and a server dropping connections is not hammered.
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 #[cfg(test)]

@@ -74,8 +74,8 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0(app: TestApp) {
     let address = server.address.clone();
 
     // Hold the promotion up: a row lock on PostgreSQL, the write lock on SQLite.
-    let blocker = match &app.store {
-        promoter::store::Store::Postgres(pool) => {
+    let blocker = match app.store.db() {
+        promoter::store::Db::Postgres(pool) => {
             let mut conn = pool.acquire().await.unwrap().detach();
             sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
             sqlx::query("SELECT id FROM package_versions FOR UPDATE")
@@ -84,7 +84,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0(app: TestApp) {
                 .unwrap();
             Blocker::Postgres(conn)
         }
-        promoter::store::Store::Sqlite(pool, _) => {
+        promoter::store::Db::Sqlite(pool, _) => {
             let mut conn = pool.acquire().await.unwrap().detach();
             sqlx::query("BEGIN IMMEDIATE")
                 .execute(&mut conn)

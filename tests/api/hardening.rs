@@ -426,11 +426,11 @@ async fn old_key_labels_are_replaced_by_hash_labels(app: TestApp) {
          FROM api_keys WHERE key_prefix = 's3cr3t-8'",
     )
     .await;
-    let migration = match app.store {
-        promoter::store::Store::Postgres(_) => {
+    let migration = match app.store.db() {
+        promoter::store::Db::Postgres(_) => {
             include_str!("../../migrations/postgres/0003_no_key_text_in_labels.sql")
         }
-        promoter::store::Store::Sqlite(..) => {
+        promoter::store::Db::Sqlite(..) => {
             include_str!("../../migrations/sqlite/0003_no_key_text_in_labels.sql")
         }
     };
@@ -635,8 +635,8 @@ async fn listings_past_their_cap_ask_to_be_narrowed(app: TestApp) {
 async fn a_statement_that_waits_too_long_gives_503_and_changes_nothing(app: TestApp) {
     let key = app.npm_setup().await;
     let before = app.snapshot().await;
-    let reply = match &app.store {
-        promoter::store::Store::Postgres(pool) => {
+    let reply = match app.store.db() {
+        promoter::store::Db::Postgres(pool) => {
             let mut locker = pool.begin().await.unwrap();
             sqlx::query("SELECT id FROM package_versions FOR UPDATE")
                 .fetch_all(&mut *locker)
@@ -646,7 +646,7 @@ async fn a_statement_that_waits_too_long_gives_503_and_changes_nothing(app: Test
             locker.rollback().await.unwrap();
             reply
         }
-        promoter::store::Store::Sqlite(pool, _) => {
+        promoter::store::Db::Sqlite(pool, _) => {
             // Another process's writer holds the file's write lock.
             let locker = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
             let reply = app.promote(&key, &babel_promotion()).await;
@@ -669,7 +669,7 @@ async fn postgres_connections_can_require_tls() {
     let key = app.npm_setup().await;
     let tls_url = format!("{}?sslmode=require", app.database.url);
     let store = promoter::store::Store::open(&tls_url).await.unwrap();
-    let promoter::store::Store::Postgres(pool) = &store else {
+    let promoter::store::Db::Postgres(pool) = store.db() else {
         unreachable!()
     };
     let encrypted: bool =

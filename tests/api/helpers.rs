@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use promoter::auth;
 use promoter::domain::{FeedName, FeedType, Identifier, PackageId, Permissions};
 use promoter::startup::Application;
-use promoter::store::{Feed, KeyScope, NewFile, NewKey, NewPackage, PromotionRecord, Store};
+use promoter::store::{Db, Feed, KeyScope, NewFile, NewKey, NewPackage, PromotionRecord, Store};
 use promoter::webhooks;
 use serde_json::Value;
 use sqlx::Connection;
@@ -57,9 +57,9 @@ macro_rules! each_backend {
 /// unwraps its result.
 macro_rules! on_store {
     ($app:expr, $pool:ident => $body:expr) => {
-        match &$app.store {
-            promoter::store::Store::Postgres($pool) => $body,
-            promoter::store::Store::Sqlite($pool, _) => $body,
+        match $app.store.db() {
+            promoter::store::Db::Postgres($pool) => $body,
+            promoter::store::Db::Sqlite($pool, _) => $body,
         }
         .unwrap()
     };
@@ -214,17 +214,12 @@ impl TestApp {
 
     /// A server whose webhooks may (or may not) call private addresses.
     pub async fn spawn_allowing_private(backend: Backend, allow: bool) -> TestApp {
-        let settings = webhooks::Settings {
-            allow_private: allow,
-            ..Default::default()
-        };
-        Self::spawn_with(backend, settings).await
+        Self::spawn_with(backend, allowing_private(allow)).await
     }
 
     pub async fn spawn_with(backend: Backend, settings: webhooks::Settings) -> TestApp {
         let database = TestDatabase::fresh(backend).await;
-        let address = start_instance_with(&database.url, settings).await;
-        let store = Store::open(&database.url).await.unwrap();
+        let (address, store) = start_instance_and_store(&database.url, settings).await;
         TestApp {
             address,
             store,
@@ -235,9 +230,10 @@ impl TestApp {
 
     /// A server and a store on an existing database (which the caller owns).
     pub async fn on_database(url: &str) -> TestApp {
+        let (address, store) = start_instance_and_store(url, allowing_private(true)).await;
         TestApp {
-            address: start_instance(url).await,
-            store: Store::open(url).await.unwrap(),
+            address,
+            store,
             client: reqwest::Client::new(),
             database: TestDatabase {
                 url: url.to_owned(),
@@ -281,9 +277,9 @@ impl TestApp {
 
     /// The PostgreSQL pool, for tests that only make sense there.
     pub fn pg_pool(&self) -> &sqlx::PgPool {
-        match &self.store {
-            Store::Postgres(pool) => pool,
-            Store::Sqlite(..) => panic!("this test needs PostgreSQL"),
+        match self.store.db() {
+            Db::Postgres(pool) => pool,
+            Db::Sqlite(..) => panic!("this test needs PostgreSQL"),
         }
     }
 
@@ -567,21 +563,36 @@ pub async fn start_instance(database_url: &str) -> String {
 }
 
 pub async fn start_instance_allowing_private(database_url: &str, allow: bool) -> String {
-    let settings = webhooks::Settings {
+    start_instance_with(database_url, allowing_private(allow)).await
+}
+
+/// Webhook settings that do (or do not) let deliveries reach private addresses.
+fn allowing_private(allow: bool) -> webhooks::Settings {
+    webhooks::Settings {
         allow_private: allow,
         ..Default::default()
-    };
-    start_instance_with(database_url, settings).await
+    }
 }
 
 pub async fn start_instance_with(database_url: &str, settings: webhooks::Settings) -> String {
+    start_instance_and_store(database_url, settings).await.0
+}
+
+/// A server, and the store it serves from: the tests' own changes through it
+/// are this process's changes, which its cache forgets at once (a change made
+/// through another store is heard within the cache's bound instead).
+pub async fn start_instance_and_store(
+    database_url: &str,
+    settings: webhooks::Settings,
+) -> (String, Store) {
     let app = Application::build("127.0.0.1:0", database_url)
         .await
         .expect("the application did not start")
         .webhooks(settings);
     let address = format!("http://{}", app.local_addr());
+    let store = app.store().clone();
     tokio::spawn(app.run(std::future::pending()));
-    address
+    (address, store)
 }
 
 /// The contract's example promotion, as JSON.

@@ -438,9 +438,9 @@ async fn two_overlapping_batches_never_both_win(app: TestApp) {
     let key = app.system_key().await;
     let source = app.feed("race-a", FeedType::Nuget).await;
     app.feed("race-b", FeedType::Nuget).await;
-    let second = match app.store {
-        promoter::store::Store::Postgres(_) => app.another_instance().await,
-        promoter::store::Store::Sqlite(..) => app.address.clone(),
+    let second = match app.store.db() {
+        promoter::store::Db::Postgres(_) => app.another_instance().await,
+        promoter::store::Db::Sqlite(..) => app.address.clone(),
     };
     for round in 0..10 {
         let version = format!("1.0.{round}");
