@@ -17,7 +17,7 @@ use crate::domain::{
     Permission, Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
 };
 use crate::startup::{shutdown_signal, Application};
-use crate::store::{KeyScope, NewFile, NewKey, NewPackage, Store};
+use crate::store::{self, KeyScope, NewFile, NewKey, NewPackage, Store};
 use crate::webhooks::targets;
 
 /// Keys read from the database at a time by `keys list`.
@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "PROMOTER_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: String,
+    /// Most PostgreSQL connections the server holds (1-1000; default: four
+    /// per CPU core, at least 8). More only adds contention once the
+    /// database's cores are busy. SQLite always uses 8.
+    #[arg(long, env = "PROMOTER_DB_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    db_pool_size: Option<u32>,
     #[command(flatten)]
     webhooks: WebhookServeArgs,
 }
@@ -215,8 +220,13 @@ pub enum WebhooksCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database.database_url.expose();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(ServeArgs { listen, webhooks }) => {
-            let app = Application::build(&listen, url)
+        Command::Serve(ServeArgs {
+            listen,
+            db_pool_size,
+            webhooks,
+        }) => {
+            let pool_size = db_pool_size.unwrap_or_else(store::default_pool_size);
+            let app = Application::build_with_pool(&listen, url, pool_size)
                 .await?
                 .webhooks(webhooks.settings());
             app.run(shutdown_signal()).await?;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::store::Store;
@@ -19,7 +20,16 @@ impl Application {
     /// Opens the database (applying migrations) and binds the listener. Port 0
     /// picks a free port, which tests use.
     pub async fn build(listen: &str, database_url: &str) -> anyhow::Result<Self> {
-        let store = Store::open(database_url).await?;
+        Self::build_with_pool(listen, database_url, crate::store::default_pool_size()).await
+    }
+
+    /// Like `build`, holding at most `pool_size` PostgreSQL connections.
+    pub async fn build_with_pool(
+        listen: &str,
+        database_url: &str,
+        pool_size: u32,
+    ) -> anyhow::Result<Self> {
+        let store = Store::open_with_pool(database_url, pool_size).await?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
@@ -65,7 +75,13 @@ impl Application {
         // Until it hears of changes, requests read feeds and keys from the
         // database (see `store::cache`).
         let watcher = tokio::spawn(self.store.clone().watch_catalog());
-        let served = axum::serve(self.listener, router)
+        // Responses go out whole (hyper writes head and body together), so
+        // Nagle's algorithm only delays the last segment of a kept-alive
+        // connection.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 let _ = stop.send(true);

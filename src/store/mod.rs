@@ -41,6 +41,15 @@ pub use webhooks::{
 
 use crate::error::{Error, Result};
 
+/// PostgreSQL connections per process unless set: four per core, at least 8.
+/// Measured on two cores (BENCHMARKS.md), 8 connections served more promotions
+/// than 16 or 32, with a lower p99: past the point where the database's cores
+/// are busy, more connections only add contention.
+pub fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    (cores * 4).max(8)
+}
+
 /// How long a request waits for a database connection before it is answered 503.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -153,6 +162,11 @@ impl Store {
     /// Opens the database named by `url` (`postgres://…` or `sqlite://…`) and brings
     /// its schema up to date.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
+        Self::open_with_pool(url, default_pool_size()).await
+    }
+
+    /// Like `open`, holding at most `pool_size` PostgreSQL connections.
+    pub async fn open_with_pool(url: &str, pool_size: u32) -> anyhow::Result<Store> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
                 .context("the PostgreSQL database URL is not valid")?;
@@ -179,8 +193,13 @@ impl Store {
                 STATEMENT_TIMEOUT.as_secs()
             );
             let pool = PgPoolOptions::new()
-                .max_connections(20)
+                .max_connections(pool_size)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                // Pinging each connection before handing it out doubled the
+                // round trips of a promotion. A connection broken since its
+                // last use fails its statement instead (503, and the pool drops
+                // it), which a database restart costs once per connection.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     let settings = settings.clone();
                     Box::pin(async move {
@@ -201,6 +220,9 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                // A file's connections do not break; pinging one is a wasted
+                // trip to its thread.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .context("could not open the SQLite database")?;
