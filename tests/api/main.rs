@@ -5,6 +5,7 @@
 mod helpers;
 
 mod browser;
+mod cache;
 mod cli;
 mod client;
 mod guarantees;

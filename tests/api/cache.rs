@@ -1,0 +1,201 @@
+//! What a serving process keeps in memory of the feeds and keys (src/store/cache.rs):
+//! a change made by another process, or by hand in SQL, is heard within 100 ms;
+//! this process's own changes at once; and nothing kept ever turns a refusal
+//! into a wrong 200 or the other way round for longer than that.
+
+use std::time::Duration;
+
+use promoter::store::KeyScope;
+
+use crate::helpers::{babel_promotion, Reply, TestApp};
+
+/// The bound the cache promises for a change made elsewhere.
+const BOUND: Duration = Duration::from_millis(100);
+
+both_backends!(
+    a_revoked_key_stops_working_on_every_server_within_the_bound,
+    a_key_revoked_by_hand_stops_working_within_the_bound,
+    a_feed_disabled_by_hand_refuses_promotions_at_once,
+    a_feed_created_elsewhere_can_be_used_at_once,
+    a_group_given_a_feed_by_hand_is_heard_within_the_bound,
+);
+
+impl TestApp {
+    /// Another server on the same database, once it has had time to start
+    /// listening for changes (until then it keeps nothing, and a test of what
+    /// it keeps would prove nothing).
+    async fn listening_instance(&self) -> String {
+        let address = self.another_instance().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        address
+    }
+
+    /// GET `path` on the server at `address` with `key`.
+    async fn get_at(&self, address: &str, path: &str, key: &str) -> Reply {
+        let response = self
+            .client
+            .get(format!("{address}{path}"))
+            .header("X-ApiKey", key)
+            .send()
+            .await
+            .unwrap();
+        Reply::read(response).await
+    }
+}
+
+async fn a_revoked_key_stops_working_on_every_server_within_the_bound(app: TestApp) {
+    app.npm_setup().await;
+    let (key, id) = app.system_key_expiring("revoked-soon", None).await;
+    let other = app.listening_instance().await;
+    // Both servers have used the key, so both keep it.
+    for address in [&app.address, &other] {
+        assert_eq!(
+            app.get_at(address, "/api/packages/unapproved-npm", &key)
+                .await
+                .status,
+            200
+        );
+    }
+
+    assert!(app.store.revoke_key(id).await.unwrap());
+    // The server whose store made the change forgets at once.
+    assert_eq!(
+        app.get_at(&app.address, "/api/packages/unapproved-npm", &key)
+            .await
+            .status,
+        403
+    );
+    tokio::time::sleep(BOUND).await;
+    assert_eq!(
+        app.get_at(&other, "/api/packages/unapproved-npm", &key)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(app.promote_via(&other, &key).await.status, 403);
+}
+
+async fn a_key_revoked_by_hand_stops_working_within_the_bound(app: TestApp) {
+    app.npm_setup().await;
+    let (key, id) = app.system_key_expiring("revoked-by-hand", None).await;
+    let other = app.listening_instance().await;
+    for address in [&app.address, &other] {
+        assert_eq!(
+            app.get_at(address, "/api/packages/unapproved-npm", &key)
+                .await
+                .status,
+            200
+        );
+    }
+
+    app.execute(&format!(
+        "UPDATE api_keys SET revoked_at = '2026-01-01T00:00:00Z' WHERE id = {id}"
+    ))
+    .await;
+    tokio::time::sleep(BOUND).await;
+    for address in [&app.address, &other] {
+        assert_eq!(
+            app.get_at(address, "/api/packages/unapproved-npm", &key)
+                .await
+                .status,
+            403
+        );
+    }
+}
+
+/// A promotion checks the feeds in the statement that moves the version, so
+/// even before a server hears that a feed was disabled it refuses, with the
+/// reason, and changes nothing.
+async fn a_feed_disabled_by_hand_refuses_promotions_at_once(app: TestApp) {
+    let key = app.npm_setup().await;
+    let other = app.listening_instance().await;
+    // The other server reads (and keeps) the feeds.
+    assert_eq!(
+        app.get_at(&other, "/api/packages/approved-npm", &key)
+            .await
+            .status,
+        200
+    );
+
+    app.execute("UPDATE feeds SET active = FALSE WHERE name = 'approved-npm'")
+        .await;
+    let before = app.snapshot().await;
+    app.promote_via(&other, &key).await.assert_error(
+        400,
+        "Field \"toFeed\" names feed \"approved-npm\", which is disabled.",
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    app.execute("UPDATE feeds SET active = TRUE WHERE name = 'approved-npm'")
+        .await;
+    let reply = app.promote_via(&other, &key).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// A feed that a server has not heard of yet is looked for in the database
+/// before the server says it does not exist.
+async fn a_feed_created_elsewhere_can_be_used_at_once(app: TestApp) {
+    let key = app.npm_setup().await;
+    let other = app.listening_instance().await;
+    assert_eq!(
+        app.get_at(&other, "/api/packages/unapproved-npm", &key)
+            .await
+            .status,
+        200
+    );
+
+    app.execute(
+        "INSERT INTO feeds (name, name_key, feed_type, active, created_at) \
+         VALUES ('released-npm', 'released-npm', 'npm', TRUE, '2026-01-01T00:00:00Z')",
+    )
+    .await;
+    let body = crate::helpers::with(
+        &babel_promotion(),
+        "toFeed",
+        serde_json::json!("released-npm"),
+    );
+    let reply = app
+        .json_post_to(&other, "/api/promotions/promote", &key, &body)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["toFeed"], "released-npm");
+}
+
+async fn a_group_given_a_feed_by_hand_is_heard_within_the_bound(app: TestApp) {
+    app.npm_setup().await;
+    app.group("npm", &["unapproved-npm"]).await;
+    let key = app
+        .key(
+            "group-viewer",
+            KeyScope::Group(promoter::domain::FeedName::parse("npm").unwrap()),
+            "view",
+        )
+        .await;
+    let other = app.listening_instance().await;
+    assert_eq!(
+        app.get_at(&other, "/api/packages/unapproved-npm", &key)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.get_at(&other, "/api/packages/approved-npm", &key)
+            .await
+            .status,
+        403
+    );
+
+    app.execute(
+        "INSERT INTO feed_group_members (group_id, feed_id) \
+         SELECT g.id, f.id FROM feed_groups g, feeds f \
+         WHERE g.name = 'npm' AND f.name = 'approved-npm'",
+    )
+    .await;
+    tokio::time::sleep(BOUND).await;
+    assert_eq!(
+        app.get_at(&other, "/api/packages/approved-npm", &key)
+            .await
+            .status,
+        200
+    );
+}
