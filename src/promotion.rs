@@ -110,6 +110,71 @@ pub async fn promote(
         }
     };
 
+    let moved = promote_between(store, principal, request, batch, answer_due, &from, &to).await;
+    if !matches!(moved, Err(Attempt::FeedsChanged)) {
+        return moved.map_err(Attempt::refusal);
+    }
+    let (fresh_from, fresh_to) = store
+        .fresh_feed_pair(&request.from_feed, &request.to_feed)
+        .await?;
+    let (fresh_from, fresh_to) = allowed(principal, fresh_from, fresh_to, request)?;
+    if (&fresh_from, &fresh_to) != (&from, &to) {
+        // What this process kept was out of date (a feed re-created or changed
+        // elsewhere a moment ago): once more, with the feeds as they are.
+        let again = promote_between(
+            store,
+            principal,
+            request,
+            batch,
+            answer_due,
+            &fresh_from,
+            &fresh_to,
+        )
+        .await;
+        if !matches!(again, Err(Attempt::FeedsChanged)) {
+            return again.map_err(Attempt::refusal);
+        }
+    }
+    // The feeds are fine again by now: say what happened.
+    Err(Error::invalid(format!(
+        "Feed \"{}\" or \"{}\" changed while the promotion ran, so nothing was promoted.",
+        request.from_feed, request.to_feed
+    ))
+    .into())
+}
+
+/// Why one attempt at a promotion changed nothing.
+enum Attempt {
+    Refused(Refusal),
+    /// A feed no longer allows the move (see `MoveError::FeedsChanged`).
+    FeedsChanged,
+}
+
+impl Attempt {
+    fn refusal(self) -> Refusal {
+        match self {
+            Attempt::Refused(refusal) => refusal,
+            Attempt::FeedsChanged => unreachable!("handled by `promote`"),
+        }
+    }
+}
+
+impl<T: Into<Refusal>> From<T> for Attempt {
+    fn from(refusal: T) -> Self {
+        Attempt::Refused(refusal.into())
+    }
+}
+
+/// One attempt at `promote` between the feeds as the caller found them.
+async fn promote_between(
+    store: &Store,
+    principal: &Principal,
+    request: &PromotionRequest,
+    batch: bool,
+    answer_due: Instant,
+    from: &Feed,
+    to: &Feed,
+) -> Result<Moved, Attempt> {
     let mut items = Vec::with_capacity(request.items.len());
     for (index, item) in request.items.iter().enumerate() {
         let field = |rule: &str| match request.items.len() {
@@ -138,8 +203,8 @@ pub async fn promote(
 
     let batch_id = (batch && !request.dry_run).then(|| uuid::Uuid::new_v4().to_string());
     let plan = MovePlan {
-        from: &from,
-        to: &to,
+        from,
+        to,
         items: &items,
         on_conflict: request.on_conflict,
         check_fixed_target: true,
@@ -150,28 +215,17 @@ pub async fn promote(
     };
     let results = match store.execute_plan(&plan).await {
         Ok(results) => results,
-        Err(MoveError::FeedsChanged) => {
-            let (from, to) = store
-                .fresh_feed_pair(&request.from_feed, &request.to_feed)
-                .await?;
-            feeds_allow_move(from, to, request)?;
-            // The feeds are fine again by now: say what happened.
-            return Err(Error::invalid(format!(
-                "Feed \"{}\" or \"{}\" changed while the promotion ran, so nothing was promoted.",
-                request.from_feed, request.to_feed
-            ))
-            .into());
-        }
-        Err(error) => return Err(target_changed(error, &to)),
+        Err(MoveError::FeedsChanged) => return Err(Attempt::FeedsChanged),
+        Err(error) => return Err(target_changed(error, to).into()),
     };
-    finish(
+    Ok(finish(
         results,
         batch_id,
         request.dry_run,
-        &to,
+        to,
         principal,
-        |_, result| item_reason(result, &from, &to, None),
-    )
+        |_, result| item_reason(result, from, to, None),
+    )?)
 }
 
 /// Reverts a promotion (or a batch): moves each version back, all or nothing,

@@ -134,11 +134,13 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         let kept = self.all_feeds().await?;
-        if fresh.iter().any(|feed| !kept.contains(feed)) {
+        let in_fresh = |key: &str| fresh.iter().find(|f| f.name_key == key).cloned();
+        let in_kept = |key: &str| kept.iter().find(|f| f.name_key == key).cloned();
+        let pair = (in_fresh(&a_key), in_fresh(&b_key));
+        if pair != (in_kept(&a_key), in_kept(&b_key)) {
             self.forget_cached();
         }
-        let find = |key: &str| fresh.iter().find(|f| f.name_key == key).cloned();
-        Ok((find(&a_key), find(&b_key)))
+        Ok(pair)
     }
 
     pub async fn list_feeds(&self) -> Result<Vec<Feed>> {

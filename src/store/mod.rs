@@ -126,6 +126,15 @@ impl WriteTx<'_> {
         }
         Ok(())
     }
+
+    /// Rolls back now (dropping a transaction only queues the rollback).
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            WriteTx::Postgres(tx) => tx.rollback().await?,
+            WriteTx::Sqlite(tx, _queued) => tx.rollback().await?,
+        }
+        Ok(())
+    }
 }
 
 /// Runs one expression against whichever pool the store holds; the expression is
@@ -323,35 +332,35 @@ impl Store {
     }
 }
 
-/// What a PostgreSQL listener reports to its owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Heard {
-    /// Listening (again): anything sent while not listening was missed.
-    Listening,
-    Notified,
-    /// The connection was lost; notifications are missed until `Listening`.
-    Lost,
-}
-
-/// Listens on `channel` for as long as it runs, reconnecting (after a pause,
-/// so that a server dropping connections is not hammered) whenever the
-/// connection is lost, and reports each of those moments to `heard`.
-pub async fn listen(pool: PgPool, channel: &str, mut heard: impl FnMut(Heard)) {
+/// Listens on `channel` for as long as it runs, on a connection of its own,
+/// reconnecting (after a pause, so that a server dropping connections is not
+/// hammered) whenever the connection is lost. Calls `heard` for every
+/// notification and after every (re)connection, since notifications sent
+/// while not listening were missed.
+pub async fn listen(pool: PgPool, channel: &str, mut heard: impl FnMut()) {
+    let own = single_connection(&pool);
     loop {
-        if let Ok(mut listener) = sqlx::postgres::PgListener::connect_with(&pool).await {
+        if let Ok(mut listener) = sqlx::postgres::PgListener::connect_with(&own).await {
+            listener.eager_reconnect(false);
             if listener.listen(channel).await.is_ok() {
-                heard(Heard::Listening);
-                // `try_recv` answers None when the connection is lost (its next
-                // call would reconnect without a word): start over here instead,
-                // so that the loss is reported.
+                heard();
+                // `try_recv` answers None when the connection is lost.
                 while let Ok(Some(_)) = listener.try_recv().await {
-                    heard(Heard::Notified);
+                    heard();
                 }
-                heard(Heard::Lost);
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// A pool of one connection to the same database, for a listener: a listener
+/// holds its connection for good, which must not cost the requests' pool one.
+fn single_connection(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(pool.connect_options().as_ref().clone())
 }
 
 /// Runs a write transaction once more when PostgreSQL rolled it back in a

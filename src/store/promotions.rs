@@ -382,6 +382,7 @@ impl Store {
             // A version that appeared in the target meanwhile, or a deadlock:
             // nothing changed, and the general path sorts it out.
             Err(Error::Database(error)) if is_race(&error) => return Ok(None),
+            Err(error) if error.is_transient_conflict() => return Ok(None),
             Err(error) => return Err(error.into()),
         };
         self.promotion_committed();
@@ -412,14 +413,18 @@ impl Store {
             .execute(&mut **conn)
             .await?;
         if moved.rows_affected() != 1 {
+            // Rolled back before the writer queue is let go, so the general
+            // path that follows does not meet this transaction's lock.
+            tx.rollback().await?;
             return Ok(None);
         }
         let record = bind_one(sqlx::query_as(&HISTORY_ONE_SQLITE), plan, item)
             .fetch_one(&mut **conn)
             .await?;
-        if let WriteTx::Sqlite(tx, _) = tx {
-            tx.commit().await?;
+        if Instant::now() + COMMIT_MARGIN > plan.answer_due {
+            return Err(too_late());
         }
+        tx.commit().await?;
         Ok(Some(record))
     }
 }

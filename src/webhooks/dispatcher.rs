@@ -106,7 +106,7 @@ impl Dispatcher {
                 Some(tokio::spawn(store::listen(
                     pool.clone(),
                     CHANNEL,
-                    move |_| wake.notify_one(),
+                    move || wake.notify_one(),
                 )))
             }
             Db::Sqlite(..) => None,

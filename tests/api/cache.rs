@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use promoter::store::KeyScope;
+use promoter::store::{Db, KeyScope};
 
 use crate::helpers::{babel_promotion, Reply, TestApp};
 
@@ -18,6 +18,7 @@ both_backends!(
     a_feed_disabled_by_hand_refuses_promotions_at_once,
     a_feed_created_elsewhere_can_be_used_at_once,
     a_group_given_a_feed_by_hand_is_heard_within_the_bound,
+    a_server_keeps_the_keys_it_has_used,
 );
 
 impl TestApp {
@@ -28,6 +29,23 @@ impl TestApp {
         let address = self.another_instance().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         address
+    }
+
+    /// Changes to feeds made from now on go unannounced (the triggers of
+    /// migration 0007 are off), so that a server keeps its out-of-date feeds
+    /// for as long as a test needs, as it might for a moment.
+    async fn silence_feed_changes(&self) {
+        match self.store.db() {
+            Db::Postgres(_) => {
+                self.execute("ALTER TABLE feeds DISABLE TRIGGER feeds_catalog_changed")
+                    .await
+            }
+            Db::Sqlite(..) => {
+                for trigger in ["feeds_inserted", "feeds_updated", "feeds_deleted"] {
+                    self.execute(&format!("DROP TRIGGER {trigger}")).await;
+                }
+            }
+        }
     }
 
     /// GET `path` on the server at `address` with `key`.
@@ -104,8 +122,8 @@ async fn a_key_revoked_by_hand_stops_working_within_the_bound(app: TestApp) {
 }
 
 /// A promotion checks the feeds in the statement that moves the version, so
-/// even before a server hears that a feed was disabled it refuses, with the
-/// reason, and changes nothing.
+/// even a server that has not heard that a feed was disabled (the announcement
+/// is switched off) refuses, with the reason, and changes nothing.
 async fn a_feed_disabled_by_hand_refuses_promotions_at_once(app: TestApp) {
     let key = app.npm_setup().await;
     let other = app.listening_instance().await;
@@ -117,6 +135,7 @@ async fn a_feed_disabled_by_hand_refuses_promotions_at_once(app: TestApp) {
         200
     );
 
+    app.silence_feed_changes().await;
     app.execute("UPDATE feeds SET active = FALSE WHERE name = 'approved-npm'")
         .await;
     let before = app.snapshot().await;
@@ -132,8 +151,8 @@ async fn a_feed_disabled_by_hand_refuses_promotions_at_once(app: TestApp) {
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
-/// A feed that a server has not heard of yet is looked for in the database
-/// before the server says it does not exist.
+/// A feed that a server has not heard of (the announcement is switched off) is
+/// looked for in the database before the server says it does not exist.
 async fn a_feed_created_elsewhere_can_be_used_at_once(app: TestApp) {
     let key = app.npm_setup().await;
     let other = app.listening_instance().await;
@@ -144,6 +163,7 @@ async fn a_feed_created_elsewhere_can_be_used_at_once(app: TestApp) {
         200
     );
 
+    app.silence_feed_changes().await;
     app.execute(
         "INSERT INTO feeds (name, name_key, feed_type, active, created_at) \
          VALUES ('released-npm', 'released-npm', 'npm', TRUE, '2026-01-01T00:00:00Z')",
@@ -194,6 +214,39 @@ async fn a_group_given_a_feed_by_hand_is_heard_within_the_bound(app: TestApp) {
     tokio::time::sleep(BOUND).await;
     assert_eq!(
         app.get_at(&other, "/api/packages/approved-npm", &key)
+            .await
+            .status,
+        200
+    );
+}
+
+/// The other side of the bound: a server does keep what it has read (here a
+/// key, revoked by hand with the announcement switched off), which is what
+/// spares each request its key lookup.
+async fn a_server_keeps_the_keys_it_has_used(app: TestApp) {
+    app.npm_setup().await;
+    let (key, id) = app.system_key_expiring("kept", None).await;
+    let other = app.listening_instance().await;
+    assert_eq!(
+        app.get_at(&other, "/api/packages/unapproved-npm", &key)
+            .await
+            .status,
+        200
+    );
+    match app.store.db() {
+        Db::Postgres(_) => {
+            app.execute("ALTER TABLE api_keys DISABLE TRIGGER api_keys_catalog_changed")
+                .await
+        }
+        Db::Sqlite(..) => app.execute("DROP TRIGGER api_keys_updated").await,
+    }
+    app.execute(&format!(
+        "UPDATE api_keys SET revoked_at = '2026-01-01T00:00:00Z' WHERE id = {id}"
+    ))
+    .await;
+    tokio::time::sleep(BOUND).await;
+    assert_eq!(
+        app.get_at(&other, "/api/packages/unapproved-npm", &key)
             .await
             .status,
         200
