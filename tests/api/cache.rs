@@ -48,8 +48,9 @@ impl TestApp {
         }
     }
 
-    /// GET `path` on the server at `address` with `key`.
-    async fn get_at(&self, address: &str, path: &str, key: &str) -> Reply {
+    /// GETs `path` on the server at `address` with `key`, and checks the
+    /// status of the answer.
+    async fn expect_status(&self, address: &str, path: &str, key: &str, status: u16) {
         let response = self
             .client
             .get(format!("{address}{path}"))
@@ -57,7 +58,12 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        Reply::read(response).await
+        let reply = Reply::read(response).await;
+        assert_eq!(
+            reply.status, status,
+            "GET {path} on {address}: {}",
+            reply.body
+        );
     }
 }
 
@@ -67,29 +73,17 @@ async fn a_revoked_key_stops_working_on_every_server_within_the_bound(app: TestA
     let other = app.listening_instance().await;
     // Both servers have used the key, so both keep it.
     for address in [&app.address, &other] {
-        assert_eq!(
-            app.get_at(address, "/api/packages/unapproved-npm", &key)
-                .await
-                .status,
-            200
-        );
+        app.expect_status(address, "/api/packages/unapproved-npm", &key, 200)
+            .await;
     }
 
     assert!(app.store.revoke_key(id).await.unwrap());
     // The server whose store made the change forgets at once.
-    assert_eq!(
-        app.get_at(&app.address, "/api/packages/unapproved-npm", &key)
-            .await
-            .status,
-        403
-    );
+    app.expect_status(&app.address, "/api/packages/unapproved-npm", &key, 403)
+        .await;
     tokio::time::sleep(BOUND).await;
-    assert_eq!(
-        app.get_at(&other, "/api/packages/unapproved-npm", &key)
-            .await
-            .status,
-        403
-    );
+    app.expect_status(&other, "/api/packages/unapproved-npm", &key, 403)
+        .await;
     assert_eq!(app.promote_via(&other, &key).await.status, 403);
 }
 
@@ -98,12 +92,8 @@ async fn a_key_revoked_by_hand_stops_working_within_the_bound(app: TestApp) {
     let (key, id) = app.system_key_expiring("revoked-by-hand", None).await;
     let other = app.listening_instance().await;
     for address in [&app.address, &other] {
-        assert_eq!(
-            app.get_at(address, "/api/packages/unapproved-npm", &key)
-                .await
-                .status,
-            200
-        );
+        app.expect_status(address, "/api/packages/unapproved-npm", &key, 200)
+            .await;
     }
 
     app.execute(&format!(
@@ -112,12 +102,8 @@ async fn a_key_revoked_by_hand_stops_working_within_the_bound(app: TestApp) {
     .await;
     tokio::time::sleep(BOUND).await;
     for address in [&app.address, &other] {
-        assert_eq!(
-            app.get_at(address, "/api/packages/unapproved-npm", &key)
-                .await
-                .status,
-            403
-        );
+        app.expect_status(address, "/api/packages/unapproved-npm", &key, 403)
+            .await;
     }
 }
 
@@ -128,12 +114,8 @@ async fn a_feed_disabled_by_hand_refuses_promotions_at_once(app: TestApp) {
     let key = app.npm_setup().await;
     let other = app.listening_instance().await;
     // The other server reads (and keeps) the feeds.
-    assert_eq!(
-        app.get_at(&other, "/api/packages/approved-npm", &key)
-            .await
-            .status,
-        200
-    );
+    app.expect_status(&other, "/api/packages/approved-npm", &key, 200)
+        .await;
 
     app.silence_feed_changes().await;
     app.execute("UPDATE feeds SET active = FALSE WHERE name = 'approved-npm'")
@@ -156,12 +138,8 @@ async fn a_feed_disabled_by_hand_refuses_promotions_at_once(app: TestApp) {
 async fn a_feed_created_elsewhere_can_be_used_at_once(app: TestApp) {
     let key = app.npm_setup().await;
     let other = app.listening_instance().await;
-    assert_eq!(
-        app.get_at(&other, "/api/packages/unapproved-npm", &key)
-            .await
-            .status,
-        200
-    );
+    app.expect_status(&other, "/api/packages/unapproved-npm", &key, 200)
+        .await;
 
     app.silence_feed_changes().await;
     app.execute(
@@ -192,18 +170,10 @@ async fn a_group_given_a_feed_by_hand_is_heard_within_the_bound(app: TestApp) {
         )
         .await;
     let other = app.listening_instance().await;
-    assert_eq!(
-        app.get_at(&other, "/api/packages/unapproved-npm", &key)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        app.get_at(&other, "/api/packages/approved-npm", &key)
-            .await
-            .status,
-        403
-    );
+    app.expect_status(&other, "/api/packages/unapproved-npm", &key, 200)
+        .await;
+    app.expect_status(&other, "/api/packages/approved-npm", &key, 403)
+        .await;
 
     app.execute(
         "INSERT INTO feed_group_members (group_id, feed_id) \
@@ -212,12 +182,8 @@ async fn a_group_given_a_feed_by_hand_is_heard_within_the_bound(app: TestApp) {
     )
     .await;
     tokio::time::sleep(BOUND).await;
-    assert_eq!(
-        app.get_at(&other, "/api/packages/approved-npm", &key)
-            .await
-            .status,
-        200
-    );
+    app.expect_status(&other, "/api/packages/approved-npm", &key, 200)
+        .await;
 }
 
 /// The other side of the bound: a server does keep what it has read (here a
@@ -227,12 +193,8 @@ async fn a_server_keeps_the_keys_it_has_used(app: TestApp) {
     app.npm_setup().await;
     let (key, id) = app.system_key_expiring("kept", None).await;
     let other = app.listening_instance().await;
-    assert_eq!(
-        app.get_at(&other, "/api/packages/unapproved-npm", &key)
-            .await
-            .status,
-        200
-    );
+    app.expect_status(&other, "/api/packages/unapproved-npm", &key, 200)
+        .await;
     match app.store.db() {
         Db::Postgres(_) => {
             app.execute("ALTER TABLE api_keys DISABLE TRIGGER api_keys_catalog_changed")
@@ -245,10 +207,6 @@ async fn a_server_keeps_the_keys_it_has_used(app: TestApp) {
     ))
     .await;
     tokio::time::sleep(BOUND).await;
-    assert_eq!(
-        app.get_at(&other, "/api/packages/unapproved-npm", &key)
-            .await
-            .status,
-        200
-    );
+    app.expect_status(&other, "/api/packages/unapproved-npm", &key, 200)
+        .await;
 }
