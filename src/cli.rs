@@ -18,6 +18,7 @@ use crate::domain::{
 };
 use crate::startup::{shutdown_signal, Application};
 use crate::store::{self, KeyScope, NewFile, NewKey, NewPackage, Store};
+use crate::telemetry::LogFormat;
 use crate::webhooks::targets;
 
 /// Keys read from the database at a time by `keys list`.
@@ -27,11 +28,23 @@ const KEYS_PER_PAGE: i64 = 1000;
 #[command(
     name = "promoter",
     version,
-    about = "Promotes packages between package feeds."
+    about = "Promotes packages between package feeds.",
+    long_about = "Promotes packages between package feeds, speaking ProGet's Promote Package API.\n\n\
+                  `promoter` with no command serves the HTTP API, as `promoter serve` does."
 )]
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// How log lines are written: `human` (in colour on a terminal only) or
+    /// `json` (one object per line, for log collectors).
+    #[arg(
+        long,
+        env = "PROMOTER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Human,
+        global = true
+    )]
+    pub log_format: LogFormat,
     /// Used when no command is given: `promoter` alone serves.
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -45,9 +58,13 @@ pub struct Cli {
 /// an operator setting up a server (they need --database-url).
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API.
+    /// Serve the HTTP API (what `promoter` alone does).
     #[command(display_order = 1)]
     Serve(ServeArgs),
+    /// Exit 0 when the local server answers /health with 200, 1 otherwise: a
+    /// health check that needs nothing but this binary (the Docker image's).
+    #[command(display_order = 4)]
+    Health(HealthArgs),
     /// Client: promote package versions on a running server (PROMOTER_URL, PROMOTER_API_KEY).
     #[command(display_order = 2)]
     Promote(client::PromoteArgs),
@@ -85,11 +102,26 @@ pub struct ServeArgs {
     webhooks: WebhookServeArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The address the server listens on (its --listen); 0.0.0.0 and [::] are
+    /// checked on the loopback address.
+    #[arg(long, env = "PROMOTER_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum FeedsCommand {
+    /// Create a feed (enabled), e.g. `feeds create approved-npm --type npm`.
     Create {
+        /// The feed's name: letters, digits, `.`, `-` and `_`.
         name: String,
-        #[arg(long = "type")]
+        /// The package format the feed holds; packages move only between feeds of one type.
+        #[arg(
+            long = "type",
+            ignore_case = true,
+            value_parser = clap::builder::PossibleValuesParser::new(FeedType::ALL.iter().map(|t| t.as_str()))
+        )]
         feed_type: String,
         /// The only feed that packages in this feed may be promoted to.
         #[arg(long)]
@@ -97,19 +129,19 @@ pub enum FeedsCommand {
         #[arg(long)]
         description: Option<String>,
     },
+    /// List every feed: name, type, whether it is enabled, its fixed target.
     List,
     /// Disable a feed: it then takes part in no promotion.
-    Disable {
-        name: String,
-    },
-    Enable {
-        name: String,
-    },
+    Disable { name: String },
+    /// Enable a disabled feed again.
+    Enable { name: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
+    /// Create a feed group, to which feed keys can be scoped (`keys create --group`).
     Create {
+        /// The group's name: letters, digits, `.`, `-` and `_`.
         name: String,
         /// Comma-separated feed names.
         #[arg(long, value_delimiter = ',', required = true)]
@@ -123,9 +155,9 @@ pub enum KeysCommand {
     Create(CreateKey),
     /// List keys: never their text, only a label (the start of the key's hash).
     List,
-    Revoke {
-        id: i64,
-    },
+    /// Revoke a key by its id (from `keys list`): it stops working at once on
+    /// this database's servers (within 100 ms on other replicas).
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Args)]
@@ -134,8 +166,10 @@ pub struct CreateKeyScope {
     /// A key for every feed, and for management when it has `manage`.
     #[arg(long, group = "scope")]
     system: bool,
+    /// A key for this one feed.
     #[arg(long, group = "scope")]
     feed: Option<String>,
+    /// A key for the feeds of this feed group (`groups create`).
     #[arg(long, group = "scope")]
     group: Option<String>,
 }
@@ -232,6 +266,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run(shutdown_signal()).await?;
             Ok(())
         }
+        Command::Health(HealthArgs { listen }) => client::health(&listen).await,
         Command::Promote(args) => client::promote(args).await,
         Command::Revert(args) => client::revert(args).await,
         command => {
@@ -242,7 +277,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Keys(command) => keys(&store, command).await,
                 Command::Packages(command) => packages(&store, command).await,
                 Command::Webhooks(command) => webhooks(&store, command).await,
-                Command::Serve(_) | Command::Promote(_) | Command::Revert(_) => {
+                Command::Serve(_)
+                | Command::Health(_)
+                | Command::Promote(_)
+                | Command::Revert(_) => {
                     unreachable!("handled above")
                 }
             };

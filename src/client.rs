@@ -78,6 +78,35 @@ pub struct RevertArgs {
     dry_run: bool,
 }
 
+/// `promoter health`: whether the server listening on `listen` answers
+/// `/health` with 200 within 5 seconds. An address that listens on every
+/// interface is checked on the loopback one.
+pub async fn health(listen: &str) -> anyhow::Result<()> {
+    let address: std::net::SocketAddr = listen.parse().with_context(|| {
+        format!("--listen {listen:?} is not an address and port such as 0.0.0.0:8624")
+    })?;
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let url = format!("http://{host}:{}/health", address.port());
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy()
+        .build()?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("no answer from {url}"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    Ok(())
+}
+
 pub async fn promote(args: PromoteArgs) -> anyhow::Result<()> {
     let server = Server::new(&args.connection)?;
     let mut body = json!({

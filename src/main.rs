@@ -7,10 +7,11 @@ use promoter::cli::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server narrates at info; the bootstrap commands speak only when asked.
-    promoter::telemetry::init(match cli.command {
+    let level = match cli.command {
         None | Some(Command::Serve(_)) => "info",
         Some(_) => "warn",
-    });
+    };
+    promoter::telemetry::init(level, cli.log_format);
     match promoter::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -12,8 +12,8 @@ use crate::auth::Principal;
 use crate::domain::{FeedName, Identifier, PackageId, Permission};
 use crate::error::{Error, Result};
 use crate::store::{
-    Feed, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome, Store,
-    VersionSpec,
+    Feed, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome,
+    PromotionRecord, Store, VersionSpec,
 };
 
 /// The most package versions one batch may move.
@@ -373,21 +373,7 @@ fn finish(
         return Err(Refusal::Items { total, failed });
     }
     if !dry_run {
-        for result in &results {
-            if let Outcome::Promoted(record) | Outcome::Overwritten(record) = &result.outcome {
-                tracing::info!(
-                    promotion = record.id,
-                    from = %record.from_feed,
-                    to = %record.to_feed,
-                    package = %result.package,
-                    batch = record.batch_id.as_deref(),
-                    revert_of = record.revert_of,
-                    overwrote = record.overwrote,
-                    user = %principal.name,
-                    "promoted"
-                );
-            }
-        }
+        record_on_request_line(&results, batch_id.as_deref(), principal);
     }
     Ok(Moved {
         batch: batch_id,
@@ -395,6 +381,42 @@ fn finish(
         to_feed: to.name.clone(),
         items: results,
     })
+}
+
+/// What was moved, on the request's one log line (see `http::request_log`):
+/// the key's name (never its text), the feeds, and the package and history id
+/// of a single promotion or the batch id and count of a batch. The history
+/// holds every row; the log says which request did what.
+fn record_on_request_line(results: &[ItemResult], batch: Option<&str>, principal: &Principal) {
+    let span = tracing::Span::current();
+    span.record("key", principal.name.as_str());
+    let moved: Vec<&PromotionRecord> = results
+        .iter()
+        .filter_map(|result| match &result.outcome {
+            Outcome::Promoted(record) | Outcome::Overwritten(record) => Some(record),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = moved.first() {
+        span.record("from", first.from_feed.as_str());
+        span.record("to", first.to_feed.as_str());
+    }
+    match (moved.as_slice(), batch) {
+        ([record], None) => {
+            span.record("promotion", record.id);
+            let package = results
+                .iter()
+                .find(|r| !r.outcome.failed())
+                .map(|r| &r.package);
+            if let Some(package) = package {
+                span.record("package", tracing::field::display(package));
+            }
+        }
+        (_, batch) => {
+            span.record("batch", batch);
+            span.record("versions", moved.len());
+        }
+    }
 }
 
 /// A version that appeared in the target after it was looked for: the unique

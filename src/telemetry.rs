@@ -1,13 +1,34 @@
 //! Logging set-up. Logs go to stderr so that CLI output on stdout stays clean;
-//! `RUST_LOG` overrides the default level.
+//! `RUST_LOG` overrides the default level. Human-readable lines by default, in
+//! colour only when stderr is a terminal (a file or a journal gets plain text);
+//! one JSON object per line with `--log-format json`, for log collectors.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init(default_level: &str) {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event; coloured on a terminal only.
+    #[default]
+    Human,
+    /// One JSON object per event, with the request's fields.
+    Json,
+}
+
+pub fn init(default_level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }

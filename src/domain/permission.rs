@@ -93,7 +93,7 @@ impl FromStr for Permissions {
 impl fmt::Display for Permissions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<_> = self.iter().map(Permission::as_str).collect();
-        f.write_str(&names.join(","))
+        f.pad(&names.join(","))
     }
 }
 

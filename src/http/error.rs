@@ -20,7 +20,8 @@ impl IntoResponse for Error {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string())
             }
             Error::Unavailable { reason, .. } => {
-                tracing::warn!(error = %describe(&self), "database unavailable");
+                // On the request's one line (see `request_log`).
+                tracing::Span::current().record("error", tracing::field::display(describe(&self)));
                 let mut response = text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("The database is unavailable ({reason}); try again in a few seconds."),
@@ -34,7 +35,9 @@ impl IntoResponse for Error {
             Error::Database(_) | Error::Internal(_) => {
                 // The details go to the log only; the caller gets an id to quote.
                 let error_id = uuid::Uuid::new_v4();
-                tracing::error!(%error_id, error = %describe(&self), "request failed");
+                let span = tracing::Span::current();
+                span.record("error_id", tracing::field::display(error_id));
+                span.record("error", tracing::field::display(describe(&self)));
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("An unexpected error occurred; quote error id {error_id} when reporting it."),

@@ -8,6 +8,7 @@ mod health;
 mod input;
 mod packages;
 mod promotions;
+pub mod request_log;
 mod web;
 mod webhooks;
 
@@ -22,8 +23,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::{middleware, Router};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::store::Store;
 
@@ -57,14 +56,9 @@ pub fn router(store: Store, allow_private_webhooks: bool) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(middleware::map_response(ensure_text_body))
-        // The span names the path only: a query string may carry an API key.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        // Outermost, so that its line covers what the layers inside answer
+        // (a 408, a 413) too.
+        .layer(middleware::from_fn(request_log::log_request))
         .with_state(ApiContext {
             store,
             diagnosis: health::DiagnosisCache::default(),

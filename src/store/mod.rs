@@ -219,8 +219,14 @@ impl Store {
                 .connect_lazy_with(options);
             Db::Postgres(pool)
         } else if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .context("the SQLite database URL is not valid")?
+            let parsed = SqliteConnectOptions::from_str(url)
+                .context("the SQLite database URL is not valid")?;
+            // A command run from another directory would otherwise quietly
+            // start an empty database there.
+            let file = parsed.get_filename().to_owned();
+            let is_new =
+                !url.contains(":memory:") && !url.contains("mode=memory") && !file.exists();
+            let options = parsed
                 .create_if_missing(true)
                 // WAL lets readers run beside the one writer; writers from other
                 // processes wait on the busy timeout instead of failing at once.
@@ -239,6 +245,13 @@ impl Store {
                 .run(&pool)
                 .await
                 .context("could not apply the database migrations")?;
+            if is_new {
+                let shown = std::path::absolute(&file).unwrap_or(file);
+                tracing::warn!(
+                    "created a new, empty SQLite database at {}: nothing was there (set --database-url or PROMOTER_DATABASE_URL to use another)",
+                    shown.display()
+                );
+            }
             Db::Sqlite(pool, SqliteWriter::default())
         } else {
             anyhow::bail!("the database URL must start with postgres:// or sqlite://");

@@ -207,7 +207,7 @@ async fn bad_cli_input_is_refused_and_changes_nothing(backend: Backend) {
     let db = database.url.as_str();
     fails_saying(
         &promoter(db, &["feeds", "create", "x", "--type", "zip"]),
-        "--type must be one of universal",
+        "[possible values: universal, nuget,",
     );
     fails_saying(
         &promoter(db, &["feeds", "create", "bad name", "--type", "npm"]),

@@ -8,6 +8,7 @@ mod browser;
 mod cache;
 mod cli;
 mod client;
+mod containers;
 mod guarantees;
 mod hardening;
 mod history;
