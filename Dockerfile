@@ -26,8 +26,7 @@ COPY --from=build /src/target/release/promoter /usr/local/bin/promoter
 USER promoter
 WORKDIR /var/lib/promoter
 # The embedded SQLite database (promoter.db) lives here unless
-# PROMOTER_DATABASE_URL names a PostgreSQL server.
-VOLUME /var/lib/promoter
+# PROMOTER_DATABASE_URL names a PostgreSQL server: mount a volume on it.
 # Configuration comes only from the environment: see the README's Configuration.
 ENV PROMOTER_LISTEN=0.0.0.0:8624
 EXPOSE 8624

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// database's cores are busy. SQLite always uses 8.
     #[arg(long, env = "PROMOTER_DB_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1000))]
     db_pool_size: Option<u32>,
+    /// A token that `GET /metrics` then asks for as `Authorization: Bearer
+    /// TOKEN`; without it the metrics are open to anyone who can reach the port.
+    #[arg(long, env = "PROMOTER_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     #[command(flatten)]
     webhooks: WebhookServeArgs,
 }
@@ -257,12 +261,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(ServeArgs {
             listen,
             db_pool_size,
+            metrics_token,
             webhooks,
         }) => {
             let pool_size = db_pool_size.unwrap_or_else(store::default_pool_size);
             let app = Application::build_with_pool(&listen, url, pool_size)
                 .await?
-                .webhooks(webhooks.settings());
+                .webhooks(webhooks.settings())
+                .metrics_token(metrics_token);
             app.run(shutdown_signal()).await?;
             Ok(())
         }

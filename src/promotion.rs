@@ -409,7 +409,8 @@ fn record_on_request_line(results: &[ItemResult], batch: Option<&str>, principal
                 .find(|r| !r.outcome.failed())
                 .map(|r| &r.package);
             if let Some(package) = package {
-                span.record("package", tracing::field::display(package));
+                // As a string, which is quoted: a name may contain spaces.
+                span.record("package", package.to_string().as_str());
             }
         }
         (_, batch) => {

@@ -14,6 +14,7 @@ pub struct Application {
     listener: TcpListener,
     store: Store,
     webhooks: webhooks::Settings,
+    metrics_token: Option<String>,
 }
 
 impl Application {
@@ -33,16 +34,25 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
+        // Installed before the first request, so that nothing goes uncounted.
+        crate::metrics::handle();
         Ok(Application {
             listener,
             store,
             webhooks: webhooks::Settings::default(),
+            metrics_token: None,
         })
     }
 
     /// How webhooks are delivered (`--webhook-…` settings).
     pub fn webhooks(mut self, settings: webhooks::Settings) -> Self {
         self.webhooks = settings;
+        self
+    }
+
+    /// The bearer token `/metrics` asks for (`--metrics-token`); open without.
+    pub fn metrics_token(mut self, token: Option<String>) -> Self {
+        self.metrics_token = token;
         self
     }
 
@@ -67,7 +77,11 @@ impl Application {
             database = self.store.backend(),
             "promoter listening"
         );
-        let router = crate::http::router(self.store.clone(), self.webhooks.allow_private);
+        let router = crate::http::router(
+            self.store.clone(),
+            self.webhooks.allow_private,
+            self.metrics_token.as_deref(),
+        );
         // The dispatcher stops claiming as soon as shutdown begins, and in any
         // case when serving ends (which drops `stop`).
         let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -23,6 +23,11 @@ pub fn init(default_level: &str, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Panics outside a request (a background task) go through the log too, so
+    // that a JSON log stays JSON.
+    std::panic::set_hook(Box::new(|panic| {
+        tracing::error!(panic = %panic, "panicked");
+    }));
     match format {
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder

@@ -20,8 +20,6 @@ impl IntoResponse for Error {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string())
             }
             Error::Unavailable { reason, .. } => {
-                // On the request's one line (see `request_log`).
-                tracing::Span::current().record("error", tracing::field::display(describe(&self)));
                 let mut response = text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("The database is unavailable ({reason}); try again in a few seconds."),
@@ -30,22 +28,40 @@ impl IntoResponse for Error {
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
                 );
+                // On the request's one line (see `request_log`).
+                response.extensions_mut().insert(Failure {
+                    id: uuid::Uuid::new_v4(),
+                    error: describe(&self),
+                });
                 return response;
             }
             Error::Database(_) | Error::Internal(_) => {
                 // The details go to the log only; the caller gets an id to quote.
-                let error_id = uuid::Uuid::new_v4();
-                let span = tracing::Span::current();
-                span.record("error_id", tracing::field::display(error_id));
-                span.record("error", tracing::field::display(describe(&self)));
-                (
+                let failure = Failure {
+                    id: uuid::Uuid::new_v4(),
+                    error: describe(&self),
+                };
+                let mut response = text(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("An unexpected error occurred; quote error id {error_id} when reporting it."),
-                )
+                    format!(
+                        "An unexpected error occurred; quote error id {} when reporting it.",
+                        failure.id
+                    ),
+                );
+                response.extensions_mut().insert(failure);
+                return response;
             }
         };
         text(status, body)
     }
+}
+
+/// What went wrong behind a 5xx, for the request's log line only (see
+/// `request_log`): the caller sees the id, never the description.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub id: uuid::Uuid,
+    pub error: String,
 }
 
 pub fn text(status: StatusCode, body: String) -> Response {

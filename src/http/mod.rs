@@ -6,6 +6,7 @@ mod error;
 mod feeds;
 mod health;
 mod input;
+mod metrics;
 mod packages;
 mod promotions;
 pub mod request_log;
@@ -20,10 +21,12 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::error::Error;
 use crate::store::Store;
 
 /// How long one request may take before it is abandoned. Every database statement
@@ -39,10 +42,13 @@ pub struct ApiContext {
     pub diagnosis: health::DiagnosisCache,
     /// Whether webhooks may call loopback and private addresses.
     pub allow_private_webhooks: bool,
+    /// The SHA-256 of the token `/metrics` asks for, if one is set.
+    pub metrics_token_hash: Option<String>,
 }
 
-pub fn router(store: Store, allow_private_webhooks: bool) -> Router {
+pub fn router(store: Store, allow_private_webhooks: bool, metrics_token: Option<&str>) -> Router {
     Router::new()
+        .merge(metrics::router())
         .merge(promotions::router())
         .merge(feeds::router())
         .merge(api_keys::router())
@@ -56,13 +62,26 @@ pub fn router(store: Store, allow_private_webhooks: bool) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(middleware::map_response(ensure_text_body))
+        // A panicking handler is answered 500 like any other unexpected
+        // error, and logged on the request's line.
+        .layer(CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                Error::Internal(anyhow::anyhow!("a handler panicked: {message}")).into_response()
+            },
+        ))
         // Outermost, so that its line covers what the layers inside answer
-        // (a 408, a 413) too.
+        // (a 408, a 413, a panic) too.
         .layer(middleware::from_fn(request_log::log_request))
         .with_state(ApiContext {
             store,
             diagnosis: health::DiagnosisCache::default(),
             allow_private_webhooks,
+            metrics_token_hash: metrics_token.map(crate::domain::sha256_hex),
         })
 }
 

@@ -43,7 +43,9 @@ async fn promote(
     let fields = Fields::parse(&body);
     let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
     let request = read_request(&fields?, query.as_deref())?;
-    match promotion::promote(&ctx.store, &principal, &request, false, answer_due).await {
+    let outcome = promotion::promote(&ctx.store, &principal, &request, false, answer_due).await;
+    crate::metrics::count_promotions(&outcome);
+    match outcome {
         Ok(moved) => Ok(Json(PromotionView::new(&request, &principal, moved))),
         Err(Refusal::Request(error)) => Err(error),
         // One item: its reason is the whole answer.
@@ -166,6 +168,7 @@ async fn batch(
         Err(error) => return Problem::from_error(error),
     };
     let outcome = promotion::promote(&ctx.store, &principal, &request, true, answer_due).await;
+    crate::metrics::count_promotions(&outcome);
     batch_response(outcome, "promoted")
 }
 
@@ -207,6 +210,7 @@ async fn revert(
         Err(error) => return Problem::from_error(error),
     };
     let outcome = promotion::revert(&ctx.store, &principal, &request, answer_due).await;
+    crate::metrics::count_promotions(&outcome);
     batch_response(outcome, "reverted")
 }
 

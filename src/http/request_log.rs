@@ -5,8 +5,9 @@
 //! The line names the route's pattern (`/api/packages/{feed}`), never the raw
 //! path or the query string, which may carry an API key. A promotion adds its
 //! feeds, package and key name to the same line (see `promotion::finish`); a
-//! 5xx adds its error id and what went wrong (see `http::error`), and is
-//! written at level ERROR: once, on this line.
+//! 5xx adds its error id and what went wrong (`http::error::Failure`) and is
+//! written at level ERROR, once, on this line; a panic in a handler becomes
+//! such a 500 (`router`'s catch-panic layer).
 
 use std::time::Instant;
 
@@ -16,6 +17,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::field::Empty;
 use tracing::Instrument;
+
+use super::error::Failure;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -44,18 +47,43 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         promotion = Empty,
         batch = Empty,
         versions = Empty,
-        error_id = Empty,
-        error = Empty,
     );
+    let method = request.method().as_str().to_owned();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(status, latency_ms, "answered");
-        } else {
-            tracing::info!(status, latency_ms, "answered");
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = (elapsed * 1000.0 * 100.0).round() / 100.0;
+    let route_label = route.clone();
+    metrics::counter!(
+        crate::metrics::REQUESTS,
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!(crate::metrics::REQUEST_SECONDS, "method" => method, "route" => route)
+        .record(elapsed);
+    // The line's fields are repeated on the event itself where it matters, so
+    // that a 5xx keeps its id and cause even when INFO spans are filtered out.
+    span.in_scope(|| match response.extensions().get::<Failure>() {
+        Some(failure) => tracing::error!(
+            id = %id,
+            route = %route_label,
+            status,
+            latency_ms,
+            error_id = %failure.id,
+            error = %failure.error,
+            "answered"
+        ),
+        None if status >= 500 => {
+            tracing::error!(id = %id, route = %route_label, status, latency_ms, "answered")
         }
+        None if status == 408 => tracing::warn!(status, latency_ms, "answered"),
+        // Health checks poll every few seconds: their successes are noise.
+        None if route_label == "/health" && status < 400 => {
+            tracing::debug!(status, latency_ms, "answered")
+        }
+        None => tracing::info!(status, latency_ms, "answered"),
     });
     let id = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     response.headers_mut().insert(REQUEST_ID, id);

@@ -141,14 +141,19 @@ impl Cache {
     /// The kept value, if fresh; otherwise the ticket to keep a new read with.
     pub fn get<K: Hash + Eq, V: Clone>(&self, map: Map<K, V>, key: &K) -> Result<V, Ticket> {
         let mut inner = self.lock();
-        if !inner.hearing() {
-            return Err(Ticket(None));
-        }
-        let ticket = Ticket(Some(inner.generation));
-        match map(&mut inner).get(key) {
-            Some(entry) if entry.read_at.elapsed() < MAX_AGE => Ok(entry.value.clone()),
-            _ => Err(ticket),
-        }
+        let (found, result) = if !inner.hearing() {
+            (Err(Ticket(None)), "unheard")
+        } else {
+            let ticket = Ticket(Some(inner.generation));
+            match map(&mut inner).get(key) {
+                Some(entry) if entry.read_at.elapsed() < MAX_AGE => {
+                    (Ok(entry.value.clone()), "hit")
+                }
+                _ => (Err(ticket), "miss"),
+            }
+        };
+        metrics::counter!(crate::metrics::CACHE_LOOKUPS, "result" => result).increment(1);
+        found
     }
 
     /// Keeps what a read found, unless a change was heard since it started.

@@ -317,6 +317,36 @@ impl Store {
         }
     }
 
+    /// Sets the gauges read at each scrape of `/metrics`: the pool's
+    /// connections, and the webhook events waiting (left unset when the
+    /// database does not answer; the scrape still succeeds).
+    pub async fn record_gauges(&self) {
+        let (size, idle, max) = match &self.db {
+            Db::Postgres(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+            Db::Sqlite(pool, _) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+        };
+        let in_use = f64::from(size) - idle as f64;
+        metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "in_use").set(in_use);
+        metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "idle").set(idle as f64);
+        metrics::gauge!(crate::metrics::POOL_MAX).set(f64::from(max));
+        let pending: Result<i64, _> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_events WHERE state = 'pending'"
+        )
+        .fetch_one(pool)
+        .await);
+        if let Ok(pending) = pending {
+            metrics::gauge!(crate::metrics::OUTBOX_PENDING).set(pending as f64);
+        }
+    }
+
     /// Answers when the database does; `/health` uses it.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))

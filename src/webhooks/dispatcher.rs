@@ -289,6 +289,12 @@ impl Attempt {
             .clone()
             .or_else(|| status_code.map(|s| format!("HTTP {s}")));
         let attempt = self.event.attempts;
+        let outcome = match after {
+            AfterAttempt::Delivered => "delivered",
+            AfterAttempt::RetryIn(_) => "retry",
+            AfterAttempt::GiveUp => "given_up",
+        };
+        metrics::counter!(crate::metrics::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
         match after {
             AfterAttempt::Delivered => {
                 tracing::debug!(webhook, delivery = %delivery, attempt, "webhook delivered")

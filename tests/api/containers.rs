@@ -108,6 +108,17 @@ fn the_dockerfile_copies_everything_cargo_needs() {
             );
         }
     }
+    // What the sources embed at compile time (sqlx::migrate!, include_str!).
+    for embedded in [
+        "migrations/postgres",
+        "migrations/sqlite",
+        "src/http/web/promoter.css",
+    ] {
+        assert!(
+            context.path().join(embedded).exists(),
+            "the image lacks {embedded}"
+        );
+    }
     // The manifest is read whole (every target it names must be there) and
     // the lock file must be up to date; `tree` resolves for this machine only,
     // so it needs no crate that was not already downloaded for the build.
@@ -193,6 +204,15 @@ fn compose_starts_promoter_on_a_healthy_postgres() {
     let (postgres, promoter) = (&services["postgres"], &services["promoter"]);
     assert!(!postgres.is_badvalue() && !promoter.is_badvalue());
 
+    let image = postgres["image"].as_str().unwrap();
+    let tag = image.split_once(':').map_or("latest", |(_, tag)| tag);
+    assert!(
+        tag.split(['-', '.'])
+            .filter(|p| p.parse::<u32>().is_ok())
+            .count()
+            >= 2,
+        "{image} is not pinned to an exact version"
+    );
     for service in [postgres, promoter] {
         let test = service["healthcheck"]["test"]
             .as_vec()

@@ -1,0 +1,50 @@
+//! `GET /metrics`: the Prometheus text format (see `crate::metrics` for what is
+//! counted). Open by default, as scrape endpoints usually are inside a network;
+//! with `--metrics-token` set it answers only `Authorization: Bearer TOKEN`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::error::text;
+use super::ApiContext;
+use crate::domain::sha256_hex;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+async fn scrape(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
+    if let Some(token_hash) = &ctx.metrics_token_hash {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(|token| sha256_hex(token.trim()));
+        // Hashes compared, so the comparison's time says nothing of the token.
+        if presented.as_ref() != Some(token_hash) {
+            let mut refused = text(
+                StatusCode::UNAUTHORIZED,
+                "Field \"Authorization\" must be \"Bearer\" and this server's metrics token."
+                    .to_owned(),
+            );
+            refused
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return refused;
+        }
+    }
+    ctx.store.record_gauges().await;
+    let handle = crate::metrics::handle();
+    handle.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
