@@ -2,6 +2,7 @@
 //! with database access uses before any key exists (contract section 6).
 
 use std::io::{BufRead, BufReader, Read};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -16,6 +17,7 @@ use crate::domain::{
     is_free_text, parse_qualifier, split_package, FeedName, FeedType, Identifier, PackageId,
     Permission, Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
 };
+use crate::http::limits::RateLimits;
 use crate::startup::{shutdown_signal, Application};
 use crate::store::{self, KeyScope, NewFile, NewKey, NewPackage, Store};
 use crate::telemetry::LogFormat;
@@ -102,6 +104,18 @@ pub struct ServeArgs {
     /// TOKEN`; without it the metrics are open to anyone who can reach the port.
     #[arg(long, env = "PROMOTER_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Requests per second allowed from one client address (the connection's
+    /// peer: behind a proxy, limit there instead); 0 for no limit.
+    #[arg(long, env = "PROMOTER_RATE_LIMIT_PER_ADDRESS", default_value_t = 0)]
+    rate_limit_per_address: u32,
+    /// Requests per second allowed with one API key; 0 for no limit.
+    #[arg(long, env = "PROMOTER_RATE_LIMIT_PER_KEY", default_value_t = 0)]
+    rate_limit_per_key: u32,
+    /// Failed authentications per minute allowed from one client address;
+    /// past it the address is refused (429) until it may try again. 0 for no
+    /// limit.
+    #[arg(long, env = "PROMOTER_AUTH_FAILURES_PER_MINUTE", default_value_t = 60)]
+    auth_failures_per_minute: u32,
     #[command(flatten)]
     webhooks: WebhookServeArgs,
 }
@@ -262,13 +276,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             db_pool_size,
             metrics_token,
+            rate_limit_per_address,
+            rate_limit_per_key,
+            auth_failures_per_minute,
             webhooks,
         }) => {
+            let limits = RateLimits {
+                per_address: NonZeroU32::new(rate_limit_per_address),
+                per_key: NonZeroU32::new(rate_limit_per_key),
+                auth_failures_per_address: NonZeroU32::new(auth_failures_per_minute),
+            };
             let pool_size = db_pool_size.unwrap_or_else(store::default_pool_size);
             let app = Application::build_with_pool(&listen, url, pool_size)
                 .await?
                 .webhooks(webhooks.settings())
-                .metrics_token(metrics_token);
+                .metrics_token(metrics_token)
+                .rate_limits(limits);
             app.run(shutdown_signal()).await?;
             Ok(())
         }

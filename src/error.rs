@@ -28,6 +28,13 @@ pub enum Error {
     #[error("The request body is larger than the limit of {limit_kib} KiB.")]
     PayloadTooLarge { limit_kib: usize },
 
+    /// A rate limit (see `http::limits`); `what` completes "too many requests …".
+    #[error("Too many requests {what}; try again in {retry_after_secs} seconds.")]
+    TooManyRequests {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
+
     #[error(
         "The request body must be sent as application/json or application/x-www-form-urlencoded."
     )]

@@ -2,11 +2,13 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use crate::http::limits::{Limiters, RateLimits};
 use crate::store::Store;
 use crate::webhooks;
 
@@ -15,6 +17,7 @@ pub struct Application {
     store: Store,
     webhooks: webhooks::Settings,
     metrics_token: Option<String>,
+    rate_limits: RateLimits,
 }
 
 impl Application {
@@ -41,6 +44,7 @@ impl Application {
             store,
             webhooks: webhooks::Settings::default(),
             metrics_token: None,
+            rate_limits: RateLimits::default(),
         })
     }
 
@@ -53,6 +57,12 @@ impl Application {
     /// The bearer token `/metrics` asks for (`--metrics-token`); open without.
     pub fn metrics_token(mut self, token: Option<String>) -> Self {
         self.metrics_token = token;
+        self
+    }
+
+    /// Rate limits (`--rate-limit-…`); none unless set.
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
         self
     }
 
@@ -77,11 +87,21 @@ impl Application {
             database = self.store.backend(),
             "promoter listening"
         );
+        let limiters = Limiters::new(self.rate_limits);
         let router = crate::http::router(
             self.store.clone(),
             self.webhooks.allow_private,
             self.metrics_token.as_deref(),
+            limiters.clone(),
         );
+        // The limiters remember clients only while they are active.
+        let tidy = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                limiters.forget_idle();
+            }
+        });
         // The dispatcher stops claiming as soon as shutdown begins, and in any
         // case when serving ends (which drops `stop`).
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -95,14 +115,19 @@ impl Application {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop.send(true);
-            })
-            .await;
+        // The peer's address is what the per-address limits count by.
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
         let _ = dispatcher.await;
         watcher.abort();
+        tidy.abort();
         self.store.close().await;
         served
     }

@@ -20,7 +20,7 @@ impl FromRequestParts<ApiContext> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self> {
         let key = auth::presented_key(&parts.headers, parts.uri.query());
         Ok(Authenticated(
-            auth::authenticate(&ctx.store, key.as_ref()).await?,
+            ctx.limits.authenticate(&ctx.store, key.as_ref()).await?,
         ))
     }
 }
@@ -36,7 +36,7 @@ pub async fn with_body(
 ) -> Result<Principal> {
     let key = auth::presented_key(headers, query)
         .or_else(|| fields.as_ref().ok().and_then(Fields::api_key));
-    auth::authenticate(&ctx.store, key.as_ref()).await
+    ctx.limits.authenticate(&ctx.store, key.as_ref()).await
 }
 
 /// A management request with a body: its key (which may be in the body) must be

@@ -16,6 +16,15 @@ impl IntoResponse for Error {
             Error::Invalid(message) => (StatusCode::BAD_REQUEST, message.clone()),
             Error::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
             Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                let mut response = text(StatusCode::TOO_MANY_REQUESTS, self.to_string());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                return response;
+            }
             Error::UnsupportedMediaType | Error::UnsupportedBatchMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string())
             }

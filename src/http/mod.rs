@@ -6,6 +6,7 @@ mod error;
 mod feeds;
 mod health;
 mod input;
+pub mod limits;
 mod metrics;
 mod packages;
 mod promotions;
@@ -44,9 +45,15 @@ pub struct ApiContext {
     pub allow_private_webhooks: bool,
     /// The SHA-256 of the token `/metrics` asks for, if one is set.
     pub metrics_token_hash: Option<String>,
+    pub limits: limits::Limiters,
 }
 
-pub fn router(store: Store, allow_private_webhooks: bool, metrics_token: Option<&str>) -> Router {
+pub fn router(
+    store: Store,
+    allow_private_webhooks: bool,
+    metrics_token: Option<&str>,
+    limiters: limits::Limiters,
+) -> Router {
     Router::new()
         .merge(metrics::router())
         .merge(promotions::router())
@@ -74,14 +81,19 @@ pub fn router(store: Store, allow_private_webhooks: bool, metrics_token: Option<
                 Error::Internal(anyhow::anyhow!("a handler panicked: {message}")).into_response()
             },
         ))
+        .layer(middleware::from_fn_with_state(
+            limiters.clone(),
+            limits::limit_by_address,
+        ))
         // Outermost, so that its line covers what the layers inside answer
-        // (a 408, a 413, a panic) too.
+        // (a 408, a 413, a 429, a panic) too.
         .layer(middleware::from_fn(request_log::log_request))
         .with_state(ApiContext {
             store,
             diagnosis: health::DiagnosisCache::default(),
             allow_private_webhooks,
             metrics_token_hash: metrics_token.map(crate::domain::sha256_hex),
+            limits: limiters,
         })
 }
 

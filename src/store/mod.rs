@@ -50,6 +50,9 @@ pub fn default_pool_size() -> u32 {
     (cores * 4).max(8)
 }
 
+/// A pooled PostgreSQL connection idle for this long is pinged before use.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// How long a request waits for a database connection before it is answered 503.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -205,10 +208,20 @@ impl Store {
                 .max_connections(pool_size)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 // Pinging each connection before handing it out doubled the
-                // round trips of a promotion. A connection broken since its
-                // last use fails its statement instead (503, and the pool drops
-                // it), which a database restart costs once per connection.
+                // round trips of a promotion; only a connection that sat idle
+                // for a while (long enough for the database to have restarted
+                // meanwhile) is pinged, and replaced if it is broken. Under
+                // load, a connection broken mid-use fails its statement (503)
+                // and is dropped.
                 .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for < PING_WHEN_IDLE_FOR {
+                            return Ok(true);
+                        }
+                        Ok(sqlx::Connection::ping(conn).await.is_ok())
+                    })
+                })
                 .after_connect(move |conn, _| {
                     let settings = settings.clone();
                     Box::pin(async move {

@@ -21,6 +21,7 @@ mod metrics;
 mod promote_auth;
 mod promote_input;
 mod promote_moves;
+mod rate_limits;
 mod receiver;
 mod request_ids;
 mod web;

@@ -7,7 +7,10 @@ both_backends!(every_answer_carries_a_request_id);
 
 async fn every_answer_carries_a_request_id(app: TestApp) {
     let id_of = |response: &reqwest::Response| {
-        response.headers()["x-request-id"].to_str().unwrap().to_owned()
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
     };
     let sent = app
         .client

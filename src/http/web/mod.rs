@@ -387,7 +387,7 @@ async fn sign_in(
         return Ok(cross_site());
     }
     let key = field("key").map(|text| auth::ApiKey::from_presented(text.trim()));
-    let principal = match auth::authenticate(&ctx.store, key.as_ref()).await {
+    let principal = match ctx.limits.authenticate(&ctx.store, key.as_ref()).await {
         Ok(principal) => principal,
         Err(Error::Forbidden) => {
             let (form_token, _) = FormToken::for_page(&headers);

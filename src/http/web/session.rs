@@ -172,7 +172,7 @@ pub async fn visitor(
     query: Option<&str>,
 ) -> Result<Visitor> {
     if let Some(key) = auth::presented_key(headers, query) {
-        return match auth::authenticate(&ctx.store, Some(&key)).await {
+        return match ctx.limits.authenticate(&ctx.store, Some(&key)).await {
             Ok(principal) => Ok(Visitor::Known {
                 principal,
                 session: false,

@@ -1,0 +1,186 @@
+//! Rate limits (OWASP API4), each off unless set: requests per second per
+//! client address, requests per second per API key, and failed authentications
+//! per minute per client address, which is the one on by default (60) because
+//! it only ever slows down someone guessing keys. Over a limit: `429` with
+//! `Retry-After` and a one-sentence body.
+//!
+//! The client address is the connection's peer: behind a reverse proxy that is
+//! the proxy, so per-address limits then belong in the proxy.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::error::Error;
+
+/// The limits, as set (`None`: off).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    pub per_address: Option<NonZeroU32>,
+    pub per_key: Option<NonZeroU32>,
+    pub auth_failures_per_address: Option<NonZeroU32>,
+}
+
+/// How many client addresses are remembered as blocked at most: past it the
+/// oldest blocks are forgotten rather than memory growing with an attack.
+const MAX_BLOCKED: usize = 100_000;
+
+/// The limiters of one server.
+#[derive(Clone, Default)]
+pub struct Limiters {
+    per_address: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    per_key: Option<Arc<DefaultKeyedRateLimiter<i64>>>,
+    auth_failures: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Addresses that failed to authenticate too often, and until when.
+    blocked: Arc<Mutex<std::collections::HashMap<IpAddr, Instant>>>,
+}
+
+tokio::task_local! {
+    /// The address of the client whose request this task is serving.
+    static CLIENT: IpAddr;
+}
+
+impl Limiters {
+    pub fn new(limits: RateLimits) -> Self {
+        fn keyed<K: Clone + std::hash::Hash + Eq>(
+            quota: Option<Quota>,
+        ) -> Option<Arc<DefaultKeyedRateLimiter<K>>> {
+            quota.map(|quota| Arc::new(DefaultKeyedRateLimiter::keyed(quota)))
+        }
+        Limiters {
+            per_address: keyed(limits.per_address.map(Quota::per_second)),
+            per_key: keyed(limits.per_key.map(Quota::per_second)),
+            auth_failures: keyed(limits.auth_failures_per_address.map(Quota::per_minute)),
+            blocked: Arc::default(),
+        }
+    }
+
+    /// Drops the state of clients not seen lately; run every minute or so.
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.per_address {
+            limiter.retain_recent();
+        }
+        if let Some(limiter) = &self.per_key {
+            limiter.retain_recent();
+        }
+        if let Some(limiter) = &self.auth_failures {
+            limiter.retain_recent();
+        }
+        let now = Instant::now();
+        self.blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, until| *until > now);
+    }
+
+    /// Refuses a key that has used up its requests per second.
+    pub fn check_key(&self, key_id: i64) -> Result<(), Error> {
+        match &self.per_key {
+            Some(limiter) => check(limiter, &key_id, "with this API key"),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a client whose address failed to authenticate too often lately,
+    /// before its key is even looked at.
+    pub fn check_not_blocked(&self) -> Result<(), Error> {
+        let Some(client) = client() else {
+            return Ok(());
+        };
+        let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        match blocked.get(&client) {
+            Some(until) if *until > Instant::now() => Err(too_many(
+                "failed authentications from this address",
+                *until - Instant::now(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Authenticates `key` under the limits: a blocked address is refused
+    /// before the key is looked at; an unknown key counts against its address;
+    /// a known key against its own limit.
+    pub async fn authenticate(
+        &self,
+        store: &crate::store::Store,
+        key: Option<&crate::auth::ApiKey>,
+    ) -> Result<crate::auth::Principal, Error> {
+        self.check_not_blocked()?;
+        match crate::auth::authenticate(store, key).await {
+            Ok(principal) => {
+                self.check_key(principal.key_id)?;
+                Ok(principal)
+            }
+            Err(Error::Forbidden) if key.is_some() => {
+                Err(self.authentication_failed().unwrap_or(Error::Forbidden))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Counts a failed authentication from this request's address; past the
+    /// limit the address is blocked until the limit allows it again, and this
+    /// answer is already a 429.
+    pub fn authentication_failed(&self) -> Option<Error> {
+        let (Some(limiter), Some(client)) = (&self.auth_failures, client()) else {
+            return None;
+        };
+        let not_until = limiter.check_key(&client).err()?;
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        if blocked.len() >= MAX_BLOCKED {
+            blocked.clear();
+        }
+        blocked.insert(client, Instant::now() + wait);
+        Some(too_many("failed authentications from this address", wait))
+    }
+}
+
+/// The middleware: notes the client's address for the limits checked later,
+/// and applies the per-address limit.
+pub async fn limit_by_address(
+    State(limiters): State<Limiters>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = peer.ip();
+    if let Some(limiter) = &limiters.per_address {
+        if let Err(error) = check(limiter, &client, "from this address") {
+            return error.into_response();
+        }
+    }
+    CLIENT.scope(client, next.run(request)).await
+}
+
+fn client() -> Option<IpAddr> {
+    CLIENT.try_with(|client| *client).ok()
+}
+
+fn check<K: Clone + std::hash::Hash + Eq>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+    what: &'static str,
+) -> Result<(), Error> {
+    limiter.check_key(key).map_err(|not_until| {
+        too_many(
+            what,
+            not_until.wait_time_from(DefaultClock::default().now()),
+        )
+    })
+}
+
+fn too_many(what: &'static str, wait: Duration) -> Error {
+    Error::TooManyRequests {
+        what,
+        // Whole seconds, rounded up: a client that waits that long gets in.
+        retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+    }
+}

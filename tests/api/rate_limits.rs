@@ -1,0 +1,137 @@
+//! Rate limits (src/http/limits.rs): per client address, per key, and failed
+//! authentications per address; over a limit, 429 with Retry-After and one
+//! sentence, and nothing done.
+
+use std::num::NonZeroU32;
+
+use promoter::http::limits::RateLimits;
+use promoter::startup::Application;
+
+use crate::helpers::{babel_promotion, Backend, TestApp};
+
+/// A server on `app`'s database with these limits.
+async fn limited(app: &TestApp, limits: RateLimits) -> String {
+    let server = Application::build("127.0.0.1:0", &app.database.url)
+        .await
+        .unwrap()
+        .rate_limits(limits);
+    let address = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run(std::future::pending()));
+    address
+}
+
+fn assert_too_many(reply: &crate::helpers::Reply, what: &str) {
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .starts_with(&format!("Too many requests {what}; try again in ")),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.content_type, "text/plain; charset=utf-8");
+}
+
+async fn get(
+    app: &TestApp,
+    address: &str,
+    path: &str,
+    key: &str,
+) -> (crate::helpers::Reply, Option<u64>) {
+    let response = app
+        .client
+        .get(format!("{address}{path}"))
+        .header("X-ApiKey", key)
+        .send()
+        .await
+        .unwrap();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().parse().unwrap());
+    (crate::helpers::Reply::read(response).await, retry_after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_block_the_address_for_a_while() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let key = app.npm_setup().await;
+    let server = limited(
+        &app,
+        RateLimits {
+            auth_failures_per_address: NonZeroU32::new(3),
+            ..RateLimits::default()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let (reply, _) = get(&app, &server, "/api/packages/unapproved-npm", "guess").await;
+        assert_eq!(reply.status, 403);
+    }
+    let (reply, retry_after) = get(&app, &server, "/api/packages/unapproved-npm", "guess").await;
+    assert_too_many(&reply, "failed authentications from this address");
+    assert!(
+        retry_after.is_some_and(|secs| (1..=20).contains(&secs)),
+        "{retry_after:?}"
+    );
+    // Blocked: even the right key is refused now, before it is looked at, and
+    // a promotion changes nothing.
+    let (reply, _) = get(&app, &server, "/api/packages/unapproved-npm", &key).await;
+    assert_too_many(&reply, "failed authentications from this address");
+    let before = app.snapshot().await;
+    let reply = app
+        .json_post_to(&server, "/api/promotions/promote", &key, &babel_promotion())
+        .await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert_eq!(app.snapshot().await, before);
+    // The server without the limit is unaffected.
+    let (reply, _) = get(&app, &app.address, "/api/packages/unapproved-npm", &key).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_and_an_address_get_their_share_per_second() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let key = app.npm_setup().await;
+    let per_key = limited(
+        &app,
+        RateLimits {
+            per_key: NonZeroU32::new(2),
+            ..RateLimits::default()
+        },
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(&app, &per_key, "/api/packages/unapproved-npm", &key).await);
+    }
+    assert_eq!(statuses[0].0.status, 200);
+    let (refused, retry_after) = statuses.last().unwrap();
+    assert_too_many(refused, "with this API key");
+    assert_eq!(*retry_after, Some(1));
+    // Another key has its own share.
+    let other = app.system_key_expiring("other", None).await.0;
+    assert_eq!(
+        get(&app, &per_key, "/api/packages/unapproved-npm", &other)
+            .await
+            .0
+            .status,
+        200
+    );
+
+    let per_address = limited(
+        &app,
+        RateLimits {
+            per_address: NonZeroU32::new(2),
+            ..RateLimits::default()
+        },
+    )
+    .await;
+    let mut last = None;
+    for _ in 0..4 {
+        last = Some(get(&app, &per_address, "/health", "").await);
+    }
+    let (refused, retry_after) = last.unwrap();
+    assert_too_many(&refused, "from this address");
+    assert_eq!(retry_after, Some(1));
+}
