@@ -51,14 +51,7 @@ impl TestApp {
     /// GETs `path` on the server at `address` with `key`, and checks the
     /// status of the answer.
     async fn expect_status(&self, address: &str, path: &str, key: &str, status: u16) {
-        let response = self
-            .client
-            .get(format!("{address}{path}"))
-            .header("X-ApiKey", key)
-            .send()
-            .await
-            .unwrap();
-        let reply = Reply::read(response).await;
+        let reply = Reply::read(self.get_from(address, path, key).await).await;
         assert_eq!(
             reply.status, status,
             "GET {path} on {address}: {}",

@@ -445,6 +445,16 @@ impl TestApp {
     }
 
     /// POSTs a JSON body (labelled `application/json`) with the key in X-ApiKey.
+    /// GETs `path` with `key` on the server at `address` (this one's or another's).
+    pub async fn get_from(&self, address: &str, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{address}{path}"))
+            .header("X-ApiKey", key)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn json_post(&self, path: &str, key: &str, body: &Value) -> Reply {
         self.json_post_to(&self.address, path, key, body).await
     }

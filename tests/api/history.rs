@@ -20,14 +20,7 @@ both_backends!(
 
 impl TestApp {
     pub async fn get(&self, path: &str, key: &str) -> Reply {
-        let response = self
-            .client
-            .get(self.url(path))
-            .header("X-ApiKey", key)
-            .send()
-            .await
-            .unwrap();
-        Reply::read(response).await
+        Reply::read(self.get_from(&self.address, path, key).await).await
     }
 
     /// Promotes and asserts success.

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use promoter::http::limits::RateLimits;
 use promoter::startup::Application;
 
-use crate::helpers::{babel_promotion, Backend, TestApp};
+use crate::helpers::{babel_promotion, Backend, Reply, TestApp};
 
 /// A server on `app`'s database with these limits.
 async fn limited(app: &TestApp, limits: RateLimits) -> String {
@@ -20,7 +20,7 @@ async fn limited(app: &TestApp, limits: RateLimits) -> String {
     address
 }
 
-fn assert_too_many(reply: &crate::helpers::Reply, what: &str) {
+fn assert_too_many(reply: &Reply, what: &str) {
     assert_eq!(reply.status, 429, "{}", reply.body);
     assert!(
         reply
@@ -32,24 +32,13 @@ fn assert_too_many(reply: &crate::helpers::Reply, what: &str) {
     assert_eq!(reply.content_type, "text/plain; charset=utf-8");
 }
 
-async fn get(
-    app: &TestApp,
-    address: &str,
-    path: &str,
-    key: &str,
-) -> (crate::helpers::Reply, Option<u64>) {
-    let response = app
-        .client
-        .get(format!("{address}{path}"))
-        .header("X-ApiKey", key)
-        .send()
-        .await
-        .unwrap();
+async fn get(app: &TestApp, address: &str, path: &str, key: &str) -> (Reply, Option<u64>) {
+    let response = app.get_from(address, path, key).await;
     let retry_after = response
         .headers()
         .get("retry-after")
         .map(|value| value.to_str().unwrap().parse().unwrap());
-    (crate::helpers::Reply::read(response).await, retry_after)
+    (Reply::read(response).await, retry_after)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
