@@ -29,7 +29,7 @@ pub enum Error {
     PayloadTooLarge { limit_kib: usize },
 
     /// A rate limit (see `http::limits`); `what` completes "too many requests …".
-    #[error("Too many requests {what}; try again in {retry_after_secs} seconds.")]
+    #[error("Too many requests {what}; retry after {retry_after_secs} s.")]
     TooManyRequests {
         what: &'static str,
         retry_after_secs: u64,

@@ -94,12 +94,18 @@ impl Application {
             self.metrics_token.as_deref(),
             limiters.clone(),
         );
-        // The limiters remember clients only while they are active.
+        // The limiters remember clients only while they are active, and the
+        // metrics' histograms are folded in whether or not anyone scrapes.
         let tidy = tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            let mut rounds = 0u64;
             loop {
                 every.tick().await;
-                limiters.forget_idle();
+                crate::metrics::handle().run_upkeep();
+                rounds += 1;
+                if rounds.is_multiple_of(12) {
+                    limiters.forget_idle();
+                }
             }
         });
         // The dispatcher stops claiming as soon as shutdown begins, and in any

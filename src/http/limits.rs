@@ -1,8 +1,10 @@
 //! Rate limits (OWASP API4), each off unless set: requests per second per
 //! client address, requests per second per API key, and failed authentications
 //! per minute per client address, which is the one on by default (60) because
-//! it only ever slows down someone guessing keys. Over a limit: `429` with
-//! `Retry-After` and a one-sentence body.
+//! it only ever slows down someone guessing keys: an address over it gets 429
+//! for unknown keys, while known keys from it keep working. Over a limit:
+//! `429` with `Retry-After` and a one-sentence body. IPv6 clients are counted
+//! by their /64.
 //!
 //! The client address is the connection's peer: behind a reverse proxy that is
 //! the proxy, so per-address limits then belong in the proxy.
@@ -73,6 +75,15 @@ impl Limiters {
         if let Some(limiter) = &self.auth_failures {
             limiter.retain_recent();
         }
+        for limiter in [&self.per_address, &self.auth_failures]
+            .into_iter()
+            .flatten()
+        {
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.per_key {
+            limiter.shrink_to_fit();
+        }
         let now = Instant::now();
         self.blocked
             .lock()
@@ -88,9 +99,8 @@ impl Limiters {
         }
     }
 
-    /// Refuses a client whose address failed to authenticate too often lately,
-    /// before its key is even looked at.
-    pub fn check_not_blocked(&self) -> Result<(), Error> {
+    /// Refuses a client whose address failed to authenticate too often lately.
+    fn check_not_blocked(&self) -> Result<(), Error> {
         let Some(client) = client() else {
             return Ok(());
         };
@@ -112,23 +122,31 @@ impl Limiters {
         store: &crate::store::Store,
         key: Option<&crate::auth::ApiKey>,
     ) -> Result<crate::auth::Principal, Error> {
-        self.check_not_blocked()?;
         match crate::auth::authenticate(store, key).await {
             Ok(principal) => {
                 self.check_key(principal.key_id)?;
                 Ok(principal)
             }
-            Err(Error::Forbidden) if key.is_some() => {
-                Err(self.authentication_failed().unwrap_or(Error::Forbidden))
-            }
+            Err(Error::Forbidden) if key.is_some() => Err(self.refused()),
             Err(error) => Err(error),
         }
+    }
+
+    /// The answer to a failed authentication: 403, or 429 while (or once) its
+    /// address has failed too often. Known keys are never held up by this:
+    /// clients sharing an address with a guesser (behind a proxy or a NAT)
+    /// keep working.
+    pub fn refused(&self) -> Error {
+        if let Err(blocked) = self.check_not_blocked() {
+            return blocked;
+        }
+        self.authentication_failed().unwrap_or(Error::Forbidden)
     }
 
     /// Counts a failed authentication from this request's address; past the
     /// limit the address is blocked until the limit allows it again, and this
     /// answer is already a 429.
-    pub fn authentication_failed(&self) -> Option<Error> {
+    fn authentication_failed(&self) -> Option<Error> {
         let (Some(limiter), Some(client)) = (&self.auth_failures, client()) else {
             return None;
         };
@@ -147,11 +165,19 @@ impl Limiters {
 /// and applies the per-address limit.
 pub async fn limit_by_address(
     State(limiters): State<Limiters>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    let client = peer.ip();
+    // Served without the peer's address (not by `promoter serve`): no
+    // per-address limits.
+    let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .copied()
+    else {
+        return next.run(request).await;
+    };
+    let client = counted_address(peer.ip());
     if let Some(limiter) = &limiters.per_address {
         if let Err(error) = check(limiter, &client, "from this address") {
             return error.into_response();
@@ -162,6 +188,19 @@ pub async fn limit_by_address(
 
 fn client() -> Option<IpAddr> {
     CLIENT.try_with(|client| *client).ok()
+}
+
+/// What the per-address limits count by: an IPv4 address, or an IPv6
+/// address's /64 (one subscriber's whole prefix, which a single client can
+/// roam at will).
+fn counted_address(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
 }
 
 fn check<K: Clone + std::hash::Hash + Eq>(
@@ -182,5 +221,25 @@ fn too_many(what: &'static str, wait: Duration) -> Error {
         what,
         // Whole seconds, rounded up: a client that waits that long gets in.
         retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(counted_address(a), counted_address(b));
+        assert_eq!(
+            counted_address(a),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(counted_address(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(counted_address(mapped), v4);
     }
 }

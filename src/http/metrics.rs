@@ -21,10 +21,18 @@ async fn scrape(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(|token| sha256_hex(token.trim()));
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| sha256_hex(token.trim()));
         // Hashes compared, so the comparison's time says nothing of the token.
         if presented.as_ref() != Some(token_hash) {
+            // Wrong guesses count as failed authentications.
+            if presented.is_some() {
+                let refusal = ctx.limits.refused();
+                if matches!(refusal, crate::error::Error::TooManyRequests { .. }) {
+                    return refusal.into_response();
+                }
+            }
             let mut refused = text(
                 StatusCode::UNAUTHORIZED,
                 "Field \"Authorization\" must be \"Bearer\" and this server's metrics token."

@@ -50,8 +50,14 @@ pub fn default_pool_size() -> u32 {
     (cores * 4).max(8)
 }
 
-/// A pooled PostgreSQL connection idle for this long is pinged before use.
-const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+/// A pooled PostgreSQL connection idle for this long is pinged before use:
+/// long enough that a busy server (whose connections come back within
+/// seconds) pings none, short enough that a database restarted during a quiet
+/// spell costs no request a 503.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
+
+/// A ping that takes longer than this finds a connection not worth keeping.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a request waits for a database connection before it is answered 503.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -219,7 +225,12 @@ impl Store {
                         if meta.idle_for < PING_WHEN_IDLE_FOR {
                             return Ok(true);
                         }
-                        Ok(sqlx::Connection::ping(conn).await.is_ok())
+                        // An error makes the pool drop the connection at once
+                        // and hand out (or open) another.
+                        tokio::time::timeout(PING_TIMEOUT, sqlx::Connection::ping(conn))
+                            .await
+                            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                        Ok(true)
                     })
                 })
                 .after_connect(move |conn, _| {
@@ -346,7 +357,8 @@ impl Store {
                 pool.options().get_max_connections(),
             ),
         };
-        let in_use = f64::from(size) - idle as f64;
+        // Two readings, not one snapshot: never below zero.
+        let in_use = (f64::from(size) - idle as f64).max(0.0);
         metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "in_use").set(in_use);
         metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "idle").set(idle as f64);
         metrics::gauge!(crate::metrics::POOL_MAX).set(f64::from(max));

@@ -25,7 +25,7 @@ fn assert_too_many(reply: &Reply, what: &str) {
     assert!(
         reply
             .body
-            .starts_with(&format!("Too many requests {what}; try again in ")),
+            .starts_with(&format!("Too many requests {what}; retry after ")),
         "{}",
         reply.body
     );
@@ -63,16 +63,26 @@ async fn failed_authentications_block_the_address_for_a_while() {
         retry_after.is_some_and(|secs| (1..=20).contains(&secs)),
         "{retry_after:?}"
     );
-    // Blocked: even the right key is refused now, before it is looked at, and
-    // a promotion changes nothing.
-    let (reply, _) = get(&app, &server, "/api/packages/unapproved-npm", &key).await;
-    assert_too_many(&reply, "failed authentications from this address");
+    // Blocked: further guesses are refused at once, and change nothing; but a
+    // known key from the same address (a colleague behind the same proxy)
+    // keeps working.
     let before = app.snapshot().await;
+    let reply = app
+        .json_post_to(
+            &server,
+            "/api/promotions/promote",
+            "guess",
+            &babel_promotion(),
+        )
+        .await;
+    assert_too_many(&reply, "failed authentications from this address");
+    assert_eq!(app.snapshot().await, before);
+    let (reply, _) = get(&app, &server, "/api/packages/unapproved-npm", &key).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     let reply = app
         .json_post_to(&server, "/api/promotions/promote", &key, &babel_promotion())
         .await;
-    assert_eq!(reply.status, 429, "{}", reply.body);
-    assert_eq!(app.snapshot().await, before);
+    assert_eq!(reply.status, 200, "{}", reply.body);
     // The server without the limit is unaffected.
     let (reply, _) = get(&app, &app.address, "/api/packages/unapproved-npm", &key).await;
     assert_eq!(reply.status, 200);
@@ -90,12 +100,21 @@ async fn a_key_and_an_address_get_their_share_per_second() {
         },
     )
     .await;
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        statuses.push(get(&app, &per_key, "/api/packages/unapproved-npm", &key).await);
-    }
-    assert_eq!(statuses[0].0.status, 200);
-    let (refused, retry_after) = statuses.last().unwrap();
+    // Two a second: of ten requests sent at once, the first two pass and the
+    // rest are refused (a slow machine may let one more through).
+    let answers = futures::future::join_all(
+        (0..10).map(|_| get(&app, &per_key, "/api/packages/unapproved-npm", &key)),
+    )
+    .await;
+    let passed = answers
+        .iter()
+        .filter(|(reply, _)| reply.status == 200)
+        .count();
+    assert!((2..=4).contains(&passed), "{passed} of 10 passed");
+    let (refused, retry_after) = answers
+        .iter()
+        .find(|(reply, _)| reply.status != 200)
+        .unwrap();
     assert_too_many(refused, "with this API key");
     assert_eq!(*retry_after, Some(1));
     // Another key has its own share.
@@ -116,11 +135,17 @@ async fn a_key_and_an_address_get_their_share_per_second() {
         },
     )
     .await;
-    let mut last = None;
-    for _ in 0..4 {
-        last = Some(get(&app, &per_address, "/health", "").await);
-    }
-    let (refused, retry_after) = last.unwrap();
-    assert_too_many(&refused, "from this address");
-    assert_eq!(retry_after, Some(1));
+    let answers =
+        futures::future::join_all((0..10).map(|_| get(&app, &per_address, "/health", ""))).await;
+    let passed = answers
+        .iter()
+        .filter(|(reply, _)| reply.status == 200)
+        .count();
+    assert!((2..=4).contains(&passed), "{passed} of 10 passed");
+    let (refused, retry_after) = answers
+        .iter()
+        .find(|(reply, _)| reply.status != 200)
+        .unwrap();
+    assert_too_many(refused, "from this address");
+    assert_eq!(*retry_after, Some(1));
 }
