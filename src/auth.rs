@@ -127,15 +127,22 @@ pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<ApiKey>
         .map(|(_, value)| ApiKey::from_presented(&value))
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header value (the scheme in
+/// any case), or `None` for another scheme.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The key inside an Authorization header. Anything that is not a Basic `api:KEY`
 /// or a Bearer token is kept as it came, so it is refused as an unknown key rather
 /// than ignored in favour of a later carrier.
 fn authorization_key(value: &str) -> String {
+    if let Some(token) = bearer(value) {
+        return token.to_owned();
+    }
     let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
     let credentials = credentials.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return credentials.to_owned();
-    }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(credentials)

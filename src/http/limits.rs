@@ -9,9 +9,10 @@
 //! The client address is the connection's peer: behind a reverse proxy that is
 //! the proxy, so per-address limits then belong in the proxy.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -41,7 +42,7 @@ pub struct Limiters {
     per_key: Option<Arc<DefaultKeyedRateLimiter<i64>>>,
     auth_failures: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     /// Addresses that failed to authenticate too often, and until when.
-    blocked: Arc<Mutex<std::collections::HashMap<IpAddr, Instant>>>,
+    blocked: Arc<Mutex<HashMap<IpAddr, Instant>>>,
 }
 
 tokio::task_local! {
@@ -66,29 +67,17 @@ impl Limiters {
 
     /// Drops the state of clients not seen lately; run every minute or so.
     pub fn forget_idle(&self) {
-        if let Some(limiter) = &self.per_address {
-            limiter.retain_recent();
-        }
-        if let Some(limiter) = &self.per_key {
-            limiter.retain_recent();
-        }
-        if let Some(limiter) = &self.auth_failures {
-            limiter.retain_recent();
-        }
-        for limiter in [&self.per_address, &self.auth_failures]
-            .into_iter()
-            .flatten()
-        {
-            limiter.shrink_to_fit();
-        }
-        if let Some(limiter) = &self.per_key {
-            limiter.shrink_to_fit();
-        }
+        tidy(&self.per_address);
+        tidy(&self.per_key);
+        tidy(&self.auth_failures);
         let now = Instant::now();
-        self.blocked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, until| *until > now);
+        self.blocked().retain(|_, until| *until > now);
+    }
+
+    /// The blocked addresses. A panic while they were held left nothing half
+    /// done (each change is one insert or removal), so a poisoned lock is used.
+    fn blocked(&self) -> MutexGuard<'_, HashMap<IpAddr, Instant>> {
+        self.blocked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Refuses a key that has used up its requests per second.
@@ -104,7 +93,7 @@ impl Limiters {
         let Some(client) = client() else {
             return Ok(());
         };
-        let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        let blocked = self.blocked();
         match blocked.get(&client) {
             Some(until) if *until > Instant::now() => Err(too_many(
                 "failed authentications from this address",
@@ -152,7 +141,7 @@ impl Limiters {
         };
         let not_until = limiter.check_key(&client).err()?;
         let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut blocked = self.blocked();
         if blocked.len() >= MAX_BLOCKED {
             blocked.clear();
         }
@@ -184,6 +173,14 @@ pub async fn limit_by_address(
         }
     }
     CLIENT.scope(client, next.run(request)).await
+}
+
+/// Forgets the clients a limiter has not seen lately, and the memory they took.
+fn tidy<K: Clone + std::hash::Hash + Eq>(limiter: &Option<Arc<DefaultKeyedRateLimiter<K>>>) {
+    if let Some(limiter) = limiter {
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
 }
 
 fn client() -> Option<IpAddr> {

@@ -21,9 +21,8 @@ async fn scrape(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| sha256_hex(token.trim()));
+            .and_then(crate::auth::bearer)
+            .map(sha256_hex);
         // Hashes compared, so the comparison's time says nothing of the token.
         if presented.as_ref() != Some(token_hash) {
             // Wrong guesses count as failed authentications.

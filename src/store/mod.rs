@@ -345,18 +345,11 @@ impl Store {
     /// connections, and the webhook events waiting (left unset when the
     /// database does not answer; the scrape still succeeds).
     pub async fn record_gauges(&self) {
-        let (size, idle, max) = match &self.db {
-            Db::Postgres(pool) => (
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            ),
-            Db::Sqlite(pool, _) => (
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            ),
-        };
+        let (size, idle, max) = on_pool!(self, pool => (
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections(),
+        ));
         // Two readings, not one snapshot: never below zero.
         let in_use = (f64::from(size) - idle as f64).max(0.0);
         metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "in_use").set(in_use);

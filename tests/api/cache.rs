@@ -48,6 +48,19 @@ impl TestApp {
         }
     }
 
+    /// The npm fixtures, a system key named `name` (its text and id), and
+    /// another server: both servers have used the key, so both keep it.
+    async fn key_used_on_two_servers(&self, name: &str) -> (String, i64, String) {
+        self.npm_setup().await;
+        let (key, id) = self.system_key_expiring(name, None).await;
+        let other = self.listening_instance().await;
+        for address in [&self.address, &other] {
+            self.expect_status(address, "/api/packages/unapproved-npm", &key, 200)
+                .await;
+        }
+        (key, id, other)
+    }
+
     /// GETs `path` on the server at `address` with `key`, and checks the
     /// status of the answer.
     async fn expect_status(&self, address: &str, path: &str, key: &str, status: u16) {
@@ -61,14 +74,7 @@ impl TestApp {
 }
 
 async fn a_revoked_key_stops_working_on_every_server_within_the_bound(app: TestApp) {
-    app.npm_setup().await;
-    let (key, id) = app.system_key_expiring("revoked-soon", None).await;
-    let other = app.listening_instance().await;
-    // Both servers have used the key, so both keep it.
-    for address in [&app.address, &other] {
-        app.expect_status(address, "/api/packages/unapproved-npm", &key, 200)
-            .await;
-    }
+    let (key, id, other) = app.key_used_on_two_servers("revoked-soon").await;
 
     assert!(app.store.revoke_key(id).await.unwrap());
     // The server whose store made the change forgets at once.
@@ -81,13 +87,7 @@ async fn a_revoked_key_stops_working_on_every_server_within_the_bound(app: TestA
 }
 
 async fn a_key_revoked_by_hand_stops_working_within_the_bound(app: TestApp) {
-    app.npm_setup().await;
-    let (key, id) = app.system_key_expiring("revoked-by-hand", None).await;
-    let other = app.listening_instance().await;
-    for address in [&app.address, &other] {
-        app.expect_status(address, "/api/packages/unapproved-npm", &key, 200)
-            .await;
-    }
+    let (key, id, other) = app.key_used_on_two_servers("revoked-by-hand").await;
 
     app.execute(&format!(
         "UPDATE api_keys SET revoked_at = '2026-01-01T00:00:00Z' WHERE id = {id}"
@@ -183,11 +183,7 @@ async fn a_group_given_a_feed_by_hand_is_heard_within_the_bound(app: TestApp) {
 /// key, revoked by hand with the announcement switched off), which is what
 /// spares each request its key lookup.
 async fn a_server_keeps_the_keys_it_has_used(app: TestApp) {
-    app.npm_setup().await;
-    let (key, id) = app.system_key_expiring("kept", None).await;
-    let other = app.listening_instance().await;
-    app.expect_status(&other, "/api/packages/unapproved-npm", &key, 200)
-        .await;
+    let (key, id, other) = app.key_used_on_two_servers("kept").await;
     match app.store.db() {
         Db::Postgres(_) => {
             app.execute("ALTER TABLE api_keys DISABLE TRIGGER api_keys_catalog_changed")

@@ -599,10 +599,15 @@ pub async fn start_instance_and_store(
         .await
         .expect("the application did not start")
         .webhooks(settings);
-    let address = format!("http://{}", app.local_addr());
     let store = app.store().clone();
+    (serve(app), store)
+}
+
+/// Runs a built server in the background, for the rest of the test; its address.
+pub fn serve(app: Application) -> String {
+    let address = format!("http://{}", app.local_addr());
     tokio::spawn(app.run(std::future::pending()));
-    (address, store)
+    address
 }
 
 /// The contract's example promotion, as JSON.

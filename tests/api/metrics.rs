@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use promoter::startup::Application;
 
-use crate::helpers::{babel_promotion, with, Backend, TestApp};
+use crate::helpers::{babel_promotion, serve, with, Backend, TestApp};
 
 both_backends!(promotions_and_requests_are_counted_by_outcome_and_route);
 
@@ -103,8 +103,7 @@ async fn a_metrics_token_is_asked_for_when_set() {
         .await
         .unwrap()
         .metrics_token(Some("scrape-me-please".to_owned()));
-    let url = format!("http://{}/metrics", app.local_addr());
-    tokio::spawn(app.run(std::future::pending()));
+    let url = format!("{}/metrics", serve(app));
     let client = reqwest::Client::new();
 
     for authorization in [None, Some("Bearer wrong"), Some("scrape-me-please")] {

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use promoter::http::limits::RateLimits;
 use promoter::startup::Application;
 
-use crate::helpers::{babel_promotion, Backend, Reply, TestApp};
+use crate::helpers::{babel_promotion, serve, Backend, Reply, TestApp};
 
 /// A server on `app`'s database with these limits.
 async fn limited(app: &TestApp, limits: RateLimits) -> String {
@@ -15,9 +15,25 @@ async fn limited(app: &TestApp, limits: RateLimits) -> String {
         .await
         .unwrap()
         .rate_limits(limits);
-    let address = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run(std::future::pending()));
-    address
+    serve(server)
+}
+
+/// Ten GETs at once against a limit of two a second: the first two pass and
+/// the rest are refused, with `what` and Retry-After 1 (a slow machine may let
+/// one more through).
+async fn ten_at_once(app: &TestApp, address: &str, path: &str, key: &str, what: &str) {
+    let answers = futures::future::join_all((0..10).map(|_| get(app, address, path, key))).await;
+    let passed = answers
+        .iter()
+        .filter(|(reply, _)| reply.status == 200)
+        .count();
+    assert!((2..=4).contains(&passed), "{passed} of 10 passed");
+    let (refused, retry_after) = answers
+        .iter()
+        .find(|(reply, _)| reply.status != 200)
+        .unwrap();
+    assert_too_many(refused, what);
+    assert_eq!(*retry_after, Some(1));
 }
 
 fn assert_too_many(reply: &Reply, what: &str) {
@@ -100,23 +116,14 @@ async fn a_key_and_an_address_get_their_share_per_second() {
         },
     )
     .await;
-    // Two a second: of ten requests sent at once, the first two pass and the
-    // rest are refused (a slow machine may let one more through).
-    let answers = futures::future::join_all(
-        (0..10).map(|_| get(&app, &per_key, "/api/packages/unapproved-npm", &key)),
+    ten_at_once(
+        &app,
+        &per_key,
+        "/api/packages/unapproved-npm",
+        &key,
+        "with this API key",
     )
     .await;
-    let passed = answers
-        .iter()
-        .filter(|(reply, _)| reply.status == 200)
-        .count();
-    assert!((2..=4).contains(&passed), "{passed} of 10 passed");
-    let (refused, retry_after) = answers
-        .iter()
-        .find(|(reply, _)| reply.status != 200)
-        .unwrap();
-    assert_too_many(refused, "with this API key");
-    assert_eq!(*retry_after, Some(1));
     // Another key has its own share.
     let other = app.system_key_expiring("other", None).await.0;
     assert_eq!(
@@ -135,17 +142,5 @@ async fn a_key_and_an_address_get_their_share_per_second() {
         },
     )
     .await;
-    let answers =
-        futures::future::join_all((0..10).map(|_| get(&app, &per_address, "/health", ""))).await;
-    let passed = answers
-        .iter()
-        .filter(|(reply, _)| reply.status == 200)
-        .count();
-    assert!((2..=4).contains(&passed), "{passed} of 10 passed");
-    let (refused, retry_after) = answers
-        .iter()
-        .find(|(reply, _)| reply.status != 200)
-        .unwrap();
-    assert_too_many(refused, "from this address");
-    assert_eq!(*retry_after, Some(1));
+    ten_at_once(&app, &per_address, "/health", "", "from this address").await;
 }
