@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::auth;
 use crate::client;
-use crate::config::{DatabaseArgs, WebhookArgs, WebhookServeArgs, DEFAULT_LISTEN};
+use crate::config::{DatabaseArgs, LimitArgs, WebhookArgs, WebhookServeArgs, DEFAULT_LISTEN};
 use crate::domain::{
     is_free_text, parse_qualifier, split_package, FeedName, FeedType, Identifier, PackageId,
     Permission, Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
@@ -116,6 +116,8 @@ pub struct ServeArgs {
     /// limit.
     #[arg(long, env = "PROMOTER_AUTH_FAILURES_PER_MINUTE", default_value_t = 60)]
     auth_failures_per_minute: u32,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     webhooks: WebhookServeArgs,
 }
@@ -279,15 +281,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             rate_limit_per_address,
             rate_limit_per_key,
             auth_failures_per_minute,
+            limits: limit_args,
             webhooks,
         }) => {
+            // Checked before anything is opened, so a bad setting is one line.
+            let settings = limit_args.limits()?;
             let limits = RateLimits {
                 per_address: NonZeroU32::new(rate_limit_per_address),
                 per_key: NonZeroU32::new(rate_limit_per_key),
                 auth_failures_per_address: NonZeroU32::new(auth_failures_per_minute),
             };
             let pool_size = db_pool_size.unwrap_or_else(store::default_pool_size);
-            let app = Application::build_with_pool(&listen, url, pool_size)
+            let app = Application::build_with(&listen, url, pool_size, settings)
                 .await?
                 .webhooks(webhooks.settings())
                 .metrics_token(metrics_token)

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -59,6 +60,96 @@ impl WebhookServeArgs {
             allow_private: self.target.allow_private,
             poll: std::time::Duration::from_secs(self.poll_seconds),
         }
+    }
+}
+
+/// The server's timeouts and body limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long one request may take before it is abandoned (408).
+    pub request_timeout: Duration,
+    /// How long one database statement may run, lock waits included (503).
+    pub statement_timeout: Duration,
+    /// The largest body of any request but a batch (413).
+    pub body_limit: usize,
+    /// The largest body of a batch, which may list 1,000 package versions.
+    pub batch_body_limit: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_timeout: Duration::from_secs(60),
+            statement_timeout: Duration::from_secs(20),
+            body_limit: 64 * 1024,
+            batch_body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// What a write may wait on besides its statements: a connection, then the
+/// commit and the answer. A request timeout shorter than the statement timeout
+/// plus this could answer 408 about a change that then commits.
+const WAITS_BESIDE_STATEMENTS: Duration =
+    crate::store::ACQUIRE_TIMEOUT.saturating_add(crate::store::COMMIT_MARGIN);
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct LimitArgs {
+    /// Seconds a request may take before it is abandoned with 408 (1-3600); at
+    /// least the statement timeout plus 10.
+    #[arg(
+        long,
+        env = "PROMOTER_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub request_timeout_seconds: u64,
+    /// Seconds one database statement may run, lock waits included, before the
+    /// request is answered 503 (1-3600).
+    #[arg(
+        long,
+        env = "PROMOTER_STATEMENT_TIMEOUT_SECONDS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub statement_timeout_seconds: u64,
+    /// The largest request body in KiB, batches aside (1-65536); larger is 413.
+    #[arg(
+        long,
+        env = "PROMOTER_BODY_LIMIT_KIB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=65536)
+    )]
+    pub body_limit_kib: u64,
+    /// The largest batch body in KiB (1-65536); 1,000 package versions need
+    /// about 100.
+    #[arg(
+        long,
+        env = "PROMOTER_BATCH_BODY_LIMIT_KIB",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u64).range(1..=65536)
+    )]
+    pub batch_body_limit_kib: u64,
+}
+
+impl LimitArgs {
+    /// The limits, once they agree with each other.
+    pub fn limits(&self) -> anyhow::Result<Limits> {
+        let limits = Limits {
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            statement_timeout: Duration::from_secs(self.statement_timeout_seconds),
+            body_limit: self.body_limit_kib as usize * 1024,
+            batch_body_limit: self.batch_body_limit_kib as usize * 1024,
+        };
+        if limits.statement_timeout + WAITS_BESIDE_STATEMENTS > limits.request_timeout {
+            anyhow::bail!(
+                "--request-timeout-seconds ({}) must be at least --statement-timeout-seconds ({}) plus {}, so that no request is answered 408 while its change goes on to commit",
+                self.request_timeout_seconds,
+                self.statement_timeout_seconds,
+                WAITS_BESIDE_STATEMENTS.as_secs()
+            );
+        }
+        Ok(limits)
     }
 }
 

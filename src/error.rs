@@ -7,11 +7,6 @@
 pub const FORBIDDEN_TEXT: &str =
     "The specified API key does not have the proper permissions to perform this action.";
 
-pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
-
-/// A batch of 1,000 package versions needs more room than one promotion.
-pub const BATCH_BODY_LIMIT_BYTES: usize = 1024 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{FORBIDDEN_TEXT}")]

@@ -8,6 +8,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use crate::config::Limits;
 use crate::http::limits::{Limiters, RateLimits};
 use crate::store::Store;
 use crate::webhooks;
@@ -18,22 +19,26 @@ pub struct Application {
     webhooks: webhooks::Settings,
     metrics_token: Option<String>,
     rate_limits: RateLimits,
+    limits: Limits,
 }
 
 impl Application {
     /// Opens the database (applying migrations) and binds the listener. Port 0
     /// picks a free port, which tests use.
     pub async fn build(listen: &str, database_url: &str) -> anyhow::Result<Self> {
-        Self::build_with_pool(listen, database_url, crate::store::default_pool_size()).await
+        let pool_size = crate::store::default_pool_size();
+        Self::build_with(listen, database_url, pool_size, Limits::default()).await
     }
 
-    /// Like `build`, holding at most `pool_size` PostgreSQL connections.
-    pub async fn build_with_pool(
+    /// Like `build`, holding at most `pool_size` PostgreSQL connections, with
+    /// the given timeouts and body limits.
+    pub async fn build_with(
         listen: &str,
         database_url: &str,
         pool_size: u32,
+        limits: Limits,
     ) -> anyhow::Result<Self> {
-        let store = Store::open_with_pool(database_url, pool_size).await?;
+        let store = Store::open_with(database_url, pool_size, limits.statement_timeout).await?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
@@ -45,6 +50,7 @@ impl Application {
             webhooks: webhooks::Settings::default(),
             metrics_token: None,
             rate_limits: RateLimits::default(),
+            limits,
         })
     }
 
@@ -93,6 +99,7 @@ impl Application {
             self.webhooks.allow_private,
             self.metrics_token.as_deref(),
             limiters.clone(),
+            self.limits,
         );
         // The limiters remember clients only while they are active, and the
         // metrics' histograms are folded in whether or not anyone scrapes.

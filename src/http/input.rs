@@ -8,9 +8,10 @@ use axum::http::request::Parts;
 use futures_util::StreamExt;
 use percent_encoding::percent_decode;
 
+use super::ApiContext;
 use crate::auth::ApiKey;
 use crate::domain::{is_free_text, FeedName, Identifier, FREE_TEXT_RULE};
-use crate::error::{Error, Result, BATCH_BODY_LIMIT_BYTES, BODY_LIMIT_BYTES};
+use crate::error::{Error, Result};
 
 /// The `{name}` or `{feed}` segment of a path, decoded; a segment that is not
 /// valid percent-encoded UTF-8 gets our one-sentence 400 rather than axum's.
@@ -33,13 +34,15 @@ impl<S: Send + Sync> FromRequestParts<S> for PathName {
 /// client can finish writing and read the 413.
 const DRAIN_BYTES: usize = 1024 * 1024;
 
-/// A request body, read whole (it is small: anything over 64 KiB is a 413).
+/// A request body, read whole (it is small: anything over `--body-limit-kib`,
+/// 64 KiB by default, is a 413).
 pub struct RawBody {
     content_type: Option<String>,
     bytes: Bytes,
 }
 
-/// A batch's body: the same, with room for 1,000 package versions (1 MiB).
+/// A batch's body: the same, with room for 1,000 package versions
+/// (`--batch-body-limit-kib`, 1 MiB by default).
 pub struct BatchBody(pub RawBody);
 
 impl RawBody {
@@ -100,19 +103,19 @@ impl RawBody {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl FromRequest<ApiContext> for RawBody {
     type Rejection = Error;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self> {
-        RawBody::read(request, BODY_LIMIT_BYTES).await
+    async fn from_request(request: Request, ctx: &ApiContext) -> Result<Self> {
+        RawBody::read(request, ctx.body_limits.body).await
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for BatchBody {
+impl FromRequest<ApiContext> for BatchBody {
     type Rejection = Error;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self> {
-        RawBody::read(request, BATCH_BODY_LIMIT_BYTES)
+    async fn from_request(request: Request, ctx: &ApiContext) -> Result<Self> {
+        RawBody::read(request, ctx.body_limits.batch)
             .await
             .map(BatchBody)
     }

@@ -27,13 +27,9 @@ use axum::{middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::config::Limits;
 use crate::error::Error;
 use crate::store::Store;
-
-/// How long one request may take before it is abandoned. Every database statement
-/// gives up well before this (`store::STATEMENT_TIMEOUT`), so a request is not
-/// answered 408 while its transaction goes on to commit.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -46,6 +42,14 @@ pub struct ApiContext {
     /// The SHA-256 of the token `/metrics` asks for, if one is set.
     pub metrics_token_hash: Option<String>,
     pub limits: limits::Limiters,
+    /// The body limits (`--body-limit-kib`, `--batch-body-limit-kib`).
+    pub body_limits: BodyLimits,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub body: usize,
+    pub batch: usize,
 }
 
 pub fn router(
@@ -53,7 +57,12 @@ pub fn router(
     allow_private_webhooks: bool,
     metrics_token: Option<&str>,
     limiters: limits::Limiters,
+    settings: Limits,
 ) -> Router {
+    // Every database statement gives up well before the request timeout
+    // (`Limits` checks that at start-up), so a request is not answered 408
+    // while its transaction goes on to commit.
+    let request_timeout = settings.request_timeout;
     Router::new()
         .merge(metrics::router())
         .merge(promotions::router())
@@ -63,10 +72,12 @@ pub fn router(
         .merge(health::router())
         .merge(webhooks::router())
         .merge(web::router())
-        .layer(middleware::from_fn(stamp_deadline))
+        .layer(middleware::from_fn(move |request, next| {
+            stamp_deadline(request, next, request_timeout)
+        }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            request_timeout,
         ))
         .layer(middleware::map_response(ensure_text_body))
         // A panicking handler is answered 500 like any other unexpected
@@ -94,6 +105,10 @@ pub fn router(
             allow_private_webhooks,
             metrics_token_hash: metrics_token.map(crate::domain::sha256_hex),
             limits: limiters,
+            body_limits: BodyLimits {
+                body: settings.body_limit,
+                batch: settings.batch_body_limit,
+            },
         })
 }
 
@@ -111,15 +126,15 @@ impl<S: Send + Sync> FromRequestParts<S> for AnswerDue {
             .extensions
             .get::<AnswerDue>()
             .copied()
-            .unwrap_or_else(|| AnswerDue(Instant::now() + REQUEST_TIMEOUT)))
+            .unwrap_or_else(|| AnswerDue(Instant::now() + Limits::default().request_timeout)))
     }
 }
 
 /// Runs just inside the timeout layer, so both start their clocks together.
-async fn stamp_deadline(mut request: Request, next: Next) -> Response {
+async fn stamp_deadline(mut request: Request, next: Next, timeout: Duration) -> Response {
     request
         .extensions_mut()
-        .insert(AnswerDue(Instant::now() + REQUEST_TIMEOUT));
+        .insert(AnswerDue(Instant::now() + timeout));
     next.run(request).await
 }
 

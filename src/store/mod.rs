@@ -33,12 +33,13 @@ pub use keys::{KeyScope, NewKey, StoredKey};
 pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
 pub use promotions::{
     Departure, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome,
-    PromotionRecord, VersionSpec, RECORD_COLUMNS,
+    PromotionRecord, VersionSpec, COMMIT_MARGIN, RECORD_COLUMNS,
 };
 pub use webhooks::{
     AfterAttempt, AttemptRecord, ClaimedEvent, DeliveryAttempt, DeliveryTarget, Webhook,
 };
 
+use crate::config::Limits;
 use crate::error::{Error, Result};
 
 /// PostgreSQL connections per process unless set: four per core, at least 8.
@@ -62,17 +63,17 @@ const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a request waits for a database connection before it is answered 503.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The longest a statement may run, lock waits included, on either backend. It
-/// is well under the HTTP request timeout (60 s), so a request is never answered
-/// 408 while its transaction goes on to commit: the statement fails first, rolls
-/// back, and the caller hears 503.
-pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// The database, and what this process keeps of it in memory.
 #[derive(Clone)]
 pub struct Store {
     db: Db,
     cache: Arc<Cache>,
+    /// The longest a statement may run, lock waits included, on either backend
+    /// (`--statement-timeout-seconds`). Start-up checks that it is well under
+    /// the request timeout, so a request is never answered 408 while its
+    /// transaction goes on to commit: the statement fails first, rolls back,
+    /// and the caller hears 503.
+    statement_timeout: Duration,
 }
 
 /// The database's pools.
@@ -180,11 +181,21 @@ impl Store {
     /// Opens the database named by `url` (`postgres://…` or `sqlite://…`) and brings
     /// its schema up to date.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
-        Self::open_with_pool(url, default_pool_size()).await
+        Self::open_with(
+            url,
+            default_pool_size(),
+            Limits::default().statement_timeout,
+        )
+        .await
     }
 
-    /// Like `open`, holding at most `pool_size` PostgreSQL connections.
-    pub async fn open_with_pool(url: &str, pool_size: u32) -> anyhow::Result<Store> {
+    /// Like `open`, holding at most `pool_size` PostgreSQL connections and
+    /// giving up on a statement after `statement_timeout`.
+    pub async fn open_with(
+        url: &str,
+        pool_size: u32,
+        statement_timeout: Duration,
+    ) -> anyhow::Result<Store> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
                 .context("the PostgreSQL database URL is not valid")?;
@@ -208,7 +219,7 @@ impl Store {
             // left open by a vanished client must not hold its locks for long.
             let settings = format!(
                 "SET statement_timeout = '{}s'; SET idle_in_transaction_session_timeout = '60s'",
-                STATEMENT_TIMEOUT.as_secs()
+                statement_timeout.as_secs()
             );
             let pool = PgPoolOptions::new()
                 .max_connections(pool_size)
@@ -255,7 +266,7 @@ impl Store {
                 // WAL lets readers run beside the one writer; writers from other
                 // processes wait on the busy timeout instead of failing at once.
                 .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(STATEMENT_TIMEOUT);
+                .busy_timeout(statement_timeout);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -283,6 +294,7 @@ impl Store {
         Ok(Store {
             db,
             cache: Arc::new(Cache::default()),
+            statement_timeout,
         })
     }
 
@@ -305,7 +317,7 @@ impl Store {
         match &self.db {
             Db::Postgres(pool) => Ok(WriteTx::Postgres(pool.begin().await?)),
             Db::Sqlite(pool, writer) => {
-                let queued = tokio::time::timeout(STATEMENT_TIMEOUT, writer.queue.lock())
+                let queued = tokio::time::timeout(self.statement_timeout, writer.queue.lock())
                     .await
                     .map_err(|_| Error::Unavailable {
                         reason: "it is busy with other writes",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{on_tx, Db, Feed, Store, WriteTx, ACQUIRE_TIMEOUT, STATEMENT_TIMEOUT};
+use super::{on_tx, Db, Feed, Store, WriteTx, ACQUIRE_TIMEOUT};
 use crate::domain::{compare_versions, is_prerelease, Identifier, PackageId};
 use crate::error::{Error, Result};
 
@@ -172,7 +172,7 @@ impl From<sqlx::Error> for MoveError {
 }
 
 /// Time kept in hand for the commit and the answer after the last wait.
-const COMMIT_MARGIN: Duration = Duration::from_secs(5);
+pub const COMMIT_MARGIN: Duration = Duration::from_secs(5);
 
 fn too_late() -> Error {
     Error::Unavailable {
@@ -360,7 +360,7 @@ impl Store {
         let [item] = plan.items else {
             return Ok(None);
         };
-        let worst_case = ACQUIRE_TIMEOUT + STATEMENT_TIMEOUT + COMMIT_MARGIN;
+        let worst_case = ACQUIRE_TIMEOUT + self.statement_timeout + COMMIT_MARGIN;
         if plan.dry_run
             || !plan.check_fixed_target
             || item.version != VersionSpec::Exact

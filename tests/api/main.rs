@@ -24,6 +24,7 @@ mod promote_moves;
 mod rate_limits;
 mod receiver;
 mod request_ids;
+mod settings;
 mod web;
 mod webhooks;
 mod workflow;
