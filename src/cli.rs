@@ -47,6 +47,16 @@ pub struct Cli {
         global = true
     )]
     pub log_format: LogFormat,
+    /// What is logged: a level (error, warn, info, debug, trace) or a
+    /// `tracing` filter such as `info,promoter::webhooks=debug`. Without it,
+    /// RUST_LOG; without that, info for `serve` and warn for other commands.
+    #[arg(
+        long,
+        env = "PROMOTER_LOG_LEVEL",
+        value_parser = crate::telemetry::parse_log_level,
+        global = true
+    )]
+    pub log_level: Option<String>,
     /// Used when no command is given: `promoter` alone serves.
     #[command(flatten)]
     pub serve: ServeArgs,

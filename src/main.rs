@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
         None | Some(Command::Serve(_)) => "info",
         Some(_) => "warn",
     };
-    promoter::telemetry::init(level, cli.log_format);
+    promoter::telemetry::init(cli.log_level.as_deref(), level, cli.log_format);
     match promoter::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

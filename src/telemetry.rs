@@ -1,5 +1,6 @@
 //! Logging set-up. Logs go to stderr so that CLI output on stdout stays clean;
-//! `RUST_LOG` overrides the default level. Human-readable lines by default, in
+//! `--log-level` (or `PROMOTER_LOG_LEVEL`), else `RUST_LOG`, overrides the
+//! default level. Human-readable lines by default, in
 //! colour only when stderr is a terminal (a file or a journal gets plain text);
 //! one JSON object per line with `--log-format json`, for log collectors.
 
@@ -17,9 +18,22 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn init(default_level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));
+/// Checks a `--log-level` value: a level (`debug`) or a `tracing` filter
+/// (`info,promoter::webhooks=debug`).
+pub fn parse_log_level(text: &str) -> Result<String, String> {
+    EnvFilter::builder()
+        .parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("not a level or a tracing filter: {error}"))
+}
+
+/// Starts logging: `level` is `--log-level` when given.
+pub fn init(level: Option<&str>, default_level: &str, format: LogFormat) {
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn"))),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -163,6 +163,7 @@ fn bad_settings_stop_start_up_with_one_line() {
         ),
         ("PROMOTER_DB_POOL_SIZE", "0", "--db-pool-size"),
         ("PROMOTER_LOG_FORMAT", "xml", "--log-format"),
+        ("PROMOTER_LOG_LEVEL", "info,=[", "--log-level"),
     ] {
         let stderr = serve(&[(name, value)]);
         let first = stderr.lines().next().unwrap();
