@@ -33,6 +33,21 @@ impl FeedName {
     }
 }
 
+/// In the OpenAPI document: the same rule as a pattern.
+impl utoipa::PartialSchema for FeedName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[A-Za-z0-9._-]{1,100}$"))
+            .description(Some(
+                "A feed's name: 1 to 100 letters, digits, '-', '_' or '.'.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FeedName {}
+
 impl fmt::Display for FeedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(&self.0)
@@ -58,6 +73,18 @@ macro_rules! feed_types {
                 match self { $(FeedType::$variant => $purl),* }
             }
         }
+
+        /// In the OpenAPI document: one of the lower-case names.
+        impl utoipa::PartialSchema for FeedType {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($name),*]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for FeedType {}
     };
 }
 

@@ -5,28 +5,63 @@
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::SecondsFormat;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{self, Authenticated};
 use super::input::{Fields, RawBody};
+use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
 use crate::auth::{parse_expiry, ApiKey};
 use crate::domain::{Permission, Permissions};
 use crate::error::{Error, Result};
 use crate::store::{KeyScope, NewKey, StoredKey};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/api/api-keys/create", post(create))
-        .route("/api/api-keys/list", get(list))
-        .route("/api/api-keys/delete", post(remove).delete(remove))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(remove))
+}
+
+/// Documentation only: the handler reads the body field by field
+/// (`input::Fields`), which also takes `name` for `displayName`.
+#[allow(dead_code)]
+mod bodies {
+    use utoipa::ToSchema;
+
+    /// ProGet's ApiKeyInfo, as pgutil sends it.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct ApiKeyRequest {
+        /// `System` or `Feed`.
+        #[schema(rename = "type")]
+        pub kind: String,
+        /// A System key's APIs: `full-control` (the default), `feeds`, `sbom`, `sbom-upload`.
+        pub system_apis: Option<Vec<String>>,
+        /// A Feed key's feed (or give `feedGroup`).
+        pub feed: Option<String>,
+        /// A Feed key's feed group (or give `feed`).
+        pub feed_group: Option<String>,
+        /// A Feed key's permissions: `view`, `add`, `promote`, `delete` (all by default).
+        pub package_permissions: Option<Vec<String>>,
+        /// When the key stops working (RFC 3339, in the future).
+        pub expiration: Option<String>,
+        /// `None` (the default), `Request`, `Response` or `Both`.
+        pub logging: Option<String>,
+        /// The key's text, when the caller chooses it; otherwise one is made.
+        pub key: Option<String>,
+        pub display_name: Option<String>,
+        pub description: Option<String>,
+    }
 }
 
 /// ProGet's ApiKeyInfo, as pgutil reads it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ApiKeyInfo {
     id: i64,
@@ -92,6 +127,22 @@ impl ApiKeyInfo {
 /// real deployment.
 const MAX_KEYS_PER_PAGE: i64 = 10_000;
 
+#[utoipa::path(
+    get,
+    path = "/api/api-keys/list",
+    tag = "api-keys",
+    summary = "The keys that are not revoked (never their text)",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000, description = "Keys per page (10,000 by default)."),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Only keys with a larger id, as in the Link header.")
+    ),
+    responses(
+        (status = 200, description = "A page of keys.", body = Vec<ApiKeyInfo>,
+            headers(("Link" = String, description = "The next page, when there is one."))),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn list(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -136,6 +187,22 @@ async fn list(
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/api-keys/create",
+    tag = "api-keys",
+    summary = "Create a key",
+    request_body(content(
+        (bodies::ApiKeyRequest = "application/json"),
+        (bodies::ApiKeyRequest = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The new key, with its text: the only time it is shown.", body = ApiKeyInfo),
+        Refusals,
+        BodyRefusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn create(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -263,6 +330,19 @@ fn scope_and_permissions(fields: &Fields) -> Result<(KeyScope, Permissions)> {
     }
 }
 
+#[utoipa::path(
+    method(post, delete),
+    path = "/api/api-keys/delete",
+    tag = "api-keys",
+    summary = "Revoke a key",
+    params(("id" = i64, Query, description = "The key's id.")),
+    responses(
+        (status = 200, description = "Revoked."),
+        (status = 404, description = "No key that is not revoked has that id.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn remove(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,

@@ -3,12 +3,15 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{self, Authenticated};
 use super::input::{Fields, PathName, RawBody};
+use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
 use crate::domain::{FeedName, FeedType, Permission};
 use crate::error::{Error, Result};
@@ -16,20 +19,43 @@ use crate::store::{Feed, FeedChange};
 
 const MAX_DESCRIPTION_CHARS: usize = 1000;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/api/management/feeds/list", get(list))
-        .route("/api/management/feeds/create", post(create))
-        .route("/api/management/feeds/get/{name}", get(show))
-        .route("/api/management/feeds/update/{name}", post(update))
-        .route(
-            "/api/management/feeds/delete/{name}",
-            delete(remove).post(remove),
-        )
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(create))
+        .routes(routes!(show))
+        .routes(routes!(update))
+        .routes(routes!(remove))
+}
+
+/// Documentation only: the handlers read bodies field by field
+/// (`input::Fields`), which also takes `type` for `feedType` and a key in `key`.
+#[allow(dead_code)]
+mod bodies {
+    use utoipa::ToSchema;
+
+    use crate::domain::{FeedName, FeedType};
+
+    /// A new feed, or the fields of one to change (where `name` and
+    /// `feedType`, if given, must be the feed's own).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct FeedRequest {
+        /// 1 to 100 letters, digits, `.`, `-` and `_`.
+        pub name: Option<FeedName>,
+        /// Required when creating.
+        pub feed_type: Option<FeedType>,
+        /// Up to 1,000 characters.
+        pub description: Option<String>,
+        /// Enabled or disabled; a new feed is enabled by default.
+        pub active: Option<bool>,
+        /// The only feed this one promotes to; blank for any.
+        pub promote_to_feed: Option<String>,
+    }
 }
 
 /// A feed in ProGet's shape. pgutil lists a feed only when `active` is true.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct FeedView {
     name: String,
@@ -73,6 +99,14 @@ fn feed_reference(fields: &Fields, name: &'static str) -> Result<Option<Option<F
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/management/feeds/list",
+    tag = "feeds",
+    summary = "Every feed",
+    responses((status = 200, description = "The feeds.", body = Vec<FeedView>), Refusals),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn list(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -82,6 +116,19 @@ async fn list(
     Ok(Json(feeds.into_iter().map(FeedView::from).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/management/feeds/get/{name}",
+    tag = "feeds",
+    summary = "One feed",
+    params(("name" = FeedName, Path, description = "The feed's name.", example = "approved-npm")),
+    responses(
+        (status = 200, description = "The feed.", body = FeedView),
+        (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn show(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -91,6 +138,18 @@ async fn show(
     Ok(Json(path_feed(&ctx, &name).await?.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/management/feeds/create",
+    tag = "feeds",
+    summary = "Create a feed",
+    request_body(content(
+        (bodies::FeedRequest = "application/json", example = json!({"name": "approved-nuget", "feedType": "nuget"})),
+        (bodies::FeedRequest = "application/x-www-form-urlencoded")
+    )),
+    responses((status = 200, description = "The new feed.", body = FeedView), Refusals, BodyRefusals),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn create(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -124,6 +183,24 @@ async fn create(
     Ok(Json(feed.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/management/feeds/update/{name}",
+    tag = "feeds",
+    summary = "Change a feed's description, state or promotion target",
+    params(("name" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm")),
+    request_body(content(
+        (bodies::FeedRequest = "application/json", example = json!({"description": "Awaiting review", "promoteToFeed": "approved-npm"})),
+        (bodies::FeedRequest = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The feed as it now is.", body = FeedView),
+        (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
+        Refusals,
+        BodyRefusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn update(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -171,6 +248,19 @@ async fn update(
     Ok(Json(feed.into()))
 }
 
+#[utoipa::path(
+    method(delete, post),
+    path = "/api/management/feeds/delete/{name}",
+    tag = "feeds",
+    summary = "Delete a feed with its package records (its history stays)",
+    params(("name" = FeedName, Path, description = "The feed's name.")),
+    responses(
+        (status = 200, description = "Deleted."),
+        (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn remove(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,

@@ -8,21 +8,24 @@ use tokio::sync::Mutex;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::Always;
 use super::ApiContext;
 use crate::error::{describe, unavailable_reason};
 
 /// How long the database may take to answer before it is reported down.
 const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/health", get(health))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(health))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HealthInfo {
     application_name: &'static str,
@@ -35,6 +38,18 @@ struct HealthInfo {
     service_status: &'static str,
 }
 
+/// ProGet's health check, without a key: for load balancers and probes.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    summary = "Whether the server and its database answer",
+    responses(
+        (status = 200, description = "Everything answers.", body = HealthInfo),
+        (status = 503, description = "The database does not answer; `databaseStatusDetails` says why, naming no host or user.", body = HealthInfo),
+        Always
+    )
+)]
 async fn health(State(ctx): State<ApiContext>) -> (StatusCode, Json<HealthInfo>) {
     let problem = match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, ctx.store.ping()).await {
         Ok(Ok(())) => None,

@@ -5,17 +5,32 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::text;
+use super::openapi::Always;
 use super::ApiContext;
 use crate::domain::sha256_hex;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/metrics", get(scrape))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(scrape))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Metrics in the Prometheus text format",
+    description = "Open unless the server has a metrics token (`--metrics-token`), which is then asked for as `Authorization: Bearer TOKEN`.",
+    responses(
+        (status = 200, description = "The Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain"),
+        (status = 401, description = "The server has a metrics token and the request did not bear it.", body = String, content_type = "text/plain",
+            headers(("WWW-Authenticate" = String))),
+        Always
+    ),
+    security((), ("metricsToken" = []))
+)]
 async fn scrape(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
     if let Some(token_hash) = &ctx.metrics_token_hash {
         let presented = headers

@@ -8,6 +8,7 @@ mod health;
 mod input;
 pub mod limits;
 mod metrics;
+mod openapi;
 mod packages;
 mod promotions;
 pub mod request_log;
@@ -26,6 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Limits;
 use crate::error::Error;
@@ -44,6 +47,8 @@ pub struct ApiContext {
     pub limits: limits::Limiters,
     /// The body limits (`--body-limit-kib`, `--batch-body-limit-kib`).
     pub body_limits: BodyLimits,
+    /// `GET /api/openapi.json`'s answer.
+    pub openapi: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +68,7 @@ pub fn router(
     // (`Limits` checks that at start-up), so a request is not answered 408
     // while its transaction goes on to commit.
     let request_timeout = settings.request_timeout;
-    Router::new()
+    let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(metrics::router())
         .merge(promotions::router())
         .merge(feeds::router())
@@ -72,6 +77,9 @@ pub fn router(
         .merge(health::router())
         .merge(webhooks::router())
         .merge(web::router())
+        .merge(openapi::router())
+        .split_for_parts();
+    routes
         .layer(middleware::from_fn(move |request, next| {
             stamp_deadline(request, next, request_timeout)
         }))
@@ -109,6 +117,7 @@ pub fn router(
                 body: settings.body_limit,
                 batch: settings.batch_body_limit,
             },
+            openapi: openapi::render(&doc),
         })
 }
 

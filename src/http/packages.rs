@@ -5,14 +5,17 @@
 use std::collections::HashMap;
 
 use axum::extract::{RawQuery, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::SecondsFormat;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Authenticated;
 use super::input::{Fields, PathName};
+use super::openapi::Refusals;
 use super::ApiContext;
 use crate::auth::Principal;
 use crate::domain::{
@@ -22,12 +25,12 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::store::{Feed, PackageFile};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/api/packages/{feed}", get(feed_info))
-        .route("/api/packages/{feed}/latest", get(latest))
-        .route("/api/packages/{feed}/versions", get(versions))
-        .route("/api/packages/{feed}/delete", post(remove).delete(remove))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(feed_info))
+        .routes(routes!(latest))
+        .routes(routes!(versions))
+        .routes(routes!(remove))
 }
 
 /// The feed named in the path, if the key may do `permission` there. A feed
@@ -46,7 +49,7 @@ async fn feed_for(
 }
 
 /// ProGet's BasicFeedInfo.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BasicFeedInfo {
     id: i64,
@@ -55,6 +58,19 @@ struct BasicFeedInfo {
     package_type: FeedType,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/packages/{feed}",
+    tag = "packages",
+    summary = "ProGet's BasicFeedInfo of a feed",
+    params(("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm")),
+    responses(
+        (status = 200, description = "The feed.", body = BasicFeedInfo),
+        (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn feed_info(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -72,7 +88,7 @@ async fn feed_info(
 }
 
 /// ProGet's PackageVersionInfo: one per file.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PackageVersionInfo {
     purl: String,
@@ -242,6 +258,26 @@ async fn matching_files(
     Ok(files)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/packages/{feed}/versions",
+    tag = "packages",
+    summary = "The files of the versions a query names",
+    params(
+        ("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm"),
+        ("name" = Option<String>, Query, description = "The package's name (alias `package`).", example = "runtime"),
+        ("group" = Option<String>, Query, description = "The package's group.", example = "@babel"),
+        ("version" = Option<String>, Query),
+        ("qualifier" = Option<String>, Query, description = "One file of the version, such as `type=tgz`."),
+        ("purl" = Option<String>, Query, description = "A package URL instead of the fields above.")
+    ),
+    responses(
+        (status = 200, description = "One PackageVersionInfo per file.", body = Vec<PackageVersionInfo>),
+        (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn versions(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -257,6 +293,26 @@ async fn versions(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/packages/{feed}/latest",
+    tag = "packages",
+    summary = "The files of each package's highest version",
+    params(
+        ("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm"),
+        ("name" = Option<String>, Query, description = "The package's name (alias `package`).", example = "runtime"),
+        ("group" = Option<String>, Query, description = "The package's group.", example = "@babel"),
+        ("qualifier" = Option<String>, Query, description = "One file of the version, such as `type=tgz`."),
+        ("purl" = Option<String>, Query, description = "A package URL instead of the fields above."),
+        ("stableOnly" = Option<bool>, Query, description = "Leave out prereleases.")
+    ),
+    responses(
+        (status = 200, description = "One PackageVersionInfo per file.", body = Vec<PackageVersionInfo>),
+        (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn latest(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -333,6 +389,26 @@ async fn latest(
     Ok(Json(chosen))
 }
 
+#[utoipa::path(
+    method(post, delete),
+    path = "/api/packages/{feed}/delete",
+    tag = "packages",
+    summary = "Delete a package version (or one of its files)",
+    params(
+        ("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm"),
+        ("name" = Option<String>, Query, description = "The package's name (alias `package`); required unless `purl` is given."),
+        ("group" = Option<String>, Query, description = "The package's group."),
+        ("version" = Option<String>, Query, description = "Required unless `purl` is given."),
+        ("qualifier" = Option<String>, Query, description = "One file of the version, such as `type=tgz`."),
+        ("purl" = Option<String>, Query, description = "A package URL instead of the fields above.")
+    ),
+    responses(
+        (status = 200, description = "Deleted."),
+        (status = 404, description = "No such feed, or the version is not in it.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn remove(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,

@@ -4,13 +4,16 @@
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::SecondsFormat;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{self, Authenticated};
 use super::input::{BatchBody, Fields, RawBody};
+use super::openapi::{BodyRefusals, Denials, Refusals};
 use super::{AnswerDue, ApiContext};
 use crate::auth::Principal;
 use crate::domain::{FeedName, PackageFilter, Permission};
@@ -25,14 +28,119 @@ const MAX_COMMENT_CHARS: usize = 4000;
 /// Most promotions one history page returns, and the default page size.
 const MAX_HISTORY_PAGE: i64 = 1000;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/api/promotions/promote", post(promote))
-        .route("/api/promotions/batch", post(batch))
-        .route("/api/promotions/revert", post(revert))
-        .route("/api/promotions/list", get(list))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(promote))
+        .routes(routes!(batch))
+        .routes(routes!(revert))
+        .routes(routes!(list))
 }
 
+/// Documentation only: the handlers read bodies field by field
+/// (`input::Fields`), which also takes ProGet's aliases (`packageName`,
+/// `groupName`, `comment`) and a key in `key`.
+#[allow(dead_code)]
+mod bodies {
+    use utoipa::ToSchema;
+
+    use crate::domain::FeedName;
+
+    /// What to do when the version is already in the target feed.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    pub enum OnConflict {
+        Fail,
+        Skip,
+        Overwrite,
+    }
+
+    /// One package version: `version` may be `latest` or `latest-stable`.
+    #[derive(ToSchema)]
+    pub struct PackageVersion {
+        /// The group (npm scope, Maven group …); absent or blank for none.
+        pub group: Option<String>,
+        pub name: String,
+        pub version: String,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct PromoteRequest {
+        pub from_feed: FeedName,
+        pub to_feed: FeedName,
+        pub group: Option<String>,
+        pub name: String,
+        /// A version, or `latest` / `latest-stable`.
+        pub version: String,
+        /// Up to 4,000 characters, kept in the history.
+        pub comments: Option<String>,
+        /// `fail` by default.
+        pub on_conflict: Option<OnConflict>,
+        /// Check everything, change nothing (also `?dryRun=true`).
+        pub dry_run: Option<bool>,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct BatchRequest {
+        pub from_feed: FeedName,
+        pub to_feed: FeedName,
+        /// 1 to 1,000 package versions, moved all or none.
+        #[schema(min_items = 1, max_items = 1000)]
+        pub packages: Vec<PackageVersion>,
+        pub comments: Option<String>,
+        pub on_conflict: Option<OnConflict>,
+        pub dry_run: Option<bool>,
+    }
+
+    /// Exactly one of `id` and `batch`.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct RevertRequest {
+        /// A promotion's history id.
+        #[schema(minimum = 1)]
+        pub id: Option<i64>,
+        /// A batch id (a UUID).
+        pub batch: Option<String>,
+        pub comments: Option<String>,
+        pub dry_run: Option<bool>,
+    }
+
+    /// An RFC 9457 problem: the request, or these items, cannot move; nothing
+    /// changed.
+    #[derive(ToSchema)]
+    pub struct Problem {
+        #[schema(rename = "type")]
+        pub kind: String,
+        pub title: String,
+        pub status: u16,
+        pub detail: String,
+        /// Every item that cannot move, with its `reason`.
+        pub items: Option<Vec<super::ItemView>>,
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/promotions/promote",
+    tag = "promotions",
+    summary = "Promote one package version",
+    description = "Moves a package version from one feed to another and records it in the history, in one transaction (ProGet's Promote Package API).",
+    params(("dryRun" = Option<bool>, Query, description = "Check everything, change nothing.")),
+    request_body(content(
+        (bodies::PromoteRequest = "application/json", example = json!({
+            "fromFeed": "unapproved-npm", "toFeed": "approved-npm",
+            "group": "@babel", "name": "runtime", "version": "7.21.0", "comments": "ok"
+        })),
+        (bodies::PromoteRequest = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "Promoted, overwritten, skipped, or a dry run.", body = PromotionView),
+        Refusals,
+        BodyRefusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn promote(
     State(ctx): State<ApiContext>,
     AnswerDue(answer_due): AnswerDue,
@@ -147,6 +255,29 @@ fn with_options(
 
 /// `POST /api/promotions/batch` (contract 7.3): JSON only; refusals are
 /// `application/problem+json`.
+#[utoipa::path(
+    post,
+    path = "/api/promotions/batch",
+    tag = "promotions",
+    summary = "Promote up to 1,000 package versions at once",
+    description = "All or nothing, in one transaction. A refusal is `application/problem+json` listing every item that cannot move.",
+    params(("dryRun" = Option<bool>, Query, description = "Check everything, change nothing.")),
+    request_body(content = bodies::BatchRequest, content_type = "application/json", example = json!({
+        "fromFeed": "unapproved-npm", "toFeed": "approved-npm",
+        "packages": [{"group": "@babel", "name": "runtime", "version": "latest"}],
+        "onConflict": "skip"
+    })),
+    responses(
+        (status = 200, description = "Every item's outcome.", body = BatchView),
+        (status = 400, description = "Nothing changed: the request, or these items, cannot move (a body that cannot be read at all: one sentence).", content(
+            (bodies::Problem = "application/problem+json"),
+            (String = "text/plain")
+        )),
+        Denials,
+        BodyRefusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn batch(
     State(ctx): State<ApiContext>,
     AnswerDue(answer_due): AnswerDue,
@@ -193,6 +324,28 @@ fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> 
 /// `POST /api/promotions/revert` (contract 7.4), JSON or form: `id` or `batch`.
 /// The answer has the batch endpoint's shape, refusals included
 /// (`application/problem+json`).
+#[utoipa::path(
+    post,
+    path = "/api/promotions/revert",
+    tag = "promotions",
+    summary = "Undo a promotion or a batch",
+    description = "Moves the versions back, writing history rows with `revertOf`.",
+    params(("dryRun" = Option<bool>, Query, description = "Check everything, change nothing.")),
+    request_body(content(
+        (bodies::RevertRequest = "application/json", example = json!({"id": 1, "comments": "not yet"})),
+        (bodies::RevertRequest = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "Every item's outcome.", body = BatchView),
+        (status = 400, description = "Nothing changed: the request, or these items, cannot move (a body that cannot be read at all: one sentence).", content(
+            (bodies::Problem = "application/problem+json"),
+            (String = "text/plain")
+        )),
+        Denials,
+        BodyRefusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn revert(
     State(ctx): State<ApiContext>,
     AnswerDue(answer_due): AnswerDue,
@@ -310,7 +463,7 @@ impl IntoResponse for Problem {
 }
 
 /// One item of a batch answer.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ItemView {
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -320,6 +473,7 @@ struct ItemView {
     outcome: &'static str,
     /// Present for what moved: its history id, or null in a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>, required = false)]
     id: Option<Option<i64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -339,7 +493,7 @@ impl ItemView {
 }
 
 /// The answer of the batch and revert endpoints.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BatchView {
     batch: Option<String>,
@@ -402,7 +556,7 @@ impl From<Moved> for BatchView {
 
 /// The answer of the single promote endpoint: the promotion as it was recorded
 /// in the history (`id` null in a dry run and for a skip).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PromotionView {
     id: Option<i64>,
@@ -476,6 +630,29 @@ impl PromotionView {
 
 /// `GET /api/promotions/list`: the history, newest first, grouped per package
 /// version, one page at a time (see the README's "History" section).
+#[utoipa::path(
+    get,
+    path = "/api/promotions/list",
+    tag = "promotions",
+    summary = "The promotion history",
+    description = "Newest first, grouped per package version, only of feeds the key may view. A `Link: rel=\"next\"` header names the next page.",
+    params(
+        ("fromFeed" = Option<String>, Query, description = "Promotions out of this feed.", example = "unapproved-npm"),
+        ("toFeed" = Option<String>, Query, description = "Promotions into this feed.", example = "approved-npm"),
+        ("group" = Option<String>, Query, description = "The package's group (alias `groupName`)."),
+        ("package" = Option<String>, Query, description = "The package's name (aliases `packageName`, `name`)."),
+        ("version" = Option<String>, Query),
+        ("batch" = Option<String>, Query, description = "Promotions of one batch (its UUID)."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Promotions per page (1,000 by default)."),
+        ("before" = Option<i64>, Query, minimum = 1, description = "Only promotions older than this id, as in the Link header.")
+    ),
+    responses(
+        (status = 200, description = "A page of the history.", body = Vec<PackageHistory>,
+            headers(("Link" = String, description = "The next page, when there is one."))),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn list(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -579,7 +756,7 @@ async fn list(
 }
 
 /// One package version and its promotions, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PackageHistory {
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -590,7 +767,7 @@ struct PackageHistory {
     promotions: Vec<PromotionEntry>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PromotionEntry {
     id: i64,

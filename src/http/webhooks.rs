@@ -4,13 +4,16 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::SecondsFormat;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{self, Authenticated};
 use super::input::{Fields, RawBody};
+use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
 use crate::domain::{FeedName, Permission, WebhookSecret, WebhookUrl};
 use crate::error::{Error, Result};
@@ -22,15 +25,32 @@ const MAX_ATTEMPTS: i64 = 1000;
 /// More feeds than any repository has; bounds the work a request can ask for.
 const MAX_FILTER_FEEDS: usize = 100;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/api/webhooks/create", post(create))
-        .route("/api/webhooks/list", get(list))
-        .route("/api/webhooks/delete", post(remove))
-        .route("/api/webhooks/deliveries", get(deliveries))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(remove))
+        .routes(routes!(deliveries))
 }
 
-#[derive(Serialize)]
+/// Documentation only: the handler reads the body field by field
+/// (`input::Fields`), and refuses fields it does not know.
+#[allow(dead_code)]
+mod bodies {
+    use utoipa::ToSchema;
+
+    #[derive(ToSchema)]
+    pub struct WebhookRequest {
+        /// An `https://` (or `http://`) URL, called with each promotion.
+        pub url: String,
+        /// Only promotions into these feeds (at most 100); every feed when absent.
+        pub feeds: Option<Vec<String>>,
+        /// The HMAC-SHA256 signing secret, 32 to 256 characters; one is made when absent.
+        pub secret: Option<String>,
+    }
+}
+
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct WebhookView {
     id: i64,
@@ -59,6 +79,22 @@ impl From<Webhook> for WebhookView {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/create",
+    tag = "webhooks",
+    summary = "Add a webhook",
+    request_body(content(
+        (bodies::WebhookRequest = "application/json"),
+        (bodies::WebhookRequest = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The new webhook, with its secret: the only time it is shown.", body = WebhookView),
+        Refusals,
+        BodyRefusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn create(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -100,6 +136,14 @@ async fn create(
     Ok(Json(view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/webhooks/list",
+    tag = "webhooks",
+    summary = "Every webhook (never its secret)",
+    responses((status = 200, description = "The webhooks.", body = Vec<WebhookView>), Refusals),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn list(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -122,6 +166,19 @@ fn no_such_webhook(id: i64) -> Error {
     Error::NotFound(format!("Webhook {id} does not exist."))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/delete",
+    tag = "webhooks",
+    summary = "Remove a webhook and its pending deliveries",
+    params(("id" = i64, Query, minimum = 1, description = "The webhook's id.")),
+    responses(
+        (status = 200, description = "Removed."),
+        (status = 404, description = "No webhook has that id.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn remove(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
@@ -138,7 +195,7 @@ async fn remove(
     Ok(())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AttemptView {
     delivery: String,
@@ -173,6 +230,22 @@ impl From<DeliveryAttempt> for AttemptView {
 }
 
 /// A webhook's delivery attempts, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/webhooks/deliveries",
+    tag = "webhooks",
+    summary = "A webhook's delivery attempts, newest first",
+    params(
+        ("id" = i64, Query, minimum = 1, description = "The webhook's id."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Attempts to show (100 by default).")
+    ),
+    responses(
+        (status = 200, description = "The attempts.", body = Vec<AttemptView>),
+        (status = 404, description = "No webhook has that id.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn deliveries(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,

@@ -18,6 +18,7 @@ mod import;
 mod invariants;
 mod management;
 mod metrics;
+mod openapi;
 mod promote_auth;
 mod promote_input;
 mod promote_moves;

@@ -9,14 +9,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::Utc;
 use maud::Markup;
+use utoipa::openapi::OpenApiBuilder;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use self::session::{FormToken, SessionToken, Visitor};
 use self::view::{Filters, HistoryPage};
 use super::input::{Fields, RawBody};
+use super::openapi::Always;
 use super::ApiContext;
 use crate::auth::{self, Principal};
 use crate::domain::{
@@ -35,15 +37,33 @@ const STYLESHEET: &str = include_str!("promoter.css");
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/promotions") }))
-        .route("/promotions", get(history))
-        .route("/promotions/{feed_type}/{*package_version}", get(timeline))
-        .route("/sign-in", post(sign_in))
-        .route("/sign-out", post(sign_out))
-        .route("/static/promoter.css", get(stylesheet))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    // A timeline's package name may hold slashes (`@babel/runtime/7.21.0`),
+    // which only a wildcard route captures. OpenAPI has no wildcards, so the
+    // document names the rest of the path `{package_version}`.
+    let (_, timeline_doc, timeline_route) = routes!(timeline);
+    OpenApiRouter::with_openapi(OpenApiBuilder::new().paths(timeline_doc).build())
+        .routes(routes!(home))
+        .routes(routes!(history))
+        .route("/promotions/{feed_type}/{*package_version}", timeline_route)
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(stylesheet))
         .layer(middleware::from_fn(protect))
+}
+
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "history page",
+    summary = "Sends a browser to the history page",
+    responses(
+        (status = 303, description = "To `/promotions`.", headers(("Location" = String))),
+        Always
+    )
+)]
+async fn home() -> Redirect {
+    Redirect::to("/promotions")
 }
 
 /// The headers every page and answer of this module carries.
@@ -73,6 +93,13 @@ fn page(status: StatusCode, markup: Markup) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/static/promoter.css",
+    tag = "history page",
+    summary = "The history page's stylesheet",
+    responses((status = 200, description = "CSS.", body = String, content_type = "text/css"), Always)
+)]
 async fn stylesheet() -> Response {
     (
         [
@@ -86,6 +113,27 @@ async fn stylesheet() -> Response {
 
 /// `GET /promotions`: the sign-in form for a stranger (200) or a refused key
 /// (403); the history for a known key.
+#[utoipa::path(
+    get,
+    path = "/promotions",
+    tag = "history page",
+    summary = "The promotion history in a browser",
+    params(
+        ("feed" = Option<String>, Query, description = "Promotions out of or into this feed."),
+        ("package" = Option<String>, Query, description = "`name` or `group/name`; `*` matches any run of characters."),
+        ("version" = Option<String>, Query),
+        ("batch" = Option<String>, Query, description = "Promotions of one batch."),
+        ("before" = Option<i64>, Query, description = "Older than this promotion id (the page's links)."),
+        ("after" = Option<i64>, Query, description = "Newer than this promotion id (the page's links).")
+    ),
+    responses(
+        (status = 200, description = "The history, or the sign-in form for a visitor without a session or key.", body = String, content_type = "text/html"),
+        (status = 400, description = "A filter is wrong; the page says which.", body = String, content_type = "text/html"),
+        (status = 403, description = "The key or session is not valid; the sign-in form says so.", body = String, content_type = "text/html"),
+        (status = 503, description = "The database is unavailable.", body = String, content_type = "text/plain", headers(("Retry-After" = u64))),
+        Always
+    )
+)]
 async fn history(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -97,6 +145,25 @@ async fn history(
 
 /// `GET /promotions/{type}/{group/name}/{version}`: one package version's
 /// timeline, matched exactly (type, group and name, version).
+#[utoipa::path(
+    get,
+    path = "/promotions/{feed_type}/{package_version}",
+    tag = "history page",
+    summary = "One package version's timeline",
+    params(
+        ("feed_type" = String, Path, description = "The feed type, such as `npm`."),
+        ("package_version" = String, Path, description = "`group/name/version` or `name/version`, its slashes unescaped."),
+        ("before" = Option<i64>, Query, description = "Older than this promotion id (the page's links)."),
+        ("after" = Option<i64>, Query, description = "Newer than this promotion id (the page's links).")
+    ),
+    responses(
+        (status = 200, description = "The history, or the sign-in form for a visitor without a session or key.", body = String, content_type = "text/html"),
+        (status = 400, description = "A filter is wrong; the page says which.", body = String, content_type = "text/html"),
+        (status = 403, description = "The key or session is not valid; the sign-in form says so.", body = String, content_type = "text/html"),
+        (status = 503, description = "The database is unavailable.", body = String, content_type = "text/plain", headers(("Retry-After" = u64))),
+        Always
+    )
+)]
 async fn timeline(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -371,7 +438,33 @@ async fn one_page(
     Ok((rows, newer, older))
 }
 
+/// Documentation only: the sign-in and sign-out forms' fields.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+struct SignInForm {
+    /// The API key (sign-in only).
+    key: Option<String>,
+    /// The form token of the page the form came from.
+    form_token: String,
+}
+
 /// `POST /sign-in`, form field `key`: a session, then the history (303).
+#[utoipa::path(
+    post,
+    path = "/sign-in",
+    tag = "history page",
+    summary = "Sign in with an API key: a session cookie for the history page",
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To the history page, with the session cookie set (or cleared).", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 403, description = "Posted from another site's page (text), or the key is not valid (the sign-in form again).", content(
+            (String = "text/plain"),
+            (String = "text/html")
+        )),
+        (status = 503, description = "The database is unavailable.", body = String, content_type = "text/plain", headers(("Retry-After" = u64))),
+        Always
+    )
+)]
 async fn sign_in(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -417,6 +510,22 @@ async fn sign_in(
 }
 
 /// `POST /sign-out`: ends the session here and in the browser.
+#[utoipa::path(
+    post,
+    path = "/sign-out",
+    tag = "history page",
+    summary = "End the session",
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To the history page, with the session cookie set (or cleared).", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 403, description = "Posted from another site's page (text), or the key is not valid (the sign-in form again).", content(
+            (String = "text/plain"),
+            (String = "text/html")
+        )),
+        (status = 503, description = "The database is unavailable.", body = String, content_type = "text/plain", headers(("Retry-After" = u64))),
+        Always
+    )
+)]
 async fn sign_out(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
