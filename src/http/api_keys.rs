@@ -44,9 +44,9 @@ mod bodies {
         /// A System key's APIs: `full-control` (the default), `feeds`, `sbom`, `sbom-upload`.
         pub system_apis: Option<Vec<String>>,
         /// A Feed key's feed (or give `feedGroup`).
-        pub feed: Option<String>,
+        pub feed: Option<crate::domain::FeedName>,
         /// A Feed key's feed group (or give `feed`).
-        pub feed_group: Option<String>,
+        pub feed_group: Option<crate::domain::FeedName>,
         /// A Feed key's permissions: `view`, `add`, `promote`, `delete` (all by default).
         pub package_permissions: Option<Vec<String>>,
         /// When the key stops working (RFC 3339, in the future).

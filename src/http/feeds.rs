@@ -36,14 +36,26 @@ mod bodies {
 
     use crate::domain::{FeedName, FeedType};
 
-    /// A new feed, or the fields of one to change (where `name` and
-    /// `feedType`, if given, must be the feed's own).
+    /// A new feed.
     #[derive(ToSchema)]
     #[schema(rename_all = "camelCase")]
-    pub struct FeedRequest {
-        /// 1 to 100 letters, digits, `.`, `-` and `_`.
+    pub struct NewFeed {
+        pub name: FeedName,
+        pub feed_type: FeedType,
+        /// Up to 1,000 characters.
+        pub description: Option<String>,
+        /// Enabled (the default) or disabled.
+        pub active: Option<bool>,
+        /// The only feed this one promotes to; blank for any.
+        pub promote_to_feed: Option<String>,
+    }
+
+    /// The fields of a feed to change (`name` and `feedType`, if given, must
+    /// be the feed's own).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct FeedChange {
         pub name: Option<FeedName>,
-        /// Required when creating.
         pub feed_type: Option<FeedType>,
         /// Up to 1,000 characters.
         pub description: Option<String>,
@@ -144,8 +156,8 @@ async fn show(
     tag = "feeds",
     summary = "Create a feed",
     request_body(content(
-        (bodies::FeedRequest = "application/json", example = json!({"name": "approved-nuget", "feedType": "nuget"})),
-        (bodies::FeedRequest = "application/x-www-form-urlencoded")
+        (bodies::NewFeed = "application/json", example = json!({"name": "approved-nuget", "feedType": "nuget"})),
+        (bodies::NewFeed = "application/x-www-form-urlencoded")
     )),
     responses((status = 200, description = "The new feed.", body = FeedView), Refusals, BodyRefusals),
     security(("apiKey" = []), ("basic" = []))
@@ -190,8 +202,8 @@ async fn create(
     summary = "Change a feed's description, state or promotion target",
     params(("name" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm")),
     request_body(content(
-        (bodies::FeedRequest = "application/json", example = json!({"description": "Awaiting review", "promoteToFeed": "approved-npm"})),
-        (bodies::FeedRequest = "application/x-www-form-urlencoded")
+        (bodies::FeedChange = "application/json", example = json!({"description": "Awaiting review", "promoteToFeed": "approved-npm"})),
+        (bodies::FeedChange = "application/x-www-form-urlencoded")
     )),
     responses(
         (status = 200, description = "The feed as it now is.", body = FeedView),

@@ -265,9 +265,9 @@ async fn matching_files(
     summary = "The files of the versions a query names",
     params(
         ("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm"),
-        ("name" = Option<String>, Query, description = "The package's name (alias `package`).", example = "runtime"),
-        ("group" = Option<String>, Query, description = "The package's group.", example = "@babel"),
-        ("version" = Option<String>, Query),
+        ("name" = Option<String>, Query, description = "The package's name (alias `package`).", min_length = 1, example = "runtime"),
+        ("group" = Option<String>, Query, description = "The package's group.", min_length = 1, example = "@babel"),
+        ("version" = Option<String>, Query, min_length = 1),
         ("qualifier" = Option<String>, Query, description = "One file of the version, such as `type=tgz`."),
         ("purl" = Option<String>, Query, description = "A package URL instead of the fields above.")
     ),
@@ -300,8 +300,8 @@ async fn versions(
     summary = "The files of each package's highest version",
     params(
         ("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm"),
-        ("name" = Option<String>, Query, description = "The package's name (alias `package`).", example = "runtime"),
-        ("group" = Option<String>, Query, description = "The package's group.", example = "@babel"),
+        ("name" = Option<String>, Query, description = "The package's name (alias `package`).", min_length = 1, example = "runtime"),
+        ("group" = Option<String>, Query, description = "The package's group.", min_length = 1, example = "@babel"),
         ("qualifier" = Option<String>, Query, description = "One file of the version, such as `type=tgz`."),
         ("purl" = Option<String>, Query, description = "A package URL instead of the fields above."),
         ("stableOnly" = Option<bool>, Query, description = "Leave out prereleases.")

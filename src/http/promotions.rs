@@ -59,7 +59,10 @@ mod bodies {
     pub struct PackageVersion {
         /// The group (npm scope, Maven group …); absent or blank for none.
         pub group: Option<String>,
+        #[schema(min_length = 1)]
         pub name: String,
+        /// A version, or `latest` / `latest-stable`.
+        #[schema(min_length = 1)]
         pub version: String,
     }
 
@@ -69,8 +72,10 @@ mod bodies {
         pub from_feed: FeedName,
         pub to_feed: FeedName,
         pub group: Option<String>,
+        #[schema(min_length = 1)]
         pub name: String,
         /// A version, or `latest` / `latest-stable`.
+        #[schema(min_length = 1)]
         pub version: String,
         /// Up to 4,000 characters, kept in the history.
         pub comments: Option<String>,
@@ -100,8 +105,8 @@ mod bodies {
         /// A promotion's history id.
         #[schema(minimum = 1)]
         pub id: Option<i64>,
-        /// A batch id (a UUID).
-        pub batch: Option<String>,
+        /// A batch id.
+        pub batch: Option<uuid::Uuid>,
         pub comments: Option<String>,
         pub dry_run: Option<bool>,
     }
@@ -641,8 +646,8 @@ impl PromotionView {
         ("toFeed" = Option<String>, Query, description = "Promotions into this feed.", example = "approved-npm"),
         ("group" = Option<String>, Query, description = "The package's group (alias `groupName`)."),
         ("package" = Option<String>, Query, description = "The package's name (aliases `packageName`, `name`)."),
-        ("version" = Option<String>, Query),
-        ("batch" = Option<String>, Query, description = "Promotions of one batch (its UUID)."),
+        ("version" = Option<String>, Query, min_length = 1),
+        ("batch" = Option<uuid::Uuid>, Query, description = "Promotions of one batch."),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Promotions per page (1,000 by default)."),
         ("before" = Option<i64>, Query, minimum = 1, description = "Only promotions older than this id, as in the Link header.")
     ),

@@ -42,10 +42,12 @@ mod bodies {
     #[derive(ToSchema)]
     pub struct WebhookRequest {
         /// An `https://` (or `http://`) URL, called with each promotion.
-        pub url: String,
+        pub url: url::Url,
         /// Only promotions into these feeds (at most 100); every feed when absent.
-        pub feeds: Option<Vec<String>>,
-        /// The HMAC-SHA256 signing secret, 32 to 256 characters; one is made when absent.
+        #[schema(max_items = 100)]
+        pub feeds: Option<Vec<crate::domain::FeedName>>,
+        /// The HMAC-SHA256 signing secret, 16 to 200 characters; one is made when absent.
+        #[schema(min_length = 16, max_length = 200)]
         pub secret: Option<String>,
     }
 }

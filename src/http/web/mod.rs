@@ -515,7 +515,7 @@ async fn sign_in(
     path = "/sign-out",
     tag = "history page",
     summary = "End the session",
-    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Option<SignInForm>, content_type = "application/x-www-form-urlencoded", description = "The page's form token; a browser that says where the form came from (`Sec-Fetch-Site`, `Origin`) needs none."),
     responses(
         (status = 303, description = "To the history page, with the session cookie set (or cleared).", headers(("Location" = String), ("Set-Cookie" = String))),
         (status = 403, description = "Posted from another site's page (text), or the key is not valid (the sign-in form again).", content(
