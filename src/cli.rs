@@ -128,6 +128,19 @@ pub struct ServeArgs {
     auth_failures_per_minute: u32,
     #[command(flatten)]
     limits: LimitArgs,
+    /// The folder package files are stored in (created when needed): one file
+    /// per distinct content, whatever feeds hold it.
+    #[arg(long, env = "PROMOTER_STORAGE_PATH", default_value = crate::content::DEFAULT_STORAGE_PATH)]
+    storage_path: PathBuf,
+    /// The largest package file an upload may send, in MiB (1-1048576); larger
+    /// is 413.
+    #[arg(
+        long,
+        env = "PROMOTER_MAX_UPLOAD_MIB",
+        default_value_t = 2048,
+        value_parser = clap::value_parser!(u64).range(1..=1_048_576)
+    )]
+    max_upload_mib: u64,
     #[command(flatten)]
     webhooks: WebhookServeArgs,
 }
@@ -292,6 +305,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             rate_limit_per_key,
             auth_failures_per_minute,
             limits: limit_args,
+            storage_path,
+            max_upload_mib,
             webhooks,
         }) => {
             // Checked before anything is opened, so a bad setting is one line.
@@ -306,7 +321,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .webhooks(webhooks.settings())
                 .metrics_token(metrics_token)
-                .rate_limits(limits);
+                .rate_limits(limits)
+                .content(crate::content::Settings {
+                    max_upload: max_upload_mib * 1024 * 1024,
+                    ..crate::content::Settings::directory(storage_path)
+                });
             app.run(shutdown_signal()).await?;
             Ok(())
         }

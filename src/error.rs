@@ -23,6 +23,9 @@ pub enum Error {
     #[error("The request body is larger than the limit of {limit_kib} KiB.")]
     PayloadTooLarge { limit_kib: usize },
 
+    #[error("The package file is larger than the upload limit of {limit_mib} MiB.")]
+    UploadTooLarge { limit_mib: u64 },
+
     /// A rate limit (see `http::limits`); `what` completes "too many requests …".
     #[error("Too many requests {what}; retry after {retry_after_secs} s.")]
     TooManyRequests {
@@ -37,6 +40,9 @@ pub enum Error {
 
     #[error("A batch must be sent as application/json.")]
     UnsupportedBatchMediaType,
+
+    #[error("The body must be the package file's bytes as they are, not multipart/form-data.")]
+    UnsupportedUpload,
 
     /// The database could not be reached, or did not answer in time, so nothing
     /// was done: worth retrying. `reason` is a fixed phrase safe to show anyone;

@@ -20,6 +20,7 @@ pub struct Application {
     metrics_token: Option<String>,
     rate_limits: RateLimits,
     limits: Limits,
+    content: crate::content::Settings,
 }
 
 impl Application {
@@ -51,6 +52,7 @@ impl Application {
             metrics_token: None,
             rate_limits: RateLimits::default(),
             limits,
+            content: crate::content::Settings::default(),
         })
     }
 
@@ -63,6 +65,12 @@ impl Application {
     /// The bearer token `/metrics` asks for (`--metrics-token`); open without.
     pub fn metrics_token(mut self, token: Option<String>) -> Self {
         self.metrics_token = token;
+        self
+    }
+
+    /// Where package files are stored (`--storage-path`, `--max-upload-mib`).
+    pub fn content(mut self, settings: crate::content::Settings) -> Self {
+        self.content = settings;
         self
     }
 
@@ -100,9 +108,13 @@ impl Application {
             self.metrics_token.as_deref(),
             limiters.clone(),
             self.limits,
+            self.content.clone(),
         );
         // The limiters remember clients only while they are active, and the
         // metrics' histograms are folded in whether or not anyone scrapes.
+        // Package files no record refers to any more are collected once a
+        // minute (and after each deletion through the API).
+        let (store, storage) = (self.store.clone(), self.content.storage.clone());
         let tidy = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
             let mut rounds = 0u64;
@@ -112,6 +124,9 @@ impl Application {
                 rounds += 1;
                 if rounds.is_multiple_of(12) {
                     limiters.forget_idle();
+                    if let Err(error) = crate::content::collect_garbage(&store, &storage).await {
+                        tracing::warn!(error = %crate::error::describe(&error), "collecting package files failed");
+                    }
                 }
             }
         });

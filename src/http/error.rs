@@ -15,7 +15,9 @@ impl IntoResponse for Error {
             Error::Forbidden => (StatusCode::FORBIDDEN, FORBIDDEN_TEXT.to_owned()),
             Error::Invalid(message) => (StatusCode::BAD_REQUEST, message.clone()),
             Error::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
-            Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
+            Error::PayloadTooLarge { .. } | Error::UploadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, self.to_string())
+            }
             Error::TooManyRequests {
                 retry_after_secs, ..
             } => {
@@ -25,9 +27,9 @@ impl IntoResponse for Error {
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
                 return response;
             }
-            Error::UnsupportedMediaType | Error::UnsupportedBatchMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string())
-            }
+            Error::UnsupportedMediaType
+            | Error::UnsupportedBatchMediaType
+            | Error::UnsupportedUpload => (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string()),
             Error::Unavailable { reason, .. } => {
                 let mut response = text(
                     StatusCode::SERVICE_UNAVAILABLE,

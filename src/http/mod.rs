@@ -9,6 +9,7 @@ mod input;
 pub mod limits;
 mod metrics;
 mod openapi;
+mod package_content;
 mod packages;
 mod promotions;
 pub mod request_log;
@@ -49,6 +50,8 @@ pub struct ApiContext {
     pub body_limits: BodyLimits,
     /// `GET /api/openapi.json`'s answer.
     pub openapi: std::sync::Arc<str>,
+    /// Where package files are stored, and how large an upload may be.
+    pub content: crate::content::Settings,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +66,7 @@ pub fn router(
     metrics_token: Option<&str>,
     limiters: limits::Limiters,
     settings: Limits,
+    content: crate::content::Settings,
 ) -> Router {
     // Every database statement gives up well before the request timeout
     // (`Limits` checks that at start-up), so a request is not answered 408
@@ -79,6 +83,11 @@ pub fn router(
         .merge(web::router())
         .merge(openapi::router())
         .split_for_parts();
+    // Uploads and downloads take as long as the network needs: no request
+    // timeout (an upload gives up when its body stalls instead).
+    let (streaming, streaming_doc) = package_content::router().split_for_parts();
+    let mut doc = doc;
+    doc.merge(streaming_doc);
     routes
         .layer(middleware::from_fn(move |request, next| {
             stamp_deadline(request, next, request_timeout)
@@ -87,6 +96,7 @@ pub fn router(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .merge(streaming)
         .layer(middleware::map_response(ensure_text_body))
         // A panicking handler is answered 500 like any other unexpected
         // error, and logged on the request's line.
@@ -118,6 +128,7 @@ pub fn router(
                 batch: settings.batch_body_limit,
             },
             openapi: openapi::render(&doc),
+            content,
         })
 }
 

@@ -35,7 +35,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
 
 /// The feed named in the path, if the key may do `permission` there. A feed
 /// outside the key's scope is a 403 whether or not it exists.
-async fn feed_for(
+pub(super) async fn feed_for(
     ctx: &ApiContext,
     principal: &Principal,
     raw: &str,
@@ -90,7 +90,7 @@ async fn feed_info(
 /// ProGet's PackageVersionInfo: one per file.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PackageVersionInfo {
+pub(super) struct PackageVersionInfo {
     purl: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     group: Option<String>,
@@ -135,7 +135,7 @@ fn purl(feed_type: FeedType, file: &PackageFile) -> String {
     purl
 }
 
-fn info(feed_type: FeedType, file: PackageFile) -> PackageVersionInfo {
+pub(super) fn info(feed_type: FeedType, file: PackageFile) -> PackageVersionInfo {
     PackageVersionInfo {
         purl: purl(feed_type, &file),
         group: Some(file.group_name).filter(|g| !g.is_empty()),
@@ -158,12 +158,12 @@ pub const MAX_FILES_LISTED: i64 = 10_000;
 
 /// What a packages query selects: a package (or version) and maybe one file,
 /// given as `name`/`group`/`version`/`qualifier` or as one `purl`.
-struct Selection {
-    filter: PackageFilter,
-    qualifier: Option<String>,
+pub(super) struct Selection {
+    pub filter: PackageFilter,
+    pub qualifier: Option<String>,
 }
 
-fn selection(params: &Fields, feed: &Feed) -> Result<Selection> {
+pub(super) fn selection(params: &Fields, feed: &Feed) -> Result<Selection> {
     let group = params.identifier("group", &[])?;
     let name = params.identifier("name", &["package"])?;
     let version = params.identifier("version", &[])?;
@@ -235,7 +235,7 @@ fn too_many_files(feed: &Feed, narrow_by: &str) -> Error {
 }
 
 /// The files of `feed` that the selection names, at most [`MAX_FILES_LISTED`].
-async fn matching_files(
+pub(super) async fn matching_files(
     ctx: &ApiContext,
     feed: &Feed,
     selection: &Selection,
@@ -441,5 +441,13 @@ async fn remove(
         )));
     }
     tracing::info!(feed = %feed.name, package = %package, files = deleted, user = %principal.name, "package deleted");
+    // Its content, unless another record shares it, goes now rather than at
+    // the next minute's collection.
+    let (store, storage) = (ctx.store.clone(), ctx.content.storage.clone());
+    tokio::spawn(async move {
+        if let Err(error) = crate::content::collect_garbage(&store, &storage).await {
+            tracing::warn!(error = %crate::error::describe(&error), "collecting package files failed");
+        }
+    });
     Ok(())
 }

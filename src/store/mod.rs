@@ -9,6 +9,7 @@
 //! `match` on the backend explicitly.
 
 mod cache;
+mod content;
 mod feeds;
 mod history;
 mod keys;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Connection;
 
 use cache::Cache;
+pub use content::{ContentFile, Recorded};
 pub use feeds::{Feed, FeedChange};
 pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};

@@ -34,6 +34,11 @@ pub struct PackageFile {
     pub size: Option<i64>,
     pub sha256: Option<String>,
     pub published_at: DateTime<Utc>,
+    /// The stored content's hash; `None` for a record without content (`promoter
+    /// packages add`).
+    pub blob_sha256: Option<String>,
+    /// The name the file is downloaded under (uploads only).
+    pub file_name: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -237,13 +242,21 @@ fn files_query(
         &mut clauses,
     );
     let sql = format!(
-        "SELECT v.group_name, v.name, v.version, v.group_key, v.name_key, pf.qualifier, pf.size, \
-         pf.sha256, pf.published_at \
-         FROM package_versions v JOIN package_files pf ON pf.version_id = v.id \
-         WHERE {} ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier",
+        "{FILE_COLUMNS} WHERE {} ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier",
         clauses.join(" AND ")
     );
     (sql, c)
+}
+
+/// What a [`PackageFile`] is read from.
+const FILE_COLUMNS: &str =
+    "SELECT v.group_name, v.name, v.version, v.group_key, v.name_key, pf.qualifier, pf.size, \
+     pf.sha256, pf.published_at, pf.blob_sha256, pf.file_name \
+     FROM package_versions v JOIN package_files pf ON pf.version_id = v.id";
+
+/// One file by its version's id (`$1`) and qualifier (`$2`).
+pub(super) fn files_query_by_version() -> String {
+    format!("{FILE_COLUMNS} WHERE v.id = $1 AND pf.qualifier = $2")
 }
 
 /// Cuts `sorted` (ordered by identity) into batches of about `size` rows, never

@@ -129,6 +129,12 @@ impl TestDatabase {
     }
 }
 
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(storage_of(&self.url));
+    }
+}
+
 /// What a response said, read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -598,9 +604,23 @@ pub async fn start_instance_and_store(
     let app = Application::build("127.0.0.1:0", database_url)
         .await
         .expect("the application did not start")
-        .webhooks(settings);
+        .webhooks(settings)
+        .content(promoter::content::Settings::directory(storage_of(
+            database_url,
+        )));
     let store = app.store().clone();
     (serve(app), store)
+}
+
+/// Where the servers on a test database keep package files: one folder per
+/// database, shared by its servers as replicas share their storage, removed
+/// with the database's folder (SQLite) or at the end of the run (see
+/// `TestDatabase`).
+pub fn storage_of(database_url: &str) -> std::path::PathBuf {
+    let id = promoter::domain::sha256_hex(database_url);
+    std::env::temp_dir()
+        .join("promoter-test-storage")
+        .join(&id[..16])
 }
 
 /// Runs a built server in the background, for the rest of the test; its address.
@@ -665,6 +685,7 @@ impl ServerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_promoter"))
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .env("PROMOTER_DATABASE_URL", &self.database_url)
+            .env("PROMOTER_STORAGE_PATH", storage_of(&self.database_url))
             .env("PROMOTER_WEBHOOK_ALLOW_PRIVATE", "true")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod client;
 mod containers;
+mod content;
 mod guarantees;
 mod hardening;
 mod history;

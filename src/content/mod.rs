@@ -1,0 +1,236 @@
+//! Package content (contract section 10): uploads read, stored once per SHA-256
+//! and recorded; blobs no record refers to collected. A promotion never comes
+//! here: it moves records only (`store::promotions`).
+
+pub mod identity;
+pub mod storage;
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use futures_util::Stream;
+
+use self::identity::Found;
+use self::storage::{BlobStore, ByteStream, Directory, StageError, Staged};
+use crate::domain::{FeedType, Identifier, PackageId};
+use crate::error::{Error, Result};
+use crate::store::{ContentFile, Feed, Recorded, Store};
+
+/// Where blobs are kept: the one place that chooses between the stores.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Directory(Directory),
+}
+
+impl Storage {
+    /// Where uploads are staged: a local folder (on the blobs' file system for
+    /// a directory, so that publishing is a rename).
+    pub fn staging(&self) -> PathBuf {
+        match self {
+            Storage::Directory(directory) => directory.staging(),
+        }
+    }
+
+    pub async fn publish(&self, staged: &Staged) -> io::Result<()> {
+        match self {
+            Storage::Directory(directory) => directory.publish(staged).await,
+        }
+    }
+
+    pub async fn open(
+        &self,
+        sha256: &str,
+        start: u64,
+        length: u64,
+    ) -> io::Result<Option<ByteStream>> {
+        match self {
+            Storage::Directory(directory) => directory.open(sha256, start, length).await,
+        }
+    }
+
+    pub async fn remove(&self, sha256: &str) -> io::Result<()> {
+        match self {
+            Storage::Directory(directory) => directory.remove(sha256).await,
+        }
+    }
+}
+
+/// Where package files are stored, and how large an upload may be.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub storage: Storage,
+    /// The largest upload, in bytes (`--max-upload-mib`).
+    pub max_upload: u64,
+}
+
+/// Where blobs go unless told otherwise (`--storage-path`).
+pub const DEFAULT_STORAGE_PATH: &str = "promoter-data";
+
+/// 2 GiB (`--max-upload-mib`).
+pub const DEFAULT_MAX_UPLOAD: u64 = 2 * 1024 * 1024 * 1024;
+
+impl Settings {
+    /// Blobs in `folder`, uploads up to the default limit.
+    pub fn directory(folder: impl Into<PathBuf>) -> Settings {
+        Settings {
+            storage: Storage::Directory(Directory::new(folder.into())),
+            max_upload: DEFAULT_MAX_UPLOAD,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::directory(DEFAULT_STORAGE_PATH)
+    }
+}
+
+/// The package a caller names in the query string, for feed types whose files
+/// do not say (and to check against those that do).
+#[derive(Debug, Default)]
+pub struct Declared {
+    pub group: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub qualifier: Option<String>,
+}
+
+/// What an upload stored.
+pub struct Uploaded {
+    pub recorded: Recorded,
+    pub package: PackageId,
+}
+
+/// Streams `body` to staging (at most `limit` bytes), reads which package it is,
+/// and records it in `feed`, publishing the bytes as the record commits.
+pub async fn upload<E>(
+    store: &Store,
+    storage: &Storage,
+    feed: &Feed,
+    file_name: Option<&str>,
+    declared: Declared,
+    body: impl Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    limit: u64,
+) -> Result<Uploaded> {
+    let staged = storage::stage(&storage.staging(), body, limit)
+        .await
+        .map_err(|error| match error {
+            StageError::TooLarge => Error::UploadTooLarge {
+                limit_mib: limit / (1024 * 1024),
+            },
+            StageError::Body => Error::invalid("The request body could not be read to its end."),
+            StageError::Io(e) => Error::Internal(anyhow::anyhow!("could not stage an upload: {e}")),
+        })?;
+    if staged.size == 0 {
+        return Err(Error::invalid(
+            "The request body is empty: send the package file.",
+        ));
+    }
+    let feed_type = feed.feed_type;
+    let path = staged.path.clone();
+    let owned_name = file_name.map(str::to_owned);
+    let found = tokio::task::spawn_blocking(move || {
+        identity::read(feed_type, &path, owned_name.as_deref())
+    })
+    .await
+    .map_err(|e| Error::Internal(anyhow::anyhow!("reading an upload failed: {e}")))?
+    .map_err(|rule| Error::invalid(format!("The file {rule}.")))?;
+    let found = match found {
+        Some(found) => found,
+        None => declared_identity(feed_type, declared)?,
+    };
+    let package = package_id(feed_type, &found)?;
+    let file_name = file_name
+        .map(str::to_owned)
+        .unwrap_or_else(|| default_file_name(feed_type, &package));
+    store.note_blob(&staged.sha256, staged.size).await?;
+    let file = ContentFile {
+        package: &package,
+        qualifier: &found.qualifier,
+        file_name: &file_name,
+        sha256: &staged.sha256,
+        size: staged.size,
+    };
+    let recorded = store
+        .add_content(feed, &file, || storage.publish(&staged))
+        .await?;
+    Ok(Uploaded { recorded, package })
+}
+
+/// The identity given as `?name=&version=[&group=][&qualifier=]`.
+fn declared_identity(feed_type: FeedType, declared: Declared) -> Result<Found> {
+    let required = |value: Option<String>, field: &str| {
+        value.ok_or_else(|| {
+            Error::invalid(format!(
+                "Parameter \"{field}\" is required: a {feed_type} package file does not say which package it is."
+            ))
+        })
+    };
+    Ok(Found {
+        name: required(declared.name, "name")?,
+        version: required(declared.version, "version")?,
+        group: declared.group,
+        qualifier: declared.qualifier.unwrap_or_default(),
+    })
+}
+
+fn package_id(feed_type: FeedType, found: &Found) -> Result<PackageId> {
+    let part = |value: &str, what: &str| {
+        Identifier::parse(value)
+            .map_err(|rule| Error::invalid(format!("The package's {what} \"{value}\" {rule}.")))
+    };
+    let name = part(&found.name, "name")?;
+    let version = part(&found.version, "version")?;
+    let group = found
+        .group
+        .as_deref()
+        .map(|group| part(group, "group"))
+        .transpose()?;
+    PackageId::new(feed_type, group.as_ref(), &name, &version)
+        .map_err(|rule| Error::invalid(format!("The package's group {rule}.")))
+}
+
+/// The name a file uploaded without one is downloaded under.
+fn default_file_name(feed_type: FeedType, package: &PackageId) -> String {
+    let (name, version) = (package.name(), package.version());
+    match feed_type {
+        FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell => {
+            format!("{name}.{version}.nupkg")
+        }
+        FeedType::Npm => format!("{name}-{version}.tgz"),
+        FeedType::Universal => format!("{name}-{version}.upack"),
+        _ => format!("{name}-{version}"),
+    }
+}
+
+/// How old a staging file must be before it counts as left by a crash: far
+/// longer than any upload takes.
+const STALE_STAGING: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Removes blobs that no record refers to any more (deleted or overwritten
+/// packages, failed uploads) and stale staging files. Returns how many blobs
+/// went.
+pub async fn collect_garbage(store: &Store, storage: &Storage) -> Result<u64> {
+    let mut removed = 0;
+    loop {
+        let unreferenced = store.unreferenced_blobs(100).await?;
+        let mut went = 0;
+        for sha256 in &unreferenced {
+            if store
+                .collect_blob(sha256, || storage.remove(sha256))
+                .await?
+            {
+                went += 1;
+            }
+        }
+        removed += went;
+        // A batch that removed nothing is all in use again: done for now.
+        if unreferenced.len() < 100 || went == 0 {
+            break;
+        }
+    }
+    let _ = storage::forget_stale_staging(&storage.staging(), STALE_STAGING).await;
+    Ok(removed)
+}

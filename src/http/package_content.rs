@@ -1,0 +1,461 @@
+//! Uploads and downloads of package files (contract section 10), as pgutil's
+//! `packages upload` and `packages download` call them. Both stream: neither
+//! holds a file in memory. They are served outside the request timeout (a
+//! large file takes as long as the network needs); an upload instead gives up
+//! when its body stalls.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Authenticated;
+use super::input::Fields;
+use super::openapi::Refusals;
+use super::packages::{feed_for, info, matching_files, selection, PackageVersionInfo};
+use super::ApiContext;
+use crate::content::{self, Declared};
+use crate::domain::{compare_versions, is_prerelease, FeedName, FeedType, Permission};
+use crate::error::{Error, Result};
+use crate::store::{PackageFile, Recorded};
+
+/// An upload whose body sends nothing for this long is abandoned (408).
+const UPLOAD_STALL: Duration = Duration::from_secs(60);
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .routes(routes!(upload_named))
+        .routes(routes!(download))
+}
+
+#[utoipa::path(
+    method(put, post),
+    path = "/api/packages/{feed}/upload",
+    tag = "packages",
+    summary = "Upload a package file (its name unknown, as from stdin)",
+    description = "The body is the file's bytes. Which package it is comes from the file (NuGet, npm, universal) or, for other feed types, from `name`, `version`, `group` and `qualifier`. PyPI files need the file name in the path.",
+    params(
+        ("feed" = FeedName, Path, description = "The feed's name."),
+        ("name" = Option<String>, Query, description = "For feed types whose files do not say."),
+        ("version" = Option<String>, Query),
+        ("group" = Option<String>, Query),
+        ("qualifier" = Option<String>, Query)
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Stored, or already there with the same bytes.", body = PackageVersionInfo),
+        (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
+        (status = 413, description = "Larger than the upload limit.", body = String, content_type = "text/plain"),
+        (status = 415, description = "A multipart body: send the file's bytes as they are.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
+async fn upload(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    Path(feed): Path<String>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<PackageVersionInfo>> {
+    let feed = feed_for(&ctx, &principal, &feed, Permission::Add).await?;
+    receive(&ctx, &feed, None, query.as_deref(), request).await
+}
+
+#[utoipa::path(
+    method(put, post),
+    path = "/api/packages/{feed}/upload/{fileName}",
+    tag = "packages",
+    summary = "Upload a package file under its name",
+    description = "As the upload without a name; the name is what a download calls the file.",
+    params(
+        ("feed" = FeedName, Path, description = "The feed's name."),
+        ("fileName" = String, Path, description = "The file's name, such as `Django-5.0.6.tar.gz`."),
+        ("name" = Option<String>, Query, description = "For feed types whose files do not say."),
+        ("version" = Option<String>, Query),
+        ("group" = Option<String>, Query),
+        ("qualifier" = Option<String>, Query)
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Stored, or already there with the same bytes.", body = PackageVersionInfo),
+        (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
+        (status = 413, description = "Larger than the upload limit.", body = String, content_type = "text/plain"),
+        (status = 415, description = "A multipart body: send the file's bytes as they are.", body = String, content_type = "text/plain"),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
+async fn upload_named(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    Path((feed, file_name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<PackageVersionInfo>> {
+    let feed = feed_for(&ctx, &principal, &feed, Permission::Add).await?;
+    let file_name = file_name.trim();
+    if file_name.is_empty()
+        || file_name.len() > 250
+        || file_name.contains(['/', '\\'])
+        || file_name.chars().any(char::is_control)
+    {
+        return Err(Error::invalid(
+            "The file name in the path must be 1 to 250 characters, without slashes or control characters.",
+        ));
+    }
+    receive(&ctx, &feed, Some(file_name), query.as_deref(), request).await
+}
+
+async fn receive(
+    ctx: &ApiContext,
+    feed: &crate::store::Feed,
+    file_name: Option<&str>,
+    query: Option<&str>,
+    request: Request,
+) -> Result<Json<PackageVersionInfo>> {
+    let params = Fields::from_query(query)?;
+    params.only(&["name", "version", "group", "qualifier"])?;
+    let declared = Declared {
+        name: params.text("name", &[])?,
+        version: params.text("version", &[])?,
+        group: params.text("group", &[])?.filter(|g| !g.trim().is_empty()),
+        qualifier: params.text("qualifier", &[])?,
+    };
+    let headers = request.headers();
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if media_type.is_some_and(|m| m.starts_with("multipart/")) {
+        return Err(Error::UnsupportedUpload);
+    }
+    let limit = ctx.content.max_upload;
+    let too_large = Error::UploadTooLarge {
+        limit_mib: limit / (1024 * 1024),
+    };
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|length| length > limit)
+    {
+        return Err(too_large);
+    }
+    // Each chunk must arrive within UPLOAD_STALL of the one before.
+    let body = request.into_body().into_data_stream();
+    let body = tokio_stream_timeout(body, UPLOAD_STALL);
+    let uploaded = content::upload(
+        &ctx.store,
+        &ctx.content.storage,
+        feed,
+        file_name,
+        declared,
+        Box::pin(body),
+        limit,
+    )
+    .await?;
+    let (file, verb) = match uploaded.recorded {
+        Recorded::Added(file) => (file, "uploaded"),
+        Recorded::Unchanged(file) => (file, "already there"),
+    };
+    tracing::info!(feed = %feed.name, package = %uploaded.package, size = file.size, outcome = verb, "package file");
+    Ok(Json(info(feed.feed_type, file)))
+}
+
+/// The body's chunks, each within `stall` of the one before; a stall ends the
+/// stream with an error, which the upload reports as a broken-off body.
+fn tokio_stream_timeout(
+    body: axum::body::BodyDataStream,
+    stall: Duration,
+) -> impl futures_util::Stream<Item = std::result::Result<axum::body::Bytes, String>> {
+    futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(stall, body.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+            Ok(Some(Err(error))) => Some((Err(error.to_string()), None)),
+            Ok(None) => None,
+            Err(_) => Some((Err("the body stalled".to_owned()), None)),
+        }
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/packages/{feed}/download",
+    tag = "packages",
+    summary = "Download a package file",
+    description = "Streamed, with `ETag` (the SHA-256) and `Range` support. `version` may be `latest` or `latest-stable`.",
+    params(
+        ("feed" = FeedName, Path, description = "The feed's name."),
+        ("name" = String, Query, min_length = 1, description = "The package's name (alias `package`)."),
+        ("group" = Option<String>, Query, min_length = 1),
+        ("version" = String, Query, min_length = 1, description = "A version, `latest` or `latest-stable`."),
+        ("qualifier" = Option<String>, Query, description = "Which file of the version, when it has several.")
+    ),
+    responses(
+        (status = 200, description = "The file.", body = Vec<u8>, content_type = "application/octet-stream",
+            headers(("ETag" = String), ("Content-Disposition" = String), ("Accept-Ranges" = String))),
+        (status = 206, description = "The requested range of the file.", body = Vec<u8>, content_type = "application/octet-stream",
+            headers(("Content-Range" = String), ("ETag" = String))),
+        (status = 304, description = "`If-None-Match` names this file's ETag."),
+        (status = 404, description = "The feed, the version or its content is not there.", body = String, content_type = "text/plain"),
+        (status = 416, description = "The range is outside the file.", body = String, content_type = "text/plain",
+            headers(("Content-Range" = String))),
+        Refusals
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
+async fn download(
+    State(ctx): State<ApiContext>,
+    Authenticated(principal): Authenticated,
+    Path(feed): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    let params = Fields::from_query(query.as_deref())?;
+    params.only(&["name", "package", "group", "version", "qualifier"])?;
+    let mut wanted = selection(&params, &feed)?;
+    if wanted.filter.name.is_none() {
+        return Err(params.error("name", "is required"));
+    }
+    let version = wanted
+        .filter
+        .version
+        .clone()
+        .ok_or_else(|| params.error("version", "is required"))?;
+    let latest = match version.as_str().to_ascii_lowercase().as_str() {
+        "latest" => Some(false),
+        "latest-stable" => Some(true),
+        _ => None,
+    };
+    if latest.is_some() {
+        wanted.filter.version = None;
+    }
+    let mut files = matching_files(&ctx, &feed, &wanted).await?;
+    if let Some(stable_only) = latest {
+        files.retain(|f| !stable_only || !is_prerelease(&f.version));
+        let highest = files
+            .iter()
+            .map(|f| f.version.clone())
+            .max_by(|a, b| compare_versions(a, b).then_with(|| a.cmp(b)));
+        files.retain(|f| Some(&f.version) == highest.as_ref());
+    }
+    let described = format!(
+        "{}{} {}",
+        wanted
+            .filter
+            .group
+            .as_ref()
+            .map(|g| format!("{}/", g.as_str()))
+            .unwrap_or_default(),
+        wanted.filter.name.as_ref().map_or("", |n| n.as_str()),
+        version.as_str()
+    );
+    let file = match files.len() {
+        0 => {
+            return Err(Error::NotFound(format!(
+                "Package {described} was not found in feed \"{}\".",
+                feed.name
+            )))
+        }
+        1 => files.remove(0),
+        n => {
+            return Err(params.error(
+                "qualifier",
+                format!("must name one of the {n} files of package {described}"),
+            ))
+        }
+    };
+    serve(&ctx, feed.feed_type, file, &headers).await
+}
+
+/// The file's bytes, whole or the range asked for.
+async fn serve(
+    ctx: &ApiContext,
+    feed_type: FeedType,
+    file: PackageFile,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let Some(sha256) = file.blob_sha256.clone() else {
+        return Err(Error::NotFound(format!(
+            "Package {} {} is a record without content (added with `promoter packages add`), so there is nothing to download.",
+            file.name, file.version
+        )));
+    };
+    let size = file.size.unwrap_or(0).max(0) as u64;
+    let etag = format!("\"{sha256}\"");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response
+            .headers_mut()
+            .insert(header::ETAG, header_value(&etag));
+        return Ok(response);
+    }
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(text) => match parse_range(text, size) {
+            RangeAsked::Whole => None,
+            RangeAsked::Part(start, end) => Some((start, end)),
+            RangeAsked::Unsatisfiable => {
+                let mut response = super::error::text(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    format!("Header \"Range\" asks for bytes outside the file's {size}."),
+                );
+                response.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{size}")),
+                );
+                return Ok(response);
+            }
+        },
+    };
+    let (start, length) = range.map_or((0, size), |(start, end)| (start, end - start + 1));
+    let stream = ctx
+        .content
+        .storage
+        .open(&sha256, start, length)
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("could not read a package file: {e}")))?
+        .ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "the content of a recorded file is missing from storage: {sha256}"
+            ))
+        })?;
+    let file_name = file
+        .file_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", file.name, file.version));
+    let mut response = Response::new(Body::from_stream(stream));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media_type(feed_type, &file_name)),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    h.insert(header::ETAG, header_value(&etag));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        header_value(&disposition(&file_name)),
+    );
+    if let Some((start, end)) = range {
+        h.insert(
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes {start}-{end}/{size}")),
+        );
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).expect("made of visible ASCII")
+}
+
+/// `attachment; filename="…"` with anything but plain ASCII replaced, and the
+/// exact name in `filename*` (RFC 6266).
+fn disposition(file_name: &str) -> String {
+    let plain: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let exact = utf8_percent_encode(file_name, NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
+}
+
+fn media_type(feed_type: FeedType, file_name: &str) -> &'static str {
+    let lower = file_name.to_ascii_lowercase();
+    match feed_type {
+        _ if lower.ends_with(".tgz") || lower.ends_with(".tar.gz") => "application/gzip",
+        FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell | FeedType::Universal => {
+            "application/zip"
+        }
+        _ if lower.ends_with(".whl") || lower.ends_with(".zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAsked {
+    /// No usable range (another unit, several ranges, nonsense): the whole file,
+    /// as RFC 9110 allows.
+    Whole,
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range: `a-b`, `a-` or `-n` (the last n bytes).
+fn parse_range(text: &str, size: u64) -> RangeAsked {
+    let Some(spec) = text.trim().strip_prefix("bytes=") else {
+        return RangeAsked::Whole;
+    };
+    if spec.contains(',') {
+        return RangeAsked::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeAsked::Whole;
+    };
+    let number = |s: &str| s.trim().parse::<u64>().ok();
+    let (start, end) = match (first.trim().is_empty(), number(first), number(last)) {
+        (true, _, Some(suffix)) if suffix > 0 => {
+            (size.saturating_sub(suffix), size.saturating_sub(1))
+        }
+        (true, _, _) => return RangeAsked::Unsatisfiable,
+        (false, Some(start), None) if last.trim().is_empty() => (start, size.saturating_sub(1)),
+        (false, Some(start), Some(end)) if start <= end => (start, end.min(size.saturating_sub(1))),
+        _ => return RangeAsked::Whole,
+    };
+    if size == 0 || start >= size {
+        RangeAsked::Unsatisfiable
+    } else {
+        RangeAsked::Part(start, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeAsked::Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), RangeAsked::Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), RangeAsked::Part(90, 99));
+        assert_eq!(parse_range("bytes=-200", 100), RangeAsked::Part(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeAsked::Part(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeAsked::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeAsked::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeAsked::Whole);
+        assert_eq!(parse_range("items=0-1", 100), RangeAsked::Whole);
+        assert_eq!(parse_range("bytes=9-2", 100), RangeAsked::Whole);
+    }
+
+    #[test]
+    fn dispositions_quote_safely() {
+        assert_eq!(
+            disposition("a\"b.nupkg"),
+            "attachment; filename=\"a_b.nupkg\"; filename*=UTF-8''a%22b%2Enupkg"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The records of package content: blobs (one row per SHA-256) and the files
+//! that refer to them.
+//!
+//! An upload and the collector meet at the blob's row. The upload upserts the
+//! row, which holds it until commit, then makes sure the bytes are in place
+//! (`publish`), then writes its file record; the collector takes the same row,
+//! checks that no file refers to it, removes the bytes and deletes the row. So
+//! whichever comes second sees what the first did: a committed record always has
+//! its bytes. On SQLite the one writer orders the two the same way.
+
+use chrono::Utc;
+use futures_util::Future;
+
+use super::packages::{files_query_by_version, PackageFile};
+use super::{on_pool, on_tx, Feed, Store, WriteTx};
+use crate::domain::PackageId;
+use crate::error::{Error, Result};
+
+/// A file to record, with its content.
+pub struct ContentFile<'a> {
+    pub package: &'a PackageId,
+    pub qualifier: &'a str,
+    pub file_name: &'a str,
+    pub sha256: &'a str,
+    pub size: u64,
+}
+
+/// What recording an upload did.
+pub enum Recorded {
+    /// A new file.
+    Added(PackageFile),
+    /// The same bytes were already there under that version and qualifier: a
+    /// retried upload, answered as if it had just happened.
+    Unchanged(PackageFile),
+}
+
+impl Store {
+    /// Makes sure the blob has a row before its bytes are published, so that
+    /// bytes left by an upload that then failed are found by the collector.
+    pub async fn note_blob(&self, sha256: &str, size: u64) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO blobs (sha256, size, touched_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
+        )
+        .bind(sha256)
+        .bind(size as i64)
+        .bind(Utc::now())
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Records an uploaded file in `feed`, publishing its bytes (`publish`) while
+    /// the blob's row is held. Refused when the feed is gone or disabled, or
+    /// when the version already has a file with that qualifier and other bytes.
+    pub async fn add_content<F, Fut>(
+        &self,
+        feed: &Feed,
+        file: &ContentFile<'_>,
+        publish: F,
+    ) -> Result<Recorded>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::io::Result<()>>,
+    {
+        let mut tx = self.begin_write().await?;
+        let share = match &tx {
+            WriteTx::Postgres(_) => " FOR SHARE",
+            WriteTx::Sqlite(..) => "",
+        };
+        // The feed is held as it is until commit, as a promotion holds it.
+        let active: Option<bool> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+            &format!("SELECT active FROM feeds WHERE id = $1{share}"))
+            .bind(feed.id)
+            .fetch_optional(conn)
+            .await)?;
+        match active {
+            None => {
+                return Err(Error::NotFound(format!(
+                    "Feed \"{}\" does not exist.",
+                    feed.name
+                )))
+            }
+            Some(false) => {
+                return Err(Error::invalid(format!(
+                    "Feed \"{}\" is disabled, so nothing can be uploaded to it.",
+                    feed.name
+                )))
+            }
+            Some(true) => {}
+        }
+        let now = Utc::now();
+        on_tx!(&mut tx, conn => sqlx::query(
+            "INSERT INTO blobs (sha256, size, touched_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
+        )
+        .bind(file.sha256)
+        .bind(file.size as i64)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+        // The version row, created or found, and held (PostgreSQL) so that no
+        // promotion moves it away before the file joins it.
+        let package = file.package;
+        let version_id: i64 = on_tx!(&mut tx, conn => sqlx::query_scalar(
+            "INSERT INTO package_versions \
+             (feed_id, group_name, name, version, group_key, name_key, version_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (feed_id, name_key, group_key, version_key) \
+             DO UPDATE SET created_at = package_versions.created_at RETURNING id",
+        )
+        .bind(feed.id)
+        .bind(package.group())
+        .bind(package.name())
+        .bind(package.version())
+        .bind(package.group_key())
+        .bind(package.name_key())
+        .bind(package.version_key())
+        .bind(now)
+        .fetch_one(conn)
+        .await)?;
+        let inserted: Option<i64> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+            "INSERT INTO package_files \
+             (version_id, qualifier, size, sha256, published_at, blob_sha256, file_name) \
+             VALUES ($1, $2, $3, $4, $5, $4, $6) \
+             ON CONFLICT (version_id, qualifier) DO NOTHING RETURNING id",
+        )
+        .bind(version_id)
+        .bind(file.qualifier)
+        .bind(file.size as i64)
+        .bind(file.sha256)
+        .bind(now)
+        .bind(file.file_name)
+        .fetch_optional(conn)
+        .await)?;
+        let sql = files_query_by_version();
+        let stored: PackageFile = on_tx!(&mut tx, conn => sqlx::query_as(&sql)
+            .bind(version_id)
+            .bind(file.qualifier)
+            .fetch_one(conn)
+            .await)?;
+        if inserted.is_some() {
+            // The bytes go in place before the record commits, while the
+            // blob's row is held.
+            publish().await.map_err(|e| {
+                Error::Internal(anyhow::anyhow!("could not store a package file: {e}"))
+            })?;
+            tx.commit().await?;
+            return Ok(Recorded::Added(stored));
+        }
+        // Nothing was written; the transaction ends without a commit.
+        if stored.blob_sha256.as_deref() == Some(file.sha256) {
+            return Ok(Recorded::Unchanged(stored));
+        }
+        let what = if file.qualifier.is_empty() {
+            String::new()
+        } else {
+            format!(" with qualifier \"{}\"", file.qualifier)
+        };
+        Err(Error::invalid(format!(
+            "Package {package}{what} already exists in feed \"{}\" with different content; delete it first to replace it.",
+            feed.name
+        )))
+    }
+
+    /// Blobs no file refers to, at most `limit`: what the collector removes.
+    pub async fn unreferenced_blobs(&self, limit: i64) -> Result<Vec<String>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT b.sha256 FROM blobs b WHERE NOT EXISTS \
+             (SELECT 1 FROM package_files pf WHERE pf.blob_sha256 = b.sha256) LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Removes a blob (`remove` deletes its bytes) if, once its row is held, no
+    /// file refers to it. Returns whether it went.
+    pub async fn collect_blob<F, Fut>(&self, sha256: &str, remove: F) -> Result<bool>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::io::Result<()>>,
+    {
+        let mut tx = self.begin_write().await?;
+        let lock = match &tx {
+            WriteTx::Postgres(_) => " FOR UPDATE",
+            WriteTx::Sqlite(..) => "",
+        };
+        let held: Option<String> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+            &format!("SELECT sha256 FROM blobs WHERE sha256 = $1{lock}"))
+            .bind(sha256)
+            .fetch_optional(conn)
+            .await)?;
+        if held.is_none() {
+            return Ok(false);
+        }
+        // Asked again now that the row is held: an upload that wrote a record
+        // for these bytes meanwhile has committed by now.
+        let used: bool = on_tx!(&mut tx, conn => sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM package_files WHERE blob_sha256 = $1)")
+            .bind(sha256)
+            .fetch_one(conn)
+            .await)?;
+        if used {
+            return Ok(false);
+        }
+        remove().await.map_err(|e| {
+            Error::Internal(anyhow::anyhow!("could not remove a package file: {e}"))
+        })?;
+        on_tx!(&mut tx, conn => sqlx::query("DELETE FROM blobs WHERE sha256 = $1")
+            .bind(sha256)
+            .execute(conn)
+            .await
+            .map(|_| ()))?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
