@@ -96,7 +96,8 @@ const WAITS_BESIDE_STATEMENTS: Duration =
 #[derive(Debug, Clone, Copy, Args)]
 pub struct LimitArgs {
     /// Seconds a request may take before it is abandoned with 408 (1-3600); at
-    /// least the statement timeout plus 10.
+    /// least twice the statement timeout plus 10. Uploads and downloads are
+    /// not bound by it.
     #[arg(
         long,
         env = "PROMOTER_REQUEST_TIMEOUT_SECONDS",
@@ -121,8 +122,8 @@ pub struct LimitArgs {
         value_parser = clap::value_parser!(u64).range(1..=65536)
     )]
     pub body_limit_kib: u64,
-    /// The largest batch body in KiB (1-65536); 1,000 package versions need
-    /// about 100.
+    /// The largest batch body in KiB (1-65536, at least --body-limit-kib);
+    /// 1,000 package versions need about 100.
     #[arg(
         long,
         env = "PROMOTER_BATCH_BODY_LIMIT_KIB",
@@ -141,12 +142,21 @@ impl LimitArgs {
             body_limit: self.body_limit_kib as usize * 1024,
             batch_body_limit: self.batch_body_limit_kib as usize * 1024,
         };
-        if limits.statement_timeout + WAITS_BESIDE_STATEMENTS > limits.request_timeout {
+        // On SQLite a write may wait the statement timeout twice: in this
+        // process's queue, then on the file's lock.
+        if limits.statement_timeout * 2 + WAITS_BESIDE_STATEMENTS > limits.request_timeout {
             anyhow::bail!(
-                "--request-timeout-seconds ({}) must be at least --statement-timeout-seconds ({}) plus {}, so that no request is answered 408 while its change goes on to commit",
+                "--request-timeout-seconds ({}) must be at least twice --statement-timeout-seconds ({}) plus {}, so that no request is answered 408 while its change goes on to commit",
                 self.request_timeout_seconds,
                 self.statement_timeout_seconds,
                 WAITS_BESIDE_STATEMENTS.as_secs()
+            );
+        }
+        if limits.batch_body_limit < limits.body_limit {
+            anyhow::bail!(
+                "--batch-body-limit-kib ({}) must be at least --body-limit-kib ({}): a batch carries more than one promotion",
+                self.batch_body_limit_kib,
+                self.body_limit_kib
             );
         }
         Ok(limits)

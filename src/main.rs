@@ -5,7 +5,23 @@ use promoter::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and --version print as clap prints them; a bad setting is one
+        // line, as every other start-up error is.
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            let rendered = error.to_string();
+            eprintln!(
+                "{}",
+                rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("error: invalid arguments")
+            );
+            return ExitCode::from(2);
+        }
+    };
     // The server narrates at info; the bootstrap commands speak only when asked.
     let level = match cli.command {
         None | Some(Command::Serve(_)) => "info",

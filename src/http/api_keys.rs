@@ -53,7 +53,9 @@ mod bodies {
         pub expiration: Option<String>,
         /// `None` (the default), `Request`, `Response` or `Both`.
         pub logging: Option<String>,
-        /// The key's text, when the caller chooses it; otherwise one is made.
+        /// The new key's text, when the caller chooses it; otherwise one is
+        /// made. (In a form without an `X-ApiKey` header, `key` is the
+        /// caller's own key, as in every ProGet form.)
         pub key: Option<String>,
         pub display_name: Option<String>,
         pub description: Option<String>,
@@ -192,10 +194,11 @@ async fn list(
     path = "/api/api-keys/create",
     tag = "api-keys",
     summary = "Create a key",
-    request_body(content(
-        (bodies::ApiKeyRequest = "application/json"),
-        (bodies::ApiKeyRequest = "application/x-www-form-urlencoded")
-    )),
+    request_body(
+        content = bodies::ApiKeyRequest,
+        content_type = "application/json",
+        description = "JSON, as pgutil sends it (a form works too, its lists comma-separated)."
+    ),
     responses(
         (status = 200, description = "The new key, with its text: the only time it is shown.", body = ApiKeyInfo),
         Refusals,

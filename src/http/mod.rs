@@ -146,7 +146,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AnswerDue {
             .extensions
             .get::<AnswerDue>()
             .copied()
-            .unwrap_or_else(|| AnswerDue(Instant::now() + Limits::default().request_timeout)))
+            // Outside the router's layers nothing is due later than now:
+            // such a caller must not start a write it cannot finish in time.
+            .unwrap_or_else(|| AnswerDue(Instant::now())))
     }
 }
 

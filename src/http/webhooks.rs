@@ -86,10 +86,11 @@ impl From<Webhook> for WebhookView {
     path = "/api/webhooks/create",
     tag = "webhooks",
     summary = "Add a webhook",
-    request_body(content(
-        (bodies::WebhookRequest = "application/json"),
-        (bodies::WebhookRequest = "application/x-www-form-urlencoded")
-    )),
+    request_body(
+        content = bodies::WebhookRequest,
+        content_type = "application/json",
+        description = "JSON, as pgutil sends it (a form works too, its lists comma-separated)."
+    ),
     responses(
         (status = 200, description = "The new webhook, with its secret: the only time it is shown.", body = WebhookView),
         Refusals,

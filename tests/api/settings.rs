@@ -152,7 +152,7 @@ fn bad_settings_stop_start_up_with_one_line() {
     ]);
     assert_eq!(
         stderr,
-        "error: --request-timeout-seconds (20) must be at least --statement-timeout-seconds (15) plus 10, so that no request is answered 408 while its change goes on to commit\n"
+        "error: --request-timeout-seconds (20) must be at least twice --statement-timeout-seconds (15) plus 10, so that no request is answered 408 while its change goes on to commit\n"
     );
     for (name, value, flag) in [
         ("PROMOTER_BODY_LIMIT_KIB", "0", "--body-limit-kib"),
@@ -166,11 +166,11 @@ fn bad_settings_stop_start_up_with_one_line() {
         ("PROMOTER_LOG_LEVEL", "info,=[", "--log-level"),
     ] {
         let stderr = serve(&[(name, value)]);
-        let first = stderr.lines().next().unwrap();
         assert!(
-            first.starts_with(&format!("error: invalid value '{value}' for '{flag}")),
+            stderr.starts_with(&format!("error: invalid value '{value}' for '{flag}")),
             "{stderr}"
         );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
     assert!(
         !database.exists(),

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use self::session::{FormToken, SessionToken, Visitor};
 use self::view::{Filters, HistoryPage};
 use super::input::{Fields, RawBody};
-use super::openapi::Always;
+use super::openapi::{Always, BodyRefusals};
 use super::ApiContext;
 use crate::auth::{self, Principal};
 use crate::domain::{
@@ -128,7 +128,10 @@ async fn stylesheet() -> Response {
     ),
     responses(
         (status = 200, description = "The history, or the sign-in form for a visitor without a session or key.", body = String, content_type = "text/html"),
-        (status = 400, description = "A filter is wrong; the page says which.", body = String, content_type = "text/html"),
+        (status = 400, description = "A filter is wrong; the page says which (a path that is not UTF-8: one sentence).", content(
+            (String = "text/html"),
+            (String = "text/plain")
+        )),
         (status = 403, description = "The key or session is not valid; the sign-in form says so.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable.", body = String, content_type = "text/plain", headers(("Retry-After" = u64))),
         Always
@@ -158,7 +161,10 @@ async fn history(
     ),
     responses(
         (status = 200, description = "The history, or the sign-in form for a visitor without a session or key.", body = String, content_type = "text/html"),
-        (status = 400, description = "A filter is wrong; the page says which.", body = String, content_type = "text/html"),
+        (status = 400, description = "A filter is wrong; the page says which (a path that is not UTF-8: one sentence).", content(
+            (String = "text/html"),
+            (String = "text/plain")
+        )),
         (status = 403, description = "The key or session is not valid; the sign-in form says so.", body = String, content_type = "text/html"),
         (status = 503, description = "The database is unavailable.", body = String, content_type = "text/plain", headers(("Retry-After" = u64))),
         Always
@@ -457,11 +463,13 @@ struct SignInForm {
     request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "To the history page, with the session cookie set (or cleared).", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "The body cannot be read.", body = String, content_type = "text/plain"),
         (status = 403, description = "Posted from another site's page (text), or the key is not valid (the sign-in form again).", content(
             (String = "text/plain"),
             (String = "text/html")
         )),
         (status = 503, description = "The database is unavailable.", body = String, content_type = "text/plain", headers(("Retry-After" = u64))),
+        BodyRefusals,
         Always
     )
 )]
@@ -518,11 +526,13 @@ async fn sign_in(
     request_body(content = Option<SignInForm>, content_type = "application/x-www-form-urlencoded", description = "The page's form token; a browser that says where the form came from (`Sec-Fetch-Site`, `Origin`) needs none."),
     responses(
         (status = 303, description = "To the history page, with the session cookie set (or cleared).", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "The body cannot be read.", body = String, content_type = "text/plain"),
         (status = 403, description = "Posted from another site's page (text), or the key is not valid (the sign-in form again).", content(
             (String = "text/plain"),
             (String = "text/html")
         )),
         (status = 503, description = "The database is unavailable.", body = String, content_type = "text/plain", headers(("Retry-After" = u64))),
+        BodyRefusals,
         Always
     )
 )]
