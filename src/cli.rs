@@ -132,6 +132,11 @@ pub struct ServeArgs {
     /// per distinct content, whatever feeds hold it.
     #[arg(long, env = "PROMOTER_STORAGE_PATH", default_value = crate::content::DEFAULT_STORAGE_PATH)]
     storage_path: PathBuf,
+    /// s3://bucket[/prefix]: keep package files in an S3-compatible object
+    /// store instead (credentials, region and endpoint from the AWS_…
+    /// environment variables); uploads are still staged under --storage-path.
+    #[arg(long, env = "PROMOTER_STORAGE_URL")]
+    storage_url: Option<String>,
     /// The largest package file an upload may send, in MiB (1-1048576); larger
     /// is 413.
     #[arg(
@@ -306,11 +311,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             auth_failures_per_minute,
             limits: limit_args,
             storage_path,
+            storage_url,
             max_upload_mib,
             webhooks,
         }) => {
             // Checked before anything is opened, so a bad setting is one line.
             let settings = limit_args.limits()?;
+            let content = match storage_url {
+                Some(url) => crate::content::Settings::s3(&url, &storage_path, &[])?,
+                None => crate::content::Settings::directory(&storage_path),
+            };
             let limits = RateLimits {
                 per_address: NonZeroU32::new(rate_limit_per_address),
                 per_key: NonZeroU32::new(rate_limit_per_key),
@@ -324,7 +334,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .rate_limits(limits)
                 .content(crate::content::Settings {
                     max_upload: max_upload_mib * 1024 * 1024,
-                    ..crate::content::Settings::directory(storage_path)
+                    ..content
                 });
             app.run(shutdown_signal()).await?;
             Ok(())

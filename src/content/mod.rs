@@ -3,6 +3,7 @@
 //! here: it moves records only (`store::promotions`).
 
 pub mod identity;
+pub mod s3;
 pub mod storage;
 
 use std::io;
@@ -22,6 +23,7 @@ use crate::store::{ContentFile, Feed, Recorded, Store};
 #[derive(Debug, Clone)]
 pub enum Storage {
     Directory(Directory),
+    S3(s3::S3),
 }
 
 impl Storage {
@@ -30,12 +32,14 @@ impl Storage {
     pub fn staging(&self) -> PathBuf {
         match self {
             Storage::Directory(directory) => directory.staging(),
+            Storage::S3(s3) => s3.staging(),
         }
     }
 
     pub async fn publish(&self, staged: &Staged) -> io::Result<()> {
         match self {
             Storage::Directory(directory) => directory.publish(staged).await,
+            Storage::S3(s3) => s3.publish(staged).await,
         }
     }
 
@@ -47,12 +51,14 @@ impl Storage {
     ) -> io::Result<Option<ByteStream>> {
         match self {
             Storage::Directory(directory) => directory.open(sha256, start, length).await,
+            Storage::S3(s3) => s3.open(sha256, start, length).await,
         }
     }
 
     pub async fn remove(&self, sha256: &str) -> io::Result<()> {
         match self {
             Storage::Directory(directory) => directory.remove(sha256).await,
+            Storage::S3(s3) => s3.remove(sha256).await,
         }
     }
 }
@@ -78,6 +84,21 @@ impl Settings {
             storage: Storage::Directory(Directory::new(folder.into())),
             max_upload: DEFAULT_MAX_UPLOAD,
         }
+    }
+}
+
+impl Settings {
+    /// Blobs in the S3-compatible store at `url` (`s3://bucket/prefix`),
+    /// uploads staged in `local/staging`; `options` as for [`s3::S3::new`].
+    pub fn s3(
+        url: &str,
+        local: impl Into<PathBuf>,
+        options: &[(&str, &str)],
+    ) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            storage: Storage::S3(s3::S3::new(url, local.into().join("staging"), options)?),
+            max_upload: DEFAULT_MAX_UPLOAD,
+        })
     }
 }
 

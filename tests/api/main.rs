@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod containers;
 mod content;
+mod content_s3;
 mod guarantees;
 mod hardening;
 mod history;
