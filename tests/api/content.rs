@@ -21,6 +21,87 @@ each_backend!(
     a_server_killed_mid_upload_leaves_no_record
 );
 
+/// A process's resident memory now and at its peak, in KiB (`/proc`).
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// 200 MiB up and down again through the real binary: the server's peak
+/// resident memory grows by a few MiB at most (its buffers), not by the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_and_downloads_stream_in_constant_memory() {
+    const SIZE: usize = 200 * 1024 * 1024;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let key = app.system_key().await;
+    app.feed("maven", FeedType::Maven).await;
+    let mut server = ServerProcess::start(&app.database.url).await;
+    // Warm up: the first requests allocate what every request reuses.
+    let small = app
+        .client
+        .put(format!(
+            "{}/api/packages/maven/upload/w.jar?name=w&version=1",
+            server.address
+        ))
+        .header("X-ApiKey", &key)
+        .body(vec![1u8; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 200);
+    let (_, before) = memory_kib(server.pid());
+
+    let chunk = vec![0x5au8; 1024 * 1024];
+    let chunks = futures::stream::iter(
+        (0..SIZE / chunk.len()).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    );
+    let reply = app
+        .client
+        .put(format!(
+            "{}/api/packages/maven/upload/big.jar?name=big&version=1",
+            server.address
+        ))
+        .header("X-ApiKey", &key)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "{}", reply.text().await.unwrap());
+    let (_, after_upload) = memory_kib(server.pid());
+
+    let mut download = app
+        .client
+        .get(format!(
+            "{}/api/packages/maven/download?name=big&version=1",
+            server.address
+        ))
+        .header("X-ApiKey", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    let mut received = 0;
+    while let Some(chunk) = download.chunk().await.unwrap() {
+        assert!(chunk.iter().all(|b| *b == 0x5a));
+        received += chunk.len();
+    }
+    assert_eq!(received, SIZE);
+    let (_, after_download) = memory_kib(server.pid());
+    let grown = after_download.max(after_upload) - before;
+    assert!(
+        grown < 16 * 1024,
+        "peak resident memory grew by {grown} KiB for a {SIZE}-byte file"
+    );
+    server.kill_9();
+}
+
 pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
