@@ -114,7 +114,7 @@ impl Application {
         // metrics' histograms are folded in whether or not anyone scrapes.
         // Package files no record refers to any more are collected once a
         // minute (and after each deletion through the API).
-        let (store, storage) = (self.store.clone(), self.content.storage.clone());
+        let (store, content) = (self.store.clone(), self.content.clone());
         let tidy = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
             let mut rounds = 0u64;
@@ -124,7 +124,7 @@ impl Application {
                 rounds += 1;
                 if rounds.is_multiple_of(12) {
                     limiters.forget_idle();
-                    if let Err(error) = crate::content::collect_garbage(&store, &storage).await {
+                    if let Err(error) = crate::content::collect_garbage(&store, &content).await {
                         tracing::warn!(error = %crate::error::describe(&error), "collecting package files failed");
                     }
                 }

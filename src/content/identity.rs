@@ -19,7 +19,11 @@ const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
 /// The most entries looked through in a tar archive, or held by a zip archive.
 const MAX_ENTRIES: u64 = 65_535;
 /// The most bytes decompressed while looking for the manifest in a `.tgz`.
-const MAX_SCANNED_BYTES: u64 = 1024 * 1024 * 1024;
+const MAX_SCANNED_BYTES: u64 = 256 * 1024 * 1024;
+/// The largest zip central directory read (the zip crate holds it in memory).
+const MAX_CENTRAL_DIRECTORY: u32 = 16 * 1024 * 1024;
+/// The largest tar extension header (a long name, PAX attributes) looked at.
+const MAX_TAR_EXTENSION: u64 = 64 * 1024;
 
 /// What a file says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,10 +228,23 @@ fn zip_archive(mut file: File, what: &str) -> Result<zip::ZipArchive<BufReader<F
         .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
         .filter(|at| at + 22 <= tail.len())
         .ok_or_else(not)?;
-    let entries = u16::from_le_bytes([tail[end + 10], tail[end + 11]]);
-    if u64::from(entries) >= MAX_ENTRIES {
+    let field = |at: usize, len: usize| {
+        tail[end + at..end + at + len]
+            .iter()
+            .rev()
+            .fold(0u64, |n, b| n << 8 | u64::from(*b))
+    };
+    let (entries, directory_size, directory_offset) = (field(10, 2), field(12, 4), field(16, 4));
+    // All ones marks a ZIP64 archive, whose counts are elsewhere and unbounded.
+    if entries >= MAX_ENTRIES || directory_offset == u64::from(u32::MAX) {
         return Err(format!(
             "is refused: a package may hold fewer than {MAX_ENTRIES} entries"
+        ));
+    }
+    if directory_size > u64::from(MAX_CENTRAL_DIRECTORY) {
+        return Err(format!(
+            "is refused: its zip directory is larger than {} MiB",
+            MAX_CENTRAL_DIRECTORY / (1024 * 1024)
         ));
     }
     file.seek(SeekFrom::Start(0)).map_err(|_| not())?;
@@ -270,9 +287,12 @@ fn tar_entry(
     let gunzipped = flate2::read::GzDecoder::new(BufReader::new(file));
     // Counts what is decompressed, so a bomb stops at the limit.
     let mut archive = tar::Archive::new(gunzipped.take(MAX_SCANNED_BYTES));
+    // Raw: extension headers (long names, PAX attributes) come as entries of
+    // their own, which the tar crate would otherwise read whole into memory.
     let entries = archive
         .entries()
-        .map_err(|e| format!("is not {what} ({e})"))?;
+        .map_err(|e| format!("is not {what} ({e})"))?
+        .raw(true);
     for (seen, entry) in entries.enumerate() {
         if seen as u64 >= MAX_ENTRIES {
             return Err(format!(
@@ -280,6 +300,20 @@ fn tar_entry(
             ));
         }
         let entry = entry.map_err(|e| format!("is not {what} ({e})"))?;
+        let kind = entry.header().entry_type();
+        if kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions()
+        {
+            if entry.size() > MAX_TAR_EXTENSION {
+                return Err(format!(
+                    "is refused: it has a tar extension header larger than {} KiB",
+                    MAX_TAR_EXTENSION / 1024
+                ));
+            }
+            continue;
+        }
         let path = entry
             .path()
             .map_err(|e| format!("is not {what} ({e})"))?
@@ -288,6 +322,12 @@ fn tar_entry(
         if wanted(path.trim_start_matches("./")) {
             return bounded_text(entry, &path).map(Some);
         }
+    }
+    if archive.into_inner().limit() == 0 {
+        return Err(format!(
+            "is refused: nothing named the package in its first {} MiB",
+            MAX_SCANNED_BYTES / (1024 * 1024)
+        ));
     }
     Ok(None)
 }

@@ -43,6 +43,13 @@ impl Storage {
         }
     }
 
+    pub async fn exists(&self, sha256: &str) -> io::Result<bool> {
+        match self {
+            Storage::Directory(directory) => directory.exists(sha256).await,
+            Storage::S3(s3) => s3.exists(sha256).await,
+        }
+    }
+
     pub async fn open(
         &self,
         sha256: &str,
@@ -69,6 +76,9 @@ pub struct Settings {
     pub storage: Storage,
     /// The largest upload, in bytes (`--max-upload-mib`).
     pub max_upload: u64,
+    /// Held by the collector, so that one server runs one collection at a
+    /// time however many deletions ask for one.
+    pub collecting: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Where blobs go unless told otherwise (`--storage-path`).
@@ -83,6 +93,7 @@ impl Settings {
         Settings {
             storage: Storage::Directory(Directory::new(folder.into())),
             max_upload: DEFAULT_MAX_UPLOAD,
+            collecting: Default::default(),
         }
     }
 }
@@ -98,6 +109,7 @@ impl Settings {
         Ok(Settings {
             storage: Storage::S3(s3::S3::new(url, local.into().join("staging"), options)?),
             max_upload: DEFAULT_MAX_UPLOAD,
+            collecting: Default::default(),
         })
     }
 }
@@ -166,7 +178,6 @@ pub async fn upload<E>(
     let file_name = file_name
         .map(str::to_owned)
         .unwrap_or_else(|| default_file_name(feed_type, &package));
-    store.note_blob(&staged.sha256, staged.size).await?;
     let file = ContentFile {
         package: &package,
         qualifier: &found.qualifier,
@@ -174,8 +185,22 @@ pub async fn upload<E>(
         sha256: &staged.sha256,
         size: staged.size,
     };
+    // A retry or a conflict is answered before any bytes are published.
+    if let Some(existing) = store
+        .existing_file(feed, &package, &found.qualifier)
+        .await?
+    {
+        let recorded = Recorded::settle(feed, &file, existing)?;
+        return Ok(Uploaded { recorded, package });
+    }
+    // Marked, then published outside any transaction (see `store::content`).
+    store.note_blob(&staged.sha256, staged.size).await?;
+    storage
+        .publish(&staged)
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("could not store a package file: {e}")))?;
     let recorded = store
-        .add_content(feed, &file, || storage.publish(&staged))
+        .add_content(feed, &file, || storage.exists(&staged.sha256))
         .await?;
     Ok(Uploaded { recorded, package })
 }
@@ -230,24 +255,38 @@ fn default_file_name(feed_type: FeedType, package: &PackageId) -> String {
 /// longer than any upload takes.
 const STALE_STAGING: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How long a blob an upload is publishing is left alone by the collector:
+/// far longer than publishing 2 GiB to an object store takes.
+const PUBLISHING_GRACE: Duration = Duration::from_secs(60 * 60);
+
 /// Removes blobs that no record refers to any more (deleted or overwritten
 /// packages, failed uploads) and stale staging files. Returns how many blobs
 /// went.
-pub async fn collect_garbage(store: &Store, storage: &Storage) -> Result<u64> {
+pub async fn collect_garbage(store: &Store, settings: &Settings) -> Result<u64> {
+    let _one_at_a_time = settings.collecting.lock().await;
+    let storage = &settings.storage;
+    let marked_before =
+        chrono::Utc::now() - chrono::Duration::from_std(PUBLISHING_GRACE).expect("an hour fits");
     let mut removed = 0;
     loop {
-        let unreferenced = store.unreferenced_blobs(100).await?;
+        let unreferenced = store.unreferenced_blobs(marked_before, 100).await?;
         let mut went = 0;
         for sha256 in &unreferenced {
-            if store
-                .collect_blob(sha256, || storage.remove(sha256))
-                .await?
+            // One blob that cannot be removed now must not hold up the rest.
+            match store
+                .collect_blob(sha256, marked_before, || storage.remove(sha256))
+                .await
             {
-                went += 1;
+                Ok(true) => went += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(blob = %sha256, error = %crate::error::describe(&error), "could not collect a package file");
+                }
             }
         }
         removed += went;
-        // A batch that removed nothing is all in use again: done for now.
+        // A batch that removed nothing is all in use again (or failing): done
+        // for now.
         if unreferenced.len() < 100 || went == 0 {
             break;
         }

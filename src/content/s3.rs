@@ -80,29 +80,44 @@ fn to_io(error: object_store::Error) -> io::Error {
 
 impl BlobStore for S3 {
     async fn publish(&self, staged: &Staged) -> io::Result<()> {
-        let path = self.path_of(&staged.sha256);
-        match self.store.head(&path).await {
-            Ok(_) => return Ok(()),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(to_io(error)),
+        if self.exists(&staged.sha256).await? {
+            return Ok(());
         }
+        let path = self.path_of(&staged.sha256);
         let upload = self.store.put_multipart(&path).await.map_err(to_io)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut file = tokio::fs::File::open(&staged.path).await?;
-        let mut buffer = vec![0; 1024 * 1024];
-        loop {
-            let read = file.read(&mut buffer).await?;
-            if read == 0 {
-                break;
+        let copied = async {
+            let mut file = tokio::fs::File::open(&staged.path).await?;
+            let mut buffer = vec![0; 1024 * 1024];
+            loop {
+                let read = file.read(&mut buffer).await?;
+                if read == 0 {
+                    return Ok(());
+                }
+                writer
+                    .wait_for_capacity(PARTS_AT_ONCE)
+                    .await
+                    .map_err(to_io)?;
+                writer.write(&buffer[..read]);
             }
-            writer
-                .wait_for_capacity(PARTS_AT_ONCE)
-                .await
-                .map_err(to_io)?;
-            writer.write(&buffer[..read]);
         }
-        writer.finish().await.map_err(to_io)?;
-        Ok(())
+        .await;
+        match copied {
+            Ok(()) => writer.finish().await.map(|_| ()).map_err(to_io),
+            // Parts already sent are dropped rather than left to be billed.
+            Err(error) => {
+                let _ = writer.abort().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn exists(&self, sha256: &str) -> io::Result<bool> {
+        match self.store.head(&self.path_of(sha256)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(to_io(error)),
+        }
     }
 
     async fn open(&self, sha256: &str, start: u64, length: u64) -> io::Result<Option<ByteStream>> {

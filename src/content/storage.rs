@@ -1,10 +1,9 @@
 //! Where package files live: one blob per SHA-256, whatever feeds hold it.
 //!
 //! An upload is first written to a staging file while it is hashed (see
-//! [`stage`]); [`BlobStore::publish`] then puts it in place under its hash, and
-//! only while the upload's record transaction holds the blob's row (see
-//! `store::content`), so that the collector, which takes the same row before it
-//! removes a blob, never removes one that a committed record refers to.
+//! [`stage`]); [`BlobStore::publish`] then puts it in place under its hash. How
+//! uploads and the collector keep out of each other's way is told in
+//! `store::content`.
 
 use std::future::Future;
 use std::io;
@@ -105,6 +104,8 @@ pub trait BlobStore: Send + Sync {
     /// Makes the staged bytes available under their hash, unless they already
     /// are (then the staged file is left for its owner to drop).
     fn publish(&self, staged: &Staged) -> impl Future<Output = io::Result<()>> + Send;
+    /// Whether a blob's bytes are in place.
+    fn exists(&self, sha256: &str) -> impl Future<Output = io::Result<bool>> + Send;
     /// A blob's bytes from `start`, `length` of them; `None` when it is missing.
     fn open(
         &self,
@@ -154,6 +155,10 @@ impl BlobStore for Directory {
         tokio::fs::rename(&staged.path, &target).await?;
         // The rename itself must survive a crash once the record commits.
         tokio::fs::File::open(folder).await?.sync_all().await
+    }
+
+    async fn exists(&self, sha256: &str) -> io::Result<bool> {
+        tokio::fs::try_exists(self.path_of(sha256)).await
     }
 
     async fn open(&self, sha256: &str, start: u64, length: u64) -> io::Result<Option<ByteStream>> {

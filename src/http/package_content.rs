@@ -22,7 +22,9 @@ use super::openapi::Refusals;
 use super::packages::{feed_for, info, matching_files, selection, PackageVersionInfo};
 use super::ApiContext;
 use crate::content::{self, Declared};
-use crate::domain::{compare_versions, is_prerelease, FeedName, FeedType, Permission};
+use crate::domain::{
+    compare_versions, is_prerelease, parse_qualifier, FeedName, FeedType, Permission,
+};
 use crate::error::{Error, Result};
 use crate::store::{PackageFile, Recorded};
 
@@ -103,13 +105,14 @@ async fn upload_named(
 ) -> Result<Json<PackageVersionInfo>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::Add).await?;
     let file_name = file_name.trim();
+    // 240, so that a PyPI file's qualifier (`file=NAME`) fits in 250.
     if file_name.is_empty()
-        || file_name.len() > 250
+        || file_name.chars().count() > 240
         || file_name.contains(['/', '\\'])
         || file_name.chars().any(char::is_control)
     {
         return Err(Error::invalid(
-            "The file name in the path must be 1 to 250 characters, without slashes or control characters.",
+            "The file name in the path must be 1 to 240 characters, without slashes or control characters.",
         ));
     }
     receive(&ctx, &feed, Some(file_name), query.as_deref(), request).await
@@ -128,7 +131,10 @@ async fn receive(
         name: params.text("name", &[])?,
         version: params.text("version", &[])?,
         group: params.text("group", &[])?.filter(|g| !g.trim().is_empty()),
-        qualifier: params.text("qualifier", &[])?,
+        qualifier: params
+            .text("qualifier", &[])?
+            .map(|raw| parse_qualifier(&raw).map_err(|rule| params.error("qualifier", rule)))
+            .transpose()?,
     };
     let headers = request.headers();
     let media_type = headers
@@ -249,6 +255,19 @@ async fn download(
             .map(|f| f.version.clone())
             .max_by(|a, b| compare_versions(a, b).then_with(|| a.cmp(b)));
         files.retain(|f| Some(&f.version) == highest.as_ref());
+    }
+    // Without a group, a name may match packages of several groups: never
+    // hand out one of them as if it were the other.
+    if let Some(first) = files.first() {
+        if files.iter().any(|f| f.group_key != first.group_key) {
+            return Err(params.error(
+                "group",
+                format!(
+                    "is required: packages named \"{}\" exist in several groups of feed \"{}\"",
+                    first.name, feed.name
+                ),
+            ));
+        }
     }
     let described = format!(
         "{}{} {}",

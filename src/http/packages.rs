@@ -443,9 +443,9 @@ async fn remove(
     tracing::info!(feed = %feed.name, package = %package, files = deleted, user = %principal.name, "package deleted");
     // Its content, unless another record shares it, goes now rather than at
     // the next minute's collection.
-    let (store, storage) = (ctx.store.clone(), ctx.content.storage.clone());
+    let (store, content) = (ctx.store.clone(), ctx.content.clone());
     tokio::spawn(async move {
-        if let Err(error) = crate::content::collect_garbage(&store, &storage).await {
+        if let Err(error) = crate::content::collect_garbage(&store, &content).await {
             tracing::warn!(error = %crate::error::describe(&error), "collecting package files failed");
         }
     });

@@ -1,17 +1,24 @@
 //! The records of package content: blobs (one row per SHA-256) and the files
 //! that refer to them.
 //!
-//! An upload and the collector meet at the blob's row. The upload upserts the
-//! row, which holds it until commit, then makes sure the bytes are in place
-//! (`publish`), then writes its file record; the collector takes the same row,
-//! checks that no file refers to it, removes the bytes and deletes the row. So
-//! whichever comes second sees what the first did: a committed record always has
-//! its bytes. On SQLite the one writer orders the two the same way.
+//! An upload and the collector meet at the blob's row:
+//! - The upload first marks the row as being published (`touched_at`, in a
+//!   statement of its own), then puts the bytes in place outside any
+//!   transaction (a large file may take minutes to reach an object store), then
+//!   in one short transaction takes the row, checks that the bytes are there,
+//!   writes its file record and clears the mark.
+//! - The collector takes only a row that no file refers to and that no upload
+//!   has marked within the grace period, asks again once it holds the row,
+//!   removes the bytes and deletes the row.
+//!
+//! So a committed record always has its bytes, and bytes that lost their upload
+//! (a crash, a refusal) are collected once the grace period is over. On SQLite
+//! the one writer orders the two the same way.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::Future;
 
-use super::packages::{files_query_by_version, PackageFile};
+use super::packages::{files_query_by_identity, files_query_by_version, PackageFile};
 use super::{on_pool, on_tx, Feed, Store, WriteTx};
 use crate::domain::PackageId;
 use crate::error::{Error, Result};
@@ -35,8 +42,9 @@ pub enum Recorded {
 }
 
 impl Store {
-    /// Makes sure the blob has a row before its bytes are published, so that
-    /// bytes left by an upload that then failed are found by the collector.
+    /// Marks the blob as being published, before its bytes are put in place:
+    /// the collector leaves it alone for the grace period, and finds the bytes
+    /// afterwards if the upload never records them.
     pub async fn note_blob(&self, sha256: &str, size: u64) -> Result<()> {
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO blobs (sha256, size, touched_at) VALUES ($1, $2, $3) \
@@ -51,18 +59,39 @@ impl Store {
         Ok(())
     }
 
-    /// Records an uploaded file in `feed`, publishing its bytes (`publish`) while
-    /// the blob's row is held. Refused when the feed is gone or disabled, or
-    /// when the version already has a file with that qualifier and other bytes.
+    /// The file a version already has in `feed` under `qualifier`, if any: the
+    /// early answer to a retried or conflicting upload, before its bytes are
+    /// published (`add_content` asks again).
+    pub async fn existing_file(
+        &self,
+        feed: &Feed,
+        package: &PackageId,
+        qualifier: &str,
+    ) -> Result<Option<PackageFile>> {
+        let sql = files_query_by_identity();
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(feed.id)
+            .bind(package.name_key())
+            .bind(package.group_key())
+            .bind(package.version_key())
+            .bind(qualifier)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Records an uploaded file in `feed`, once its bytes are published:
+    /// `published` says, while the blob's row is held, whether they are still
+    /// in place. Refused when the feed is gone or disabled, or when the version
+    /// already has a file with that qualifier and other bytes.
     pub async fn add_content<F, Fut>(
         &self,
         feed: &Feed,
         file: &ContentFile<'_>,
-        publish: F,
+        published: F,
     ) -> Result<Recorded>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = std::io::Result<()>>,
+        Fut: Future<Output = std::io::Result<bool>>,
     {
         let mut tx = self.begin_write().await?;
         let share = match &tx {
@@ -91,13 +120,15 @@ impl Store {
             Some(true) => {}
         }
         let now = Utc::now();
+        // The blob's row, held until commit; the mark is cleared, as the
+        // record about to be written keeps the blob from now on.
         on_tx!(&mut tx, conn => sqlx::query(
             "INSERT INTO blobs (sha256, size, touched_at) VALUES ($1, $2, $3) \
              ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
         )
         .bind(file.sha256)
         .bind(file.size as i64)
-        .bind(now)
+        .bind(unmarked())
         .execute(conn)
         .await
         .map(|_| ()))?;
@@ -141,36 +172,38 @@ impl Store {
             .bind(file.qualifier)
             .fetch_one(conn)
             .await)?;
-        if inserted.is_some() {
-            // The bytes go in place before the record commits, while the
-            // blob's row is held.
-            publish().await.map_err(|e| {
-                Error::Internal(anyhow::anyhow!("could not store a package file: {e}"))
-            })?;
-            tx.commit().await?;
-            return Ok(Recorded::Added(stored));
+        if inserted.is_none() {
+            // Nothing was written; the transaction ends without a commit.
+            return Recorded::settle(feed, file, stored);
         }
-        // Nothing was written; the transaction ends without a commit.
-        if stored.blob_sha256.as_deref() == Some(file.sha256) {
-            return Ok(Recorded::Unchanged(stored));
+        // With the row held, no collector can remove the bytes before commit.
+        let in_place = published().await.map_err(|e| {
+            Error::Internal(anyhow::anyhow!(
+                "could not check a stored package file: {e}"
+            ))
+        })?;
+        if !in_place {
+            return Err(Error::Unavailable {
+                reason: "the stored file was cleaned up while the upload waited",
+                cause: None,
+            });
         }
-        let what = if file.qualifier.is_empty() {
-            String::new()
-        } else {
-            format!(" with qualifier \"{}\"", file.qualifier)
-        };
-        Err(Error::invalid(format!(
-            "Package {package}{what} already exists in feed \"{}\" with different content; delete it first to replace it.",
-            feed.name
-        )))
+        tx.commit().await?;
+        Ok(Recorded::Added(stored))
     }
 
-    /// Blobs no file refers to, at most `limit`: what the collector removes.
-    pub async fn unreferenced_blobs(&self, limit: i64) -> Result<Vec<String>> {
+    /// Blobs no file refers to and no upload marked after `marked_before`, at
+    /// most `limit`: what the collector removes.
+    pub async fn unreferenced_blobs(
+        &self,
+        marked_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<String>> {
         Ok(on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT b.sha256 FROM blobs b WHERE NOT EXISTS \
-             (SELECT 1 FROM package_files pf WHERE pf.blob_sha256 = b.sha256) LIMIT $1",
+            "SELECT b.sha256 FROM blobs b WHERE b.touched_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM package_files pf WHERE pf.blob_sha256 = b.sha256) LIMIT $2",
         )
+        .bind(marked_before)
         .bind(limit)
         .fetch_all(pool)
         .await)?)
@@ -178,7 +211,12 @@ impl Store {
 
     /// Removes a blob (`remove` deletes its bytes) if, once its row is held, no
     /// file refers to it. Returns whether it went.
-    pub async fn collect_blob<F, Fut>(&self, sha256: &str, remove: F) -> Result<bool>
+    pub async fn collect_blob<F, Fut>(
+        &self,
+        sha256: &str,
+        marked_before: DateTime<Utc>,
+        remove: F,
+    ) -> Result<bool>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::io::Result<()>>,
@@ -189,15 +227,17 @@ impl Store {
             WriteTx::Sqlite(..) => "",
         };
         let held: Option<String> = on_tx!(&mut tx, conn => sqlx::query_scalar(
-            &format!("SELECT sha256 FROM blobs WHERE sha256 = $1{lock}"))
+            &format!("SELECT sha256 FROM blobs WHERE sha256 = $1 AND touched_at < $2{lock}"))
             .bind(sha256)
+            .bind(marked_before)
             .fetch_optional(conn)
             .await)?;
         if held.is_none() {
             return Ok(false);
         }
         // Asked again now that the row is held: an upload that wrote a record
-        // for these bytes meanwhile has committed by now.
+        // for these bytes meanwhile has committed by now (and one that marked
+        // the row meanwhile made it miss the condition above).
         let used: bool = on_tx!(&mut tx, conn => sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM package_files WHERE blob_sha256 = $1)")
             .bind(sha256)
@@ -216,5 +256,35 @@ impl Store {
             .map(|_| ()))?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// The mark of a blob no upload is publishing: older than any grace period.
+fn unmarked() -> DateTime<Utc> {
+    DateTime::UNIX_EPOCH
+}
+
+impl Recorded {
+    /// The answer to an upload whose version already has a file under its
+    /// qualifier: the same bytes are a retry, anything else a conflict.
+    pub fn settle(feed: &Feed, file: &ContentFile<'_>, stored: PackageFile) -> Result<Recorded> {
+        if stored.blob_sha256.as_deref() == Some(file.sha256) {
+            return Ok(Recorded::Unchanged(stored));
+        }
+        let package = file.package;
+        let what = if file.qualifier.is_empty() {
+            String::new()
+        } else {
+            format!(" with qualifier \"{}\"", file.qualifier)
+        };
+        let how = if stored.blob_sha256.is_none() {
+            "as a record without content"
+        } else {
+            "with different content"
+        };
+        Err(Error::invalid(format!(
+        "Package {package}{what} already exists in feed \"{}\" {how}; delete it first to replace it.",
+        feed.name
+    )))
     }
 }

@@ -254,6 +254,15 @@ const FILE_COLUMNS: &str =
      pf.sha256, pf.published_at, pf.blob_sha256, pf.file_name \
      FROM package_versions v JOIN package_files pf ON pf.version_id = v.id";
 
+/// One file by its feed (`$1`), its version's keys (name `$2`, group `$3`,
+/// version `$4`) and its qualifier (`$5`).
+pub(super) fn files_query_by_identity() -> String {
+    format!(
+        "{FILE_COLUMNS} WHERE v.feed_id = $1 AND v.name_key = $2 AND v.group_key = $3 \
+         AND v.version_key = $4 AND pf.qualifier = $5"
+    )
+}
+
 /// One file by its version's id (`$1`) and qualifier (`$2`).
 pub(super) fn files_query_by_version() -> String {
     format!("{FILE_COLUMNS} WHERE v.id = $1 AND pf.qualifier = $2")

@@ -221,6 +221,17 @@ async fn downloads_as(app: &TestApp, path: &str, key: &str, bytes: &[u8], file_n
     let headers = reply.headers().clone();
     assert_eq!(headers["content-length"], bytes.len().to_string());
     assert_eq!(headers["etag"], format!("\"{}\"", sha256(bytes)));
+    let media_type = if file_name.ends_with(".tgz") || file_name.ends_with(".tar.gz") {
+        "application/gzip"
+    } else if [".nupkg", ".upack", ".whl"]
+        .iter()
+        .any(|e| file_name.ends_with(e))
+    {
+        "application/zip"
+    } else {
+        "application/octet-stream"
+    };
+    assert_eq!(headers["content-type"], media_type, "{file_name}");
     let disposition = headers["content-disposition"].to_str().unwrap();
     assert!(
         disposition.starts_with(&format!("attachment; filename=\"{file_name}\"")),
@@ -474,6 +485,31 @@ async fn hostile_and_invalid_files_are_refused_and_change_nothing(backend: Backe
         400,
         "The file is refused: a package may hold fewer than 65535 entries.",
     );
+    // A ZIP64 end record, whose counts could be anything.
+    let mut zip64 = nupkg("Z", "1.0.0");
+    let end = zip64
+        .windows(4)
+        .rposition(|w| w == [0x50, 0x4b, 5, 6])
+        .unwrap();
+    zip64[end + 16..end + 20].copy_from_slice(&[0xff; 4]);
+    let reply = put(&app, "/api/packages/nuget/upload", &key, zip64).await;
+    reply.assert_error(
+        400,
+        "The file is refused: a package may hold fewer than 65535 entries.",
+    );
+    // A tar long name of 100 KiB, which would otherwise be read whole.
+    let long_name = format!("package/{}", "a".repeat(100 * 1024));
+    let reply = put(
+        &app,
+        "/api/packages/npm/upload",
+        &key,
+        tgz_of(&[(long_name.as_str(), b"x")]),
+    )
+    .await;
+    reply.assert_error(
+        400,
+        "The file is refused: it has a tar extension header larger than 64 KiB.",
+    );
     // Multipart is not a file.
     let reply = Reply::read(
         app.client
@@ -579,6 +615,30 @@ async fn downloads_honour_ranges_latest_and_etags(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(reply.status(), 304);
+
+    // A name in two groups: a download must say which.
+    for name in ["@a/core", "core"] {
+        let bytes = npm_tgz(name, "1.0.0");
+        let reply = put(&app, "/api/packages/npm/upload", &key, bytes).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let reply = Reply::read(
+        get(
+            &app,
+            "/api/packages/npm/download?name=core&version=1.0.0",
+            &key,
+        )
+        .await,
+    )
+    .await;
+    reply.assert_error(400, "Parameter \"group\" is required: packages named \"core\" exist in several groups of feed \"npm\".");
+    let reply = get(
+        &app,
+        "/api/packages/npm/download?group=@a&name=core&version=1.0.0",
+        &key,
+    )
+    .await;
+    assert_eq!(reply.status(), 200);
 }
 
 async fn a_promotion_moves_records_and_no_bytes(backend: Backend) {
@@ -675,6 +735,9 @@ async fn blobs_no_record_refers_to_are_collected(backend: Backend) {
     }
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(!left[0].ends_with(&only_blob));
+    // Its row went with it.
+    let rows: i64 = crate::helpers::on_store!(app, pool => sqlx::query_scalar("SELECT COUNT(*) FROM blobs").fetch_one(pool).await);
+    assert_eq!(rows, 1);
     downloads_as(
         &app,
         "/api/packages/b/download?name=Shared&version=1.0.0",
@@ -693,7 +756,10 @@ async fn a_server_killed_mid_upload_leaves_no_record(backend: Backend) {
     let before = app.snapshot().await;
     // A body that starts and then waits, while the server is killed.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    sender.send(Ok(vec![0x50, 0x4b, 3, 4, 0, 0])).await.unwrap();
+    // The first mebibyte of a real package, then nothing.
+    let mut start = nupkg("Cut", "1.0.0");
+    start.resize(1024 * 1024, 0);
+    sender.send(Ok(start)).await.unwrap();
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
