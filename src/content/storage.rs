@@ -18,6 +18,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 /// A blob's bytes, or a range of them, as they are read.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
+/// How much is read or written at a time: each read or write of a tokio file
+/// is a trip to the blocking pool, so fewer, larger ones.
+const IO_CHUNK: usize = 1024 * 1024;
+
 /// An upload written to local disk and hashed, not yet published.
 #[derive(Debug)]
 pub struct Staged {
@@ -55,9 +59,12 @@ pub async fn stage<E>(
         .await
         .map_err(StageError::Io)?;
     let path = folder.join(format!("{}.part", uuid::Uuid::new_v4().simple()));
-    let mut file = tokio::fs::File::create(&path)
+    let file = tokio::fs::File::create(&path)
         .await
         .map_err(StageError::Io)?;
+    // Each write to a tokio file is a trip to the blocking pool: body chunks
+    // (16 KiB or so) are gathered into writes of a mebibyte.
+    let mut file = tokio::io::BufWriter::with_capacity(IO_CHUNK, file);
     // From here on the file is removed with `staged` whatever happens.
     let mut staged = Staged {
         path,
@@ -74,8 +81,9 @@ pub async fn stage<E>(
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(StageError::Io)?;
     }
+    file.flush().await.map_err(StageError::Io)?;
     // Durable before it can be published: a blob is never half a file.
-    file.sync_all().await.map_err(StageError::Io)?;
+    file.get_ref().sync_all().await.map_err(StageError::Io)?;
     staged.sha256 = hex::encode(hasher.finalize());
     Ok(staged)
 }
@@ -170,8 +178,7 @@ impl BlobStore for Directory {
         file.seek(io::SeekFrom::Start(start)).await?;
         let reader = file.take(length);
         Ok(Some(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            reader,
-            64 * 1024,
+            reader, IO_CHUNK,
         ))))
     }
 
