@@ -18,7 +18,8 @@ each_backend!(
     downloads_honour_ranges_latest_and_etags,
     a_promotion_moves_records_and_no_bytes,
     blobs_no_record_refers_to_are_collected,
-    a_server_killed_mid_upload_leaves_no_record
+    a_server_killed_mid_upload_leaves_no_record,
+    uploads_racing_the_collector_never_lose_their_bytes
 );
 
 /// A process's resident memory now and at its peak, in KiB (`/proc`).
@@ -802,4 +803,44 @@ async fn a_server_killed_mid_upload_leaves_no_record(backend: Backend) {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     server.kill_9();
+}
+
+/// The same bytes uploaded, deleted and uploaded again while the collector runs
+/// (the server's own after each deletion, and another here): whenever the
+/// record exists, its bytes download.
+async fn uploads_racing_the_collector_never_lose_their_bytes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.system_key().await;
+    app.feed("nuget", FeedType::Nuget).await;
+    let settings = promoter::content::Settings::directory(storage_of(&app.database.url));
+    let package = nupkg("Race", "1.0.0");
+    let delete = || {
+        app.client
+            .post(app.url("/api/packages/nuget/delete?name=Race&version=1.0.0"))
+            .header("X-ApiKey", &key)
+            .send()
+    };
+    for _ in 0..20 {
+        let reply = put(&app, "/api/packages/nuget/upload", &key, package.clone()).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(delete().await.unwrap().status(), 200);
+        let (reply, collected) = tokio::join!(
+            put(&app, "/api/packages/nuget/upload", &key, package.clone()),
+            promoter::content::collect_garbage(&app.store, &settings),
+        );
+        collected.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        promoter::content::collect_garbage(&app.store, &settings)
+            .await
+            .unwrap();
+        downloads_as(
+            &app,
+            "/api/packages/nuget/download?name=Race&version=1.0.0",
+            &key,
+            &package,
+            "Race.1.0.0.nupkg",
+        )
+        .await;
+        assert_eq!(delete().await.unwrap().status(), 200);
+    }
 }
