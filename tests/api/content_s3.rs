@@ -99,6 +99,7 @@ async fn replicas_share_a_bucket_for_uploads_downloads_and_collection(backend: B
     app.feed("approved-npm", FeedType::Npm).await;
     app.feed("nuget-a", FeedType::Nuget).await;
     app.feed("nuget-b", FeedType::Nuget).await;
+    app.feed("maven", FeedType::Maven).await;
     let (bucket, objects) = bucket(endpoint).await;
     let url = format!("s3://{bucket}/promoter");
     let one = replica(&app, &url, endpoint).await;
@@ -154,6 +155,32 @@ async fn replicas_share_a_bucket_for_uploads_downloads_and_collection(backend: B
     assert_eq!(reply.bytes().await.unwrap().as_ref(), tarball.as_slice());
     assert_eq!(objects().await, stored);
 
+    // A file of several 8 MiB parts goes up as a multipart upload.
+    let large: Vec<u8> = (0..20 * 1024 * 1024)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    let reply = put(
+        &one,
+        "/api/packages/maven/upload/big.jar?name=big&version=1",
+        large.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status(), 200);
+    let reply = get(&two, "/api/packages/maven/download?name=big&version=1")
+        .await
+        .unwrap();
+    assert_eq!(reply.bytes().await.unwrap().as_ref(), large.as_slice());
+    let reply = client
+        .post(format!(
+            "{one}/api/packages/maven/delete?name=big&version=1"
+        ))
+        .header("X-ApiKey", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+
     // The same bytes in two feeds, through two replicas: one object.
     let package = nupkg("Shared", "1.0.0");
     for (server, feed) in [(&one, "nuget-a"), (&two, "nuget-b")] {
@@ -166,7 +193,16 @@ async fn replicas_share_a_bucket_for_uploads_downloads_and_collection(backend: B
         .unwrap();
         assert_eq!(reply.status(), 200);
     }
-    assert_eq!(objects().await.len(), 2);
+    // The npm file's and the shared one (the large one is collected).
+    let mut stored = objects().await;
+    for _ in 0..100 {
+        if stored.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stored = objects().await;
+    }
+    assert_eq!(stored.len(), 2, "{stored:?}");
 
     // Deleting the last record of each collects its object; the shared one
     // stays while a record remains.
