@@ -11,14 +11,19 @@ async fn main() -> ExitCode {
         // line, as every other start-up error is.
         Err(error) if !error.use_stderr() => error.exit(),
         Err(error) => {
+            // clap's message, possible values and tips on one line, without
+            // the usage and help hints.
             let rendered = error.to_string();
-            eprintln!(
-                "{}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("error: invalid arguments")
-            );
+            let message: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .filter(|line| {
+                    !line.is_empty()
+                        && !line.starts_with("Usage:")
+                        && !line.starts_with("For more information")
+                })
+                .collect();
+            eprintln!("{}", message.join(" "));
             return ExitCode::from(2);
         }
     };
