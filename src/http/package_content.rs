@@ -49,7 +49,8 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         ("name" = Option<String>, Query, description = "For feed types whose files do not say."),
         ("version" = Option<String>, Query),
         ("group" = Option<String>, Query),
-        ("qualifier" = Option<String>, Query)
+        ("qualifier" = Option<String>, Query),
+        ("distribution" = Option<String>, Query, description = "A Debian file's distribution, as pgutil sends it (its qualifier when none is given).")
     ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
@@ -84,7 +85,8 @@ async fn upload(
         ("name" = Option<String>, Query, description = "For feed types whose files do not say."),
         ("version" = Option<String>, Query),
         ("group" = Option<String>, Query),
-        ("qualifier" = Option<String>, Query)
+        ("qualifier" = Option<String>, Query),
+        ("distribution" = Option<String>, Query, description = "A Debian file's distribution, as pgutil sends it (its qualifier when none is given).")
     ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
@@ -126,13 +128,19 @@ async fn receive(
     request: Request,
 ) -> Result<Json<PackageVersionInfo>> {
     let params = Fields::from_query(query)?;
-    params.only(&["name", "version", "group", "qualifier"])?;
+    params.only(&["name", "version", "group", "qualifier", "distribution"])?;
+    // pgutil names a Debian file's distribution; it tells files apart as a
+    // qualifier would.
+    let distribution = params
+        .text("distribution", &[])?
+        .map(|d| format!("distribution={}", d.trim()));
     let declared = Declared {
         name: params.text("name", &[])?,
         version: params.text("version", &[])?,
         group: params.text("group", &[])?.filter(|g| !g.trim().is_empty()),
         qualifier: params
             .text("qualifier", &[])?
+            .or(distribution)
             .map(|raw| parse_qualifier(&raw).map_err(|rule| params.error("qualifier", rule)))
             .transpose()?,
     };
@@ -202,10 +210,11 @@ fn tokio_stream_timeout(
     description = "Streamed, with `ETag` (the SHA-256) and `Range` support. `version` may be `latest` or `latest-stable`.",
     params(
         ("feed" = FeedName, Path, description = "The feed's name."),
-        ("name" = String, Query, min_length = 1, description = "The package's name (alias `package`)."),
+        ("name" = Option<String>, Query, min_length = 1, description = "The package's name (alias `package`); required unless `purl` is given."),
         ("group" = Option<String>, Query, min_length = 1),
-        ("version" = String, Query, min_length = 1, description = "A version, `latest` or `latest-stable`."),
-        ("qualifier" = Option<String>, Query, description = "Which file of the version, when it has several.")
+        ("version" = Option<String>, Query, min_length = 1, description = "A version, `latest` (or `latest-unstable`) or `latest-stable`; required unless `purl` is given."),
+        ("qualifier" = Option<String>, Query, description = "Which file of the version, when it has several."),
+        ("purl" = Option<String>, Query, description = "A package URL instead of name, group, version and qualifier.")
     ),
     responses(
         (status = 200, description = "The file.", body = Vec<u8>, content_type = "application/octet-stream",
@@ -229,7 +238,7 @@ async fn download(
 ) -> Result<Response> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     let params = Fields::from_query(query.as_deref())?;
-    params.only(&["name", "package", "group", "version", "qualifier"])?;
+    params.only(&["name", "package", "group", "version", "qualifier", "purl"])?;
     let mut wanted = selection(&params, &feed)?;
     if wanted.filter.name.is_none() {
         return Err(params.error("name", "is required"));
@@ -239,8 +248,10 @@ async fn download(
         .version
         .clone()
         .ok_or_else(|| params.error("version", "is required"))?;
+    // `latest` is the highest version (contract 7.5); ProGet's pgutil also
+    // says `latest-unstable` for that.
     let latest = match version.as_str().to_ascii_lowercase().as_str() {
-        "latest" => Some(false),
+        "latest" | "latest-unstable" => Some(false),
         "latest-stable" => Some(true),
         _ => None,
     };

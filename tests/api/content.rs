@@ -272,6 +272,15 @@ async fn uploads_read_each_type_and_download_the_same_bytes(backend: Backend) {
         "newtonsoft.json.13.0.3.nupkg",
     )
     .await;
+    // As ProGet's documentation downloads: by package URL.
+    downloads_as(
+        &app,
+        "/api/packages/nuget/download?purl=pkg:nuget/Newtonsoft.Json@13.0.3",
+        &key,
+        &package,
+        "newtonsoft.json.13.0.3.nupkg",
+    )
+    .await;
 
     // npm, its scope the group; from stdin (no file name), by POST.
     let tarball = npm_tgz("@babel/runtime", "7.21.0");
