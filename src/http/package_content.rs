@@ -38,6 +38,21 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(download))
 }
 
+/// Documentation only: `receive` reads the query field by field.
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct UploadQuery {
+    /// For feed types whose files do not say which package they are.
+    name: Option<String>,
+    version: Option<String>,
+    group: Option<String>,
+    qualifier: Option<String>,
+    /// A Debian file's distribution, as pgutil sends it (its qualifier when
+    /// none is given).
+    distribution: Option<String>,
+}
+
 #[utoipa::path(
     method(put, post),
     path = "/api/packages/{feed}/upload",
@@ -46,11 +61,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     description = "The body is the file's bytes. Which package it is comes from the file (NuGet, npm, universal) or, for other feed types, from `name`, `version`, `group` and `qualifier`. PyPI files need the file name in the path.",
     params(
         ("feed" = FeedName, Path, description = "The feed's name."),
-        ("name" = Option<String>, Query, description = "For feed types whose files do not say."),
-        ("version" = Option<String>, Query),
-        ("group" = Option<String>, Query),
-        ("qualifier" = Option<String>, Query),
-        ("distribution" = Option<String>, Query, description = "A Debian file's distribution, as pgutil sends it (its qualifier when none is given).")
+        UploadQuery
     ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
@@ -82,11 +93,7 @@ async fn upload(
     params(
         ("feed" = FeedName, Path, description = "The feed's name."),
         ("fileName" = String, Path, description = "The file's name, such as `Django-5.0.6.tar.gz`."),
-        ("name" = Option<String>, Query, description = "For feed types whose files do not say."),
-        ("version" = Option<String>, Query),
-        ("group" = Option<String>, Query),
-        ("qualifier" = Option<String>, Query),
-        ("distribution" = Option<String>, Query, description = "A Debian file's distribution, as pgutil sends it (its qualifier when none is given).")
+        UploadQuery
     ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
