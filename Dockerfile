@@ -21,12 +21,15 @@ COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
 FROM debian:12.11-slim
-RUN useradd --system --uid 10001 --home /var/lib/promoter --create-home promoter
+RUN useradd --system --uid 10001 --home /var/lib/promoter --create-home promoter \
+    && install -d -o promoter -g promoter /var/lib/promoter/promoter-data
 COPY --from=build /src/target/release/promoter /usr/local/bin/promoter
 USER promoter
 WORKDIR /var/lib/promoter
 # The embedded SQLite database (promoter.db) lives here unless
-# PROMOTER_DATABASE_URL names a PostgreSQL server: mount a volume on it.
+# PROMOTER_DATABASE_URL names a PostgreSQL server, and package files in
+# promoter-data/ unless PROMOTER_STORAGE_URL names an object store: mount a
+# volume on them (a new named volume takes the folder's owner from the image).
 # Configuration comes only from the environment: see the README's Configuration.
 ENV PROMOTER_LISTEN=0.0.0.0:8624
 EXPOSE 8624

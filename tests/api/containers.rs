@@ -249,6 +249,22 @@ fn compose_starts_promoter_on_a_healthy_postgres() {
         !documents[0]["volumes"][name].is_badvalue(),
         "volume {name} is not declared"
     );
+    // So do package files: on the folder the image's working directory gives
+    // the default --storage-path, which the image creates for its user.
+    let volume = promoter["volumes"][0].as_str().unwrap();
+    let (name, path) = volume.split_once(':').unwrap();
+    assert_eq!(
+        path,
+        format!(
+            "/var/lib/promoter/{}",
+            promoter::content::DEFAULT_STORAGE_PATH
+        )
+    );
+    assert!(!documents[0]["volumes"][name].is_badvalue());
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    assert!(dockerfile.contains(&format!("install -d -o promoter -g promoter {path}")));
+    assert!(dockerfile.contains("WORKDIR /var/lib/promoter\n"));
 
     let reads = environment_the_binary_reads();
     let environment = promoter["environment"].as_hash().unwrap();
