@@ -194,13 +194,13 @@ pub async fn upload<E>(
         return Ok(Uploaded { recorded, package });
     }
     // Marked, then published outside any transaction (see `store::content`).
-    store.note_blob(&staged.sha256, staged.size).await?;
+    let mark = store.note_blob(&staged.sha256, staged.size).await?;
     storage
         .publish(&staged)
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("could not store a package file: {e}")))?;
     let recorded = store
-        .add_content(feed, &file, || storage.exists(&staged.sha256))
+        .add_content(feed, &file, mark, || storage.exists(&staged.sha256))
         .await?;
     Ok(Uploaded { recorded, package })
 }

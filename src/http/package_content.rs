@@ -266,6 +266,12 @@ async fn download(
         wanted.filter.version = None;
     }
     let mut files = matching_files(&ctx, &feed, &wanted).await?;
+    // A download names one package: without a group, the one without a group
+    // (an unscoped npm package, as a purl without a namespace means), never
+    // another group's package of the same name.
+    if wanted.filter.group.is_none() {
+        files.retain(|f| f.group_key.is_empty());
+    }
     if let Some(stable_only) = latest {
         files.retain(|f| !stable_only || !is_prerelease(&f.version));
         let highest = files
@@ -273,19 +279,6 @@ async fn download(
             .map(|f| f.version.clone())
             .max_by(|a, b| compare_versions(a, b).then_with(|| a.cmp(b)));
         files.retain(|f| Some(&f.version) == highest.as_ref());
-    }
-    // Without a group, a name may match packages of several groups: never
-    // hand out one of them as if it were the other.
-    if let Some(first) = files.first() {
-        if files.iter().any(|f| f.group_key != first.group_key) {
-            return Err(params.error(
-                "group",
-                format!(
-                    "is required: packages named \"{}\" exist in several groups of feed \"{}\"",
-                    first.name, feed.name
-                ),
-            ));
-        }
     }
     let described = format!(
         "{}{} {}",

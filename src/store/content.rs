@@ -15,7 +15,7 @@
 //! (a crash, a refusal) are collected once the grace period is over. On SQLite
 //! the one writer orders the two the same way.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::Future;
 
 use super::packages::{files_query_by_identity, files_query_by_version, PackageFile};
@@ -32,6 +32,10 @@ pub struct ContentFile<'a> {
     pub size: u64,
 }
 
+/// When an upload marked a blob as being published (`Store::note_blob`).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark(DateTime<Utc>);
+
 /// What recording an upload did.
 pub enum Recorded {
     /// A new file.
@@ -44,19 +48,24 @@ pub enum Recorded {
 impl Store {
     /// Marks the blob as being published, before its bytes are put in place:
     /// the collector leaves it alone for the grace period, and finds the bytes
-    /// afterwards if the upload never records them.
-    pub async fn note_blob(&self, sha256: &str, size: u64) -> Result<()> {
+    /// afterwards if the upload never records them. The mark is the upload's
+    /// own: `add_content` clears it only if no other upload marked the blob
+    /// since.
+    pub async fn note_blob(&self, sha256: &str, size: u64) -> Result<Mark> {
+        // Whole microseconds, which both backends store exactly, so that the
+        // mark compares equal when it is read back.
+        let mark = Mark(Utc::now().trunc_subsecs(6));
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO blobs (sha256, size, touched_at) VALUES ($1, $2, $3) \
              ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
         )
         .bind(sha256)
         .bind(size as i64)
-        .bind(Utc::now())
+        .bind(mark.0)
         .execute(pool)
         .await
         .map(|_| ()))?;
-        Ok(())
+        Ok(mark)
     }
 
     /// The file a version already has in `feed` under `qualifier`, if any: the
@@ -87,6 +96,7 @@ impl Store {
         &self,
         feed: &Feed,
         file: &ContentFile<'_>,
+        mark: Mark,
         published: F,
     ) -> Result<Recorded>
     where
@@ -120,15 +130,18 @@ impl Store {
             Some(true) => {}
         }
         let now = Utc::now();
-        // The blob's row, held until commit; the mark is cleared, as the
-        // record about to be written keeps the blob from now on.
+        // The blob's row, held until commit. This upload's mark is cleared, as
+        // the record about to be written keeps the blob from now on; a later
+        // upload's mark stays, for that upload is still publishing.
         on_tx!(&mut tx, conn => sqlx::query(
             "INSERT INTO blobs (sha256, size, touched_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
+             ON CONFLICT (sha256) DO UPDATE SET touched_at = \
+             CASE WHEN blobs.touched_at = $4 THEN $3 ELSE blobs.touched_at END",
         )
         .bind(file.sha256)
         .bind(file.size as i64)
         .bind(unmarked())
+        .bind(mark.0)
         .execute(conn)
         .await
         .map(|_| ()))?;

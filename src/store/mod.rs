@@ -28,7 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Connection;
 
 use cache::Cache;
-pub use content::{ContentFile, Recorded};
+pub use content::{ContentFile, Mark, Recorded};
 pub use feeds::{Feed, FeedChange};
 pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};

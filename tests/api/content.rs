@@ -19,7 +19,8 @@ each_backend!(
     a_promotion_moves_records_and_no_bytes,
     blobs_no_record_refers_to_are_collected,
     a_server_killed_mid_upload_leaves_no_record,
-    uploads_racing_the_collector_never_lose_their_bytes
+    uploads_racing_the_collector_never_lose_their_bytes,
+    an_upload_clears_only_its_own_mark
 );
 
 /// A process's resident memory now and at its peak, in KiB (`/proc`).
@@ -626,29 +627,45 @@ async fn downloads_honour_ranges_latest_and_etags(backend: Backend) {
         .unwrap();
     assert_eq!(reply.status(), 304);
 
-    // A name in two groups: a download must say which.
-    for name in ["@a/core", "core"] {
-        let bytes = npm_tgz(name, "1.0.0");
-        let reply = put(&app, "/api/packages/npm/upload", &key, bytes).await;
+    // A name in two groups: without a group, the one without (an unscoped
+    // npm package), even when the scoped one has a higher version.
+    let scoped = npm_tgz("@a/core", "2.0.0");
+    let unscoped = npm_tgz("core", "1.0.0");
+    for bytes in [&scoped, &unscoped] {
+        let reply = put(&app, "/api/packages/npm/upload", &key, bytes.clone()).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
-    let reply = Reply::read(
-        get(
-            &app,
-            "/api/packages/npm/download?name=core&version=1.0.0",
-            &key,
-        )
-        .await,
+    downloads_as(
+        &app,
+        "/api/packages/npm/download?name=core&version=latest",
+        &key,
+        &unscoped,
+        "core-1.0.0.tgz",
     )
     .await;
-    reply.assert_error(400, "Parameter \"group\" is required: packages named \"core\" exist in several groups of feed \"npm\".");
+    downloads_as(
+        &app,
+        "/api/packages/npm/download?purl=pkg:npm/core@latest",
+        &key,
+        &unscoped,
+        "core-1.0.0.tgz",
+    )
+    .await;
+    downloads_as(
+        &app,
+        "/api/packages/npm/download?group=@a&name=core&version=latest",
+        &key,
+        &scoped,
+        "core-2.0.0.tgz",
+    )
+    .await;
     let reply = get(
         &app,
-        "/api/packages/npm/download?group=@a&name=core&version=1.0.0",
+        "/api/packages/npm/download?name=core&version=2.0.0",
         &key,
     )
     .await;
-    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.status(), 404);
 }
 
 async fn a_promotion_moves_records_and_no_bytes(backend: Backend) {
@@ -735,9 +752,15 @@ async fn blobs_no_record_refers_to_are_collected(backend: Backend) {
     assert_eq!(delete("a", "Only").await.unwrap().status(), 200);
     // Collected right after the deletion; the shared one stays for feed b.
     let only_blob = only["sha256"].as_str().unwrap().to_owned();
+    // Its bytes and its row (which goes at the collector's commit, just
+    // after the bytes).
+    let rows = || async {
+        let count: i64 = crate::helpers::on_store!(app, pool => sqlx::query_scalar("SELECT COUNT(*) FROM blobs").fetch_one(pool).await);
+        count
+    };
     let mut left = blobs(&app);
     for _ in 0..100 {
-        if left.len() == 1 {
+        if left.len() == 1 && rows().await == 1 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -745,9 +768,7 @@ async fn blobs_no_record_refers_to_are_collected(backend: Backend) {
     }
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(!left[0].ends_with(&only_blob));
-    // Its row went with it.
-    let rows: i64 = crate::helpers::on_store!(app, pool => sqlx::query_scalar("SELECT COUNT(*) FROM blobs").fetch_one(pool).await);
-    assert_eq!(rows, 1);
+    assert_eq!(rows().await, 1);
     downloads_as(
         &app,
         "/api/packages/b/download?name=Shared&version=1.0.0",
@@ -852,4 +873,63 @@ async fn uploads_racing_the_collector_never_lose_their_bytes(backend: Backend) {
         .await;
         assert_eq!(delete().await.unwrap().status(), 200);
     }
+}
+
+/// Upload A marks a blob, upload B of the same bytes marks it again, A
+/// records its file and commits: B's mark stays, so a collection while B is
+/// still publishing leaves the bytes alone (even once A's record is gone).
+async fn an_upload_clears_only_its_own_mark(backend: Backend) {
+    use promoter::domain::{Identifier, PackageId};
+    let app = TestApp::spawn(backend).await;
+    let key = app.system_key().await;
+    let feed = app.feed("nuget", FeedType::Nuget).await;
+    let settings = promoter::content::Settings::directory(storage_of(&app.database.url));
+    let bytes = nupkg("Marked", "1.0.0");
+    let sha = sha256(&bytes);
+    let a = app.store.note_blob(&sha, bytes.len() as u64).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let _b = app.store.note_blob(&sha, bytes.len() as u64).await.unwrap();
+    // A publishes.
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from(
+        bytes.clone(),
+    ))]);
+    let staged = promoter::content::storage::stage(&settings.storage.staging(), chunks, u64::MAX)
+        .await
+        .unwrap();
+    settings.storage.publish(&staged).await.unwrap();
+    let package = PackageId::new(
+        FeedType::Nuget,
+        None,
+        &Identifier::parse("Marked").unwrap(),
+        &Identifier::parse("1.0.0").unwrap(),
+    )
+    .unwrap();
+    let file = promoter::store::ContentFile {
+        package: &package,
+        qualifier: "",
+        file_name: "Marked.1.0.0.nupkg",
+        sha256: &sha,
+        size: bytes.len() as u64,
+    };
+    app.store
+        .add_content(&feed, &file, a, || async { Ok(true) })
+        .await
+        .unwrap();
+    // A's record deleted: only B's mark keeps the bytes now.
+    for feed in ["nuget"] {
+        let reply = app
+            .client
+            .post(app.url(&format!(
+                "/api/packages/{feed}/delete?name=Marked&version=1.0.0"
+            )))
+            .header("X-ApiKey", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    promoter::content::collect_garbage(&app.store, &settings)
+        .await
+        .unwrap();
+    assert_eq!(blobs(&app).len(), 1, "B's bytes were collected");
 }
