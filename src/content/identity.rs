@@ -84,11 +84,9 @@ fn nupkg(file: File) -> Result<Found, String> {
 }
 
 fn upack(file: File) -> Result<Found, String> {
-    let mut archive = zip_archive(file, "a .upack (a zip archive)")?;
-    let index = archive
-        .index_for_name("upack.json")
-        .ok_or("is not a universal package: it has no upack.json at its root")?;
-    let text = zip_entry(&mut archive, index, "upack.json")?;
+    let text = zip_named_entry(file, "a .upack (a zip archive)", "upack.json", || {
+        "is not a universal package: it has no upack.json at its root".to_owned()
+    })?;
     let manifest: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("is not a universal package: its upack.json is not JSON ({e})"))?;
     let field = |name: &str| {
@@ -143,14 +141,10 @@ fn pypi(file: File, file_name: &str) -> Result<Found, String> {
         let mut parts = stem.splitn(3, '-');
         let (name, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let wanted = format!("{name}-{version}.dist-info/METADATA");
-        let mut archive = zip_archive(file, "a wheel (a zip archive)")?;
-        let index = archive
-            .index_for_name(&wanted)
-            .ok_or_else(|| format!("is not a wheel: it has no {wanted}"))?;
-        (
-            format!("{name}-{version}"),
-            zip_entry(&mut archive, index, "METADATA")?,
-        )
+        let text = zip_named_entry(file, "a wheel (a zip archive)", &wanted, || {
+            format!("is not a wheel: it has no {wanted}")
+        })?;
+        (format!("{name}-{version}"), text)
     } else if let Some(stem) = lower.strip_suffix(".tar.gz").map(|s| &file_name[..s.len()]) {
         let wanted = format!("{stem}/PKG-INFO");
         let text = tar_entry(file, "an sdist (a .tar.gz)", |path| path == wanted)?
@@ -158,11 +152,10 @@ fn pypi(file: File, file_name: &str) -> Result<Found, String> {
         (stem.to_owned(), text)
     } else if let Some(stem) = lower.strip_suffix(".zip").map(|s| &file_name[..s.len()]) {
         let wanted = format!("{stem}/PKG-INFO");
-        let mut archive = zip_archive(file, "an sdist (a zip archive)")?;
-        let index = archive
-            .index_for_name(&wanted)
-            .ok_or_else(|| format!("is not an sdist: it has no {wanted}"))?;
-        (stem.to_owned(), zip_entry(&mut archive, index, "PKG-INFO")?)
+        let text = zip_named_entry(file, "an sdist (a zip archive)", &wanted, || {
+            format!("is not an sdist: it has no {wanted}")
+        })?;
+        (stem.to_owned(), text)
     } else {
         return Err(format!(
             "\"{file_name}\" is not a PyPI file name: a wheel ends in .whl, an sdist in .tar.gz or .zip"
@@ -249,6 +242,20 @@ fn zip_archive(mut file: File, what: &str) -> Result<zip::ZipArchive<BufReader<F
     }
     file.seek(SeekFrom::Start(0)).map_err(|_| not())?;
     zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format!("is not {what} ({e})"))
+}
+
+/// The text of the entry at `path` in a zip archive (`what`); `missing` says
+/// why when there is none.
+fn zip_named_entry(
+    file: File,
+    what: &str,
+    path: &str,
+    missing: impl FnOnce() -> String,
+) -> Result<String, String> {
+    let mut archive = zip_archive(file, what)?;
+    let index = archive.index_for_name(path).ok_or_else(missing)?;
+    let label = path.rsplit('/').next().unwrap_or(path);
+    zip_entry(&mut archive, index, label)
 }
 
 /// One entry's text, at most [`MAX_MANIFEST_BYTES`] of it decompressed.

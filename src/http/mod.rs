@@ -72,7 +72,7 @@ pub fn router(
     // (`Limits` checks that at start-up), so a request is not answered 408
     // while its transaction goes on to commit.
     let request_timeout = settings.request_timeout;
-    let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(metrics::router())
         .merge(promotions::router())
         .merge(feeds::router())
@@ -86,7 +86,6 @@ pub fn router(
     // Uploads and downloads take as long as the network needs: no request
     // timeout (an upload gives up when its body stalls instead).
     let (streaming, streaming_doc) = package_content::router().split_for_parts();
-    let mut doc = doc;
     doc.merge(streaming_doc);
     routes
         .layer(middleware::from_fn(move |request, next| {

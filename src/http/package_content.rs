@@ -173,7 +173,7 @@ async fn receive(
     }
     // Each chunk must arrive within UPLOAD_STALL of the one before.
     let body = request.into_body().into_data_stream();
-    let body = tokio_stream_timeout(body, UPLOAD_STALL);
+    let body = stalls_after(body, UPLOAD_STALL);
     let uploaded = content::upload(
         &ctx.store,
         &ctx.content.storage,
@@ -194,7 +194,7 @@ async fn receive(
 
 /// The body's chunks, each within `stall` of the one before; a stall ends the
 /// stream with an error, which the upload reports as a broken-off body.
-fn tokio_stream_timeout(
+fn stalls_after(
     body: axum::body::BodyDataStream,
     stall: Duration,
 ) -> impl futures_util::Stream<Item = std::result::Result<axum::body::Bytes, String>> {
