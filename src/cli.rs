@@ -12,9 +12,11 @@ use serde::Deserialize;
 
 use crate::auth;
 use crate::client;
-use crate::config::{DatabaseArgs, LimitArgs, WebhookArgs, WebhookServeArgs, DEFAULT_LISTEN};
+use crate::config::{
+    ConnectionArgs, DatabaseArgs, LimitArgs, WebhookArgs, WebhookServeArgs, DEFAULT_LISTEN,
+};
 use crate::domain::{
-    is_free_text, parse_qualifier, split_package, FeedName, FeedType, Identifier, PackageId,
+    is_free_text, parse_qualifier, reserved_version, split_package, FeedName, FeedType, Identifier, PackageId,
     Permission, Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
 };
 use crate::http::limits::RateLimits;
@@ -128,6 +130,8 @@ pub struct ServeArgs {
     auth_failures_per_minute: u32,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
     /// The folder package files are stored in (created when needed): one file
     /// per distinct content, whatever feeds hold it.
     #[arg(long, env = "PROMOTER_STORAGE_PATH", default_value = crate::content::DEFAULT_STORAGE_PATH)]
@@ -310,6 +314,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             rate_limit_per_key,
             auth_failures_per_minute,
             limits: limit_args,
+            connections,
             storage_path,
             storage_url,
             max_upload_mib,
@@ -332,6 +337,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .webhooks(webhooks.settings())
                 .metrics_token(metrics_token)
                 .rate_limits(limits)
+                .connections(connections.limits())
                 .content(crate::content::Settings {
                     max_upload: max_upload_mib * 1024 * 1024,
                     ..content
@@ -712,6 +718,9 @@ impl PackageLine {
         let name = Identifier::parse(name).map_err(|rule| format!("the package name {rule}"))?;
         let version =
             Identifier::parse(&self.version).map_err(|rule| format!("the version {rule}"))?;
+        if let Some(rule) = reserved_version(feed_type, version.as_str()) {
+            return Err(format!("the version {rule}"));
+        }
         let id = PackageId::new(feed_type, group.as_ref(), &name, &version)
             .map_err(|rule| format!("the package's group {rule}"))?;
         let qualifier = parse_qualifier(&self.qualifier.unwrap_or_default())

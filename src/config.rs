@@ -163,6 +163,83 @@ impl LimitArgs {
     }
 }
 
+/// How connections are held to deadlines (see `http::connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a client may take to send a request's head, which is also how
+    /// long a kept-alive connection may wait idle for its next request.
+    pub header_read: Duration,
+    /// How long an answer may go without the client reading any of it.
+    pub send_stall: Duration,
+    /// The most connections served at once.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests and deliveries in flight.
+    pub shutdown: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read: Duration::from_secs(20),
+            send_stall: Duration::from_secs(60),
+            max_connections: 1000,
+            shutdown: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ConnectionArgs {
+    /// Seconds a client may take to send a request's head (1-3600), which is
+    /// also how long a kept-alive connection may sit idle; then it is closed.
+    #[arg(
+        long,
+        env = "PROMOTER_HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub header_read_timeout_seconds: u64,
+    /// Seconds an answer (a download above all) may go without the client
+    /// reading any of it before the connection is dropped (1-3600).
+    #[arg(
+        long,
+        env = "PROMOTER_SEND_STALL_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub send_stall_timeout_seconds: u64,
+    /// The most connections served at once (1-100000); past it new ones wait
+    /// to be accepted. Keep it below the open-file limit (`ulimit -n`) less
+    /// what the database and package files need.
+    #[arg(
+        long,
+        env = "PROMOTER_MAX_CONNECTIONS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=100_000)
+    )]
+    pub max_connections: u64,
+    /// Seconds shutdown (SIGTERM, Ctrl-C) lets requests and webhook
+    /// deliveries in flight finish before it exits anyway (0-3600).
+    #[arg(
+        long,
+        env = "PROMOTER_SHUTDOWN_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(0..=3600)
+    )]
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl ConnectionArgs {
+    pub fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read: Duration::from_secs(self.header_read_timeout_seconds),
+            send_stall: Duration::from_secs(self.send_stall_timeout_seconds),
+            max_connections: self.max_connections as usize,
+            shutdown: Duration::from_secs(self.shutdown_timeout_seconds),
+        }
+    }
+}
+
 /// A database URL. It may hold a password, so `Debug` shows only its scheme.
 #[derive(Clone)]
 pub struct DatabaseUrl(String);

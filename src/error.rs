@@ -26,6 +26,10 @@ pub enum Error {
     #[error("The package file is larger than the upload limit of {limit_mib} MiB.")]
     UploadTooLarge { limit_mib: u64 },
 
+    /// An upload's body stopped arriving: the server gave up waiting (408).
+    #[error("The upload sent nothing for {seconds} s and was abandoned; nothing was stored.")]
+    UploadStalled { seconds: u64 },
+
     /// A rate limit (see `http::limits`); `what` completes "too many requests …".
     #[error("Too many requests {what}; retry after {retry_after_secs} s.")]
     TooManyRequests {

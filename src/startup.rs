@@ -5,10 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
-use crate::config::Limits;
+use crate::config::{ConnectionLimits, Limits};
 use crate::http::limits::{Limiters, RateLimits};
 use crate::store::Store;
 use crate::webhooks;
@@ -20,6 +19,7 @@ pub struct Application {
     metrics_token: Option<String>,
     rate_limits: RateLimits,
     limits: Limits,
+    connections: ConnectionLimits,
     content: crate::content::Settings,
 }
 
@@ -52,6 +52,7 @@ impl Application {
             metrics_token: None,
             rate_limits: RateLimits::default(),
             limits,
+            connections: ConnectionLimits::default(),
             content: crate::content::Settings::default(),
         })
     }
@@ -77,6 +78,12 @@ impl Application {
     /// Rate limits (`--rate-limit-…`); none unless set.
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.rate_limits = limits;
+        self
+    }
+
+    /// Connection deadlines and limits (`--header-read-timeout-seconds` …).
+    pub fn connections(mut self, limits: ConnectionLimits) -> Self {
+        self.connections = limits;
         self
     }
 
@@ -137,27 +144,32 @@ impl Application {
         // Until it hears of changes, requests read feeds and keys from the
         // database (see `store::cache`).
         let watcher = tokio::spawn(self.store.clone().watch_catalog());
-        // Responses go out whole (hyper writes head and body together), so
-        // Nagle's algorithm only delays the last segment of a kept-alive
-        // connection.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        // The peer's address is what the per-address limits count by.
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let connections = self.connections;
+        let stopping = async move {
             shutdown.await;
+            tracing::info!(
+                deadline_seconds = connections.shutdown.as_secs(),
+                "shutting down: no new connections; finishing what is in flight"
+            );
             let _ = stop.send(true);
-        })
-        .await;
-        let _ = dispatcher.await;
+        };
+        let deadline =
+            crate::http::connections::serve(self.listener, router, connections, stopping)
+                .await;
+        // Deliveries in flight get what is left of the same deadline.
+        let mut dispatcher = dispatcher;
+        if tokio::time::timeout_at(deadline.into(), &mut dispatcher)
+            .await
+            .is_err()
+        {
+            tracing::warn!("stopping webhook deliveries still in flight at the shutdown deadline");
+            dispatcher.abort();
+        }
         watcher.abort();
         tidy.abort();
         self.store.close().await;
-        served
+        tracing::info!("promoter stopped");
+        Ok(())
     }
 }
 

@@ -15,7 +15,7 @@ use futures_util::Stream;
 
 use self::identity::Found;
 use self::storage::{BlobStore, ByteStream, Directory, StageError, Staged};
-use crate::domain::{FeedType, Identifier, PackageId};
+use crate::domain::{reserved_version, FeedType, Identifier, PackageId};
 use crate::error::{Error, Result};
 use crate::store::{ContentFile, Feed, Recorded, Store};
 
@@ -81,6 +81,10 @@ pub struct Settings {
     pub collecting: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// An upload whose body sends nothing for this long is abandoned (408); the
+/// body's stream reports it as an error of kind `TimedOut`.
+pub const UPLOAD_STALL: Duration = Duration::from_secs(60);
+
 /// Where blobs go unless told otherwise (`--storage-path`).
 pub const DEFAULT_STORAGE_PATH: &str = "promoter-data";
 
@@ -138,13 +142,13 @@ pub struct Uploaded {
 
 /// Streams `body` to staging (at most `limit` bytes), reads which package it is,
 /// and records it in `feed`, publishing the bytes as the record commits.
-pub async fn upload<E>(
+pub async fn upload(
     store: &Store,
     storage: &Storage,
     feed: &Feed,
     file_name: Option<&str>,
     declared: Declared,
-    body: impl Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    body: impl Stream<Item = io::Result<Bytes>> + Unpin,
     limit: u64,
 ) -> Result<Uploaded> {
     let staged = storage::stage(&storage.staging(), body, limit)
@@ -154,6 +158,9 @@ pub async fn upload<E>(
                 limit_mib: limit / (1024 * 1024),
             },
             StageError::Body => Error::invalid("The request body could not be read to its end."),
+            StageError::Stalled => Error::UploadStalled {
+                seconds: UPLOAD_STALL.as_secs(),
+            },
             StageError::Io(e) => Error::Internal(anyhow::anyhow!("could not stage an upload: {e}")),
         })?;
     if staged.size == 0 {
@@ -229,6 +236,9 @@ fn package_id(feed_type: FeedType, found: &Found) -> Result<PackageId> {
     };
     let name = part(&found.name, "name")?;
     let version = part(&found.version, "version")?;
+    if let Some(rule) = reserved_version(feed_type, version.as_str()) {
+        return Err(Error::invalid(format!("The package's version {rule}.")));
+    }
     let group = found
         .group
         .as_deref()

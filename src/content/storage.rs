@@ -45,14 +45,16 @@ pub enum StageError {
     TooLarge,
     /// The client's body broke off or could not be read.
     Body,
+    /// The client's body stopped arriving (an error of kind `TimedOut`).
+    Stalled,
     Io(io::Error),
 }
 
 /// Streams `body` into a new file in `folder`, hashing it on the way, and stops
 /// at `limit` bytes. Memory use does not depend on the body's size.
-pub async fn stage<E>(
+pub async fn stage(
     folder: &Path,
-    mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    mut body: impl Stream<Item = io::Result<Bytes>> + Unpin,
     limit: u64,
 ) -> Result<Staged, StageError> {
     tokio::fs::create_dir_all(folder)
@@ -73,7 +75,10 @@ pub async fn stage<E>(
     };
     let mut hasher = Sha256::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| StageError::Body)?;
+        let chunk = chunk.map_err(|error| match error.kind() {
+            io::ErrorKind::TimedOut => StageError::Stalled,
+            _ => StageError::Body,
+        })?;
         staged.size += chunk.len() as u64;
         if staged.size > limit {
             return Err(StageError::TooLarge);

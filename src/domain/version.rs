@@ -4,6 +4,26 @@
 
 use std::cmp::Ordering;
 
+use super::FeedType;
+
+/// Why `version` cannot be stored as a version of a `feed_type` package, or
+/// `None`. `latest` and `latest-stable` (and pgutil's `latest-unstable`) are
+/// how a request asks for the highest version (contract 7.5), so a version by
+/// one of those names could never be asked for exactly. On docker feeds
+/// `latest` is an ordinary tag, the one those words name (contract 11).
+pub fn reserved_version(feed_type: FeedType, version: &str) -> Option<String> {
+    let word = ["latest", "latest-stable", "latest-unstable"]
+        .into_iter()
+        .find(|word| version.trim().eq_ignore_ascii_case(word))?;
+    if feed_type == FeedType::Docker && word == "latest" {
+        return None;
+    }
+    Some(format!(
+        "is \"{}\", which requests use to ask for the highest version, so a version by that name could never be asked for exactly",
+        version.trim()
+    ))
+}
+
 /// True for a SemVer-style pre-release such as `2.0.0-beta.1`.
 pub fn is_prerelease(version: &str) -> bool {
     split(version).1.is_some()
@@ -58,6 +78,19 @@ fn compare_parts(a: &str, b: &str, pad_with_zero: bool) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_words_for_the_highest_version_are_not_versions() {
+        for word in ["latest", "LATEST", "latest-stable", "Latest-Unstable"] {
+            assert!(reserved_version(FeedType::Npm, word).is_some(), "{word}");
+            assert!(reserved_version(FeedType::Nuget, word).is_some(), "{word}");
+        }
+        assert_eq!(reserved_version(FeedType::Docker, "latest"), None);
+        assert!(reserved_version(FeedType::Docker, "latest-stable").is_some());
+        for version in ["1.0.0", "latest2", "not-latest"] {
+            assert_eq!(reserved_version(FeedType::Npm, version), None, "{version}");
+        }
+    }
 
     #[test]
     fn versions_order_like_semver() {

@@ -3,7 +3,7 @@
 //! response that creates it and nowhere else.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::SecondsFormat;
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{self, Authenticated};
+use super::auth::{Authenticated, Keyed};
 use super::input::{Fields, RawBody};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
@@ -208,12 +208,9 @@ async fn list(
 )]
 async fn create(
     State(ctx): State<ApiContext>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: RawBody,
+    body: Keyed<RawBody>,
 ) -> Result<Json<ApiKeyInfo>> {
-    let (principal, fields) =
-        auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
+    let (principal, fields) = body.manager(&ctx).await?;
     let (scope, permissions) = scope_and_permissions(&fields)?;
     let expires_at = fields
         .text("expiration", &[])?

@@ -18,6 +18,7 @@ impl IntoResponse for Error {
             Error::PayloadTooLarge { .. } | Error::UploadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, self.to_string())
             }
+            Error::UploadStalled { .. } => (StatusCode::REQUEST_TIMEOUT, self.to_string()),
             Error::TooManyRequests {
                 retry_after_secs, ..
             } => {

@@ -1,15 +1,14 @@
 //! The feeds management API (`/api/management/feeds/…`), as pgutil's `feeds`
 //! commands use it. Every endpoint needs a system key with `manage`.
 
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{self, Authenticated};
+use super::auth::{Authenticated, Keyed};
 use super::input::{Fields, PathName, RawBody};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
@@ -164,12 +163,9 @@ async fn show(
 )]
 async fn create(
     State(ctx): State<ApiContext>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: RawBody,
+    body: Keyed<RawBody>,
 ) -> Result<Json<FeedView>> {
-    let (principal, fields) =
-        auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
+    let (principal, fields) = body.manager(&ctx).await?;
     let name = fields
         .feed("name")?
         .ok_or_else(|| fields.error("name", "is required"))?;
@@ -215,13 +211,10 @@ async fn create(
 )]
 async fn update(
     State(ctx): State<ApiContext>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
     PathName(name): PathName,
-    body: RawBody,
+    body: Keyed<RawBody>,
 ) -> Result<Json<FeedView>> {
-    let (principal, fields) =
-        auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
+    let (principal, fields) = body.manager(&ctx).await?;
     let feed = path_feed(&ctx, &name).await?;
     if let Some(new_name) = fields.feed("name")? {
         if new_name.key() != feed.name_key {

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod auth;
+pub mod connections;
 mod error;
 mod feeds;
 mod health;

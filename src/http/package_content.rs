@@ -28,9 +28,6 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::store::{PackageFile, Recorded};
 
-/// An upload whose body sends nothing for this long is abandoned (408).
-const UPLOAD_STALL: Duration = Duration::from_secs(60);
-
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
         .routes(routes!(upload))
@@ -68,6 +65,7 @@ struct UploadQuery {
         (status = 200, description = "Stored, or already there with the same bytes.", body = PackageVersionInfo),
         (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
         (status = 413, description = "Larger than the upload limit.", body = String, content_type = "text/plain"),
+        (status = 408, description = "The body sent nothing for 60 s; nothing was stored.", body = String, content_type = "text/plain"),
         (status = 415, description = "A multipart body: send the file's bytes as they are.", body = String, content_type = "text/plain"),
         Refusals
     ),
@@ -100,6 +98,7 @@ async fn upload(
         (status = 200, description = "Stored, or already there with the same bytes.", body = PackageVersionInfo),
         (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
         (status = 413, description = "Larger than the upload limit.", body = String, content_type = "text/plain"),
+        (status = 408, description = "The body sent nothing for 60 s; nothing was stored.", body = String, content_type = "text/plain"),
         (status = 415, description = "A multipart body: send the file's bytes as they are.", body = String, content_type = "text/plain"),
         Refusals
     ),
@@ -173,7 +172,7 @@ async fn receive(
     }
     // Each chunk must arrive within UPLOAD_STALL of the one before.
     let body = request.into_body().into_data_stream();
-    let body = stalls_after(body, UPLOAD_STALL);
+    let body = stalls_after(body, content::UPLOAD_STALL);
     let uploaded = content::upload(
         &ctx.store,
         &ctx.content.storage,
@@ -193,18 +192,25 @@ async fn receive(
 }
 
 /// The body's chunks, each within `stall` of the one before; a stall ends the
-/// stream with an error, which the upload reports as a broken-off body.
+/// stream with an error of kind `TimedOut` (answered 408), a broken-off body
+/// with another (400).
 fn stalls_after(
     body: axum::body::BodyDataStream,
     stall: Duration,
-) -> impl futures_util::Stream<Item = std::result::Result<axum::body::Bytes, String>> {
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> {
     futures_util::stream::unfold(Some(body), move |body| async move {
         let mut body = body?;
         match tokio::time::timeout(stall, body.next()).await {
             Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
-            Ok(Some(Err(error))) => Some((Err(error.to_string()), None)),
+            Ok(Some(Err(error))) => Some((Err(std::io::Error::other(error)), None)),
             Ok(None) => None,
-            Err(_) => Some((Err("the body stalled".to_owned()), None)),
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the body stalled",
+                )),
+                None,
+            )),
         }
     })
 }
@@ -427,32 +433,41 @@ fn media_type(feed_type: FeedType, file_name: &str) -> &'static str {
 
 #[derive(Debug, PartialEq, Eq)]
 enum RangeAsked {
-    /// No usable range (another unit, several ranges, nonsense): the whole file,
-    /// as RFC 9110 allows.
+    /// No usable range (another unit, several ranges, invalid syntax): the
+    /// whole file, as RFC 9110 (14.2) has a server ignore what it cannot use.
     Whole,
     /// Bytes `start..=end`.
     Part(u64, u64),
+    /// A valid range that lies wholly outside the file: 416.
     Unsatisfiable,
 }
 
-/// One `bytes=` range: `a-b`, `a-` or `-n` (the last n bytes).
+/// One `bytes=` range as RFC 9110 (14.1.2) writes it: `a-b`, `a-` or `-n`
+/// (the last n bytes), the unit in any case. A last position past the end is
+/// the end, however many digits it has.
 fn parse_range(text: &str, size: u64) -> RangeAsked {
-    let Some(spec) = text.trim().strip_prefix("bytes=") else {
+    let Some((unit, spec)) = text.trim().split_once('=') else {
         return RangeAsked::Whole;
     };
-    if spec.contains(',') {
+    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
         return RangeAsked::Whole;
     }
     let Some((first, last)) = spec.trim().split_once('-') else {
         return RangeAsked::Whole;
     };
-    let number = |s: &str| s.trim().parse::<u64>().ok();
-    let (start, end) = match (first.trim().is_empty(), number(first), number(last)) {
-        (true, _, Some(suffix)) if suffix > 0 => {
-            (size.saturating_sub(suffix), size.saturating_sub(1))
-        }
-        (true, _, _) => return RangeAsked::Unsatisfiable,
-        (false, Some(start), None) if last.trim().is_empty() => (start, size.saturating_sub(1)),
+    // 1*DIGIT, saturating: a position beyond u64 is beyond any file.
+    let position = |digits: &str| {
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| {
+            digits.bytes().fold(0u64, |n, digit| {
+                n.saturating_mul(10).saturating_add(u64::from(digit - b'0'))
+            })
+        })
+    };
+    let (start, end) = match (first.is_empty(), position(first), position(last)) {
+        // A suffix: the last n bytes, the whole file when it is shorter.
+        (true, _, Some(0)) => return RangeAsked::Unsatisfiable,
+        (true, _, Some(suffix)) => (size.saturating_sub(suffix), size.saturating_sub(1)),
+        (false, Some(start), None) if last.is_empty() => (start, size.saturating_sub(1)),
         (false, Some(start), Some(end)) if start <= end => (start, end.min(size.saturating_sub(1))),
         _ => return RangeAsked::Whole,
     };
@@ -479,6 +494,28 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeAsked::Whole);
         assert_eq!(parse_range("items=0-1", 100), RangeAsked::Whole);
         assert_eq!(parse_range("bytes=9-2", 100), RangeAsked::Whole);
+        // RFC 9110: the unit is case-insensitive; a last position past the
+        // end is the end, whatever its size; an invalid header is ignored.
+        assert_eq!(parse_range("BYTES=0-1", 100), RangeAsked::Part(0, 1));
+        assert_eq!(parse_range("Bytes=5-", 100), RangeAsked::Part(5, 99));
+        assert_eq!(
+            parse_range("bytes=0-99999999999999999999", 100),
+            RangeAsked::Part(0, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=-99999999999999999999", 100),
+            RangeAsked::Part(0, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=99999999999999999999-", 100),
+            RangeAsked::Unsatisfiable
+        );
+        assert_eq!(parse_range("bytes=--5", 100), RangeAsked::Whole);
+        assert_eq!(parse_range("bytes=+1-5", 100), RangeAsked::Whole);
+        assert_eq!(parse_range("bytes=1-+5", 100), RangeAsked::Whole);
+        assert_eq!(parse_range("bytes=a-5", 100), RangeAsked::Whole);
+        assert_eq!(parse_range("bytes=", 100), RangeAsked::Whole);
+        assert_eq!(parse_range("bytes=-", 100), RangeAsked::Whole);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! The rules of promotion itself are in `crate::promotion`.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::SecondsFormat;
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{self, Authenticated};
+use super::auth::{Authenticated, Keyed};
 use super::input::{BatchBody, Fields, RawBody};
 use super::openapi::{BodyRefusals, Denials, Refusals};
 use super::{AnswerDue, ApiContext};
@@ -149,12 +149,11 @@ mod bodies {
 async fn promote(
     State(ctx): State<ApiContext>,
     AnswerDue(answer_due): AnswerDue,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: RawBody,
+    keyed: Keyed<RawBody>,
 ) -> Result<Json<PromotionView>> {
-    let fields = Fields::parse(&body);
-    let principal = auth::with_body(&ctx, &headers, query.as_deref(), &fields).await?;
+    let fields = Fields::parse(&keyed.body);
+    let principal = keyed.principal(&ctx, &fields).await?;
     let request = read_request(&fields?, query.as_deref())?;
     let outcome = promotion::promote(&ctx.store, &principal, &request, false, answer_due).await;
     crate::metrics::count_promotions(&outcome);
@@ -286,13 +285,13 @@ fn with_options(
 async fn batch(
     State(ctx): State<ApiContext>,
     AnswerDue(answer_due): AnswerDue,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
-    BatchBody(body): BatchBody,
+    keyed: Keyed<BatchBody>,
 ) -> Response {
     // The key first, as everywhere: a body of another type carries none.
-    let fields = Fields::parse(&body);
-    let principal = match auth::with_body(&ctx, &headers, query.as_deref(), &fields).await {
+    let BatchBody(body) = &keyed.body;
+    let fields = Fields::parse(body);
+    let principal = match keyed.principal(&ctx, &fields).await {
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
     };
@@ -354,12 +353,11 @@ fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> 
 async fn revert(
     State(ctx): State<ApiContext>,
     AnswerDue(answer_due): AnswerDue,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: RawBody,
+    keyed: Keyed<RawBody>,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let principal = match auth::with_body(&ctx, &headers, query.as_deref(), &fields).await {
+    let fields = Fields::parse(&keyed.body);
+    let principal = match keyed.principal(&ctx, &fields).await {
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
     };

@@ -3,7 +3,6 @@
 //! that created the webhook.
 
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -11,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{self, Authenticated};
+use super::auth::{Authenticated, Keyed};
 use super::input::{Fields, RawBody};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
@@ -100,12 +99,9 @@ impl From<Webhook> for WebhookView {
 )]
 async fn create(
     State(ctx): State<ApiContext>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: RawBody,
+    body: Keyed<RawBody>,
 ) -> Result<Json<WebhookView>> {
-    let (principal, fields) =
-        auth::manager_with_body(&ctx, &headers, query.as_deref(), &body).await?;
+    let (principal, fields) = body.manager(&ctx).await?;
     // A misspelt filter must not become a webhook for every feed.
     fields.only(&["url", "feeds", "secret", "API_Key"])?;
     let url = WebhookUrl::parse(&fields.required("url", &[])?)

@@ -55,16 +55,20 @@ impl Store {
         // Whole microseconds, which both backends store exactly, so that the
         // mark compares equal when it is read back.
         let mark = Mark(Utc::now().trunc_subsecs(6));
-        on_pool!(self, pool => sqlx::query(
+        // A write like any other: on SQLite it waits its turn in the writer
+        // queue rather than polling the file's lock beside it.
+        let mut tx = self.begin_write().await?;
+        on_tx!(&mut tx, conn => sqlx::query(
             "INSERT INTO blobs (sha256, size, touched_at) VALUES ($1, $2, $3) \
              ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
         )
         .bind(sha256)
         .bind(size as i64)
         .bind(mark.0)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|_| ()))?;
+        tx.commit().await?;
         Ok(mark)
     }
 

@@ -17,19 +17,27 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
         IpAddr::V4(v4) => non_public_v4(v4),
         IpAddr::V6(v6) => {
             let segments = v6.segments();
-            // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d, but
-            // :: and ::1 themselves) addresses reach the IPv4 address.
+            // IPv4-mapped addresses (::ffff:a.b.c.d) are how the system
+            // names a connection to the IPv4 address itself.
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return non_public_v4(v4);
-            }
-            if segments[..6] == [0; 6] && segments[6] != 0 {
-                return non_public_v4(v6.to_ipv4().expect("the first 96 bits are zero"));
             }
             let first = segments[0];
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
                 Some("unspecified")
+            } else if segments[..6] == [0; 6] {
+                // The rest reach an IPv4 address through a tunnel or a
+                // translator somewhere on the way, whose far side this
+                // server cannot see, so they are refused whatever they embed.
+                Some("IPv4-compatible (deprecated tunnel)")
+            } else if segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
+                Some("IPv4-translated (SIIT)")
+            } else if first == 0x2002 {
+                Some("6to4 tunnel")
+            } else if segments[..2] == [0x2001, 0] {
+                Some("Teredo tunnel")
             } else if first & 0xfe00 == 0xfc00 {
                 Some("private (unique local)")
             } else if first & 0xffc0 == 0xfe80 {
@@ -69,6 +77,8 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("multicast or reserved")
     } else if (a == 192 && b == 0 && ip.octets()[2] == 0) || (a == 198 && (18..20).contains(&b)) {
         Some("reserved")
+    } else if a == 192 && b == 88 && ip.octets()[2] == 99 {
+        Some("6to4 relay anycast")
     } else if ip.is_documentation() {
         Some("reserved for documentation")
     } else {
@@ -189,6 +199,15 @@ mod tests {
             "::7f00:1",
             "fec0::1",
             "64:ff9b:1::1",
+            // Tunnels and translators (6to4, Teredo, SIIT, IPv4-compatible,
+            // the 6to4 relay), whatever IPv4 address they embed.
+            "2002:0808:0808::1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::ffff:0:808:808",
+            "::ffff:0:7f00:1",
+            "::808:808",
+            "192.88.99.1",
         ] {
             let ip: IpAddr = private.parse().unwrap();
             assert!(non_public(ip).is_some(), "{private} counted as public");

@@ -331,6 +331,11 @@ fn read_filters(query: Option<&str>) -> (Filters, Result<PageRequest>) {
 fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> {
     let params = Fields::from_query(query)?;
     params.only(&["feed", "package", "version", "batch", "before", "after"])?;
+    // A filter given twice with different values is refused in words, as the
+    // API refuses it, rather than read as the first.
+    for name in ["feed", "package", "version", "batch"] {
+        params.text(name, &[])?;
+    }
     let invalid = |name: &str, rule: &dyn std::fmt::Display| {
         Error::invalid(format!("The {name} filter {rule}."))
     };

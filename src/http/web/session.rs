@@ -14,6 +14,8 @@ use crate::http::ApiContext;
 pub const COOKIE: &str = "promoter_session";
 /// The cookie half of the forms' double-submit token (see `posted_from_our_pages`).
 pub const FORM_COOKIE: &str = "promoter_form";
+/// The length of the tokens we issue (`random_hex`: 32 random bytes).
+const TOKEN_LENGTH: usize = 64;
 /// How long a sign-in lasts (a working day); the key's own expiry or revocation
 /// ends it sooner.
 pub const LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
@@ -55,7 +57,7 @@ pub struct FormToken(String);
 impl FormToken {
     /// The browser's token, or a new one (`true`: it must be set as a cookie).
     pub fn for_page(headers: &HeaderMap) -> (FormToken, bool) {
-        match read_cookie(headers, FORM_COOKIE).filter(|t| t.len() == 64) {
+        match read_cookie(headers, FORM_COOKIE).filter(|t| t.len() == TOKEN_LENGTH) {
             Some(token) => (FormToken(token), false),
             None => (FormToken(random_hex()), true),
         }
@@ -74,7 +76,9 @@ impl FormToken {
 /// constant time.
 fn form_token_matches(headers: &HeaderMap, field: Option<&str>) -> bool {
     match (read_cookie(headers, FORM_COOKIE), field) {
-        (Some(cookie), Some(field)) if cookie.len() == field.len() && !cookie.is_empty() => {
+        // Only a token of the length we issue: a shorter one is far easier
+        // to guess or to plant.
+        (Some(cookie), Some(field)) if cookie.len() == TOKEN_LENGTH && field.len() == TOKEN_LENGTH => {
             cookie
                 .bytes()
                 .zip(field.bytes())
@@ -186,10 +190,14 @@ pub async fn visitor(
     };
     let stored = ctx.store.session_key(&token.hash()).await?;
     match auth::principal_of(&ctx.store, stored).await {
-        Ok(principal) => Ok(Visitor::Known {
-            principal,
-            session: true,
-        }),
+        // A signed-in key is held to its own rate limit as it is in a header.
+        Ok(principal) => {
+            ctx.limits.check_key(principal.key_id)?;
+            Ok(Visitor::Known {
+                principal,
+                session: true,
+            })
+        }
         Err(Error::Forbidden) => Ok(Visitor::Stranger),
         Err(other) => Err(other),
     }
