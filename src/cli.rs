@@ -16,8 +16,8 @@ use crate::config::{
     ConnectionArgs, DatabaseArgs, LimitArgs, WebhookArgs, WebhookServeArgs, DEFAULT_LISTEN,
 };
 use crate::domain::{
-    is_free_text, parse_qualifier, reserved_version, split_package, FeedName, FeedType, Identifier, PackageId,
-    Permission, Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
+    is_free_text, parse_qualifier, reserved_version, split_package, FeedName, FeedType, Identifier,
+    PackageId, Permission, Permissions, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
 };
 use crate::http::limits::RateLimits;
 use crate::startup::{shutdown_signal, Application};
@@ -785,5 +785,16 @@ mod tests {
         assert_eq!(error.to_string(), "line 2: the version must not be empty");
         let error = read_import("nope".as_bytes(), FeedType::Universal).unwrap_err();
         assert!(error.to_string().starts_with("line 1"));
+        let latest = "{\"package\":\"a\",\"version\":\"Latest-Stable\"}\n";
+        let error = read_import(latest.as_bytes(), FeedType::Npm).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "line 1: the version is \"Latest-Stable\", which requests use to ask for the highest version, so a version by that name could never be asked for exactly"
+        );
+        assert!(read_import(
+            "{\"package\":\"a\",\"version\":\"latest\"}".as_bytes(),
+            FeedType::Docker
+        )
+        .is_ok());
     }
 }

@@ -169,8 +169,9 @@ pub struct ConnectionLimits {
     /// How long a client may take to send a request's head, which is also how
     /// long a kept-alive connection may wait idle for its next request.
     pub header_read: Duration,
-    /// How long an answer may go without the client reading any of it.
-    pub send_stall: Duration,
+    /// How long a connection may go without progress while a body moves: an
+    /// upload that sends nothing, an answer the client reads nothing of.
+    pub stall: Duration,
     /// The most connections served at once.
     pub max_connections: usize,
     /// How long shutdown waits for requests and deliveries in flight.
@@ -181,7 +182,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             header_read: Duration::from_secs(20),
-            send_stall: Duration::from_secs(60),
+            stall: Duration::from_secs(60),
             max_connections: 1000,
             shutdown: Duration::from_secs(30),
         }
@@ -199,15 +200,16 @@ pub struct ConnectionArgs {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub header_read_timeout_seconds: u64,
-    /// Seconds an answer (a download above all) may go without the client
-    /// reading any of it before the connection is dropped (1-3600).
+    /// Seconds a body may go without progress (1-3600): an upload that sends
+    /// nothing is abandoned with 408, an answer (a download above all) that
+    /// the client reads nothing of is dropped.
     #[arg(
         long,
-        env = "PROMOTER_SEND_STALL_TIMEOUT_SECONDS",
+        env = "PROMOTER_STALL_TIMEOUT_SECONDS",
         default_value_t = 60,
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
-    pub send_stall_timeout_seconds: u64,
+    pub stall_timeout_seconds: u64,
     /// The most connections served at once (1-100000); past it new ones wait
     /// to be accepted. Keep it below the open-file limit (`ulimit -n`) less
     /// what the database and package files need.
@@ -233,7 +235,7 @@ impl ConnectionArgs {
     pub fn limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             header_read: Duration::from_secs(self.header_read_timeout_seconds),
-            send_stall: Duration::from_secs(self.send_stall_timeout_seconds),
+            stall: Duration::from_secs(self.stall_timeout_seconds),
             max_connections: self.max_connections as usize,
             shutdown: Duration::from_secs(self.shutdown_timeout_seconds),
         }

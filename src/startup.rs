@@ -115,7 +115,10 @@ impl Application {
             self.metrics_token.as_deref(),
             limiters.clone(),
             self.limits,
-            self.content.clone(),
+            crate::content::Settings {
+                stall: self.connections.stall,
+                ..self.content.clone()
+            },
         );
         // The limiters remember clients only while they are active, and the
         // metrics' histograms are folded in whether or not anyone scrapes.
@@ -154,8 +157,7 @@ impl Application {
             let _ = stop.send(true);
         };
         let deadline =
-            crate::http::connections::serve(self.listener, router, connections, stopping)
-                .await;
+            crate::http::connections::serve(self.listener, router, connections, stopping).await;
         // Deliveries in flight get what is left of the same deadline.
         let mut dispatcher = dispatcher;
         if tokio::time::timeout_at(deadline.into(), &mut dispatcher)

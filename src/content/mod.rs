@@ -5,6 +5,7 @@
 pub mod identity;
 pub mod s3;
 pub mod storage;
+mod zip;
 
 use std::io;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use futures_util::Stream;
 
 use self::identity::Found;
 use self::storage::{BlobStore, ByteStream, Directory, StageError, Staged};
+use crate::config::ConnectionLimits;
 use crate::domain::{reserved_version, FeedType, Identifier, PackageId};
 use crate::error::{Error, Result};
 use crate::store::{ContentFile, Feed, Recorded, Store};
@@ -76,14 +78,14 @@ pub struct Settings {
     pub storage: Storage,
     /// The largest upload, in bytes (`--max-upload-mib`).
     pub max_upload: u64,
+    /// An upload whose body sends nothing for this long is abandoned (408;
+    /// `--stall-timeout-seconds`); the body's stream reports it as an error
+    /// of kind `TimedOut`.
+    pub stall: Duration,
     /// Held by the collector, so that one server runs one collection at a
     /// time however many deletions ask for one.
     pub collecting: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
-
-/// An upload whose body sends nothing for this long is abandoned (408); the
-/// body's stream reports it as an error of kind `TimedOut`.
-pub const UPLOAD_STALL: Duration = Duration::from_secs(60);
 
 /// Where blobs go unless told otherwise (`--storage-path`).
 pub const DEFAULT_STORAGE_PATH: &str = "promoter-data";
@@ -97,6 +99,7 @@ impl Settings {
         Settings {
             storage: Storage::Directory(Directory::new(folder.into())),
             max_upload: DEFAULT_MAX_UPLOAD,
+            stall: ConnectionLimits::default().stall,
             collecting: Default::default(),
         }
     }
@@ -113,6 +116,7 @@ impl Settings {
         Ok(Settings {
             storage: Storage::S3(s3::S3::new(url, local.into().join("staging"), options)?),
             max_upload: DEFAULT_MAX_UPLOAD,
+            stall: ConnectionLimits::default().stall,
             collecting: Default::default(),
         })
     }
@@ -140,17 +144,18 @@ pub struct Uploaded {
     pub package: PackageId,
 }
 
-/// Streams `body` to staging (at most `limit` bytes), reads which package it is,
+/// Streams `body` to staging (at most `settings.max_upload` bytes, each chunk
+/// within `settings.stall` of the last), reads which package it is,
 /// and records it in `feed`, publishing the bytes as the record commits.
 pub async fn upload(
     store: &Store,
-    storage: &Storage,
+    settings: &Settings,
     feed: &Feed,
     file_name: Option<&str>,
     declared: Declared,
     body: impl Stream<Item = io::Result<Bytes>> + Unpin,
-    limit: u64,
 ) -> Result<Uploaded> {
+    let (storage, limit) = (&settings.storage, settings.max_upload);
     let staged = storage::stage(&storage.staging(), body, limit)
         .await
         .map_err(|error| match error {
@@ -159,7 +164,7 @@ pub async fn upload(
             },
             StageError::Body => Error::invalid("The request body could not be read to its end."),
             StageError::Stalled => Error::UploadStalled {
-                seconds: UPLOAD_STALL.as_secs(),
+                seconds: settings.stall.as_secs(),
             },
             StageError::Io(e) => Error::Internal(anyhow::anyhow!("could not stage an upload: {e}")),
         })?;

@@ -206,10 +206,7 @@ async fn list(
     ),
     security(("apiKey" = []), ("basic" = []))
 )]
-async fn create(
-    State(ctx): State<ApiContext>,
-    body: Keyed<RawBody>,
-) -> Result<Json<ApiKeyInfo>> {
+async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<Json<ApiKeyInfo>> {
     let (principal, fields) = body.manager(&ctx).await?;
     let (scope, permissions) = scope_and_permissions(&fields)?;
     let expires_at = fields

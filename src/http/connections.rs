@@ -7,7 +7,7 @@
 //!   to wait for it. hyper starts that clock both on a new connection and when
 //!   a kept-alive connection goes back to waiting for its next request, so the
 //!   same setting is the idle keep-alive timeout.
-//! - An answer the client stops reading is dropped after `send_stall` without
+//! - An answer the client stops reading is dropped after `stall` without
 //!   progress (`StallGuard`): downloads have no request timeout, and a stalled
 //!   reader would otherwise hold its connection, and shutdown, forever.
 //! - At most `max_connections` are served at once; past that the server stops
@@ -131,7 +131,7 @@ async fn serve_connection(
         request.extensions_mut().insert(ConnectInfo(peer));
         request
     });
-    let io = TokioIo::new(StallGuard::new(tcp, limits.send_stall));
+    let io = TokioIo::new(StallGuard::new(tcp, limits.stall));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -193,10 +193,7 @@ impl StallGuard {
         ready!(deadline.as_mut().poll(cx));
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!(
-                "the client read nothing for {} s",
-                stall.as_secs()
-            ),
+            format!("the client read nothing for {} s", stall.as_secs()),
         )))
     }
 }

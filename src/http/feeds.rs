@@ -161,10 +161,7 @@ async fn show(
     responses((status = 200, description = "The new feed.", body = FeedView), Refusals, BodyRefusals),
     security(("apiKey" = []), ("basic" = []))
 )]
-async fn create(
-    State(ctx): State<ApiContext>,
-    body: Keyed<RawBody>,
-) -> Result<Json<FeedView>> {
+async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<Json<FeedView>> {
     let (principal, fields) = body.manager(&ctx).await?;
     let name = fields
         .feed("name")?

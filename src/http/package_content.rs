@@ -65,7 +65,7 @@ struct UploadQuery {
         (status = 200, description = "Stored, or already there with the same bytes.", body = PackageVersionInfo),
         (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
         (status = 413, description = "Larger than the upload limit.", body = String, content_type = "text/plain"),
-        (status = 408, description = "The body sent nothing for 60 s; nothing was stored.", body = String, content_type = "text/plain"),
+        (status = 408, description = "The body sent nothing for the stall timeout (60 s); nothing was stored.", body = String, content_type = "text/plain"),
         (status = 415, description = "A multipart body: send the file's bytes as they are.", body = String, content_type = "text/plain"),
         Refusals
     ),
@@ -98,7 +98,7 @@ async fn upload(
         (status = 200, description = "Stored, or already there with the same bytes.", body = PackageVersionInfo),
         (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
         (status = 413, description = "Larger than the upload limit.", body = String, content_type = "text/plain"),
-        (status = 408, description = "The body sent nothing for 60 s; nothing was stored.", body = String, content_type = "text/plain"),
+        (status = 408, description = "The body sent nothing for the stall timeout (60 s); nothing was stored.", body = String, content_type = "text/plain"),
         (status = 415, description = "A multipart body: send the file's bytes as they are.", body = String, content_type = "text/plain"),
         Refusals
     ),
@@ -172,15 +172,14 @@ async fn receive(
     }
     // Each chunk must arrive within UPLOAD_STALL of the one before.
     let body = request.into_body().into_data_stream();
-    let body = stalls_after(body, content::UPLOAD_STALL);
+    let body = stalls_after(body, ctx.content.stall);
     let uploaded = content::upload(
         &ctx.store,
-        &ctx.content.storage,
+        &ctx.content,
         feed,
         file_name,
         declared,
         Box::pin(body),
-        limit,
     )
     .await?;
     let (file, verb) = match uploaded.recorded {

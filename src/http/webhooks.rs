@@ -97,10 +97,7 @@ impl From<Webhook> for WebhookView {
     ),
     security(("apiKey" = []), ("basic" = []))
 )]
-async fn create(
-    State(ctx): State<ApiContext>,
-    body: Keyed<RawBody>,
-) -> Result<Json<WebhookView>> {
+async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<Json<WebhookView>> {
     let (principal, fields) = body.manager(&ctx).await?;
     // A misspelt filter must not become a webhook for every feed.
     fields.only(&["url", "feeds", "secret", "API_Key"])?;

@@ -150,7 +150,8 @@ pub fn npm_tgz(name: &str, version: &str) -> Vec<u8> {
     ])
 }
 
-async fn put(app: &TestApp, path: &str, key: &str, body: Vec<u8>) -> Reply {
+/// A PUT of the raw bytes, as pgutil uploads a file.
+pub async fn put(app: &TestApp, path: &str, key: &str, body: Vec<u8>) -> Reply {
     Reply::read(
         app.client
             .put(app.url(path))

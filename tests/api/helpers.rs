@@ -662,6 +662,8 @@ pub struct ServerProcess {
     pub address: String,
     port: u16,
     database_url: String,
+    /// Settings given to `serve` beside `--listen`.
+    args: Vec<String>,
 }
 
 impl ServerProcess {
@@ -671,6 +673,11 @@ impl ServerProcess {
     }
 
     pub async fn start(database_url: &str) -> ServerProcess {
+        Self::start_with(database_url, &[]).await
+    }
+
+    /// With these settings for `serve` beside `--listen`.
+    pub async fn start_with(database_url: &str, args: &[&str]) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -681,6 +688,7 @@ impl ServerProcess {
             address: format!("http://127.0.0.1:{port}"),
             port,
             database_url: database_url.to_owned(),
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
         };
         server.spawn().await;
         server
@@ -689,6 +697,7 @@ impl ServerProcess {
     async fn spawn(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_promoter"))
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.args)
             .env("PROMOTER_DATABASE_URL", &self.database_url)
             .env("PROMOTER_STORAGE_PATH", storage_of(&self.database_url))
             .env("PROMOTER_WEBHOOK_ALLOW_PRIVATE", "true")

@@ -11,6 +11,7 @@ mod client;
 mod containers;
 mod content;
 mod content_s3;
+mod edge;
 mod guarantees;
 mod hardening;
 mod history;

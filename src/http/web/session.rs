@@ -78,7 +78,9 @@ fn form_token_matches(headers: &HeaderMap, field: Option<&str>) -> bool {
     match (read_cookie(headers, FORM_COOKIE), field) {
         // Only a token of the length we issue: a shorter one is far easier
         // to guess or to plant.
-        (Some(cookie), Some(field)) if cookie.len() == TOKEN_LENGTH && field.len() == TOKEN_LENGTH => {
+        (Some(cookie), Some(field))
+            if cookie.len() == TOKEN_LENGTH && field.len() == TOKEN_LENGTH =>
+        {
             cookie
                 .bytes()
                 .zip(field.bytes())
@@ -250,6 +252,13 @@ mod tests {
         assert!(!posted_from_our_pages(&browser, None));
         let without_cookie = headers(&[host, ("origin", "null")]);
         assert!(!posted_from_our_pages(&without_cookie, Some(&token)));
+        // Only tokens of the length we issue: a planted short one, however
+        // well it matches, is refused.
+        for short in ["a", "ab", &"ab".repeat(31)] {
+            let cookie = format!("{FORM_COOKIE}={short}");
+            let planted = headers(&[host, ("origin", "null"), ("cookie", &cookie)]);
+            assert!(!posted_from_our_pages(&planted, Some(short)), "{short}");
+        }
     }
 
     #[test]
