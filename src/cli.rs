@@ -34,11 +34,10 @@ const KEYS_PER_PAGE: i64 = 1000;
     version,
     about = "Promotes packages between package feeds.",
     long_about = "Promotes packages between package feeds, speaking ProGet's Promote Package API.\n\n\
-                  `promoter` with no command serves the HTTP API, as `promoter serve` does."
+                  `promoter` with no command serves the HTTP API, as `promoter serve` does, with \
+                  its settings from the environment (`promoter serve --help` lists them)."
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
     /// How log lines are written: `human` (in colour on a terminal only) or
     /// `json` (one object per line, for log collectors).
     #[arg(
@@ -49,7 +48,7 @@ pub struct Cli {
         global = true
     )]
     pub log_format: LogFormat,
-    /// What is logged: a level (error, warn, info, debug, trace) or a
+    /// What is logged: a level (error, warn, info, debug, trace, off) or a
     /// `tracing` filter such as `info,promoter::webhooks=debug`. Without it,
     /// RUST_LOG; without that, info for `serve` and warn for other commands.
     #[arg(
@@ -59,12 +58,49 @@ pub struct Cli {
         global = true
     )]
     pub log_level: Option<String>,
-    /// Used when no command is given: `promoter` alone serves.
-    #[command(flatten)]
-    pub serve: ServeArgs,
     /// Without a command, `serve`.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Parses the command line. Every setting read from the environment is shown
+/// in help as `[env: NAME]`, never with its value (clap would print the value
+/// it finds, a secret's included, or an empty one as `NAME=`).
+pub fn parse() -> Result<Cli, clap::Error> {
+    fn hide_env_values(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| arg.hide_env_values(true))
+            .mut_subcommands(hide_env_values)
+    }
+    let mut matches =
+        hide_env_values(<Cli as clap::CommandFactory>::command()).try_get_matches()?;
+    <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+}
+
+/// A clap error as one line: its message, possible values and tips, without
+/// the usage and help hints, as every other start-up error is.
+pub fn one_line(error: &clap::Error) -> String {
+    let rendered = error.to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            !line.is_empty()
+                && !line.starts_with("Usage:")
+                && !line.starts_with("For more information")
+        })
+        .collect();
+    message.join(" ")
+}
+
+/// `serve`'s settings when no command is given: the environment's and the
+/// defaults (the top level takes no `serve` flags, so that a flag means the
+/// same wherever it is accepted).
+#[derive(Debug, Parser)]
+#[command(name = "promoter")]
+struct ServeFromEnvironment {
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 /// Two kinds of command: the client commands call a running server over HTTP
@@ -86,24 +122,46 @@ pub enum Command {
     #[command(display_order = 3)]
     Revert(client::RevertArgs),
     /// Database: create and list feeds.
-    #[command(subcommand, display_order = 10)]
-    Feeds(FeedsCommand),
+    #[command(display_order = 10)]
+    Feeds(OnDatabase<FeedsCommand>),
     /// Database: create feed groups, which feed keys can be scoped to.
-    #[command(subcommand, display_order = 11)]
-    Groups(GroupsCommand),
+    #[command(display_order = 11)]
+    Groups(OnDatabase<GroupsCommand>),
     /// Database: create, list and revoke API keys.
-    #[command(subcommand, display_order = 12)]
-    Keys(KeysCommand),
+    #[command(display_order = 12)]
+    Keys(OnDatabase<KeysCommand>),
     /// Database: load package records into a feed.
-    #[command(subcommand, display_order = 13)]
-    Packages(PackagesCommand),
+    #[command(display_order = 13)]
+    Packages(OnDatabase<PackagesCommand>),
     /// Database: add, list, pause and remove webhooks, and see their deliveries.
-    #[command(subcommand, display_order = 14)]
-    Webhooks(WebhooksCommand),
+    #[command(display_order = 14)]
+    Webhooks(OnDatabase<WebhooksCommand>),
+}
+
+impl Command {
+    /// The server narrates at info; the other commands speak only when asked.
+    pub fn default_log_level(command: Option<&Command>) -> &'static str {
+        match command {
+            None | Some(Command::Serve(_)) => "info",
+            Some(_) => "warn",
+        }
+    }
+}
+
+/// A database command: the database (`--database-url`, accepted before or
+/// after the subcommand) and what to do there.
+#[derive(Debug, Args)]
+pub struct OnDatabase<C: Subcommand> {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(subcommand)]
+    command: C,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Address and port to listen on.
     #[arg(long, env = "PROMOTER_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: String,
@@ -304,69 +362,108 @@ pub enum WebhooksCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let url = cli.database.database_url.expose();
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(ServeArgs {
-            listen,
-            db_pool_size,
-            metrics_token,
-            rate_limit_per_address,
-            rate_limit_per_key,
-            auth_failures_per_minute,
-            limits: limit_args,
-            connections,
-            storage_path,
-            storage_url,
-            max_upload_mib,
-            webhooks,
-        }) => {
-            // Checked before anything is opened, so a bad setting is one line.
-            let settings = limit_args.limits()?;
-            let content = match storage_url {
-                Some(url) => crate::content::Settings::s3(&url, &storage_path, &[])?,
-                None => crate::content::Settings::directory(&storage_path),
-            };
-            let limits = RateLimits {
-                per_address: NonZeroU32::new(rate_limit_per_address),
-                per_key: NonZeroU32::new(rate_limit_per_key),
-                auth_failures_per_address: NonZeroU32::new(auth_failures_per_minute),
-            };
-            let pool_size = db_pool_size.unwrap_or_else(store::default_pool_size);
-            let app = Application::build_with(&listen, url, pool_size, settings)
-                .await?
-                .webhooks(webhooks.settings())
-                .metrics_token(metrics_token)
-                .rate_limits(limits)
-                .connections(connections.limits())
-                .content(crate::content::Settings {
-                    max_upload: max_upload_mib * 1024 * 1024,
-                    ..content
-                });
-            app.run(shutdown_signal()).await?;
-            Ok(())
-        }
+    let command = match cli.command {
+        Some(command) => command,
+        None => Command::Serve(
+            ServeFromEnvironment::try_parse_from(["promoter"])
+                .map_err(|error| anyhow::anyhow!(one_line(&error)))?
+                .serve,
+        ),
+    };
+    match command {
+        Command::Serve(args) => serve(args).await,
         Command::Health(HealthArgs { listen }) => client::health(&listen).await,
         Command::Promote(args) => client::promote(args).await,
         Command::Revert(args) => client::revert(args).await,
-        command => {
-            let store = Store::open(url).await?;
-            let result = match command {
-                Command::Feeds(command) => feeds(&store, command).await,
-                Command::Groups(command) => groups(&store, command).await,
-                Command::Keys(command) => keys(&store, command).await,
-                Command::Packages(command) => packages(&store, command).await,
-                Command::Webhooks(command) => webhooks(&store, command).await,
-                Command::Serve(_)
-                | Command::Health(_)
-                | Command::Promote(_)
-                | Command::Revert(_) => {
-                    unreachable!("handled above")
-                }
-            };
-            store.close().await;
-            result
+        Command::Feeds(on) => {
+            on_database(
+                on,
+                |store, command| async move { feeds(&store, command).await },
+            )
+            .await
+        }
+        Command::Groups(on) => {
+            on_database(
+                on,
+                |store, command| async move { groups(&store, command).await },
+            )
+            .await
+        }
+        Command::Keys(on) => {
+            on_database(
+                on,
+                |store, command| async move { keys(&store, command).await },
+            )
+            .await
+        }
+        Command::Packages(on) => {
+            on_database(on, |store, command| async move {
+                packages(&store, command).await
+            })
+            .await
+        }
+        Command::Webhooks(on) => {
+            on_database(on, |store, command| async move {
+                webhooks(&store, command).await
+            })
+            .await
         }
     }
+}
+
+/// `promoter serve`: every setting is checked before anything is opened, so
+/// that a bad one is one line and leaves nothing behind.
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        database,
+        listen,
+        db_pool_size,
+        metrics_token,
+        rate_limit_per_address,
+        rate_limit_per_key,
+        auth_failures_per_minute,
+        limits,
+        connections,
+        storage_path,
+        storage_url,
+        max_upload_mib,
+        webhooks,
+    } = args;
+    let settings = limits.limits()?;
+    let content = match storage_url {
+        Some(url) => crate::content::Settings::s3(&url, &storage_path, &[])?,
+        None => crate::content::Settings::directory(&storage_path),
+    };
+    let rate_limits = RateLimits {
+        per_address: NonZeroU32::new(rate_limit_per_address),
+        per_key: NonZeroU32::new(rate_limit_per_key),
+        auth_failures_per_address: NonZeroU32::new(auth_failures_per_minute),
+    };
+    let pool_size = db_pool_size.unwrap_or_else(store::default_pool_size);
+    let app = Application::build_with(&listen, database.database_url.expose(), pool_size, settings)
+        .await?
+        .webhooks(webhooks.settings())
+        .metrics_token(metrics_token)
+        .rate_limits(rate_limits)
+        .connections(connections.limits())
+        .content(crate::content::Settings {
+            max_upload: max_upload_mib * 1024 * 1024,
+            ..content
+        });
+    app.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Runs a database command on its database, closing it afterwards.
+async fn on_database<C: Subcommand, F, Fut>(on: OnDatabase<C>, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Store, C) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let store = Store::open(on.database.database_url.expose()).await?;
+    let result = run(store.clone(), on.command).await;
+    store.close().await;
+    result
 }
 
 fn feed_name(raw: &str) -> anyhow::Result<FeedName> {

@@ -10,12 +10,16 @@ use serde_json::{json, Value};
 
 use crate::domain::split_package;
 
+/// Where `promoter serve` listens by default.
+const DEFAULT_URL: &str = "http://127.0.0.1:8624";
+
 /// Where the server is and how to prove who we are. The key is never a flag:
 /// a command line is visible to every user of the machine (`ps`).
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// The server, e.g. https://promoter.example.com (or PROMOTER_URL).
-    #[arg(long, env = "PROMOTER_URL")]
+    /// The server, e.g. https://promoter.example.com; also PROMOTER_URL.
+    /// Without either, the local server at serve's default address.
+    #[arg(long, env = "PROMOTER_URL", default_value = DEFAULT_URL)]
     url: String,
     /// A file holding the API key; otherwise the key comes from PROMOTER_API_KEY.
     #[arg(long)]
@@ -72,8 +76,10 @@ pub struct RevertArgs {
     /// Undo every promotion of this batch instead.
     #[arg(long)]
     batch: Option<String>,
+    /// Kept in the history with the revert.
     #[arg(long)]
     comments: Option<String>,
+    /// Check everything and report what would happen, changing nothing.
     #[arg(long)]
     dry_run: bool,
 }
@@ -122,7 +128,7 @@ pub async fn promote(args: PromoteArgs) -> anyhow::Result<()> {
         (Some(file), _, _) => {
             body["packages"] = Value::Array(read_batch_file(file)?);
             let answer = server.post("/api/promotions/batch", &body).await?;
-            print_batch(&answer, &args.to_feed);
+            print_batch(&answer, Verb::Promote);
         }
         (None, Some(package), Some(version)) => {
             let (group, name) = split_package(package);
@@ -151,7 +157,7 @@ pub async fn revert(args: RevertArgs) -> anyhow::Result<()> {
         body["comments"] = json!(comments);
     }
     let answer = server.post("/api/promotions/revert", &body).await?;
-    print_batch(&answer, "");
+    print_batch(&answer, Verb::Revert);
     Ok(())
 }
 
@@ -190,7 +196,7 @@ impl Server {
             bail!("the API key holds characters that cannot be sent in a header");
         }
         Ok(Server {
-            url: connection.url.trim_end_matches('/').to_owned(),
+            url: server_url(&connection.url)?,
             key,
             // The server answers within 60 s; a stalled one must not hang CI.
             client: reqwest::Client::builder()
@@ -209,7 +215,14 @@ impl Server {
             .json(body)
             .send()
             .await
-            .with_context(|| format!("could not reach {}", self.url))?;
+            .with_context(|| {
+                let hint = if self.url == DEFAULT_URL {
+                    " (the default: set --url or PROMOTER_URL to call another server)"
+                } else {
+                    ""
+                };
+                format!("could not reach {}{hint}", self.url)
+            })?;
         let status = response.status();
         let is_problem = response
             .headers()
@@ -233,6 +246,36 @@ impl Server {
             }
         }
         bail!("{} {}", status.as_u16(), text.trim())
+    }
+}
+
+/// The server's base URL, without a trailing slash; one sentence when it is not
+/// an http(s) URL, naming what is missing.
+fn server_url(given: &str) -> anyhow::Result<String> {
+    let trimmed = given.trim().trim_end_matches('/');
+    let which = || {
+        if given == DEFAULT_URL {
+            format!("{given} (the default)")
+        } else {
+            format!("{given:?} (from --url or PROMOTER_URL)")
+        }
+    };
+    if !trimmed.contains("://") {
+        bail!(
+            "the server URL {} has no scheme: write http://{trimmed} (or https://…)",
+            which()
+        );
+    }
+    match url::Url::parse(trimmed) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(trimmed.to_owned())
+        }
+        Ok(url) => bail!(
+            "the server URL {} must be http:// or https:// with a host, not {}://",
+            which(),
+            url.scheme()
+        ),
+        Err(error) => bail!("the server URL {} is not a URL: {error}", which()),
     }
 }
 
@@ -302,37 +345,53 @@ fn describe_single(answer: &Value) -> String {
     }
 }
 
-fn print_batch(answer: &Value, to_feed: &str) {
+/// What a batch answer reports: promotions, or reverts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Promote,
+    Revert,
+}
+
+fn print_batch(answer: &Value, verb: Verb) {
+    let dry_run = answer["dryRun"] == true;
+    let to_feed = answer["toFeed"].as_str().unwrap_or_default();
     for item in answer["items"].as_array().into_iter().flatten() {
         let id = item["id"]
             .as_i64()
             .map(|id| format!(" (promotion {id})"))
             .unwrap_or_default();
+        let outcome = match (item["outcome"].as_str().unwrap_or_default(), verb, dry_run) {
+            ("promoted", Verb::Promote, true) => "would promote",
+            ("promoted", Verb::Revert, true) => "would revert",
+            ("promoted", Verb::Revert, false) => "reverted",
+            ("overwritten", _, true) => "would overwrite",
+            ("skipped", _, true) => "would skip",
+            (outcome, _, _) => outcome,
+        };
+        let back = match verb {
+            Verb::Revert => format!(" back to {to_feed}"),
+            Verb::Promote => String::new(),
+        };
         println!(
-            "{:<11} {} {}{id}",
-            item["outcome"].as_str().unwrap_or_default(),
+            "{outcome:<14} {} {}{back}{id}",
             full_name(item),
             item["version"].as_str().unwrap_or_default()
         );
     }
-    let into = if to_feed.is_empty() {
-        String::new()
-    } else {
-        format!(" into {to_feed}")
-    };
     let batch = answer["batch"]
         .as_str()
         .map(|b| format!(" as batch {b}"))
         .unwrap_or_default();
-    println!(
-        "{}{} promoted, {} overwritten, {} skipped{into}{batch}.",
-        if answer["dryRun"] == true {
-            "Dry run, nothing changed: "
-        } else {
-            ""
-        },
-        answer["promoted"],
-        answer["overwritten"],
-        answer["skipped"]
-    );
+    let summary = match verb {
+        Verb::Promote => format!(
+            "{} promoted, {} overwritten, {} skipped into {to_feed}{batch}",
+            answer["promoted"], answer["overwritten"], answer["skipped"]
+        ),
+        Verb::Revert => format!("{} reverted back to {to_feed}{batch}", answer["promoted"]),
+    };
+    if dry_run {
+        println!("Dry run, nothing changed: {summary} if it were not a dry run.");
+    } else {
+        println!("{summary}.");
+    }
 }

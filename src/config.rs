@@ -174,6 +174,8 @@ pub struct ConnectionLimits {
     pub stall: Duration,
     /// The most connections served at once.
     pub max_connections: usize,
+    /// The most of them from one client address (0: no limit).
+    pub max_connections_per_address: usize,
     /// How long shutdown waits for requests and deliveries in flight.
     pub shutdown: Duration,
 }
@@ -184,6 +186,7 @@ impl Default for ConnectionLimits {
             header_read: Duration::from_secs(20),
             stall: Duration::from_secs(60),
             max_connections: 1000,
+            max_connections_per_address: 100,
             shutdown: Duration::from_secs(30),
         }
     }
@@ -220,6 +223,17 @@ pub struct ConnectionArgs {
         value_parser = clap::value_parser!(u64).range(1..=100_000)
     )]
     pub max_connections: u64,
+    /// The most connections from one client address (an IPv6 client's /64)
+    /// at once (0-100000, 0 for no limit); past it a new one is closed at
+    /// once, so that one client cannot hold them all. Behind a reverse proxy
+    /// every connection comes from the proxy: 0, and limit in the proxy.
+    #[arg(
+        long,
+        env = "PROMOTER_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(0..=100_000)
+    )]
+    pub max_connections_per_address: u64,
     /// Seconds shutdown (SIGTERM, Ctrl-C) lets requests and webhook
     /// deliveries in flight finish before it exits anyway (0-3600).
     #[arg(
@@ -237,6 +251,7 @@ impl ConnectionArgs {
             header_read: Duration::from_secs(self.header_read_timeout_seconds),
             stall: Duration::from_secs(self.stall_timeout_seconds),
             max_connections: self.max_connections as usize,
+            max_connections_per_address: self.max_connections_per_address as usize,
             shutdown: Duration::from_secs(self.shutdown_timeout_seconds),
         }
     }
@@ -277,9 +292,9 @@ mod tests {
         assert_eq!(format!("{url:?}"), "DatabaseUrl(postgres:…)");
         let cli = <crate::cli::Cli as clap::Parser>::parse_from([
             "promoter",
+            "feeds",
             "--database-url",
             "postgres://bob:hunter2@db/promoter",
-            "feeds",
             "list",
         ]);
         assert!(!format!("{cli:?}").contains("hunter2"));

@@ -1,37 +1,20 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use promoter::cli::{Cli, Command};
+use promoter::cli::Command;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match promoter::cli::parse() {
         Ok(cli) => cli,
         // Help and --version print as clap prints them; a bad setting is one
         // line, as every other start-up error is.
         Err(error) if !error.use_stderr() => error.exit(),
         Err(error) => {
-            // clap's message, possible values and tips on one line, without
-            // the usage and help hints.
-            let rendered = error.to_string();
-            let message: Vec<&str> = rendered
-                .lines()
-                .map(str::trim)
-                .filter(|line| {
-                    !line.is_empty()
-                        && !line.starts_with("Usage:")
-                        && !line.starts_with("For more information")
-                })
-                .collect();
-            eprintln!("{}", message.join(" "));
+            eprintln!("{}", promoter::cli::one_line(&error));
             return ExitCode::from(2);
         }
     };
-    // The server narrates at info; the bootstrap commands speak only when asked.
-    let level = match cli.command {
-        None | Some(Command::Serve(_)) => "info",
-        Some(_) => "warn",
-    };
+    let level = Command::default_log_level(cli.command.as_ref());
     promoter::telemetry::init(cli.log_level.as_deref(), level, cli.log_format);
     match promoter::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

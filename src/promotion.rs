@@ -401,9 +401,13 @@ fn record_on_request_line(results: &[ItemResult], batch: Option<&str>, principal
         span.record("from", first.from_feed.as_str());
         span.record("to", first.to_feed.as_str());
     }
-    match (moved.as_slice(), batch) {
-        ([record], None) => {
-            span.record("promotion", record.id);
+    match batch {
+        // A single promotion, moved or skipped: its package, and its
+        // history id when it moved (a skipped one has none).
+        None => {
+            if let Some(record) = moved.first() {
+                span.record("promotion", record.id);
+            }
             let package = results
                 .iter()
                 .find(|r| !r.outcome.failed())
@@ -413,7 +417,7 @@ fn record_on_request_line(results: &[ItemResult], batch: Option<&str>, principal
                 span.record("package", package.to_string().as_str());
             }
         }
-        (_, batch) => {
+        Some(batch) => {
             span.record("batch", batch);
             span.record("versions", moved.len());
         }
@@ -535,8 +539,11 @@ fn feeds_allow_move(
     let to = usable_feed(to, "toFeed", &request.to_feed)?;
     if from.feed_type != to.feed_type {
         return Err(Error::invalid(format!(
-            "Packages can only be promoted between feeds of the same type: \"{}\" is a {} feed and \"{}\" is a {} feed.",
-            from.name, from.feed_type, to.name, to.feed_type
+            "Packages can only be promoted between feeds of the same type: \"{}\" is {} feed and \"{}\" is {} feed.",
+            from.name,
+            crate::domain::with_article(from.feed_type.as_str()),
+            to.name,
+            crate::domain::with_article(to.feed_type.as_str())
         )));
     }
     if let Some(target) = from.promote_to.as_deref() {

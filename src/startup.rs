@@ -39,10 +39,12 @@ impl Application {
         pool_size: u32,
         limits: Limits,
     ) -> anyhow::Result<Self> {
-        let store = Store::open_with(database_url, pool_size, limits.statement_timeout).await?;
+        // The address first: a bad --listen, or a port in use, must not
+        // leave a new database behind.
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
+        let store = Store::open_with(database_url, pool_size, limits.statement_timeout).await?;
         // Installed before the first request, so that nothing goes uncounted.
         crate::metrics::handle();
         Ok(Application {
@@ -160,6 +162,9 @@ impl Application {
             crate::http::connections::serve(self.listener, router, connections, stopping).await;
         // Deliveries in flight get what is left of the same deadline.
         let mut dispatcher = dispatcher;
+        if !dispatcher.is_finished() {
+            tracing::info!("waiting for webhook deliveries in flight");
+        }
         if tokio::time::timeout_at(deadline.into(), &mut dispatcher)
             .await
             .is_err()
@@ -169,13 +174,21 @@ impl Application {
         }
         watcher.abort();
         tidy.abort();
-        self.store.close().await;
+        // What still holds a database connection past the deadline (an
+        // identity read, a collection) is not waited for either.
+        let closing = tokio::time::Instant::from_std(deadline) + Duration::from_secs(1);
+        if tokio::time::timeout_at(closing, self.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("closed with database work still in flight at the shutdown deadline");
+        }
         tracing::info!("promoter stopped");
         Ok(())
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
+/// Completes on Ctrl-C or SIGTERM, saying which arrived.
 pub async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -191,8 +204,9 @@ pub async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
+    let signal = tokio::select! {
+        () = interrupt => "SIGINT",
+        () = terminate => "SIGTERM",
+    };
+    tracing::info!(signal, "shutdown requested");
 }

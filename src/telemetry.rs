@@ -18,13 +18,32 @@ pub enum LogFormat {
     Json,
 }
 
+/// The levels a `--log-level` value may name.
+const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
 /// Checks a `--log-level` value: a level (`debug`) or a `tracing` filter
-/// (`info,promoter::webhooks=debug`).
+/// (`info,promoter::webhooks=debug`) whose every directive ends in a level.
+/// `tracing` itself takes any other word as a target to log at every level,
+/// so a misspelt level (`warning`, `debg`) would log nothing at all.
 pub fn parse_log_level(text: &str) -> Result<String, String> {
+    let levels = || format!("the levels are {}", LEVELS.join(", "));
+    for directive in text.split(',').map(str::trim) {
+        // `target[span{field=value}]=level`: the level is after the last `=`.
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LEVELS.iter().any(|known| level.eq_ignore_ascii_case(known)) {
+            return Err(if directive.contains('=') {
+                format!("{directive:?} does not end in a level; {}", levels())
+            } else {
+                format!("{directive:?} is not a level; {}", levels())
+            });
+        }
+    }
     EnvFilter::builder()
         .parse(text)
         .map(|_| text.to_owned())
-        .map_err(|error| format!("not a level or a tracing filter: {error}"))
+        .map_err(|error| format!("not a tracing filter: {error}"))
 }
 
 /// Starts logging: `level` is `--log-level` when given.
@@ -49,5 +68,34 @@ pub fn init(level: Option<&str>, default_level: &str, format: LogFormat) {
             .with_current_span(true)
             .with_span_list(false)
             .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_level_must_name_a_level() {
+        for good in [
+            "debug",
+            "WARN",
+            "off",
+            "info,promoter::webhooks=debug",
+            "info,sqlx=warn",
+        ] {
+            assert_eq!(parse_log_level(good).as_deref(), Ok(good));
+        }
+        assert_eq!(
+            parse_log_level("warning").unwrap_err(),
+            "\"warning\" is not a level; the levels are error, warn, info, debug, trace, off"
+        );
+        assert!(parse_log_level("debg").is_err());
+        assert!(parse_log_level("promoter::webhooks").is_err());
+        assert_eq!(
+            parse_log_level("info,promoter=verbose").unwrap_err(),
+            "\"promoter=verbose\" does not end in a level; the levels are error, warn, info, debug, trace, off"
+        );
+        assert!(parse_log_level("").is_err());
     }
 }

@@ -118,10 +118,8 @@ fn upack(file: impl Read + Seek) -> Result<Found, String> {
 }
 
 fn npm(file: impl Read) -> Result<Found, String> {
-    let text = tar_entry(file, "an npm package (a .tgz)", |path| {
-        path == "package/package.json"
-    })?
-    .ok_or("is not an npm package: it has no package/package.json")?;
+    let text = tar_entry(file, "an npm package (a .tgz)", is_npm_manifest)?
+        .ok_or("is not an npm package: it has no package/package.json")?;
     let manifest: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("is not an npm package: its package.json is not JSON ({e})"))?;
     let field = |name: &str| {
@@ -143,6 +141,17 @@ fn npm(file: impl Read) -> Result<Found, String> {
         version,
         qualifier: String::new(),
     })
+}
+
+/// Whether npm installs the tar entry at `path` as the package's
+/// `package.json`: npm extracts with the first folder stripped whatever its
+/// name (`strip: 1`), and empty and `.` parts count for nothing, so
+/// `x/package.json` and `package//./package.json` are the manifest too.
+fn is_npm_manifest(path: &str) -> bool {
+    let mut parts = path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".");
+    parts.next().is_some() && parts.next() == Some("package.json") && parts.next().is_none()
 }
 
 /// A wheel (`NAME-VERSION-…whl`, a zip with `NAME-VERSION.dist-info/METADATA`) or
@@ -268,8 +277,10 @@ fn tar_entry(
     what: &str,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Option<String>, String> {
+    // Every gzip member, as gunzip, Node and Python read them: a second
+    // member could hold a second manifest.
     tar_scan(
-        flate2::read::GzDecoder::new(file),
+        flate2::read::MultiGzDecoder::new(file),
         MAX_SCANNED_BYTES,
         what,
         &wanted,
@@ -286,6 +297,9 @@ fn tar_scan(
 ) -> Result<Option<String>, String> {
     // Counts what is decompressed, so a bomb stops at the limit.
     let mut archive = tar::Archive::new(stream.take(limit));
+    // Past a zero block, as npm's tar reads on (only two end an archive):
+    // an entry after one would otherwise be a manifest this walk misses.
+    archive.set_ignore_zeros(true);
     let scanned = tar_walk(&mut archive, what, wanted);
     // A spent limit explains whatever ended the walk: the stream was cut
     // there, which the tar crate reports as a damaged entry or, between
@@ -305,7 +319,7 @@ fn tar_walk<R: Read>(
     what: &str,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Result<Option<String>, String> {
-    let damaged = |e: std::io::Error| format!("is not {what} ({e})");
+    let damaged = |e: std::io::Error| format!("is not {what}: {e}");
     // Raw: extension headers (long names, PAX attributes) come as entries of
     // their own, which the tar crate would otherwise read whole into memory.
     // What they say of the next entry is applied below, as tar and npm apply
@@ -359,7 +373,7 @@ fn tar_walk<R: Read>(
                         b"size" => {
                             let size = record.value().ok().and_then(|v| v.parse::<u64>().ok());
                             pax_size = Some(size.ok_or_else(|| {
-                                format!("is not {what} (a PAX size is not a number)")
+                                format!("is not {what}: a PAX size is not a number")
                             })?);
                         }
                         _ => {}
@@ -569,7 +583,7 @@ mod tests {
         tar.into_inner().unwrap().finish().unwrap()
     }
 
-    fn add(tar: &mut Tar, path: &str, bytes: &[u8]) {
+    fn add<W: std::io::Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
@@ -742,6 +756,57 @@ mod tests {
                     .to_owned()
             )
         );
+    }
+
+    /// A tar of one entry, ended by its two zero blocks.
+    fn tar_of(path: &str, bytes: &[u8]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        add(&mut tar, path, bytes);
+        tar.into_inner().unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn a_second_manifest_npm_would_install_is_seen() {
+        let evil = br#"{"name":"evil","version":"6.6.6"}"#;
+        let first = tar_of("package/package.json", PACKAGE_JSON);
+        let unended = &first[..first.len() - 1024];
+        // After a single zero block, which npm's tar reads past.
+        let mut zero_block = unended.to_vec();
+        zero_block.extend_from_slice(&[0; 512]);
+        zero_block.extend_from_slice(&tar_of("package/package.json", evil));
+        // In a second gzip member, which gunzip and Node read too.
+        let mut members = gzip(unended);
+        members.extend_from_slice(&gzip(&tar_of("package/package.json", evil)));
+        for (what, tgz) in [
+            ("a zero block", gzip(&zero_block)),
+            ("two members", members),
+        ] {
+            assert_eq!(
+                npm(Cursor::new(tgz)),
+                Err("is refused: it holds package/package.json twice, and tools disagree on which one counts".to_owned()),
+                "{what}"
+            );
+        }
+        // Under any first folder, and with empty or `.` parts: npm strips
+        // the first folder whatever its name.
+        for path in ["x/package.json", "package//./package.json"] {
+            let mut both = unended.to_vec();
+            both.extend_from_slice(&tar_of(path, evil));
+            assert!(
+                npm(Cursor::new(gzip(&both))).unwrap_err().contains("twice"),
+                "{path}"
+            );
+        }
+        assert!(is_npm_manifest("package/package.json"));
+        assert!(!is_npm_manifest("package/lib/package.json"));
+        assert!(!is_npm_manifest("package.json"));
     }
 
     #[test]

@@ -222,7 +222,8 @@ fn declared_identity(feed_type: FeedType, declared: Declared) -> Result<Found> {
     let required = |value: Option<String>, field: &str| {
         value.ok_or_else(|| {
             Error::invalid(format!(
-                "Parameter \"{field}\" is required: a {feed_type} package file does not say which package it is."
+                "Parameter \"{field}\" is required: {} package file does not say which package it is.",
+                crate::domain::with_article(feed_type.as_str())
             ))
         })
     };

@@ -28,16 +28,18 @@ const MAX_COMMENT: usize = 65_535;
 const ENCRYPTED: u16 = 1;
 const STORED: u16 = 0;
 const DEFLATED: u16 = 8;
+/// The ZIP64 end-of-directory locator, 20 bytes just before the end record.
+const ZIP64_LOCATOR: usize = 20;
+const ZIP64_LOCATOR_SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
 
 /// One central directory entry.
 #[derive(Debug)]
 pub struct Entry {
-    /// Decoded lossily rather than refused. The names looked for are ASCII,
-    /// and bytes outside ASCII decode to U+FFFD here and to other non-ASCII
-    /// characters in the code page (CP437) tools use for names without the
-    /// UTF-8 flag, so whether a name is one looked for does not depend on the
-    /// decoding. Refusing would turn away packages in which an old tool named
-    /// some other file in a local code page.
+    /// As UTF-8 when it is; otherwise each byte outside ASCII is `?`, which
+    /// keeps the name's size (a lossy decoding would triple it) and cannot
+    /// make it one of the names looked for, which are ASCII without `?`.
+    /// Refusing would turn away packages in which an old tool named some
+    /// other file in a local code page.
     pub name: String,
     pub method: u16,
     pub flags: u16,
@@ -86,6 +88,16 @@ impl<R: Read + Seek> ZipArchive<R> {
                 "is refused: a package may hold fewer than {MAX_ENTRIES} entries"
             ));
         }
+        // A ZIP64 locator just before the end record: Python's zipfile (and
+        // so pip) then reads the directory the ZIP64 record names, whatever
+        // this end record says, so it could see other entries than we do.
+        let record_at = tail_start + end as u64;
+        let locator_at = end.checked_sub(ZIP64_LOCATOR);
+        if locator_at.is_some_and(|at| tail[at..at + 4] == ZIP64_LOCATOR_SIGNATURE) {
+            return Err(format!(
+                "is refused: a package may hold fewer than {MAX_ENTRIES} entries (it has a ZIP64 record)"
+            ));
+        }
         if directory_size > MAX_CENTRAL_DIRECTORY {
             return Err(format!(
                 "is refused: its zip directory is larger than {} MiB",
@@ -96,9 +108,9 @@ impl<R: Read + Seek> ZipArchive<R> {
         // Python's zipfile takes every offset as shifted by it (as if data
         // were prepended) and reads the directory as the bytes just before
         // the record, so it would read other names than this reader does.
-        if directory_offset + directory_size != tail_start + end as u64 {
+        if directory_offset + directory_size != record_at {
             return Err(format!(
-                "is not {what} (its central directory does not end where its end record begins)"
+                "is not {what}: its central directory does not end where its end record begins"
             ));
         }
         reader
@@ -107,7 +119,7 @@ impl<R: Read + Seek> ZipArchive<R> {
         let mut directory = vec![0; directory_size as usize];
         reader.read_exact(&mut directory).map_err(|_| not())?;
         let entries =
-            read_directory(&directory, count).map_err(|why| format!("is not {what} ({why})"))?;
+            read_directory(&directory, count).map_err(|why| format!("is not {what}: {why}"))?;
         Ok(ZipArchive {
             reader,
             length,
@@ -231,7 +243,7 @@ fn read_directory(directory: &[u8], count: u64) -> Result<Vec<Entry>, &'static s
             return Err(RUNS_PAST);
         }
         entries.push(Entry {
-            name: String::from_utf8_lossy(&directory[name_start..name_end]).into_owned(),
+            name: name_text(&directory[name_start..name_end]),
             method: le16(header, 10),
             flags: le16(header, 8),
             compressed_size: u64::from(le32(header, 20)),
@@ -254,6 +266,17 @@ fn le16(bytes: &[u8], at: usize) -> u16 {
 
 fn le32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// A name as `Entry::name` keeps it.
+fn name_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => bytes
+            .iter()
+            .map(|&b| if b.is_ascii() { char::from(b) } else { '?' })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -408,7 +431,7 @@ pub(crate) mod tests {
         };
         assert_eq!(
             refusal(ZipArchive::open(&mut counting, WHAT)),
-            "is not a universal package (a zip archive) (its central directory does not end where its end record begins)"
+            "is not a universal package (a zip archive): its central directory does not end where its end record begins"
         );
         // Only the tail searched for the end record was read.
         assert!(
@@ -437,7 +460,7 @@ pub(crate) mod tests {
         zip.extend_from_slice(&[0; 2]);
         assert_eq!(
             refusal(ZipArchive::open(Cursor::new(zip), WHAT)),
-            "is not a universal package (a zip archive) (a header of its central directory runs past the directory's end)"
+            "is not a universal package (a zip archive): a header of its central directory runs past the directory's end"
         );
     }
 
@@ -449,20 +472,20 @@ pub(crate) mod tests {
         more[end + 10..end + 12].copy_from_slice(&3u16.to_le_bytes());
         assert_eq!(
             refusal(ZipArchive::open(Cursor::new(more), WHAT)),
-            "is not a universal package (a zip archive) (a header of its central directory runs past the directory's end)"
+            "is not a universal package (a zip archive): a header of its central directory runs past the directory's end"
         );
         let mut fewer = zip.clone();
         fewer[end + 10..end + 12].copy_from_slice(&1u16.to_le_bytes());
         assert_eq!(
             refusal(ZipArchive::open(Cursor::new(fewer), WHAT)),
-            "is not a universal package (a zip archive) (its central directory holds more than its end record counts)"
+            "is not a universal package (a zip archive): its central directory holds more than its end record counts"
         );
         let mut damaged = zip;
         let at = central_header(&damaged);
         damaged[at + 3] = 0;
         assert_eq!(
             refusal(ZipArchive::open(Cursor::new(damaged), WHAT)),
-            "is not a universal package (a zip archive) (a header of its central directory is damaged)"
+            "is not a universal package (a zip archive): a header of its central directory is damaged"
         );
     }
 
@@ -480,6 +503,15 @@ pub(crate) mod tests {
                 "is refused: a package may hold fewer than 65535 entries"
             );
         }
+        // A ZIP64 locator before the end record, which Python would follow.
+        let mut located = zip.clone();
+        let mut locator = b"PK\x06\x07".to_vec();
+        locator.resize(20, 0);
+        located.splice(end..end, locator);
+        assert_eq!(
+            refusal(ZipArchive::open(Cursor::new(located), WHAT)),
+            "is refused: a package may hold fewer than 65535 entries (it has a ZIP64 record)"
+        );
         let mut large = zip;
         large[end + 12..end + 16].copy_from_slice(&(16 * 1024 * 1024 + 1u32).to_le_bytes());
         assert_eq!(
@@ -506,12 +538,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn names_that_are_not_utf8_are_read_lossily() {
+    fn names_that_are_not_utf8_keep_their_size() {
         let mut zip = by_hand(&[("xupack.json", STORED, 0, b"{}")]);
         let at = central_header(&zip);
         zip[at + CENTRAL_HEADER] = 0xff;
         let archive = ZipArchive::open(Cursor::new(zip), WHAT).unwrap();
-        assert_eq!(archive.entries()[0].name, "\u{fffd}upack.json");
+        assert_eq!(archive.entries()[0].name, "?upack.json");
     }
 
     #[test]

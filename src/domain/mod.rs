@@ -18,7 +18,7 @@ pub use package::{
 };
 pub use permission::{Permission, Permissions};
 pub use purl::Purl;
-pub use text::{is_free_text, FREE_TEXT_RULE};
+pub use text::{is_free_text, with_article, FREE_TEXT_RULE};
 pub use token::{random_hex, sha256_hex};
 pub use version::{compare_versions, is_prerelease, reserved_version};
 pub use webhook::{WebhookSecret, WebhookUrl};

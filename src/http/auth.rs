@@ -4,7 +4,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 
-use super::input::Fields;
+use super::input::{discard_body, Fields};
 use super::ApiContext;
 use crate::auth::{self, Principal};
 use crate::domain::Permission;
@@ -42,7 +42,13 @@ where
 
     async fn from_request(request: Request, ctx: &ApiContext) -> Result<Self> {
         let presented = match auth::presented_key(request.headers(), request.uri().query()) {
-            Some(key) => Some(ctx.limits.authenticate(&ctx.store, Some(&key)).await?),
+            Some(key) => match ctx.limits.authenticate(&ctx.store, Some(&key)).await {
+                Ok(principal) => Some(principal),
+                Err(refused) => {
+                    discard_body(request).await;
+                    return Err(refused);
+                }
+            },
             None => None,
         };
         Ok(Keyed {

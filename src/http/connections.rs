@@ -12,7 +12,9 @@
 //!   reader would otherwise hold its connection, and shutdown, forever.
 //! - At most `max_connections` are served at once; past that the server stops
 //!   accepting (new ones wait in the kernel's backlog) instead of running out
-//!   of file descriptors.
+//!   of file descriptors. One client address holds at most
+//!   `max_connections_per_address` of them; past that its new connections are
+//!   closed at once, so that it cannot hold every place.
 //! - Shutdown stops accepting, lets what is in flight finish for at most
 //!   `shutdown` and then drops whatever is left.
 //!
@@ -20,11 +22,12 @@
 //! head deadline is an HTTP/1 feature (`axum::serve` also offered HTTP/2 over
 //! clear text, which no package manager uses).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,7 @@ use tokio::time::Sleep;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::limits::counted_address;
 use crate::config::ConnectionLimits;
 
 /// Serves `router` on `listener` until `shutdown` completes, then for at most
@@ -50,7 +54,9 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Instant {
+    raise_open_file_limit(limits.max_connections);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = PerAddress::new(limits.max_connections_per_address);
     let connections = TaskTracker::new();
     let (stop, stopping) = watch::channel(Phase::Serving);
     tokio::pin!(shutdown);
@@ -72,6 +78,12 @@ pub async fn serve(
                 }
             },
         };
+        // One client may not hold every connection: past its share, a new
+        // one is closed at once (before a byte is read).
+        let Some(share) = per_address.take(peer) else {
+            tracing::debug!(peer = %peer, "closed a connection past the per-address limit");
+            continue;
+        };
         // Answers go out whole (hyper writes head and body together), so
         // Nagle's algorithm only delays the last segment of a kept-alive
         // connection.
@@ -80,7 +92,7 @@ pub async fn serve(
         let stopping = stopping.clone();
         connections.spawn(async move {
             serve_connection(tcp, peer, service, limits, stopping).await;
-            drop(permit);
+            drop((permit, share));
         });
     }
     let deadline = Instant::now() + limits.shutdown;
@@ -107,6 +119,100 @@ pub async fn serve(
         connections.wait().await;
     }
     deadline
+}
+
+/// File descriptors a server needs beside its connections: the database
+/// pool, package files being read or written, the listener, logs.
+const OTHER_FILES: u64 = 256;
+
+/// Raises the process's soft open-file limit to its hard one, which services
+/// often start far below (1024 under systemd), so that `max_connections`
+/// connections and the files they read fit; says so when they still do not.
+fn raise_open_file_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let needed = max_connections as u64 + OTHER_FILES;
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct
+        // passed, which lives on this stack frame.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return;
+        }
+        if limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max.min(needed.max(limit.rlim_cur)),
+                rlim_max: limit.rlim_max,
+            };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit = raised;
+            }
+        }
+        if limit.rlim_cur < needed {
+            tracing::warn!(
+                open_files = limit.rlim_cur,
+                max_connections,
+                "the open-file limit is too low for --max-connections: raise `ulimit -n` (LimitNOFILE= under systemd) or lower --max-connections"
+            );
+        }
+    }
+}
+
+/// How many connections each client address (an IPv6 client's /64) holds.
+#[derive(Clone)]
+struct PerAddress {
+    limit: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in its address's count, given back when dropped.
+struct Share {
+    address: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerAddress {
+    fn new(limit: usize) -> Self {
+        PerAddress {
+            limit,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for a connection from `peer`, or `None` past the limit.
+    fn take(&self, peer: SocketAddr) -> Option<Option<Share>> {
+        if self.limit == 0 {
+            return Some(None);
+        }
+        let address = counted_address(peer.ip());
+        // Each change is one insert or removal: a poisoned lock left nothing
+        // half done.
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(Some(Share {
+            address,
+            open: self.open.clone(),
+        }))
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
 }
 
 /// Where shutdown is, as every connection hears it.

@@ -76,7 +76,11 @@ pub struct Failure {
     pub error: String,
 }
 
-pub fn text(status: StatusCode, body: String) -> Response {
+pub fn text(status: StatusCode, mut body: String) -> Response {
+    // One line, ended as a line: curl prints the prompt after it, not on it.
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -34,6 +34,33 @@ impl<S: Send + Sync> FromRequestParts<S> for PathName {
 /// client can finish writing and read the 413.
 const DRAIN_BYTES: usize = 1024 * 1024;
 
+/// How long a refused request's body is still read (and dropped) at most.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops what a refused client is still sending, up to a mebibyte
+/// and for a few seconds, so that it reads the answer rather than a
+/// connection reset under it (a declared length over that is not waited for).
+pub async fn discard_body(request: Request) {
+    if request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|len| len.parse::<u64>().ok())
+        .is_some_and(|len| len > DRAIN_BYTES as u64)
+    {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    let mut body = request.into_body().into_data_stream();
+    let mut seen = 0;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+        seen += chunk.len();
+        if seen > DRAIN_BYTES {
+            return;
+        }
+    }
+}
+
 /// A request body, read whole (it is small: anything over `--body-limit-kib`,
 /// 64 KiB by default, is a 413).
 pub struct RawBody {

@@ -190,7 +190,7 @@ fn client() -> Option<IpAddr> {
 /// What the per-address limits count by: an IPv4 address, or an IPv6
 /// address's /64 (one subscriber's whole prefix, which a single client can
 /// roam at will).
-fn counted_address(peer: IpAddr) -> IpAddr {
+pub(crate) fn counted_address(peer: IpAddr) -> IpAddr {
     match peer.to_canonical() {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);

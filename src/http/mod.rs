@@ -127,7 +127,7 @@ pub fn router(
                 body: settings.body_limit,
                 batch: settings.batch_body_limit,
             },
-            openapi: openapi::render(&doc),
+            openapi: openapi::render(doc),
             content,
         })
 }

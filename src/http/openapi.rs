@@ -209,6 +209,68 @@ pub fn router() -> OpenApiRouter<ApiContext> {
 }
 
 /// The document as served: JSON text, made once.
-pub fn render(doc: &utoipa::openapi::OpenApi) -> Arc<str> {
+pub fn render(mut doc: utoipa::openapi::OpenApi) -> Arc<str> {
+    name_operations(&mut doc);
     Arc::from(doc.to_json().expect("an OpenAPI document serialises"))
+}
+
+/// Gives every operation an id of its own, as OpenAPI requires and client
+/// generators rely on: utoipa names an operation after its handler, handlers
+/// of different resources share names (`list`, `remove`), and one handler may
+/// answer several methods. The id is the tag and the handler in camelCase
+/// (`webhooksRemove`), with the method when the handler answers several
+/// (`packagesUploadPut`).
+fn name_operations(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let mut operations: Vec<(&str, &mut utoipa::openapi::path::Operation)> = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("options", &mut item.options),
+            ("head", &mut item.head),
+            ("patch", &mut item.patch),
+            ("trace", &mut item.trace),
+        ]
+        .into_iter()
+        .filter_map(|(method, operation)| Some((method, operation.as_mut()?)))
+        .collect();
+        let handlers: Vec<String> = operations
+            .iter()
+            .map(|(_, operation)| operation.operation_id.clone().unwrap_or_default())
+            .collect();
+        for (method, operation) in &mut operations {
+            let handler = operation.operation_id.take().unwrap_or_default();
+            let tag = operation
+                .tags
+                .as_ref()
+                .and_then(|tags| tags.first())
+                .cloned()
+                .unwrap_or_default();
+            let shared = handlers.iter().filter(|h| **h == handler).count() > 1;
+            let method = if shared { *method } else { "" };
+            operation.operation_id = Some(camel_case(&[&tag, &handler, method]));
+        }
+    }
+}
+
+/// `["history page", "sign_in", ""]` → `historyPageSignIn`.
+fn camel_case(parts: &[&str]) -> String {
+    let mut id = String::new();
+    let words = parts
+        .iter()
+        .flat_map(|part| part.split(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|word| !word.is_empty());
+    for word in words {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            if id.is_empty() {
+                id.push(first.to_ascii_lowercase());
+            } else {
+                id.push(first.to_ascii_uppercase());
+            }
+            id.extend(chars);
+        }
+    }
+    id
 }

@@ -65,7 +65,7 @@ struct UploadQuery {
         (status = 200, description = "Stored, or already there with the same bytes.", body = PackageVersionInfo),
         (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
         (status = 413, description = "Larger than the upload limit.", body = String, content_type = "text/plain"),
-        (status = 408, description = "The body sent nothing for the stall timeout (60 s); nothing was stored.", body = String, content_type = "text/plain"),
+        (status = 408, description = "The body sent nothing for the stall timeout (`--stall-timeout-seconds`); nothing was stored.", body = String, content_type = "text/plain"),
         (status = 415, description = "A multipart body: send the file's bytes as they are.", body = String, content_type = "text/plain"),
         Refusals
     ),
@@ -98,7 +98,7 @@ async fn upload(
         (status = 200, description = "Stored, or already there with the same bytes.", body = PackageVersionInfo),
         (status = 404, description = "No feed has that name.", body = String, content_type = "text/plain"),
         (status = 413, description = "Larger than the upload limit.", body = String, content_type = "text/plain"),
-        (status = 408, description = "The body sent nothing for the stall timeout (60 s); nothing was stored.", body = String, content_type = "text/plain"),
+        (status = 408, description = "The body sent nothing for the stall timeout (`--stall-timeout-seconds`); nothing was stored.", body = String, content_type = "text/plain"),
         (status = 415, description = "A multipart body: send the file's bytes as they are.", body = String, content_type = "text/plain"),
         Refusals
     ),
@@ -219,7 +219,7 @@ fn stalls_after(
     path = "/api/packages/{feed}/download",
     tag = "packages",
     summary = "Download a package file",
-    description = "Streamed, with `ETag` (the SHA-256) and `Range` support. `version` may be `latest` or `latest-stable`.",
+    description = "Streamed, with `ETag` (the SHA-256) and `Range` (with `If-Range`) support. `version` may be `latest` or `latest-stable`.",
     params(
         ("feed" = FeedName, Path, description = "The feed's name."),
         ("name" = Option<String>, Query, min_length = 1, description = "The package's name (alias `package`); required unless `purl` is given."),
@@ -322,8 +322,12 @@ async fn serve(
     headers: &HeaderMap,
 ) -> Result<Response> {
     let Some(sha256) = file.blob_sha256.clone() else {
+        let group = match file.group_name.as_str() {
+            "" => String::new(),
+            group => format!("{group}/"),
+        };
         return Err(Error::NotFound(format!(
-            "Package {} {} is a record without content (added with `promoter packages add`), so there is nothing to download.",
+            "Package {group}{} {} is a record without content (added with `promoter packages add`), so there is nothing to download.",
             file.name, file.version
         )));
     };
@@ -340,7 +344,17 @@ async fn serve(
             .insert(header::ETAG, header_value(&etag));
         return Ok(response);
     }
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    // If-Range (RFC 9110 13.1.5): a range of the file the client already
+    // has part of, or else the whole file. Only our strong ETag matches; a
+    // date never does, so a resumed `latest` never splices two files.
+    let range_applies = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|validator| validator.as_bytes() == etag.as_bytes());
+    let asked = headers
+        .get(header::RANGE)
+        .filter(|_| range_applies)
+        .and_then(|v| v.to_str().ok());
+    let range = match asked {
         None => None,
         Some(text) => match parse_range(text, size) {
             RangeAsked::Whole => None,

@@ -193,8 +193,8 @@ pub(super) fn selection(params: &Fields, feed: &Feed) -> Result<Selection> {
         return Err(params.error(
             "purl",
             format!(
-                "is a {} package URL, but feed \"{}\" holds {} packages",
-                purl.purl_type,
+                "is {} package URL, but feed \"{}\" holds {} packages",
+                crate::domain::with_article(&purl.purl_type),
                 feed.name,
                 feed.feed_type.purl_type()
             ),

@@ -500,6 +500,8 @@ impl ItemView {
 #[serde(rename_all = "camelCase")]
 struct BatchView {
     batch: Option<String>,
+    /// Where the versions went (for a revert: back where they came from).
+    to_feed: String,
     dry_run: bool,
     promoted: usize,
     skipped: usize,
@@ -512,6 +514,7 @@ impl From<Moved> for BatchView {
         let to_feed = moved.to_feed;
         let mut view = BatchView {
             batch: moved.batch,
+            to_feed: to_feed.to_string(),
             dry_run: moved.dry_run,
             promoted: 0,
             skipped: 0,

@@ -53,8 +53,10 @@ impl Store {
         if let Some(target) = &target {
             if target.feed_type != feed_type {
                 return Err(Error::invalid(format!(
-                    "Feed \"{}\" is a {} feed and cannot be the promotion target of a {feed_type} feed.",
-                    target.name, target.feed_type
+                    "Feed \"{}\" is {} feed and cannot be the promotion target of {} feed.",
+                    target.name,
+                    crate::domain::with_article(target.feed_type.as_str()),
+                    crate::domain::with_article(feed_type.as_str())
                 )));
             }
         }

@@ -205,9 +205,17 @@ impl Store {
             // refused connection until its acquire timeout and then reports only
             // that it timed out, hiding the cause. It applies the migrations,
             // free of the statement timeout (an index build may take longer).
+            // Named in every error (never with the password), so that an
+            // operator sees which server was tried.
+            let target = format!(
+                "PostgreSQL at {}:{} (database {})",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or("named as the user")
+            );
             let mut first = PgConnection::connect_with(&options)
                 .await
-                .context("could not connect to PostgreSQL")?;
+                .with_context(|| format!("could not connect to {target}"))?;
             sqlx::migrate!("./migrations/postgres")
                 .run(&mut first)
                 .await
@@ -215,7 +223,7 @@ impl Store {
             first
                 .close()
                 .await
-                .context("could not connect to PostgreSQL")?;
+                .with_context(|| format!("could not connect to {target}"))?;
             // Set per connection rather than as startup options, which
             // connection poolers such as PgBouncer refuse. An idle transaction
             // left open by a vanished client must not hold its locks for long.
@@ -261,8 +269,19 @@ impl Store {
             // A command run from another directory would otherwise quietly
             // start an empty database there.
             let file = parsed.get_filename().to_owned();
-            let is_new =
-                !url.contains(":memory:") && !url.contains("mode=memory") && !file.exists();
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let is_new = !in_memory && !file.exists();
+            let shown = std::path::absolute(&file).unwrap_or(file.clone());
+            if let Some(folder) = shown
+                .parent()
+                .filter(|folder| !in_memory && !folder.is_dir())
+            {
+                anyhow::bail!(
+                    "could not open the SQLite database at {}: its folder {} does not exist",
+                    shown.display(),
+                    folder.display()
+                );
+            }
             let options = parsed
                 .create_if_missing(true)
                 // WAL lets readers run beside the one writer; writers from other
@@ -277,13 +296,14 @@ impl Store {
                 .test_before_acquire(false)
                 .connect_with(options)
                 .await
-                .context("could not open the SQLite database")?;
+                .with_context(|| {
+                    format!("could not open the SQLite database at {}", shown.display())
+                })?;
             sqlx::migrate!("./migrations/sqlite")
                 .run(&pool)
                 .await
                 .context("could not apply the database migrations")?;
             if is_new {
-                let shown = std::path::absolute(&file).unwrap_or(file);
                 tracing::warn!(
                     "created a new, empty SQLite database at {}: nothing was there (set --database-url or PROMOTER_DATABASE_URL to use another)",
                     shown.display()

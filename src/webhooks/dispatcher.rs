@@ -378,8 +378,15 @@ fn explain(error: &reqwest::Error) -> String {
     } else {
         "the request failed"
     };
-    let cause = std::error::Error::source(error).map(describe);
-    match cause {
+    // The innermost cause says what happened ("Connection refused (os error
+    // 111)"); the layers above it each only restate that a connection failed.
+    let mut cause = std::error::Error::source(error);
+    let mut innermost = None;
+    while let Some(next) = cause {
+        innermost = Some(next);
+        cause = next.source();
+    }
+    match innermost {
         Some(cause) => format!("{prefix}: {cause}"),
         None => prefix.to_owned(),
     }

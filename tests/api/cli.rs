@@ -198,7 +198,7 @@ async fn the_quickstart_works_end_to_end(backend: Backend) {
             .await
             .unwrap();
     assert_eq!(reply.status(), 403);
-    assert_eq!(reply.text().await.unwrap(), FORBIDDEN);
+    assert_eq!(reply.text().await.unwrap(), format!("{FORBIDDEN}\n"));
     assert!(succeeds(&promoter(db, &["keys", "list"])).contains("release-bot"));
 }
 
@@ -468,4 +468,162 @@ async fn webhooks_are_managed_from_the_command_line(backend: Backend) {
             .count(),
         2
     );
+}
+
+/// What a new user tripped over (issue 19): flags where they mean nothing,
+/// a misspelt level, a bad address, a database that cannot be opened, a
+/// server URL without its scheme. Each is one line that says what to do, and
+/// leaves nothing behind.
+#[test]
+fn start_up_mistakes_are_refused_in_one_line_and_leave_nothing_behind() {
+    let folder = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BINARY)
+            .args(args)
+            .current_dir(folder.path())
+            .env_remove("PROMOTER_DATABASE_URL")
+            .env_remove("PROMOTER_URL")
+            .env_remove("PROMOTER_LOG_LEVEL")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let one_line = |output: &Output, expected: &str| {
+        fails_saying(output, expected);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    };
+    // A serve flag before the command is refused, not ignored.
+    one_line(
+        &run(&["--listen", "127.0.0.1:8701", "serve"]),
+        "error: unexpected argument '--listen' found",
+    );
+    one_line(
+        &run(&[
+            "--webhook-allow-private",
+            "webhooks",
+            "add",
+            "http://127.0.0.1:8899/x",
+        ]),
+        "error: unexpected argument '--webhook-allow-private' found",
+    );
+    // The client commands take no --database-url.
+    one_line(
+        &run(&["promote", "--database-url", "sqlite://x.db"]),
+        "error: unexpected argument '--database-url' found",
+    );
+    // A level that is not one.
+    for level in ["warning", "debg"] {
+        one_line(
+            &run(&["serve", "--log-level", level]),
+            "is not a level; the levels are error, warn, info, debug, trace, off",
+        );
+    }
+    // A bad address, before any database is created.
+    one_line(
+        &run(&["serve", "--listen", "nonsense"]),
+        "error: could not listen on nonsense",
+    );
+    // A SQLite file in a folder that does not exist names both.
+    let missing = folder.path().join("no-such-folder");
+    one_line(
+        &run(&[
+            "feeds",
+            "list",
+            "--database-url",
+            &format!("sqlite://{}/promoter.db?mode=rwc", missing.display()),
+        ]),
+        &format!(
+            "error: could not open the SQLite database at {}/promoter.db: its folder {} does not exist",
+            missing.display(),
+            missing.display()
+        ),
+    );
+    // A server URL without its scheme says so.
+    let without_scheme = Command::new(BINARY)
+        .args(["revert", "3"])
+        .env("PROMOTER_URL", "127.0.0.1:8624")
+        .env("PROMOTER_API_KEY", "k")
+        .output()
+        .unwrap();
+    one_line(
+        &without_scheme,
+        "error: the server URL \"127.0.0.1:8624\" (from --url or PROMOTER_URL) has no scheme: write http://127.0.0.1:8624 (or https://…)",
+    );
+    assert_eq!(
+        std::fs::read_dir(folder.path()).unwrap().count(),
+        0,
+        "a refused start left files behind"
+    );
+    // Help names the environment variables without values.
+    let help = String::from_utf8(run(&["serve", "--help"]).stdout).unwrap();
+    assert!(help.contains("[env: PROMOTER_LISTEN]"), "{help}");
+    assert!(!help.contains("PROMOTER_LISTEN="), "{help}");
+    let top = String::from_utf8(run(&["--help"]).stdout).unwrap();
+    assert!(
+        !top.contains("--listen") && !top.contains("--database-url"),
+        "{top}"
+    );
+    let revert = String::from_utf8(run(&["revert", "--help"]).stdout).unwrap();
+    assert!(
+        revert.contains("Kept in the history with the revert."),
+        "{revert}"
+    );
+}
+
+/// SIGTERM is logged with what shutdown waits for and the exit, in both log
+/// formats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_logged_in_both_formats() {
+    for format in ["human", "json"] {
+        let folder = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(BINARY)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--log-format", format])
+            .current_dir(folder.path())
+            .env_remove("PROMOTER_DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut listening = false;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                listening = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(listening, "promoter serve did not start");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{format}: {}", output.status);
+        let log = String::from_utf8(output.stderr).unwrap();
+        for said in [
+            "shutdown requested",
+            "SIGTERM",
+            "shutting down: no new connections",
+            "promoter stopped",
+        ] {
+            assert!(log.contains(said), "{format}: {said:?} not in {log}");
+        }
+        if format == "json" {
+            for line in log.lines() {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|e| panic!("{e}: {line}"));
+            }
+        }
+    }
 }

@@ -130,9 +130,20 @@ async fn the_client_commands_promote_batch_and_revert(app: TestApp) {
         "{refused}"
     );
     std::fs::write(&list, "lodash 4.17.21\n").unwrap();
+    // A dry run says what would happen.
+    let dry = stdout(&client(
+        &app,
+        Some(&key),
+        &[&batch_args[..], &["--dry-run"]].concat(),
+    ));
+    assert!(dry.contains("would promote  lodash 4.17.21\n"), "{dry}");
+    assert!(
+        dry.contains("Dry run, nothing changed: 1 promoted, 0 overwritten, 0 skipped into approved-npm if it were not a dry run."),
+        "{dry}"
+    );
     let batch = stdout(&client(&app, Some(&key), &batch_args));
     assert!(
-        batch.contains("promoted    lodash 4.17.21 (promotion"),
+        batch.contains("promoted       lodash 4.17.21 (promotion"),
         "{batch}"
     );
     assert!(
@@ -150,11 +161,14 @@ async fn the_client_commands_promote_batch_and_revert(app: TestApp) {
     // Reverts, by batch and by id.
     let reverted = stdout(&client(&app, Some(&key), &["revert", "--batch", &batch_id]));
     assert!(
-        reverted.contains("promoted    lodash 4.17.21"),
+        reverted.contains("reverted       lodash 4.17.21 back to unapproved-npm (promotion"),
         "{reverted}"
     );
     let reverted = stdout(&client(&app, Some(&key), &["revert", &id.to_string()]));
-    assert!(reverted.contains("1 promoted"), "{reverted}");
+    assert!(
+        reverted.contains("\n1 reverted back to unapproved-npm"),
+        "{reverted}"
+    );
     assert!(app
         .records()
         .await

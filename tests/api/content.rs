@@ -173,7 +173,7 @@ async fn get(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
         .unwrap()
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }

@@ -694,7 +694,9 @@ async fn connection_errors_say_their_cause_once() {
             .output()
             .unwrap()
     };
-    let output = cli(&app.url_as_role("bob"));
+    let mut as_bob = url::Url::parse(&app.url_as_role("bob")).unwrap();
+    as_bob.set_password(Some("sekret-pw")).unwrap();
+    let output = cli(as_bob.as_str());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(!output.status.success());
     assert_eq!(
@@ -704,17 +706,26 @@ async fn connection_errors_say_their_cause_once() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: could not connect to PostgreSQL: "),
+        stderr.starts_with("error: could not connect to PostgreSQL at "),
         "{stderr}"
     );
+    // The password never.
+    assert!(!stderr.contains("sekret-pw"), "{stderr}");
 
-    // A port nobody listens on: refused at once, and said so (not "timed out").
+    // A port nobody listens on: refused at once, and said so (not "timed out"),
+    // naming the server and database it tried.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let output = cli(&format!("postgres://postgres@127.0.0.1:{port}/postgres"));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: could not connect to PostgreSQL at 127.0.0.1:{port} (database postgres): "
+        )),
+        "{stderr}"
+    );
     assert!(!stderr.contains("timed out"), "{stderr}");
 }
 

@@ -191,9 +191,10 @@ impl Reply {
             "body {:?} does not contain {expected:?}",
             self.body
         );
+        let sentence = self.body.strip_suffix('\n');
         assert!(
-            !self.body.contains('\n') && self.body.ends_with('.'),
-            "not one sentence: {:?}",
+            sentence.is_some_and(|s| !s.contains('\n') && s.ends_with('.')),
+            "not one sentence ending in a line break: {:?}",
             self.body
         );
     }
@@ -613,14 +614,17 @@ pub async fn start_instance_and_store(
 }
 
 /// Where the servers on a test database keep package files: one folder per
-/// database, shared by its servers as replicas share their storage, removed
-/// with the database's folder (SQLite) or at the end of the run (see
-/// `TestDatabase`).
+/// database, shared by its servers as replicas share their storage. A SQLite
+/// database's is beside its file, in the test's own temporary folder; a
+/// PostgreSQL database's is a temporary folder of its own. `TestDatabase`
+/// removes it, so a run leaves nothing behind.
 pub fn storage_of(database_url: &str) -> std::path::PathBuf {
+    if let Some(file) = database_url.strip_prefix("sqlite://") {
+        let file = std::path::Path::new(file.split('?').next().unwrap_or_default());
+        return file.with_file_name("storage");
+    }
     let id = promoter::domain::sha256_hex(database_url);
-    std::env::temp_dir()
-        .join("promoter-test-storage")
-        .join(&id[..16])
+    std::env::temp_dir().join(format!("promoter-test-storage-{}", &id[..16]))
 }
 
 /// Runs a built server in the background, for the rest of the test; its address.

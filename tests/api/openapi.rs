@@ -11,6 +11,50 @@ use crate::helpers::{Backend, TestApp};
 
 each_backend!(schemathesis_finds_nothing_wrong);
 
+/// The served document is valid OpenAPI 3.1, by a validator of its own
+/// (openapi-spec-validator, from PyPI); every operation has an id of its
+/// own, which client generators need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_valid_openapi_3_1() {
+    let validator = std::env::var("PROMOTER_TEST_OPENAPI_VALIDATOR").expect(
+        "PROMOTER_TEST_OPENAPI_VALIDATOR names openapi-spec-validator: run the tests through scripts/test, which installs it",
+    );
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let document = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_str(&document).unwrap();
+    let ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "{ids:?}");
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("openapi.json");
+    std::fs::write(&file, &document).unwrap();
+    let output = Command::new(validator)
+        .args(["--schema", "3.1"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.trim().ends_with(": OK"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The methods the document gives each path.
 fn documented(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
     doc["paths"]

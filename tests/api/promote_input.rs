@@ -205,7 +205,7 @@ async fn feeds_must_differ_exist_be_enabled_and_share_a_type(app: TestApp) {
     )
     .await;
     app.promote_refused(&key, &with(&base, "toFeed", json!("approved-nuget")), 400,
-        "Packages can only be promoted between feeds of the same type: \"unapproved-npm\" is a npm feed and \"approved-nuget\" is a nuget feed.")
+        "Packages can only be promoted between feeds of the same type: \"unapproved-npm\" is an npm feed and \"approved-nuget\" is a nuget feed.")
         .await;
 
     for (feed, field) in [("approved-npm", "toFeed"), ("unapproved-npm", "fromFeed")] {

@@ -93,7 +93,7 @@ async fn pgutils_exact_request_is_served(app: TestApp) {
     assert!(
         response.ends_with(&format!(
             "\r\n\r\nPackage myNugetPackage 1.2.3 was not found in feed \"nuget-unapproved\": \
-             promotion {} moved it to feed \"nuget-approved\" at {}.",
+             promotion {} moved it to feed \"nuget-approved\" at {}.\n",
             second.id,
             second
                 .promoted_at

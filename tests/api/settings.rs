@@ -119,7 +119,7 @@ async fn timeouts_are_settings(backend: Backend) {
     assert_eq!(reply.status(), 408);
     assert_eq!(
         reply.text().await.unwrap(),
-        "The request took too long and was abandoned."
+        "The request took too long and was abandoned.\n"
     );
     assert!(started.elapsed() < Duration::from_secs(40));
     drop(sender);

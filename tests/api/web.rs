@@ -216,7 +216,7 @@ async fn sign_in_and_out_refuse_posts_from_other_sites(app: TestApp) {
         assert_eq!(reply.status, 403, "{headers:?}");
         assert_eq!(
             reply.body,
-            "Sign-in and sign-out are accepted only from this server's own pages."
+            "Sign-in and sign-out are accepted only from this server's own pages.\n"
         );
         assert!(reply.headers.get("set-cookie").is_none());
     }
@@ -449,6 +449,13 @@ async fn every_key_carrier_opens_the_page(app: TestApp) {
         assert_eq!(rows(&page), 50);
         // Links never carry a key given in the address.
         assert!(!page.body.contains(&key));
+        // Nobody signed in: no session to end.
+        assert!(
+            page.body
+                .contains("Viewing with the key <strong>ci-key</strong> from this request"),
+            "{path}"
+        );
+        assert!(!page.body.contains("Signed in as") && !page.body.contains("Sign out"));
     }
 }
 

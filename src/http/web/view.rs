@@ -161,12 +161,16 @@ pub fn sign_in(problem: Option<&str>, form_token: &str) -> Markup {
 /// The history: filters, the table (or a sentence when it is empty), paging.
 pub fn history(page: &HistoryPage<'_>) -> Markup {
     let header = html! {
-        span.who { "Signed in as " strong { (page.user) } }
+        // Only a sign-in is a session to end; a key carried by the request
+        // (`?key=`, a header) is used for this page alone.
         @if page.session {
+            span.who { "Signed in as " strong { (page.user) } }
             form.sign-out method="post" action="/sign-out" {
                 input type="hidden" name=(super::FORM_FIELD) value=(page.form_token);
                 button.quiet type="submit" { "Sign out" }
             }
+        } @else {
+            span.who { "Viewing with the key " strong { (page.user) } " from this request" }
         }
     };
     let f = page.filters;
