@@ -566,7 +566,8 @@ fn start_up_mistakes_are_refused_in_one_line_and_leave_nothing_behind() {
     );
     let revert = String::from_utf8(run(&["revert", "--help"]).stdout).unwrap();
     assert!(
-        revert.contains("Kept in the history with the revert."),
+        revert.contains("Kept in the history with the revert\n")
+            && revert.contains("Check everything and report what would happen"),
         "{revert}"
     );
 }
