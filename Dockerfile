@@ -1,6 +1,9 @@
 # Promoter: a release build, then the binary alone on a slim Debian image.
 #   docker build -t promoter .
 #   docker run -p 8624:8624 -v promoter-data:/var/lib/promoter promoter
+# Arguments replace the command, so settings as flags come after `serve`
+# (`docker run … promoter serve --rate-limit-per-key 10`), or as PROMOTER_…
+# variables (`-e`).
 # Base images are pinned to exact versions: bump them on purpose (and pin their
 # digests too if you mirror them into your own registry).
 

@@ -74,7 +74,14 @@ pub fn parse() -> Result<Cli, clap::Error> {
     }
     let mut matches =
         hide_env_values(<Cli as clap::CommandFactory>::command()).try_get_matches()?;
-    <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+    let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)?;
+    // `promoter` alone serves, with `serve`'s settings from the environment,
+    // checked as they would be on the command line.
+    if cli.command.is_none() {
+        let serve = ServeFromEnvironment::try_parse_from(["promoter"])?.serve;
+        cli.command = Some(Command::Serve(serve));
+    }
+    Ok(cli)
 }
 
 /// A clap error as one line: its message, possible values and tips, without
@@ -362,13 +369,8 @@ pub enum WebhooksCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = match cli.command {
-        Some(command) => command,
-        None => Command::Serve(
-            ServeFromEnvironment::try_parse_from(["promoter"])
-                .map_err(|error| anyhow::anyhow!(one_line(&error)))?
-                .serve,
-        ),
+    let Some(command) = cli.command else {
+        bail!("no command: `promoter serve` is what `promoter` alone runs");
     };
     match command {
         Command::Serve(args) => serve(args).await,
@@ -439,6 +441,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         per_key: NonZeroU32::new(rate_limit_per_key),
         auth_failures_per_address: NonZeroU32::new(auth_failures_per_minute),
     };
+    // The address, then the package folder, then the database: whatever is
+    // wrong is said before anything is created.
+    let _resolved = tokio::net::lookup_host(&listen)
+        .await
+        .with_context(|| format!("could not listen on {listen}"))?;
+    content.storage.check_staging().await.with_context(|| {
+        format!(
+            "could not write package files under {}",
+            content.storage.staging().display()
+        )
+    })?;
     let pool_size = db_pool_size.unwrap_or_else(store::default_pool_size);
     let app = Application::build_with(&listen, database.database_url.expose(), pool_size, settings)
         .await?
@@ -606,7 +619,7 @@ async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow::Result<()>
                 }
                 None => None,
             };
-            targets::check(&url, webhooks.allow_private)
+            targets::check(&url, webhooks.allow_private, targets::AllowedBy::Command)
                 .await
                 .map_err(|rule| anyhow::anyhow!("the URL {rule}"))?;
             let secret = chosen.clone().unwrap_or_else(WebhookSecret::generate);

@@ -17,8 +17,8 @@ const DEFAULT_URL: &str = "http://127.0.0.1:8624";
 /// a command line is visible to every user of the machine (`ps`).
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// The server, e.g. https://promoter.example.com; also PROMOTER_URL.
-    /// Without either, the local server at serve's default address.
+    /// The server, e.g. https://promoter.example.com; without it, the local
+    /// server at serve's default address.
     #[arg(long, env = "PROMOTER_URL", default_value = DEFAULT_URL)]
     url: String,
     /// A file holding the API key; otherwise the key comes from PROMOTER_API_KEY.
@@ -215,13 +215,19 @@ impl Server {
             .json(body)
             .send()
             .await
-            .with_context(|| {
+            .map_err(|error| {
                 let hint = if self.url == DEFAULT_URL {
                     " (the default: set --url or PROMOTER_URL to call another server)"
                 } else {
                     ""
                 };
-                format!("could not reach {}{hint}", self.url)
+                // The innermost cause says what happened; reqwest's layers
+                // above it each restate that the request failed.
+                anyhow::anyhow!(
+                    "could not reach {}{hint}: {}",
+                    self.url,
+                    crate::error::root_cause(&error)
+                )
             })?;
         let status = response.status();
         let is_problem = response
@@ -252,7 +258,12 @@ impl Server {
 /// The server's base URL, without a trailing slash; one sentence when it is not
 /// an http(s) URL, naming what is missing.
 fn server_url(given: &str) -> anyhow::Result<String> {
-    let trimmed = given.trim().trim_end_matches('/');
+    // An empty PROMOTER_URL is as good as none.
+    let given = match given.trim() {
+        "" => DEFAULT_URL,
+        given => given,
+    };
+    let trimmed = given.trim_end_matches('/');
     let which = || {
         if given == DEFAULT_URL {
             format!("{given} (the default)")
@@ -382,16 +393,21 @@ fn print_batch(answer: &Value, verb: Verb) {
         .as_str()
         .map(|b| format!(" as batch {b}"))
         .unwrap_or_default();
-    let summary = match verb {
-        Verb::Promote => format!(
-            "{} promoted, {} overwritten, {} skipped into {to_feed}{batch}",
-            answer["promoted"], answer["overwritten"], answer["skipped"]
+    let (promoted, overwritten, skipped) = (
+        &answer["promoted"],
+        &answer["overwritten"],
+        &answer["skipped"],
+    );
+    match (verb, dry_run) {
+        (Verb::Promote, false) => println!(
+            "{promoted} promoted, {overwritten} overwritten, {skipped} skipped into {to_feed}{batch}."
         ),
-        Verb::Revert => format!("{} reverted back to {to_feed}{batch}", answer["promoted"]),
-    };
-    if dry_run {
-        println!("Dry run, nothing changed: {summary} if it were not a dry run.");
-    } else {
-        println!("{summary}.");
+        (Verb::Promote, true) => println!(
+            "Dry run, nothing changed: would promote {promoted}, overwrite {overwritten} and skip {skipped} into {to_feed}."
+        ),
+        (Verb::Revert, false) => println!("{promoted} reverted back to {to_feed}{batch}."),
+        (Verb::Revert, true) => {
+            println!("Dry run, nothing changed: would revert {promoted} back to {to_feed}.")
+        }
     }
 }

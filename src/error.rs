@@ -183,6 +183,19 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The innermost cause of `error` (`error` itself when it has none): what
+/// network errors actually say ("Connection refused (os error 111)") beneath
+/// layers that each restate that a request failed.
+pub fn root_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

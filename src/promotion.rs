@@ -373,7 +373,7 @@ fn finish(
         return Err(Refusal::Items { total, failed });
     }
     if !dry_run {
-        record_on_request_line(&results, batch_id.as_deref(), principal);
+        record_on_request_line(&results, batch_id.as_deref(), principal, to);
     }
     Ok(Moved {
         batch: batch_id,
@@ -387,9 +387,15 @@ fn finish(
 /// the key's name (never its text), the feeds, and the package and history id
 /// of a single promotion or the batch id and count of a batch. The history
 /// holds every row; the log says which request did what.
-fn record_on_request_line(results: &[ItemResult], batch: Option<&str>, principal: &Principal) {
+fn record_on_request_line(
+    results: &[ItemResult],
+    batch: Option<&str>,
+    principal: &Principal,
+    to: &Feed,
+) {
     let span = tracing::Span::current();
     span.record("key", principal.name.as_str());
+    span.record("to", to.name.as_str());
     let moved: Vec<&PromotionRecord> = results
         .iter()
         .filter_map(|result| match &result.outcome {
@@ -402,11 +408,19 @@ fn record_on_request_line(results: &[ItemResult], batch: Option<&str>, principal
         span.record("to", first.to_feed.as_str());
     }
     match batch {
-        // A single promotion, moved or skipped: its package, and its
-        // history id when it moved (a skipped one has none).
+        // A single promotion, moved or skipped: its package, what became of
+        // it, and its history id when it moved (a skipped one has none).
         None => {
             if let Some(record) = moved.first() {
                 span.record("promotion", record.id);
+            }
+            if let Some(result) = results.first() {
+                let outcome = match result.outcome {
+                    Outcome::Promoted(_) => "promoted",
+                    Outcome::Overwritten(_) => "overwritten",
+                    _ => "skipped",
+                };
+                span.record("outcome", outcome);
             }
             let package = results
                 .iter()

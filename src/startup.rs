@@ -162,12 +162,16 @@ impl Application {
             crate::http::connections::serve(self.listener, router, connections, stopping).await;
         // Deliveries in flight get what is left of the same deadline.
         let mut dispatcher = dispatcher;
-        if !dispatcher.is_finished() {
+        // An idle dispatcher stops at once; only one that is still delivering
+        // after a moment is worth a line.
+        let idle = tokio::time::timeout(Duration::from_millis(200), &mut dispatcher).await;
+        if idle.is_err() {
             tracing::info!("waiting for webhook deliveries in flight");
         }
-        if tokio::time::timeout_at(deadline.into(), &mut dispatcher)
-            .await
-            .is_err()
+        if idle.is_err()
+            && tokio::time::timeout_at(deadline.into(), &mut dispatcher)
+                .await
+                .is_err()
         {
             tracing::warn!("stopping webhook deliveries still in flight at the shutdown deadline");
             dispatcher.abort();

@@ -48,10 +48,21 @@ pub fn parse_log_level(text: &str) -> Result<String, String> {
 
 /// Starts logging: `level` is `--log-level` when given.
 pub fn init(level: Option<&str>, default_level: &str, format: LogFormat) {
-    let filter = match level {
-        Some(level) => EnvFilter::new(level),
-        None => EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn"))),
+    // RUST_LOG is read by the same rule as --log-level: a misspelt level
+    // there must not silence the server either. It is not ours alone, so it
+    // is passed over with a warning rather than refused.
+    let from_environment = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let ignored = from_environment.as_deref().and_then(|value| {
+        parse_log_level(value)
+            .err()
+            .map(|why| (value.to_owned(), why))
+    });
+    let filter = match (level, &from_environment, &ignored) {
+        (Some(level), _, _) => EnvFilter::new(level),
+        (None, Some(value), None) => EnvFilter::new(value),
+        _ => EnvFilter::new(format!("{default_level},sqlx=warn")),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -68,6 +79,9 @@ pub fn init(level: Option<&str>, default_level: &str, format: LogFormat) {
             .with_current_span(true)
             .with_span_list(false)
             .init(),
+    }
+    if let (None, Some((value, why))) = (level, ignored) {
+        tracing::warn!(rust_log = %value, "RUST_LOG is ignored: {why}");
     }
 }
 

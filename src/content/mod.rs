@@ -38,6 +38,17 @@ impl Storage {
         }
     }
 
+    /// Checks at start-up that uploads can be staged, by creating the folder
+    /// and a file in it once: a folder the server cannot write is then one
+    /// line at start rather than a 500 on every upload.
+    pub async fn check_staging(&self) -> io::Result<()> {
+        let staging = self.staging();
+        tokio::fs::create_dir_all(&staging).await?;
+        let probe = staging.join(format!(".probe-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&probe, b"").await?;
+        tokio::fs::remove_file(&probe).await
+    }
+
     pub async fn publish(&self, staged: &Staged) -> io::Result<()> {
         match self {
             Storage::Directory(directory) => directory.publish(staged).await,

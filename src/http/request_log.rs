@@ -45,6 +45,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         to = Empty,
         package = Empty,
         promotion = Empty,
+        outcome = Empty,
         batch = Empty,
         versions = Empty,
     );

@@ -121,7 +121,7 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
         Some(text) => WebhookSecret::chosen(&text).map_err(|rule| fields.error("secret", rule))?,
         None => WebhookSecret::generate(),
     };
-    targets::check(&url, ctx.allow_private_webhooks)
+    targets::check(&url, ctx.allow_private_webhooks, targets::AllowedBy::Server)
         .await
         .map_err(|rule| fields.error("url", rule))?;
 

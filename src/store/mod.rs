@@ -207,11 +207,13 @@ impl Store {
             // free of the statement timeout (an index build may take longer).
             // Named in every error (never with the password), so that an
             // operator sees which server was tried.
+            let server = match options.get_socket() {
+                Some(socket) => format!("the socket in {}", socket.display()),
+                None => format!("{}:{}", options.get_host(), options.get_port()),
+            };
             let target = format!(
-                "PostgreSQL at {}:{} (database {})",
-                options.get_host(),
-                options.get_port(),
-                options.get_database().unwrap_or("named as the user")
+                "PostgreSQL at {server} (database {})",
+                options.get_database().unwrap_or(options.get_username())
             );
             let mut first = PgConnection::connect_with(&options)
                 .await

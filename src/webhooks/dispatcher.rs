@@ -19,7 +19,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::{event, targets, Settings};
-use crate::error::{describe, Result};
+use crate::error::{describe, root_cause, Result};
 use crate::store::{
     self, AfterAttempt, AttemptRecord, ClaimedEvent, Db, DeliveryTarget, PromotionRecord, Store,
 };
@@ -380,14 +380,8 @@ fn explain(error: &reqwest::Error) -> String {
     };
     // The innermost cause says what happened ("Connection refused (os error
     // 111)"); the layers above it each only restate that a connection failed.
-    let mut cause = std::error::Error::source(error);
-    let mut innermost = None;
-    while let Some(next) = cause {
-        innermost = Some(next);
-        cause = next.source();
-    }
-    match innermost {
-        Some(cause) => format!("{prefix}: {cause}"),
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{prefix}: {}", root_cause(cause)),
         None => prefix.to_owned(),
     }
 }

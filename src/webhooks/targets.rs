@@ -88,7 +88,11 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 
 /// Refuses a URL whose host is, or resolves to, a non-public address (unless
 /// `allow_private`), or does not resolve at all. The error completes "the URL …".
-pub async fn check(url: &WebhookUrl, allow_private: bool) -> Result<(), String> {
+pub async fn check(
+    url: &WebhookUrl,
+    allow_private: bool,
+    allowed_by: AllowedBy,
+) -> Result<(), String> {
     let url = url.as_url();
     let host = url.host_str().expect("a webhook URL has a host");
     let port = url.port_or_known_default().unwrap_or(80);
@@ -108,7 +112,12 @@ pub async fn check(url: &WebhookUrl, allow_private: bool) -> Result<(), String> 
         return Ok(());
     }
     match addresses.iter().find_map(|ip| Some((ip, non_public(*ip)?))) {
-        Some((ip, kind)) => Err(private_target(given.is_none().then_some(host), *ip, kind)),
+        Some((ip, kind)) => Err(private_target(
+            given.is_none().then_some(host),
+            *ip,
+            kind,
+            allowed_by,
+        )),
         None => Ok(()),
     }
 }
@@ -124,21 +133,38 @@ pub fn literal(url: &url::Url) -> Option<IpAddr> {
 
 /// Why `ip` may not be called; `host` is the name that resolved to it, `None`
 /// when the URL gave the address itself.
-fn private_target(host: Option<&str>, ip: IpAddr, kind: &str) -> String {
+fn private_target(host: Option<&str>, ip: IpAddr, kind: &str, allowed_by: AllowedBy) -> String {
     let resolves = match host {
         None => format!("names {ip}"),
         Some(host) => format!("names host {host}, which resolves to {ip}"),
     };
+    let unless = match allowed_by {
+        AllowedBy::Server => "the server runs with --webhook-allow-private",
+        AllowedBy::Command => "`webhooks add` is given --webhook-allow-private",
+    };
     format!(
-        "{resolves}, a {kind} address; webhooks may only call public addresses unless the server runs with --webhook-allow-private"
+        "{resolves}, {} address; webhooks may only call public addresses unless {unless}",
+        crate::domain::with_article(kind)
     )
+}
+
+/// Whose setting lets webhooks call private addresses, which a refusal names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowedBy {
+    /// The server's `--webhook-allow-private` (the API, deliveries).
+    Server,
+    /// The `webhooks add` command's own flag.
+    Command,
 }
 
 /// Why a delivery to a URL with an address for a host may not be made.
 pub fn refuse_literal(url: &url::Url, allow_private: bool) -> Option<String> {
     let ip = literal(url)?;
     let kind = non_public(ip).filter(|_| !allow_private)?;
-    Some(format!("the URL {}", private_target(None, ip, kind)))
+    Some(format!(
+        "the URL {}",
+        private_target(None, ip, kind, AllowedBy::Server)
+    ))
 }
 
 /// The delivery client's resolver: the system's, keeping only public addresses
@@ -165,6 +191,7 @@ impl Resolve for PublicOnly {
                     Some(&host),
                     first.ip(),
                     non_public(first.ip()).unwrap_or("non-public"),
+                    AllowedBy::Server,
                 )
                 .into()),
                 (true, None) => Err(format!("host {host} does not resolve").into()),
@@ -226,20 +253,20 @@ mod tests {
     #[tokio::test]
     async fn creation_refuses_private_targets_unless_allowed() {
         let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
-        let error = check(&url, false).await.unwrap_err();
+        let error = check(&url, false, AllowedBy::Server).await.unwrap_err();
         assert_eq!(
             error,
             "names 127.0.0.1, a loopback address; webhooks may only call public addresses unless the server runs with --webhook-allow-private"
         );
-        assert!(check(&url, true).await.is_ok());
+        assert!(check(&url, true, AllowedBy::Server).await.is_ok());
         let named = WebhookUrl::parse("http://localhost:9/hook").unwrap();
-        let error = check(&named, false).await.unwrap_err();
+        let error = check(&named, false, AllowedBy::Server).await.unwrap_err();
         assert!(
             error.starts_with("names host localhost, which resolves to "),
             "{error}"
         );
         let literal6 = WebhookUrl::parse("http://[::1]:9/hook").unwrap();
-        assert!(check(&literal6, false)
+        assert!(check(&literal6, false, AllowedBy::Server)
             .await
             .unwrap_err()
             .starts_with("names ::1, a loopback"));

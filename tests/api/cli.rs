@@ -350,7 +350,7 @@ async fn webhooks_are_managed_from_the_command_line(backend: Backend) {
     ));
     fails_saying(
         &promoter(db, &["webhooks", "add", "http://127.0.0.1:9/hook"]),
-        "error: the URL names 127.0.0.1, a loopback address; webhooks may only call public addresses unless the server runs with --webhook-allow-private",
+        "error: the URL names 127.0.0.1, a loopback address; webhooks may only call public addresses unless `webhooks add` is given --webhook-allow-private",
     );
     fails_saying(
         &promoter(db, &["webhooks", "add", "gopher://example.com/"]),
@@ -524,6 +524,24 @@ fn start_up_mistakes_are_refused_in_one_line_and_leave_nothing_behind() {
         &run(&["serve", "--listen", "nonsense"]),
         "error: could not listen on nonsense",
     );
+    // `promoter` alone reads serve's settings from the environment, checked
+    // as flags are.
+    let alone = Command::new(BINARY)
+        .current_dir(folder.path())
+        .env_remove("PROMOTER_DATABASE_URL")
+        .env("PROMOTER_MAX_UPLOAD_MIB", "0")
+        .output()
+        .unwrap();
+    one_line(
+        &alone,
+        "error: invalid value '0' for '--max-upload-mib <MAX_UPLOAD_MIB>'",
+    );
+    assert_eq!(alone.status.code(), Some(2));
+    // A package folder that cannot be written, before any database exists.
+    one_line(
+        &run(&["serve", "--storage-path", "/proc/no-such-folder"]),
+        "error: could not write package files under /proc/no-such-folder/staging",
+    );
     // A SQLite file in a folder that does not exist names both.
     let missing = folder.path().join("no-such-folder");
     one_line(
@@ -583,12 +601,15 @@ async fn shutdown_is_logged_in_both_formats() {
             .local_addr()
             .unwrap()
             .port();
+        // A misspelt level in RUST_LOG is passed over, said, and does not
+        // silence the server.
         let child = Command::new(BINARY)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--log-format", format])
             .current_dir(folder.path())
             .env_remove("PROMOTER_DATABASE_URL")
-            .env_remove("RUST_LOG")
+            .env_remove("PROMOTER_LOG_LEVEL")
+            .env("RUST_LOG", "warning")
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -613,6 +634,8 @@ async fn shutdown_is_logged_in_both_formats() {
         assert!(output.status.success(), "{format}: {}", output.status);
         let log = String::from_utf8(output.stderr).unwrap();
         for said in [
+            "RUST_LOG is ignored",
+            "promoter listening",
             "shutdown requested",
             "SIGTERM",
             "shutting down: no new connections",

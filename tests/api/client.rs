@@ -138,7 +138,9 @@ async fn the_client_commands_promote_batch_and_revert(app: TestApp) {
     ));
     assert!(dry.contains("would promote  lodash 4.17.21\n"), "{dry}");
     assert!(
-        dry.contains("Dry run, nothing changed: 1 promoted, 0 overwritten, 0 skipped into approved-npm if it were not a dry run."),
+        dry.contains(
+            "Dry run, nothing changed: would promote 1, overwrite 0 and skip 0 into approved-npm."
+        ),
         "{dry}"
     );
     let batch = stdout(&client(&app, Some(&key), &batch_args));

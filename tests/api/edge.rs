@@ -503,7 +503,10 @@ async fn tunnelled_and_translated_webhook_targets_are_refused(backend: Backend) 
             .await;
         assert_eq!(reply.status, 400, "{url}: {}", reply.body);
         assert!(
-            reply.body.contains(&format!(", a {kind} address;")),
+            reply.body.contains(&format!(
+                ", {} address;",
+                promoter::domain::with_article(kind)
+            )),
             "{url}: {}",
             reply.body
         );
