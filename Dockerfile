@@ -33,7 +33,7 @@ WORKDIR /var/lib/promoter
 # PROMOTER_DATABASE_URL names a PostgreSQL server, and package files in
 # promoter-data/ unless PROMOTER_STORAGE_URL names an object store: mount a
 # volume on them (a new named volume takes the folder's owner from the image).
-# Configuration comes only from the environment: see the README's Configuration.
+# Configuration comes only from the environment: see docs/operations.md, Configuration.
 ENV PROMOTER_LISTEN=0.0.0.0:8624
 EXPOSE 8624
 # The binary checks itself: the slim image has no curl.

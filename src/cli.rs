@@ -455,7 +455,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pool_size = db_pool_size.unwrap_or_else(store::default_pool_size);
     let app = Application::build_with(&listen, database.database_url.expose(), pool_size, settings)
         .await?
-        .webhooks(webhooks.settings())
+        .webhooks(crate::webhooks::Settings::from(&webhooks))
         .metrics_token(metrics_token)
         .rate_limits(rate_limits)
         .connections(connections.limits())
@@ -875,6 +875,18 @@ fn read_import(reader: impl Read, feed_type: FeedType) -> anyhow::Result<Vec<New
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parsed_command_line_never_shows_the_password() {
+        let cli = <Cli as clap::Parser>::parse_from([
+            "promoter",
+            "feeds",
+            "--database-url",
+            "postgres://bob:hunter2@db/promoter",
+            "list",
+        ]);
+        assert!(!format!("{cli:?}").contains("hunter2"));
+    }
 
     #[test]
     fn import_lines_split_the_package_at_the_last_slash() {

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `promoter_http_requests_total` | method, route, status | every answer (`http::request_log`) |
 //! | `promoter_http_request_duration_seconds` (histogram) | method, route | the same |
-//! | `promoter_promotions_total` | outcome | each promotion, batch item and revert item (below) |
+//! | `promoter_promotions_total` | outcome | each promotion, batch item and revert item (`promotion::count_outcomes`) |
 //! | `promoter_cache_lookups_total` | result (hit, miss, unheard) | feeds and keys (`store::cache`) |
 //! | `promoter_webhook_deliveries_total` | outcome (delivered, retry, given_up) | each attempt (`webhooks::dispatcher`) |
 //! | `promoter_db_pool_connections` | state (in_use, idle) | at each scrape |
@@ -15,10 +15,6 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::error::Error;
-use crate::promotion::{Moved, Refusal};
-use crate::store::Outcome;
 
 pub const REQUESTS: &str = "promoter_http_requests_total";
 pub const REQUEST_SECONDS: &str = "promoter_http_request_duration_seconds";
@@ -48,46 +44,4 @@ pub fn handle() -> &'static PrometheusHandle {
             .install_recorder()
             .expect("nothing else installs a metrics recorder")
     })
-}
-
-/// Counts what a promotion, batch or revert did, item by item: promoted,
-/// overwritten, skipped, dry_run, or refused_* by the reason's class.
-pub fn count_promotions(outcome: &Result<Moved, Refusal>) {
-    let count = |label: &'static str, n: usize| {
-        metrics::counter!(PROMOTIONS, "outcome" => label).increment(n as u64);
-    };
-    match outcome {
-        Ok(moved) if moved.dry_run => count("dry_run", moved.items.len()),
-        Ok(moved) => {
-            for item in &moved.items {
-                count(outcome_label(&item.outcome), 1);
-            }
-        }
-        Err(Refusal::Items { failed, .. }) => {
-            for (item, _) in failed {
-                count(outcome_label(&item.outcome), 1);
-            }
-        }
-        Err(Refusal::Request(error)) => count(
-            match error {
-                Error::Forbidden => "refused_forbidden",
-                Error::Invalid(_) | Error::NotFound(_) => "refused_invalid",
-                Error::Unavailable { .. } => "refused_unavailable",
-                _ => "failed",
-            },
-            1,
-        ),
-    }
-}
-
-fn outcome_label(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Promoted(_) => "promoted",
-        Outcome::Overwritten(_) => "overwritten",
-        Outcome::Skipped => "skipped",
-        Outcome::NotInSource(_) => "refused_not_in_source",
-        Outcome::AlreadyInTarget => "refused_already_in_target",
-        Outcome::NotNewest(_) => "refused_not_newest",
-        Outcome::NoVersion => "refused_no_version",
-    }
 }

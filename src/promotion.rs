@@ -9,7 +9,7 @@ use std::time::Instant;
 use chrono::SecondsFormat;
 
 use crate::auth::Principal;
-use crate::domain::{FeedName, Identifier, PackageId, Permission};
+use crate::domain::{FeedName, Identifier, PackageId, Permission, RevertTarget};
 use crate::error::{Error, Result};
 use crate::store::{
     Feed, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome,
@@ -46,12 +46,6 @@ pub struct RevertRequest {
     pub target: RevertTarget,
     pub comments: Option<String>,
     pub dry_run: bool,
-}
-
-#[derive(Debug, Clone)]
-pub enum RevertTarget {
-    Promotion(i64),
-    Batch(uuid::Uuid),
 }
 
 /// What a successful call did.
@@ -582,5 +576,47 @@ fn usable_feed(feed: Option<Feed>, field: &str, name: &FeedName) -> Result<Feed>
             feed.name
         ))),
         Some(feed) => Ok(feed),
+    }
+}
+
+/// Counts what a promotion, batch or revert did, item by item: promoted,
+/// overwritten, skipped, dry_run, or refused_* by the reason's class.
+pub fn count_outcomes(outcome: &Result<Moved, Refusal>) {
+    let count = |label: &'static str, n: usize| {
+        metrics::counter!(crate::metrics::PROMOTIONS, "outcome" => label).increment(n as u64);
+    };
+    match outcome {
+        Ok(moved) if moved.dry_run => count("dry_run", moved.items.len()),
+        Ok(moved) => {
+            for item in &moved.items {
+                count(outcome_label(&item.outcome), 1);
+            }
+        }
+        Err(Refusal::Items { failed, .. }) => {
+            for (item, _) in failed {
+                count(outcome_label(&item.outcome), 1);
+            }
+        }
+        Err(Refusal::Request(error)) => count(
+            match error {
+                Error::Forbidden => "refused_forbidden",
+                Error::Invalid(_) | Error::NotFound(_) => "refused_invalid",
+                Error::Unavailable { .. } => "refused_unavailable",
+                _ => "failed",
+            },
+            1,
+        ),
+    }
+}
+
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Promoted(_) => "promoted",
+        Outcome::Overwritten(_) => "overwritten",
+        Outcome::Skipped => "skipped",
+        Outcome::NotInSource(_) => "refused_not_in_source",
+        Outcome::AlreadyInTarget => "refused_already_in_target",
+        Outcome::NotNewest(_) => "refused_not_newest",
+        Outcome::NoVersion => "refused_no_version",
     }
 }

@@ -2,6 +2,7 @@
 //! the rest of the crate works with values that are already known to be valid.
 
 mod feed;
+mod moves;
 mod package;
 mod permission;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod version;
 mod webhook;
 
 pub use feed::{FeedName, FeedType};
+pub use moves::RevertTarget;
 pub use package::{
     parse_qualifier, split_package, FilterKeys, Identifier, PackageFilter, PackageId,
 };

@@ -16,10 +16,10 @@ use super::input::{BatchBody, Fields, RawBody};
 use super::openapi::{BodyRefusals, Denials, Refusals};
 use super::{AnswerDue, ApiContext};
 use crate::auth::Principal;
-use crate::domain::{FeedName, PackageFilter, Permission};
+use crate::domain::{FeedName, PackageFilter, Permission, RevertTarget};
 use crate::error::{Error, Result};
 use crate::promotion::{
-    self, ItemRequest, Moved, PromotionRequest, Refusal, RevertRequest, RevertTarget, MAX_BATCH,
+    self, ItemRequest, Moved, PromotionRequest, Refusal, RevertRequest, MAX_BATCH,
 };
 use crate::store::{HistoryQuery, HistoryRow, ItemResult, OnConflict, Outcome};
 
@@ -156,7 +156,7 @@ async fn promote(
     let principal = keyed.principal(&ctx, &fields).await?;
     let request = read_request(&fields?, query.as_deref())?;
     let outcome = promotion::promote(&ctx.store, &principal, &request, false, answer_due).await;
-    crate::metrics::count_promotions(&outcome);
+    promotion::count_outcomes(&outcome);
     match outcome {
         Ok(moved) => Ok(Json(PromotionView::new(&request, &principal, moved))),
         Err(Refusal::Request(error)) => Err(error),
@@ -303,7 +303,7 @@ async fn batch(
         Err(error) => return Problem::from_error(error),
     };
     let outcome = promotion::promote(&ctx.store, &principal, &request, true, answer_due).await;
-    crate::metrics::count_promotions(&outcome);
+    promotion::count_outcomes(&outcome);
     batch_response(outcome, "promoted")
 }
 
@@ -366,7 +366,7 @@ async fn revert(
         Err(error) => return Problem::from_error(error),
     };
     let outcome = promotion::revert(&ctx.store, &principal, &request, answer_due).await;
-    crate::metrics::count_promotions(&outcome);
+    promotion::count_outcomes(&outcome);
     batch_response(outcome, "reverted")
 }
 
@@ -635,7 +635,7 @@ impl PromotionView {
 }
 
 /// `GET /api/promotions/list`: the history, newest first, grouped per package
-/// version, one page at a time (see the README's "History" section).
+/// version, one page at a time (see docs/api.md, "History").
 #[utoipa::path(
     get,
     path = "/api/promotions/list",

@@ -4,8 +4,8 @@ use sqlx::FromRow;
 
 use super::{bind_all, on_pool, Bind, Conditions, Db, PromotionRecord, Store, RECORD_COLUMNS};
 use crate::domain::FilterKeys;
+use crate::domain::RevertTarget;
 use crate::error::Result;
-use crate::promotion::RevertTarget;
 
 /// What a history query asks for. Feed filters are case-folded feed names (the
 /// history keeps names, so it can be searched for feeds that no longer exist).

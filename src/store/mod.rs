@@ -35,13 +35,13 @@ pub use keys::{KeyScope, NewKey, StoredKey};
 pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
 pub use promotions::{
     Departure, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome,
-    PromotionRecord, VersionSpec, COMMIT_MARGIN, RECORD_COLUMNS,
+    PromotionRecord, VersionSpec, RECORD_COLUMNS,
 };
 pub use webhooks::{
     AfterAttempt, AttemptRecord, ClaimedEvent, DeliveryAttempt, DeliveryTarget, Webhook,
 };
 
-use crate::config::Limits;
+use crate::config::{Limits, ACQUIRE_TIMEOUT};
 use crate::error::{Error, Result};
 
 /// PostgreSQL connections per process unless set: four per core, at least 8.
@@ -61,9 +61,6 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// A ping that takes longer than this finds a connection not worth keeping.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How long a request waits for a database connection before it is answered 503.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The database, and what this process keeps of it in memory.
 #[derive(Clone)]

@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{on_tx, Db, Feed, Store, WriteTx, ACQUIRE_TIMEOUT};
+use super::{on_tx, Db, Feed, Store, WriteTx};
+use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
 use crate::domain::{compare_versions, is_prerelease, Identifier, PackageId};
 use crate::error::{Error, Result};
 
@@ -170,9 +171,6 @@ impl From<sqlx::Error> for MoveError {
         MoveError::from(Error::from(error))
     }
 }
-
-/// Time kept in hand for the commit and the answer after the last wait.
-pub const COMMIT_MARGIN: Duration = Duration::from_secs(5);
 
 fn too_late() -> Error {
     Error::Unavailable {

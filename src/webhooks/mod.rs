@@ -18,6 +18,15 @@ pub struct Settings {
     pub poll: Duration,
 }
 
+impl From<&crate::config::WebhookServeArgs> for Settings {
+    fn from(args: &crate::config::WebhookServeArgs) -> Self {
+        Settings {
+            allow_private: args.target.allow_private,
+            poll: Duration::from_secs(args.poll_seconds),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {

@@ -29,6 +29,7 @@ mod rate_limits;
 mod receiver;
 mod request_ids;
 mod settings;
+mod structure;
 mod web;
 mod webhooks;
 mod workflow;
