@@ -23,4 +23,4 @@ pub use purl::Purl;
 pub use text::{is_free_text, with_article, FREE_TEXT_RULE};
 pub use token::{random_hex, sha256_hex};
 pub use version::{compare_versions, is_prerelease, reserved_version};
-pub use webhook::{WebhookSecret, WebhookUrl};
+pub use webhook::{check_filter_size, WebhookSecret, WebhookUrl};

@@ -105,6 +105,18 @@ impl fmt::Debug for WebhookSecret {
     }
 }
 
+/// More feeds than any repository has; bounds the work a webhook can ask for.
+pub const MAX_FILTER_FEEDS: usize = 100;
+
+/// How many feeds a webhook's filter names, checked where it is made (the
+/// API and `webhooks add` alike); the error completes "… feeds".
+pub fn check_filter_size(feeds: usize) -> Result<(), String> {
+    match feeds > MAX_FILTER_FEEDS {
+        true => Err(format!("may name at most {MAX_FILTER_FEEDS} feeds")),
+        false => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,15 +14,13 @@ use super::auth::{Authenticated, Keyed};
 use super::input::{Fields, RawBody};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
-use crate::domain::{FeedName, Permission, WebhookSecret, WebhookUrl};
+use crate::domain::{check_filter_size, FeedName, Permission, WebhookSecret, WebhookUrl};
 use crate::error::{Error, Result};
 use crate::store::{DeliveryAttempt, Webhook};
 use crate::webhooks::targets;
 
 const DEFAULT_ATTEMPTS: i64 = 100;
 const MAX_ATTEMPTS: i64 = 1000;
-/// More feeds than any repository has; bounds the work a request can ask for.
-const MAX_FILTER_FEEDS: usize = 100;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -104,12 +102,7 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
     let url = WebhookUrl::parse(&fields.required("url", &[])?)
         .map_err(|rule| fields.error("url", rule))?;
     let feeds = fields.list("feeds")?.unwrap_or_default();
-    if feeds.len() > MAX_FILTER_FEEDS {
-        return Err(fields.error(
-            "feeds",
-            format!("may name at most {MAX_FILTER_FEEDS} feeds"),
-        ));
-    }
+    check_filter_size(feeds.len()).map_err(|rule| fields.error("feeds", rule))?;
     let feeds = feeds
         .iter()
         .map(|feed| {

@@ -348,6 +348,21 @@ async fn webhooks_are_managed_from_the_command_line(backend: Backend) {
         db,
         &["feeds", "create", "approved-npm", "--type", "npm"],
     ));
+    // The API's cap on a webhook's feeds holds here too.
+    let many: Vec<String> = (0..101).map(|n| format!("feed{n}")).collect();
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "webhooks",
+                "add",
+                "https://example.com/hook",
+                "--feed",
+                &many.join(","),
+            ],
+        ),
+        "error: --feed may name at most 100 feeds",
+    );
     fails_saying(
         &promoter(db, &["webhooks", "add", "http://127.0.0.1:9/hook"]),
         "error: the URL names 127.0.0.1, a loopback address; webhooks may only call public addresses unless `webhooks add` is given --webhook-allow-private",
