@@ -88,3 +88,45 @@ pub fn text(status: StatusCode, mut body: String) -> Response {
     )
         .into_response()
 }
+
+/// An RFC 9457 problem: a 400 whose `items` name every item that failed (the
+/// batch and revert endpoints' refusals).
+pub struct Problem<T> {
+    pub detail: String,
+    pub items: Vec<T>,
+}
+
+impl Problem<()> {
+    /// A request-level refusal: `detail` only. Errors other than 400 keep
+    /// their own answers (403's fixed text, 413, 503 …).
+    pub fn from_error(error: Error) -> Response {
+        match error {
+            Error::Invalid(detail) => Problem::<()> {
+                detail,
+                items: Vec::new(),
+            }
+            .into_response(),
+            other => other.into_response(),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Problem<T> {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({
+            "type": "about:blank",
+            "title": "Bad Request",
+            "status": 400,
+            "detail": self.detail,
+        });
+        if !self.items.is_empty() {
+            body["items"] = serde_json::to_value(&self.items).expect("items serialise");
+        }
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}

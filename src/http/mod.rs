@@ -6,6 +6,7 @@ pub mod connections;
 mod error;
 mod feeds;
 mod health;
+mod history;
 mod input;
 pub mod limits;
 mod metrics;
@@ -76,6 +77,7 @@ pub fn router(
     let (routes, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(metrics::router())
         .merge(promotions::router())
+        .merge(history::router())
         .merge(feeds::router())
         .merge(api_keys::router())
         .merge(packages::router())
