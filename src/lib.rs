@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod content;
 pub mod domain;
+pub mod ecosystems;
 pub mod error;
 pub mod http;
 pub mod metrics;

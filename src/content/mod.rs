@@ -2,10 +2,8 @@
 //! and recorded; blobs no record refers to collected. A promotion never comes
 //! here: it moves records only (`store::promotions`).
 
-pub mod identity;
 pub mod s3;
 pub mod storage;
-mod zip;
 
 use std::io;
 use std::path::PathBuf;
@@ -14,10 +12,10 @@ use std::time::Duration;
 use axum::body::Bytes;
 use futures_util::Stream;
 
-use self::identity::Found;
 use self::storage::{BlobStore, ByteStream, Directory, StageError, Staged};
 use crate::config::ConnectionLimits;
 use crate::domain::{reserved_version, FeedType, Identifier, PackageId};
+use crate::ecosystems::{self, Found};
 use crate::error::{Error, Result};
 use crate::store::{ContentFile, Feed, Recorded, Store};
 
@@ -188,7 +186,7 @@ pub async fn upload(
     let path = staged.path.clone();
     let owned_name = file_name.map(str::to_owned);
     let found = tokio::task::spawn_blocking(move || {
-        identity::read(feed_type, &path, owned_name.as_deref())
+        ecosystems::read(feed_type, &path, owned_name.as_deref())
     })
     .await
     .map_err(|e| Error::Internal(anyhow::anyhow!("reading an upload failed: {e}")))?

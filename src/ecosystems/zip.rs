@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek, SeekFrom, Take};
 
 use flate2::read::DeflateDecoder;
 
-use super::identity::MAX_ENTRIES;
+use super::archive::MAX_ENTRIES;
 
 /// The largest central directory read (it is held in memory while walked).
 const MAX_CENTRAL_DIRECTORY: u64 = 16 * 1024 * 1024;

@@ -1,0 +1,81 @@
+//! Python packages: a wheel's `METADATA` or an sdist's `PKG-INFO`, which must
+//! agree with the file's name, and PEP 503's name normalisation.
+
+use std::io::{Read, Seek};
+
+use super::archive::{tar_entry, zip_named_entry};
+use super::Found;
+
+/// A wheel (`NAME-VERSION-…whl`, a zip with `NAME-VERSION.dist-info/METADATA`) or
+/// an sdist (`NAME-VERSION.tar.gz` with `NAME-VERSION/PKG-INFO`, or `.zip`).
+pub(super) fn identity(file: impl Read + Seek, file_name: &str) -> Result<Found, String> {
+    let lower = file_name.to_ascii_lowercase();
+    let (stem, metadata) = if lower.ends_with(".whl") {
+        let stem = &file_name[..file_name.len() - 4];
+        let mut parts = stem.splitn(3, '-');
+        let (name, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let wanted = format!("{name}-{version}.dist-info/METADATA");
+        let text = zip_named_entry(file, "a wheel (a zip archive)", &wanted, || {
+            format!("is not a wheel: it has no {wanted}")
+        })?;
+        (format!("{name}-{version}"), text)
+    } else if let Some(stem) = lower.strip_suffix(".tar.gz").map(|s| &file_name[..s.len()]) {
+        let wanted = format!("{stem}/PKG-INFO");
+        let text = tar_entry(file, "an sdist (a .tar.gz)", |path| path == wanted)?
+            .ok_or_else(|| format!("is not an sdist: it has no {wanted}"))?;
+        (stem.to_owned(), text)
+    } else if let Some(stem) = lower.strip_suffix(".zip").map(|s| &file_name[..s.len()]) {
+        let wanted = format!("{stem}/PKG-INFO");
+        let text = zip_named_entry(file, "an sdist (a zip archive)", &wanted, || {
+            format!("is not an sdist: it has no {wanted}")
+        })?;
+        (stem.to_owned(), text)
+    } else {
+        return Err(format!(
+            "\"{file_name}\" is not a PyPI file name: a wheel ends in .whl, an sdist in .tar.gz or .zip"
+        ));
+    };
+    let header = |key: &str| {
+        metadata
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .find_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(key)
+                    .then(|| v.trim().to_owned())
+            })
+    };
+    let name = header("Name").ok_or("is not a Python package: its metadata has no Name")?;
+    let version =
+        header("Version").ok_or("is not a Python package: its metadata has no Version")?;
+    // The file name's NAME-VERSION must be the metadata's (names compared as
+    // PEP 503 normalises them; a wheel's name has `_` for `-`).
+    let (stem_name, stem_version) = stem.rsplit_once('-').unwrap_or((stem.as_str(), ""));
+    if normalise(stem_name) != normalise(&name) || stem_version != version {
+        return Err(format!(
+            "\"{file_name}\" names {stem_name} {stem_version}, but its metadata says {name} {version}"
+        ));
+    }
+    Ok(Found {
+        group: None,
+        name,
+        version,
+        qualifier: format!("file={file_name}"),
+    })
+}
+
+/// PEP 503: lower case, every run of `-`, `_` and `.` one `-`.
+pub(super) fn normalise(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
