@@ -28,6 +28,7 @@ mod promote_moves;
 mod rate_limits;
 mod receiver;
 mod request_ids;
+mod schemas;
 mod settings;
 mod structure;
 mod web;
