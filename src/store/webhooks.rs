@@ -290,7 +290,10 @@ impl Store {
         Ok(due)
     }
 
-    /// Claims up to `limit` of the webhook's due events for one attempt each:
+    /// Claims up to `limit` of the webhook's due events for one attempt each,
+    /// only while the webhook is active (checked in the claim itself: a pause
+    /// that commits while a dispatcher round is under way, after it listed the
+    /// active webhooks, still stops the claim):
     /// each claim moves the event's due time `lease_ms` ahead, so that no other
     /// process attempts it meanwhile, and so that it is attempted again after
     /// that should this process die mid-attempt. On PostgreSQL `SKIP LOCKED`
@@ -308,6 +311,7 @@ impl Store {
             Db::Postgres(_) => format!(
                 "WITH due AS MATERIALIZED (SELECT id FROM webhook_events \
                  WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= {now} \
+                 AND EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND active) \
                  ORDER BY next_attempt_at LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) \
                  UPDATE webhook_events e SET attempts = e.attempts + 1, next_attempt_at = {now} + $1 \
                  FROM due WHERE e.id = due.id \
@@ -317,6 +321,7 @@ impl Store {
                 "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = {now} + $1 \
                  WHERE id IN (SELECT id FROM webhook_events \
                  WHERE webhook_id = $2 AND state = 'pending' AND next_attempt_at <= {now} \
+                 AND EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND active) \
                  ORDER BY next_attempt_at LIMIT $3) \
                  RETURNING id, webhook_id, promotion_id, delivery_id, attempts"
             ),
