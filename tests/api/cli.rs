@@ -629,7 +629,7 @@ async fn shutdown_is_logged_in_both_formats() {
             .spawn()
             .unwrap();
         let mut listening = false;
-        for _ in 0..200 {
+        for _ in 0..400 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
