@@ -162,7 +162,6 @@ fn raise_open_file_limit(max_connections: usize) {
 }
 
 /// How many connections each client address (an IPv6 client's /64) holds.
-#[derive(Clone)]
 struct PerAddress {
     limit: usize,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -175,18 +174,16 @@ struct Share {
 }
 
 impl PerAddress {
+    /// At most `limit` connections per address; 0 for no limit.
     fn new(limit: usize) -> Self {
         PerAddress {
-            limit,
+            limit: if limit == 0 { usize::MAX } else { limit },
             open: Arc::default(),
         }
     }
 
     /// A place for a connection from `peer`, or `None` past the limit.
-    fn take(&self, peer: SocketAddr) -> Option<Option<Share>> {
-        if self.limit == 0 {
-            return Some(None);
-        }
+    fn take(&self, peer: SocketAddr) -> Option<Share> {
         let address = counted_address(peer.ip());
         // Each change is one insert or removal: a poisoned lock left nothing
         // half done.
@@ -196,10 +193,10 @@ impl PerAddress {
             return None;
         }
         *count += 1;
-        Some(Some(Share {
+        Some(Share {
             address,
             open: self.open.clone(),
-        }))
+        })
     }
 }
 

@@ -34,6 +34,14 @@ impl<S: Send + Sync> FromRequestParts<S> for PathName {
 /// client can finish writing and read the 413.
 const DRAIN_BYTES: usize = 1024 * 1024;
 
+/// The body's length as its `Content-Length` declares it, when it does.
+pub fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|len| len.parse::<u64>().ok())
+}
+
 /// How long a refused request's body is still read (and dropped) at most.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -41,13 +49,7 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 /// and for a few seconds, so that it reads the answer rather than a
 /// connection reset under it (a declared length over that is not waited for).
 pub async fn discard_body(request: Request) {
-    if request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|len| len.parse::<u64>().ok())
-        .is_some_and(|len| len > DRAIN_BYTES as u64)
-    {
+    if declared_length(request.headers()).is_some_and(|len| len > DRAIN_BYTES as u64) {
         return;
     }
     let deadline = tokio::time::Instant::now() + DRAIN_TIME;
@@ -95,12 +97,7 @@ impl RawBody {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         // A declared length far over the limit is refused without reading.
-        if headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|len| len.parse::<u64>().ok())
-            .is_some_and(|len| len > (limit + DRAIN_BYTES) as u64)
-        {
+        if declared_length(headers).is_some_and(|len| len > (limit + DRAIN_BYTES) as u64) {
             return Err(too_large);
         }
         // A body a little over the limit is read to its end and dropped before

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Authenticated;
-use super::input::Fields;
+use super::input::{declared_length, Fields};
 use super::openapi::Refusals;
 use super::packages::{feed_for, info, matching_files, selection, PackageVersionInfo};
 use super::ApiContext;
@@ -162,12 +162,7 @@ async fn receive(
     let too_large = Error::UploadTooLarge {
         limit_mib: limit / (1024 * 1024),
     };
-    if headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|length| length > limit)
-    {
+    if declared_length(headers).is_some_and(|length| length > limit) {
         return Err(too_large);
     }
     // Each chunk must arrive within UPLOAD_STALL of the one before.
