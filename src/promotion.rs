@@ -9,11 +9,12 @@ use std::time::Instant;
 use chrono::SecondsFormat;
 
 use crate::auth::Principal;
-use crate::domain::{FeedName, Identifier, PackageId, Permission, RevertTarget};
+use crate::domain::{
+    FeedName, Identifier, MoveItem, OnConflict, PackageId, Permission, RevertTarget, VersionSpec,
+};
 use crate::error::{Error, Result};
 use crate::store::{
-    Feed, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome,
-    PromotionRecord, Store, VersionSpec,
+    Feed, ItemResult, MoveAudit, MoveError, MovePlan, Outcome, PromotionRecord, Store,
 };
 
 /// The most package versions one batch may move.

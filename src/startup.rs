@@ -192,25 +192,40 @@ impl Application {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM, saying which arrived.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on Ctrl-C or SIGTERM, saying which arrived. The handlers are
+/// installed when this is called, not when the future is first polled: a
+/// SIGTERM that arrives while the server starts (after it is listening, before
+/// it serves) then asks for a shutdown instead of killing the process.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        let signal = {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    let signal = tokio::select! {
-        () = interrupt => "SIGINT",
-        () = terminate => "SIGTERM",
-    };
-    tracing::info!(signal, "shutdown requested");
+            tokio::select! {
+                () = next(&mut interrupt) => "SIGINT",
+                () = next(&mut terminate) => "SIGTERM",
+            }
+        };
+        #[cfg(not(unix))]
+        let signal = {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        };
+        tracing::info!(signal, "shutdown requested");
+    }
 }

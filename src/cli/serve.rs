@@ -101,6 +101,8 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         per_key: NonZeroU32::new(rate_limit_per_key),
         auth_failures_per_address: NonZeroU32::new(auth_failures_per_minute),
     };
+    // From here on a SIGTERM or Ctrl-C is a shutdown, even while starting.
+    let shutdown = shutdown_signal();
     // The address, then the package folder, then the database: whatever is
     // wrong is said before anything is created.
     let _resolved = tokio::net::lookup_host(&listen)
@@ -123,6 +125,6 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_upload: max_upload_mib * 1024 * 1024,
             ..content
         });
-    app.run(shutdown_signal()).await?;
+    app.run(shutdown).await?;
     Ok(())
 }

@@ -14,7 +14,7 @@ mod version;
 mod webhook;
 
 pub use feed::{FeedName, FeedType};
-pub use moves::RevertTarget;
+pub use moves::{MoveItem, OnConflict, RevertTarget, VersionSpec};
 pub use package::{
     parse_qualifier, split_package, FilterKeys, Identifier, PackageFilter, PackageId,
 };

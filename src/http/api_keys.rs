@@ -7,17 +7,17 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::SecondsFormat;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Authenticated, Keyed};
-use super::input::{Fields, RawBody};
+use super::input::{Fields, FreeText, RawBody, TextList, Whole, WholeRule};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
 use crate::auth::{parse_expiry, ApiKey};
-use crate::domain::{Permission, Permissions};
+use crate::domain::{FeedName, Permission, Permissions};
 use crate::error::{Error, Result};
 use crate::store::{KeyScope, NewKey, StoredKey};
 
@@ -28,37 +28,87 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(remove))
 }
 
-/// Documentation only: the handler reads the body field by field
-/// (`input::Fields`), which also takes `name` for `displayName`.
-#[allow(dead_code)]
-mod bodies {
-    use utoipa::ToSchema;
+/// ProGet's ApiKeyInfo, as pgutil sends it (JSON; a form works too, its lists
+/// comma-separated). `name` is taken for `displayName`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ApiKeyRequest {
+    /// `System` or `Feed`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// A System key's APIs: `full-control` (the default), `feeds`, `sbom`, `sbom-upload`.
+    #[schema(value_type = Option<Vec<String>>)]
+    system_apis: Option<TextList>,
+    /// A Feed key's feed (or give `feedGroup`).
+    feed: Option<FeedName>,
+    /// A Feed key's feed group (or give `feed`).
+    feed_group: Option<FeedName>,
+    /// A Feed key's permissions: `view`, `add`, `promote`, `delete` (all by default).
+    #[schema(value_type = Option<Vec<String>>)]
+    package_permissions: Option<TextList>,
+    /// When the key stops working (RFC 3339, in the future).
+    expiration: Option<String>,
+    /// `None` (the default), `Request`, `Response` or `Both`.
+    logging: Option<String>,
+    /// The new key's text, when the caller chooses it; otherwise one is made.
+    /// (In a form without an `X-ApiKey` header, `key` is the caller's own key,
+    /// as in every ProGet form.)
+    key: Option<String>,
+    #[serde(alias = "name")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    display_name: Option<FreeText<100>>,
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    description: Option<FreeText<1000>>,
+}
 
-    /// ProGet's ApiKeyInfo, as pgutil sends it.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct ApiKeyRequest {
-        /// `System` or `Feed`.
-        #[schema(rename = "type")]
-        pub kind: String,
-        /// A System key's APIs: `full-control` (the default), `feeds`, `sbom`, `sbom-upload`.
-        pub system_apis: Option<Vec<String>>,
-        /// A Feed key's feed (or give `feedGroup`).
-        pub feed: Option<crate::domain::FeedName>,
-        /// A Feed key's feed group (or give `feed`).
-        pub feed_group: Option<crate::domain::FeedName>,
-        /// A Feed key's permissions: `view`, `add`, `promote`, `delete` (all by default).
-        pub package_permissions: Option<Vec<String>>,
-        /// When the key stops working (RFC 3339, in the future).
-        pub expiration: Option<String>,
-        /// `None` (the default), `Request`, `Response` or `Both`.
-        pub logging: Option<String>,
-        /// The new key's text, when the caller chooses it; otherwise one is
-        /// made. (In a form without an `X-ApiKey` header, `key` is the
-        /// caller's own key, as in every ProGet form.)
-        pub key: Option<String>,
-        pub display_name: Option<String>,
-        pub description: Option<String>,
+/// A page of the key list.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct KeysPage {
+    /// Keys per page (10,000 by default).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]
+    limit: Option<Whole<KeysPerPage>>,
+    /// Only keys with a larger id, as in the Link header.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    after: Option<Whole<KeyAfter>>,
+}
+
+struct KeysPerPage;
+
+impl WholeRule for KeysPerPage {
+    const MIN: i64 = 1;
+    const MAX: i64 = MAX_KEYS_PER_PAGE;
+}
+
+struct KeyAfter;
+
+impl WholeRule for KeyAfter {
+    const MIN: i64 = 0;
+    const MAX: i64 = i64::MAX;
+
+    fn expected() -> String {
+        "a key id, as in the Link header of the previous page".to_owned()
+    }
+}
+
+/// The key to revoke.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct KeyToRevoke {
+    /// The key's id.
+    #[param(value_type = i64)]
+    id: Whole<KeyId>,
+}
+
+struct KeyId;
+
+impl WholeRule for KeyId {
+    const MIN: i64 = i64::MIN;
+    const MAX: i64 = i64::MAX;
+
+    fn expected() -> String {
+        "a key id, a whole number".to_owned()
     }
 }
 
@@ -134,10 +184,7 @@ const MAX_KEYS_PER_PAGE: i64 = 10_000;
     path = "/api/api-keys/list",
     tag = "api-keys",
     summary = "The keys that are not revoked (never their text)",
-    params(
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000, description = "Keys per page (10,000 by default)."),
-        ("after" = Option<i64>, Query, minimum = 0, description = "Only keys with a larger id, as in the Link header.")
-    ),
+    params(KeysPage),
     responses(
         (status = 200, description = "A page of keys.", body = Vec<ApiKeyInfo>,
             headers(("Link" = String, description = "The next page, when there is one."))),
@@ -151,25 +198,9 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     principal.require(Permission::Manage, None)?;
-    let params = Fields::from_query(query.as_deref())?;
-    params.only(&["after", "limit"])?;
-    let limit = params
-        .number_in("limit", 1..=MAX_KEYS_PER_PAGE)?
-        .unwrap_or(MAX_KEYS_PER_PAGE);
-    let after = match params.text("after", &[])? {
-        None => 0,
-        Some(raw) => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|id| *id >= 0)
-            .ok_or_else(|| {
-                params.error(
-                    "after",
-                    "must be a key id, as in the Link header of the previous page",
-                )
-            })?,
-    };
+    let page: KeysPage = Fields::from_query(query.as_deref())?.read()?;
+    let limit = page.limit.map_or(MAX_KEYS_PER_PAGE, |limit| limit.0);
+    let after = page.after.map_or(0, |after| after.0);
     // Revoked keys are what ProGet calls deleted: they stay in the database (and
     // in `promoter keys list`) for the audit trail, but not here.
     let mut keys = ctx.store.list_keys(false, after, limit + 1).await?;
@@ -195,7 +226,7 @@ async fn list(
     tag = "api-keys",
     summary = "Create a key",
     request_body(
-        content = bodies::ApiKeyRequest,
+        content = ApiKeyRequest,
         content_type = "application/json",
         description = "JSON, as pgutil sends it (a form works too, its lists comma-separated)."
     ),
@@ -208,12 +239,13 @@ async fn list(
 )]
 async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<Json<ApiKeyInfo>> {
     let (principal, fields) = body.manager(&ctx).await?;
-    let (scope, permissions) = scope_and_permissions(&fields)?;
-    let expires_at = fields
-        .text("expiration", &[])?
+    let request: ApiKeyRequest = fields.read()?;
+    let (scope, permissions) = scope_and_permissions(&fields, &request)?;
+    let expires_at = request
+        .expiration
         .map(|raw| parse_expiry(&raw).map_err(|rule| fields.error("expiration", rule)))
         .transpose()?;
-    let logging = match fields.text("logging", &[])? {
+    let logging = match request.logging {
         None => "None".to_owned(),
         Some(raw) => ["None", "Request", "Response", "Both"]
             .into_iter()
@@ -221,18 +253,19 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
             .ok_or_else(|| fields.error("logging", "must be None, Request, Response or Both"))?
             .to_owned(),
     };
-    let chosen = fields
-        .text("key", &[])?
+    let chosen = request
+        .key
         .map(|raw| ApiKey::chosen(&raw).map_err(|rule| fields.error("key", rule)))
         .transpose()?;
     let new = NewKey {
-        name: fields
-            .free_text("displayName", &["name"], 100)?
+        name: request
+            .display_name
+            .and_then(FreeText::into_text)
             .map(|name| name.trim().to_owned()),
         scope,
         permissions,
         expires_at,
-        description: fields.free_text("description", &[], 1000)?,
+        description: request.description.and_then(FreeText::into_text),
         logging,
     };
     let (key, stored) = crate::auth::create_key(&ctx.store, &new, chosen).await?;
@@ -241,10 +274,12 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
 }
 
 /// The scope and permissions an ApiKeyInfo asks for.
-fn scope_and_permissions(fields: &Fields) -> Result<(KeyScope, Permissions)> {
-    let kind = fields.required("type", &[])?;
-    let feed = fields.feed("feed")?;
-    let group = fields.feed("feedGroup")?;
+fn scope_and_permissions(
+    fields: &Fields,
+    request: &ApiKeyRequest,
+) -> Result<(KeyScope, Permissions)> {
+    let kind = &request.kind;
+    let (feed, group) = (request.feed.clone(), request.feed_group.clone());
     match kind.trim().to_ascii_lowercase().as_str() {
         "system" => {
             if feed.is_some() || group.is_some() {
@@ -253,9 +288,10 @@ fn scope_and_permissions(fields: &Fields) -> Result<(KeyScope, Permissions)> {
                 ));
             }
             // pgutil sends every API when --apis is not given.
-            let apis = fields
-                .list("systemApis")?
-                .unwrap_or_else(|| vec!["full-control".to_owned()]);
+            let apis = match &request.system_apis {
+                Some(apis) => apis.0.clone(),
+                None => vec!["full-control".to_owned()],
+            };
             let mut permissions = Permissions::default();
             for api in &apis {
                 match api.to_ascii_lowercase().as_str() {
@@ -290,10 +326,11 @@ fn scope_and_permissions(fields: &Fields) -> Result<(KeyScope, Permissions)> {
                         "Fields \"feed\" and \"feedGroup\": a Feed key needs exactly one of them.",
                     )),
                 };
-            let permissions = match fields.list("packagePermissions")? {
+            let permissions = match &request.package_permissions {
                 None => Permissions::FEED_ALL,
                 Some(names) => {
                     let parsed = names
+                        .0
                         .iter()
                         .map(|name| {
                             name.parse::<Permission>()
@@ -332,7 +369,7 @@ fn scope_and_permissions(fields: &Fields) -> Result<(KeyScope, Permissions)> {
     path = "/api/api-keys/delete",
     tag = "api-keys",
     summary = "Revoke a key",
-    params(("id" = i64, Query, description = "The key's id.")),
+    params(KeyToRevoke),
     responses(
         (status = 200, description = "Revoked."),
         (status = 404, description = "No key that is not revoked has that id.", body = String, content_type = "text/plain"),
@@ -346,12 +383,8 @@ async fn remove(
     RawQuery(query): RawQuery,
 ) -> Result<()> {
     principal.require(Permission::Manage, None)?;
-    let params = Fields::from_query(query.as_deref())?;
-    let id = params.required("id", &[])?;
-    let id: i64 = id
-        .trim()
-        .parse()
-        .map_err(|_| params.error("id", "must be a key id, a whole number"))?;
+    let revoke: KeyToRevoke = Fields::from_query(query.as_deref())?.read()?;
+    let id = revoke.id.0;
     if !ctx.store.revoke_key(id).await? {
         return Err(Error::NotFound(format!(
             "There is no API key with id {id}."

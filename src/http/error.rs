@@ -90,10 +90,33 @@ pub fn text(status: StatusCode, mut body: String) -> Response {
 }
 
 /// An RFC 9457 problem: a 400 whose `items` name every item that failed (the
-/// batch and revert endpoints' refusals).
+/// batch and revert endpoints' refusals). The type is also the OpenAPI
+/// document's schema of those answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Problem<T> {
+    /// Always `about:blank`: the status says it all.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
     pub detail: String,
+    /// Every item that cannot move, with its `reason` (absent when the request
+    /// as a whole is refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<T>,
+}
+
+impl<T> Problem<T> {
+    pub fn new(detail: String, items: Vec<T>) -> Problem<T> {
+        Problem {
+            kind: "about:blank",
+            title: "Bad Request",
+            status: 400,
+            detail,
+            items,
+        }
+    }
 }
 
 impl Problem<()> {
@@ -101,11 +124,7 @@ impl Problem<()> {
     /// their own answers (403's fixed text, 413, 503 …).
     pub fn from_error(error: Error) -> Response {
         match error {
-            Error::Invalid(detail) => Problem::<()> {
-                detail,
-                items: Vec::new(),
-            }
-            .into_response(),
+            Error::Invalid(detail) => Problem::<()>::new(detail, Vec::new()).into_response(),
             other => other.into_response(),
         }
     }
@@ -113,19 +132,10 @@ impl Problem<()> {
 
 impl<T: serde::Serialize> IntoResponse for Problem<T> {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({
-            "type": "about:blank",
-            "title": "Bad Request",
-            "status": 400,
-            "detail": self.detail,
-        });
-        if !self.items.is_empty() {
-            body["items"] = serde_json::to_value(&self.items).expect("items serialise");
-        }
         (
             StatusCode::BAD_REQUEST,
             [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
+            serde_json::to_string(&self).expect("a problem serialises"),
         )
             .into_response()
     }

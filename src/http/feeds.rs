@@ -3,13 +3,13 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Authenticated, Keyed};
-use super::input::{Fields, PathName, RawBody};
+use super::input::{FreeText, OrBlank, PathName, RawBody};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
 use crate::domain::{FeedName, FeedType, Permission};
@@ -27,42 +27,39 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(remove))
 }
 
-/// Documentation only: the handlers read bodies field by field
-/// (`input::Fields`), which also takes `type` for `feedType` and a key in `key`.
-#[allow(dead_code)]
-mod bodies {
-    use utoipa::ToSchema;
+/// A new feed (JSON or form; `type` is taken for `feedType`).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct NewFeed {
+    name: FeedName,
+    #[serde(alias = "type")]
+    feed_type: FeedType,
+    /// Up to 1,000 characters.
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    description: Option<FreeText<MAX_DESCRIPTION_CHARS>>,
+    /// Enabled (the default) or disabled.
+    active: Option<bool>,
+    /// The only feed this one promotes to; blank for any.
+    #[schema(value_type = Option<String>)]
+    promote_to_feed: Option<OrBlank<FeedName>>,
+}
 
-    use crate::domain::{FeedName, FeedType};
-
-    /// A new feed.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct NewFeed {
-        pub name: FeedName,
-        pub feed_type: FeedType,
-        /// Up to 1,000 characters.
-        pub description: Option<String>,
-        /// Enabled (the default) or disabled.
-        pub active: Option<bool>,
-        /// The only feed this one promotes to; blank for any.
-        pub promote_to_feed: Option<String>,
-    }
-
-    /// The fields of a feed to change (`name` and `feedType`, if given, must
-    /// be the feed's own).
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct FeedChange {
-        pub name: Option<FeedName>,
-        pub feed_type: Option<FeedType>,
-        /// Up to 1,000 characters.
-        pub description: Option<String>,
-        /// Enabled or disabled; a new feed is enabled by default.
-        pub active: Option<bool>,
-        /// The only feed this one promotes to; blank for any.
-        pub promote_to_feed: Option<String>,
-    }
+/// The fields of a feed to change (`name` and `feedType`, if given, must be the
+/// feed's own); a blank `description` or `promoteToFeed` clears it.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct FeedUpdate {
+    name: Option<FeedName>,
+    #[serde(alias = "type")]
+    feed_type: Option<FeedType>,
+    /// Up to 1,000 characters.
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    description: Option<FreeText<MAX_DESCRIPTION_CHARS>>,
+    /// Enabled or disabled; a new feed is enabled by default.
+    active: Option<bool>,
+    /// The only feed this one promotes to; blank for any.
+    #[schema(value_type = Option<String>)]
+    promote_to_feed: Option<OrBlank<FeedName>>,
 }
 
 /// A feed in ProGet's shape. pgutil lists a feed only when `active` is true.
@@ -99,15 +96,6 @@ async fn path_feed(ctx: &ApiContext, raw: &str) -> Result<Feed> {
         .feed(&name)
         .await?
         .ok_or_else(|| Error::NotFound(format!("Feed \"{name}\" does not exist.")))
-}
-
-/// An optional feed reference in a body: blank clears it.
-fn feed_reference(fields: &Fields, name: &'static str) -> Result<Option<Option<FeedName>>> {
-    match fields.text(name, &[])? {
-        None => Ok(None),
-        Some(raw) if raw.trim().is_empty() => Ok(Some(None)),
-        Some(_) => Ok(Some(fields.feed(name)?)),
-    }
 }
 
 #[utoipa::path(
@@ -155,24 +143,23 @@ async fn show(
     tag = "feeds",
     summary = "Create a feed",
     request_body(content(
-        (bodies::NewFeed = "application/json", example = json!({"name": "approved-nuget", "feedType": "nuget"})),
-        (bodies::NewFeed = "application/x-www-form-urlencoded")
+        (NewFeed = "application/json", example = json!({"name": "approved-nuget", "feedType": "nuget"})),
+        (NewFeed = "application/x-www-form-urlencoded")
     )),
     responses((status = 200, description = "The new feed.", body = FeedView), Refusals, BodyRefusals),
     security(("apiKey" = []), ("basic" = []))
 )]
 async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<Json<FeedView>> {
     let (principal, fields) = body.manager(&ctx).await?;
-    let name = fields
-        .feed("name")?
-        .ok_or_else(|| fields.error("name", "is required"))?;
-    let feed_type: FeedType = fields
-        .required("feedType", &["type"])?
-        .parse()
-        .map_err(|rule| fields.error("feedType", rule))?;
-    let description = fields.free_text("description", &[], MAX_DESCRIPTION_CHARS)?;
-    let promote_to = feed_reference(&fields, "promoteToFeed")?.flatten();
-    let active = fields.boolean("active")?;
+    let NewFeed {
+        name,
+        feed_type,
+        description,
+        active,
+        promote_to_feed,
+    } = fields.read()?;
+    let description = description.and_then(FreeText::into_text);
+    let promote_to = promote_to_feed.and_then(|feed| feed.0);
 
     let feed = ctx
         .store
@@ -195,8 +182,8 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
     summary = "Change a feed's description, state or promotion target",
     params(("name" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm")),
     request_body(content(
-        (bodies::FeedChange = "application/json", example = json!({"description": "Awaiting review", "promoteToFeed": "approved-npm"})),
-        (bodies::FeedChange = "application/x-www-form-urlencoded")
+        (FeedUpdate = "application/json", example = json!({"description": "Awaiting review", "promoteToFeed": "approved-npm"})),
+        (FeedUpdate = "application/x-www-form-urlencoded")
     )),
     responses(
         (status = 200, description = "The feed as it now is.", body = FeedView),
@@ -213,7 +200,8 @@ async fn update(
 ) -> Result<Json<FeedView>> {
     let (principal, fields) = body.manager(&ctx).await?;
     let feed = path_feed(&ctx, &name).await?;
-    if let Some(new_name) = fields.feed("name")? {
+    let update: FeedUpdate = fields.read()?;
+    if let Some(new_name) = update.name {
         if new_name.key() != feed.name_key {
             return Err(fields.error(
                 "name",
@@ -224,8 +212,7 @@ async fn update(
             ));
         }
     }
-    if let Some(raw) = fields.text("feedType", &["type"])? {
-        let feed_type: FeedType = raw.parse().map_err(|rule| fields.error("feedType", rule))?;
+    if let Some(feed_type) = update.feed_type {
         if feed_type != feed.feed_type {
             return Err(fields.error(
                 "feedType",
@@ -236,14 +223,10 @@ async fn update(
             ));
         }
     }
-    let description = match fields.text("description", &[])? {
-        None => None,
-        Some(_) => Some(fields.free_text("description", &[], MAX_DESCRIPTION_CHARS)?),
-    };
     let change = FeedChange {
-        description,
-        active: fields.boolean("active")?,
-        promote_to: feed_reference(&fields, "promoteToFeed")?,
+        description: update.description.map(FreeText::into_text),
+        active: update.active,
+        promote_to: update.promote_to_feed.map(|feed| feed.0),
     };
     let feed = ctx.store.update_feed(&feed, &change).await?;
     tracing::info!(feed = %feed.name, user = %principal.name, "feed updated");

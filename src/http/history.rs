@@ -1,21 +1,21 @@
 //! `GET /api/promotions/list`: the promotion history, newest first, grouped per
 //! package version, a page at a time. The queries are `store::history`'s.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::SecondsFormat;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Authenticated;
-use super::input::Fields;
+use super::input::{BatchId, Params, Whole, WholeRule};
 use super::openapi::Refusals;
 use super::ApiContext;
-use crate::domain::{PackageFilter, Permission};
+use crate::domain::{FeedName, Identifier, PackageFilter, Permission};
 use crate::error::Result;
 use crate::store::{HistoryQuery, HistoryRow};
 
@@ -26,6 +26,57 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new().routes(routes!(list))
 }
 
+/// The history's filters and page; any other parameter is refused, so that a
+/// misspelt filter is not silently a list of everything.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct HistoryParams {
+    /// Promotions out of this feed.
+    #[param(example = "unapproved-npm")]
+    from_feed: Option<FeedName>,
+    /// Promotions into this feed.
+    #[param(example = "approved-npm")]
+    to_feed: Option<FeedName>,
+    /// The package's group (alias `groupName`).
+    #[serde(alias = "groupName")]
+    #[param(value_type = Option<String>)]
+    group: Option<Identifier>,
+    /// The package's name (aliases `packageName`, `name`).
+    #[serde(alias = "packageName", alias = "name")]
+    #[param(value_type = Option<String>)]
+    package: Option<Identifier>,
+    #[param(value_type = Option<String>, min_length = 1)]
+    version: Option<Identifier>,
+    /// Promotions of one batch.
+    #[param(value_type = Option<uuid::Uuid>)]
+    batch: Option<BatchId>,
+    /// Promotions per page (1,000 by default).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Whole<HistoryPage>>,
+    /// Only promotions older than this id, as in the Link header.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    before: Option<Whole<Before>>,
+}
+
+struct HistoryPage;
+
+impl WholeRule for HistoryPage {
+    const MIN: i64 = 1;
+    const MAX: i64 = MAX_HISTORY_PAGE;
+}
+
+struct Before;
+
+impl WholeRule for Before {
+    const MIN: i64 = 1;
+    const MAX: i64 = i64::MAX;
+
+    fn expected() -> String {
+        "a promotion id, as in the Link header of the previous page".to_owned()
+    }
+}
+
 /// `GET /api/promotions/list`: the history, newest first, grouped per package
 /// version, one page at a time (see docs/api.md, "History").
 #[utoipa::path(
@@ -34,16 +85,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     tag = "promotions",
     summary = "The promotion history",
     description = "Newest first, grouped per package version, only of feeds the key may view. A `Link: rel=\"next\"` header names the next page.",
-    params(
-        ("fromFeed" = Option<String>, Query, description = "Promotions out of this feed.", example = "unapproved-npm"),
-        ("toFeed" = Option<String>, Query, description = "Promotions into this feed.", example = "approved-npm"),
-        ("group" = Option<String>, Query, description = "The package's group (alias `groupName`)."),
-        ("package" = Option<String>, Query, description = "The package's name (aliases `packageName`, `name`)."),
-        ("version" = Option<String>, Query, min_length = 1),
-        ("batch" = Option<uuid::Uuid>, Query, description = "Promotions of one batch."),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Promotions per page (1,000 by default)."),
-        ("before" = Option<i64>, Query, minimum = 1, description = "Only promotions older than this id, as in the Link header.")
-    ),
+    params(HistoryParams),
     responses(
         (status = 200, description = "A page of the history.", body = Vec<PackageHistory>,
             headers(("Link" = String, description = "The next page, when there is one."))),
@@ -54,55 +96,17 @@ pub fn router() -> OpenApiRouter<ApiContext> {
 async fn list(
     State(ctx): State<ApiContext>,
     Authenticated(principal): Authenticated,
-    RawQuery(query): RawQuery,
+    Params(params): Params<HistoryParams>,
 ) -> Result<Response> {
-    let params = Fields::from_query(query.as_deref())?;
-    params.only(&[
-        "fromFeed",
-        "toFeed",
-        "group",
-        "groupName",
-        "package",
-        "packageName",
-        "name",
-        "version",
-        "batch",
-        "limit",
-        "before",
-    ])?;
-    let batch = params
-        .text("batch", &[])?
-        .map(|raw| {
-            uuid::Uuid::parse_str(raw.trim())
-                .map(|batch| batch.to_string())
-                .map_err(|_| params.error("batch", "must be a batch id, a UUID"))
-        })
-        .transpose()?;
-    let from_feed = params.feed("fromFeed")?;
-    let to_feed = params.feed("toFeed")?;
+    let batch = params.batch.map(|batch| batch.0.to_string());
+    let (from_feed, to_feed) = (params.from_feed, params.to_feed);
     let filter = PackageFilter {
-        group: params.identifier("group", &["groupName"])?,
-        name: params.identifier("package", &["packageName", "name"])?,
-        version: params.identifier("version", &[])?,
+        group: params.group,
+        name: params.package,
+        version: params.version,
     };
-    let limit = params
-        .number_in("limit", 1..=MAX_HISTORY_PAGE)?
-        .unwrap_or(MAX_HISTORY_PAGE);
-    let before = params
-        .text("before", &[])?
-        .map(|raw| {
-            raw.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|id| *id > 0)
-                .ok_or_else(|| {
-                    params.error(
-                        "before",
-                        "must be a promotion id, as in the Link header of the previous page",
-                    )
-                })
-        })
-        .transpose()?;
+    let limit = params.limit.map_or(MAX_HISTORY_PAGE, |limit| limit.0);
+    let before = params.before.map(|before| before.0);
 
     let history = HistoryQuery {
         from_feed_key: from_feed.as_ref().map(|f| f.key()),

@@ -13,13 +13,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Authenticated;
 use super::input::{declared_length, Fields};
 use super::openapi::Refusals;
-use super::packages::{feed_for, info, matching_files, selection, PackageVersionInfo};
+use super::packages::{
+    feed_for, info, matching_files, selection, PackageQuery, PackageVersionInfo,
+};
 use super::ApiContext;
 use crate::content::{self, Declared};
 use crate::domain::{
@@ -35,9 +39,11 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(download))
 }
 
-/// Documentation only: `receive` reads the query field by field.
-#[allow(dead_code)]
-#[derive(utoipa::IntoParams)]
+/// An upload's query: which package the file is, for feed types whose files do
+/// not say (checked against the file where it does). Any other parameter is
+/// refused.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct UploadQuery {
     /// For feed types whose files do not say which package they are.
@@ -134,18 +140,18 @@ async fn receive(
     request: Request,
 ) -> Result<Json<PackageVersionInfo>> {
     let params = Fields::from_query(query)?;
-    params.only(&["name", "version", "group", "qualifier", "distribution"])?;
+    let upload: UploadQuery = params.read()?;
     // pgutil names a Debian file's distribution; it tells files apart as a
     // qualifier would.
-    let distribution = params
-        .text("distribution", &[])?
+    let distribution = upload
+        .distribution
         .map(|d| format!("distribution={}", d.trim()));
     let declared = Declared {
-        name: params.text("name", &[])?,
-        version: params.text("version", &[])?,
-        group: params.text("group", &[])?.filter(|g| !g.trim().is_empty()),
-        qualifier: params
-            .text("qualifier", &[])?
+        name: upload.name,
+        version: upload.version,
+        group: upload.group.filter(|g| !g.trim().is_empty()),
+        qualifier: upload
+            .qualifier
             .or(distribution)
             .map(|raw| parse_qualifier(&raw).map_err(|rule| params.error("qualifier", rule)))
             .transpose()?,
@@ -217,11 +223,7 @@ fn stalls_after(
     description = "Streamed, with `ETag` (the SHA-256) and `Range` (with `If-Range`) support. `version` may be `latest` or `latest-stable`.",
     params(
         ("feed" = FeedName, Path, description = "The feed's name."),
-        ("name" = Option<String>, Query, min_length = 1, description = "The package's name (alias `package`); required unless `purl` is given."),
-        ("group" = Option<String>, Query, min_length = 1),
-        ("version" = Option<String>, Query, min_length = 1, description = "A version, `latest` (or `latest-unstable`) or `latest-stable`; required unless `purl` is given."),
-        ("qualifier" = Option<String>, Query, description = "Which file of the version, when it has several."),
-        ("purl" = Option<String>, Query, description = "A package URL instead of name, group, version and qualifier.")
+        PackageQuery
     ),
     responses(
         (status = 200, description = "The file.", body = Vec<u8>, content_type = "application/octet-stream",
@@ -245,8 +247,7 @@ async fn download(
 ) -> Result<Response> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     let params = Fields::from_query(query.as_deref())?;
-    params.only(&["name", "package", "group", "version", "qualifier", "purl"])?;
-    let mut wanted = selection(&params, &feed)?;
+    let mut wanted = selection(&params, params.read()?, &feed)?;
     if wanted.filter.name.is_none() {
         return Err(params.error("name", "is required"));
     }

@@ -8,19 +8,19 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use chrono::SecondsFormat;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Authenticated;
-use super::input::{Fields, PathName};
+use super::input::{Fields, NoParams, PathName, Qualifier};
 use super::openapi::Refusals;
 use super::ApiContext;
 use crate::auth::Principal;
 use crate::domain::{
-    compare_versions, is_prerelease, parse_qualifier, FeedName, FeedType, FilterKeys,
-    PackageFilter, PackageId, Permission, Purl,
+    compare_versions, is_prerelease, FeedName, FeedType, FilterKeys, Identifier, PackageFilter,
+    PackageId, Permission, Purl,
 };
 use crate::error::{Error, Result};
 use crate::store::{Feed, PackageFile};
@@ -78,7 +78,7 @@ async fn feed_info(
     RawQuery(query): RawQuery,
 ) -> Result<Json<BasicFeedInfo>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
-    Fields::from_query(query.as_deref())?.only(&[])?;
+    Fields::from_query(query.as_deref())?.read::<NoParams>()?;
     Ok(Json(BasicFeedInfo {
         id: feed.id,
         name: feed.name,
@@ -156,23 +156,72 @@ pub(super) fn info(feed_type: FeedType, file: PackageFile) -> PackageVersionInfo
 /// given a silently cut list.
 pub const MAX_FILES_LISTED: i64 = 10_000;
 
-/// What a packages query selects: a package (or version) and maybe one file,
-/// given as `name`/`group`/`version`/`qualifier` or as one `purl`.
+/// The query naming packages, a version or one file: `name`, `group`,
+/// `version`, `qualifier`, or one `purl` instead. Any other parameter is
+/// refused.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PackageQuery {
+    /// The package's name (alias `package`); a download and a delete need it
+    /// unless `purl` is given.
+    #[serde(alias = "package")]
+    #[param(value_type = Option<String>, min_length = 1, example = "runtime")]
+    name: Option<Identifier>,
+    /// The package's group.
+    #[param(value_type = Option<String>, min_length = 1, example = "@babel")]
+    group: Option<Identifier>,
+    /// A version; a download may say `latest` (or `latest-unstable`) or
+    /// `latest-stable`.
+    #[param(value_type = Option<String>, min_length = 1)]
+    version: Option<Identifier>,
+    /// One file of the version, such as `type=tgz`.
+    #[param(value_type = Option<String>)]
+    qualifier: Option<Qualifier>,
+    /// A package URL instead of the fields above.
+    #[param(value_type = Option<String>)]
+    purl: Option<Purl>,
+}
+
+/// The latest versions' query: as `PackageQuery`, without a version.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct LatestQuery {
+    /// The package's name (alias `package`).
+    #[serde(alias = "package")]
+    #[param(value_type = Option<String>, min_length = 1, example = "runtime")]
+    name: Option<Identifier>,
+    /// The package's group.
+    #[param(value_type = Option<String>, min_length = 1, example = "@babel")]
+    group: Option<Identifier>,
+    /// One file of the version, such as `type=tgz`.
+    #[param(value_type = Option<String>)]
+    qualifier: Option<Qualifier>,
+    /// A package URL instead of the fields above.
+    #[param(value_type = Option<String>)]
+    purl: Option<Purl>,
+    /// Leave out prereleases.
+    stable_only: Option<bool>,
+}
+
+/// What a packages query selects: a package (or version) and maybe one file.
 pub(super) struct Selection {
     pub filter: PackageFilter,
     pub qualifier: Option<String>,
 }
 
-pub(super) fn selection(params: &Fields, feed: &Feed) -> Result<Selection> {
-    let group = params.identifier("group", &[])?;
-    let name = params.identifier("name", &["package"])?;
-    let version = params.identifier("version", &[])?;
-    let qualifier = params
-        .text("qualifier", &[])?
-        .map(|raw| parse_qualifier(&raw).map_err(|rule| params.error("qualifier", rule)))
-        .transpose()?
-        .filter(|q| !q.is_empty());
-    let Some(raw) = params.text("purl", &[])? else {
+/// The selection a query names in `feed`; `params` words the errors.
+pub(super) fn selection(params: &Fields, query: PackageQuery, feed: &Feed) -> Result<Selection> {
+    let PackageQuery {
+        name,
+        group,
+        version,
+        qualifier,
+        purl,
+    } = query;
+    let qualifier = qualifier.map(|q| q.0).filter(|q| !q.is_empty());
+    let Some(purl) = purl else {
         return Ok(Selection {
             filter: PackageFilter {
                 group,
@@ -182,7 +231,6 @@ pub(super) fn selection(params: &Fields, feed: &Feed) -> Result<Selection> {
             qualifier,
         });
     };
-    let purl = Purl::parse(&raw).map_err(|rule| params.error("purl", rule))?;
     if group.is_some() || name.is_some() || version.is_some() || qualifier.is_some() {
         return Err(params.error(
             "purl",
@@ -265,11 +313,7 @@ pub(super) async fn matching_files(
     summary = "The files of the versions a query names",
     params(
         ("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm"),
-        ("name" = Option<String>, Query, description = "The package's name (alias `package`).", min_length = 1, example = "runtime"),
-        ("group" = Option<String>, Query, description = "The package's group.", min_length = 1, example = "@babel"),
-        ("version" = Option<String>, Query, min_length = 1),
-        ("qualifier" = Option<String>, Query, description = "One file of the version, such as `type=tgz`."),
-        ("purl" = Option<String>, Query, description = "A package URL instead of the fields above.")
+        PackageQuery
     ),
     responses(
         (status = 200, description = "One PackageVersionInfo per file.", body = Vec<PackageVersionInfo>),
@@ -286,8 +330,8 @@ async fn versions(
 ) -> Result<Json<Vec<PackageVersionInfo>>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     let params = Fields::from_query(query.as_deref())?;
-    params.only(&["name", "package", "group", "version", "qualifier", "purl"])?;
-    let files = matching_files(&ctx, &feed, &selection(&params, &feed)?).await?;
+    let selection = selection(&params, params.read()?, &feed)?;
+    let files = matching_files(&ctx, &feed, &selection).await?;
     Ok(Json(
         files.into_iter().map(|f| info(feed.feed_type, f)).collect(),
     ))
@@ -300,11 +344,7 @@ async fn versions(
     summary = "The files of each package's highest version",
     params(
         ("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm"),
-        ("name" = Option<String>, Query, description = "The package's name (alias `package`).", min_length = 1, example = "runtime"),
-        ("group" = Option<String>, Query, description = "The package's group.", min_length = 1, example = "@babel"),
-        ("qualifier" = Option<String>, Query, description = "One file of the version, such as `type=tgz`."),
-        ("purl" = Option<String>, Query, description = "A package URL instead of the fields above."),
-        ("stableOnly" = Option<bool>, Query, description = "Leave out prereleases.")
+        LatestQuery
     ),
     responses(
         (status = 200, description = "One PackageVersionInfo per file.", body = Vec<PackageVersionInfo>),
@@ -321,16 +361,16 @@ async fn latest(
 ) -> Result<Json<Vec<PackageVersionInfo>>> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     let params = Fields::from_query(query.as_deref())?;
-    params.only(&[
-        "name",
-        "package",
-        "group",
-        "qualifier",
-        "purl",
-        "stableOnly",
-    ])?;
-    let stable_only = params.boolean("stableOnly")?.unwrap_or(false);
-    let selection = selection(&params, &feed)?;
+    let latest_query: LatestQuery = params.read()?;
+    let stable_only = latest_query.stable_only.unwrap_or(false);
+    let query = PackageQuery {
+        name: latest_query.name,
+        group: latest_query.group,
+        version: None,
+        qualifier: latest_query.qualifier,
+        purl: latest_query.purl,
+    };
+    let selection = selection(&params, query, &feed)?;
     if selection.filter.version.is_some() {
         return Err(params.error(
             "purl",
@@ -396,11 +436,7 @@ async fn latest(
     summary = "Delete a package version (or one of its files)",
     params(
         ("feed" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm"),
-        ("name" = Option<String>, Query, description = "The package's name (alias `package`); required unless `purl` is given."),
-        ("group" = Option<String>, Query, description = "The package's group."),
-        ("version" = Option<String>, Query, description = "Required unless `purl` is given."),
-        ("qualifier" = Option<String>, Query, description = "One file of the version, such as `type=tgz`."),
-        ("purl" = Option<String>, Query, description = "A package URL instead of the fields above.")
+        PackageQuery
     ),
     responses(
         (status = 200, description = "Deleted."),
@@ -417,8 +453,7 @@ async fn remove(
 ) -> Result<()> {
     let feed = feed_for(&ctx, &principal, &feed, Permission::Delete).await?;
     let params = Fields::from_query(query.as_deref())?;
-    params.only(&["name", "package", "group", "version", "qualifier", "purl"])?;
-    let Selection { filter, qualifier } = selection(&params, &feed)?;
+    let Selection { filter, qualifier } = selection(&params, params.read()?, &feed)?;
     let name = filter
         .name
         .ok_or_else(|| params.error("name", "is required"))?;

@@ -6,25 +6,25 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::SecondsFormat;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Keyed;
 use super::error::Problem;
-use super::input::{BatchBody, Fields, RawBody};
+use super::input::{
+    BatchBody, BatchId, Fields, FreeText, Objects, OrBlank, RawBody, Whole, WholeRule,
+};
 use super::openapi::{BodyRefusals, Denials, Refusals};
 use super::{AnswerDue, ApiContext};
 use crate::auth::Principal;
-use crate::domain::{FeedName, RevertTarget};
+use crate::domain::{FeedName, Identifier, OnConflict, RevertTarget};
 use crate::error::{Error, Result};
 use crate::promotion::{
     self, ItemRequest, Moved, PromotionRequest, Refusal, RevertRequest, MAX_BATCH,
 };
-use crate::store::{ItemResult, OnConflict, Outcome};
-
-const MAX_COMMENT_CHARS: usize = 4000;
+use crate::store::{ItemResult, Outcome};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -33,93 +33,116 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(revert))
 }
 
-/// Documentation only: the handlers read bodies field by field
-/// (`input::Fields`), which also takes ProGet's aliases (`packageName`,
-/// `groupName`, `comment`) and a key in `key`.
-#[allow(dead_code)]
-mod bodies {
-    use utoipa::ToSchema;
+/// Most characters a promotion's comments may have.
+const MAX_COMMENT_CHARS: usize = 4000;
 
-    use crate::domain::FeedName;
+/// `POST /api/promotions/promote`'s body, JSON or form, with ProGet's aliases
+/// (`packageName`, `groupName`, `comment`); other fields are ignored, as ProGet
+/// ignores them.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct PromoteRequest {
+    from_feed: FeedName,
+    to_feed: FeedName,
+    /// The group (npm scope, Maven group …); absent or blank for none.
+    #[serde(alias = "groupName")]
+    #[schema(value_type = Option<String>)]
+    group: Option<OrBlank<Identifier>>,
+    #[serde(alias = "packageName")]
+    #[schema(value_type = String, min_length = 1)]
+    name: Identifier,
+    /// A version, or `latest` / `latest-stable`.
+    #[schema(value_type = String, min_length = 1)]
+    version: Identifier,
+    #[serde(alias = "comment")]
+    #[schema(value_type = Option<String>, max_length = 4000)]
+    comments: Option<FreeText<MAX_COMMENT_CHARS>>,
+    /// `fail` by default.
+    on_conflict: Option<OnConflict>,
+    /// Check everything, change nothing (also `?dryRun=true`).
+    dry_run: Option<bool>,
+}
 
-    /// What to do when the version is already in the target feed.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "lowercase")]
-    pub enum OnConflict {
-        Fail,
-        Skip,
-        Overwrite,
+/// One package version of a batch: `version` may be `latest` or `latest-stable`.
+#[derive(Deserialize, ToSchema)]
+struct PackageVersion {
+    /// The group (npm scope, Maven group …); absent or blank for none.
+    #[serde(alias = "groupName")]
+    #[schema(value_type = Option<String>)]
+    group: Option<OrBlank<Identifier>>,
+    #[serde(alias = "packageName")]
+    #[schema(value_type = String, min_length = 1)]
+    name: Identifier,
+    /// A version, or `latest` / `latest-stable`.
+    #[schema(value_type = String, min_length = 1)]
+    version: Identifier,
+}
+
+impl From<PackageVersion> for ItemRequest {
+    fn from(item: PackageVersion) -> ItemRequest {
+        ItemRequest {
+            group: item.group.and_then(|group| group.0),
+            name: item.name,
+            version: item.version,
+        }
     }
+}
 
-    /// One package version: `version` may be `latest` or `latest-stable`.
-    #[derive(ToSchema)]
-    pub struct PackageVersion {
-        /// The group (npm scope, Maven group …); absent or blank for none.
-        pub group: Option<String>,
-        #[schema(min_length = 1)]
-        pub name: String,
-        /// A version, or `latest` / `latest-stable`.
-        #[schema(min_length = 1)]
-        pub version: String,
-    }
+/// `POST /api/promotions/batch`'s body (JSON only).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct BatchRequest {
+    from_feed: FeedName,
+    to_feed: FeedName,
+    /// 1 to 1,000 package versions, moved all or none.
+    #[schema(value_type = Vec<PackageVersion>, min_items = 1, max_items = 1000)]
+    packages: Objects,
+    #[serde(alias = "comment")]
+    #[schema(value_type = Option<String>, max_length = 4000)]
+    comments: Option<FreeText<MAX_COMMENT_CHARS>>,
+    /// `fail` by default.
+    on_conflict: Option<OnConflict>,
+    /// Check everything, change nothing (also `?dryRun=true`).
+    dry_run: Option<bool>,
+}
 
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct PromoteRequest {
-        pub from_feed: FeedName,
-        pub to_feed: FeedName,
-        pub group: Option<String>,
-        #[schema(min_length = 1)]
-        pub name: String,
-        /// A version, or `latest` / `latest-stable`.
-        #[schema(min_length = 1)]
-        pub version: String,
-        /// Up to 4,000 characters, kept in the history.
-        pub comments: Option<String>,
-        /// `fail` by default.
-        pub on_conflict: Option<OnConflict>,
-        /// Check everything, change nothing (also `?dryRun=true`).
-        pub dry_run: Option<bool>,
-    }
+/// `POST /api/promotions/revert`'s body: exactly one of `id` and `batch`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RevertBody {
+    /// A promotion's history id.
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    id: Option<Whole<PromotionId>>,
+    /// A batch id.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    batch: Option<BatchId>,
+    #[serde(alias = "comment")]
+    #[schema(value_type = Option<String>, max_length = 4000)]
+    comments: Option<FreeText<MAX_COMMENT_CHARS>>,
+    /// Check everything, change nothing (also `?dryRun=true`).
+    dry_run: Option<bool>,
+}
 
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct BatchRequest {
-        pub from_feed: FeedName,
-        pub to_feed: FeedName,
-        /// 1 to 1,000 package versions, moved all or none.
-        #[schema(min_items = 1, max_items = 1000)]
-        pub packages: Vec<PackageVersion>,
-        pub comments: Option<String>,
-        pub on_conflict: Option<OnConflict>,
-        pub dry_run: Option<bool>,
-    }
+/// A promotion's id in the history.
+struct PromotionId;
 
-    /// Exactly one of `id` and `batch`.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct RevertRequest {
-        /// A promotion's history id.
-        #[schema(minimum = 1)]
-        pub id: Option<i64>,
-        /// A batch id.
-        pub batch: Option<uuid::Uuid>,
-        pub comments: Option<String>,
-        pub dry_run: Option<bool>,
-    }
+impl WholeRule for PromotionId {
+    const MIN: i64 = 1;
+    const MAX: i64 = i64::MAX;
 
-    /// An RFC 9457 problem: the request, or these items, cannot move; nothing
-    /// changed.
-    #[derive(ToSchema)]
-    pub struct Problem {
-        #[schema(rename = "type")]
-        pub kind: String,
-        pub title: String,
-        pub status: u16,
-        pub detail: String,
-        /// Every item that cannot move, with its `reason`.
-        pub items: Option<Vec<super::ItemView>>,
+    fn expected() -> String {
+        "a promotion id, a whole number".to_owned()
     }
+}
+
+/// The query string of a promotion, batch or revert: `dryRun` may be there
+/// instead of in the body; anything else is left to the key's reader.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct DryRunQuery {
+    /// Check everything, change nothing.
+    dry_run: Option<bool>,
 }
 
 #[utoipa::path(
@@ -128,13 +151,13 @@ mod bodies {
     tag = "promotions",
     summary = "Promote one package version",
     description = "Moves a package version from one feed to another and records it in the history, in one transaction (ProGet's Promote Package API).",
-    params(("dryRun" = Option<bool>, Query, description = "Check everything, change nothing.")),
+    params(DryRunQuery),
     request_body(content(
-        (bodies::PromoteRequest = "application/json", example = json!({
+        (PromoteRequest = "application/json", example = json!({
             "fromFeed": "unapproved-npm", "toFeed": "approved-npm",
             "group": "@babel", "name": "runtime", "version": "7.21.0", "comments": "ok"
         })),
-        (bodies::PromoteRequest = "application/x-www-form-urlencoded")
+        (PromoteRequest = "application/x-www-form-urlencoded")
     )),
     responses(
         (status = 200, description = "Promoted, overwritten, skipped, or a dry run.", body = PromotionView),
@@ -169,14 +192,7 @@ pub fn parse_promotion(content_type: Option<&str>, body: &[u8]) -> Result<Promot
 }
 
 /// The feeds of a promotion, which must differ.
-fn feed_pair(fields: &Fields) -> Result<(FeedName, FeedName)> {
-    let required_feed = |name| {
-        fields
-            .feed(name)?
-            .ok_or_else(|| fields.error(name, "is required"))
-    };
-    let from_feed = required_feed("fromFeed")?;
-    let to_feed = required_feed("toFeed")?;
+fn feed_pair(from_feed: FeedName, to_feed: FeedName) -> Result<(FeedName, FeedName)> {
     if from_feed.key() == to_feed.key() {
         return Err(Error::invalid(format!(
             "Fields \"fromFeed\" and \"toFeed\" both name feed \"{from_feed}\"; a package can only be promoted to another feed."
@@ -185,72 +201,31 @@ fn feed_pair(fields: &Fields) -> Result<(FeedName, FeedName)> {
     Ok((from_feed, to_feed))
 }
 
-/// One package version: `name` (alias `packageName`), optional `group` (alias
-/// `groupName`), `version` (or `latest`, `latest-stable`).
-fn read_item(fields: &Fields) -> Result<ItemRequest> {
-    let name = fields
-        .identifier("name", &["packageName"])?
-        .ok_or_else(|| fields.error("name", "is required"))?;
-    // The group is optional: absent, null and blank all mean "no group".
-    let group = match fields.text("group", &["groupName"])? {
-        Some(raw) if raw.trim().is_empty() => None,
-        _ => fields.identifier("group", &["groupName"])?,
-    };
-    let version = fields
-        .identifier("version", &[])?
-        .ok_or_else(|| fields.error("version", "is required"))?;
-    Ok(ItemRequest {
-        group,
-        name,
-        version,
-    })
-}
-
-/// `onConflict`: fail (the default), skip or overwrite.
-fn on_conflict(fields: &Fields) -> Result<OnConflict> {
-    match fields.text("onConflict", &[])? {
-        None => Ok(OnConflict::Fail),
-        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
-            "fail" => Ok(OnConflict::Fail),
-            "skip" => Ok(OnConflict::Skip),
-            "overwrite" => Ok(OnConflict::Overwrite),
-            _ => Err(fields.error("onConflict", "must be fail, skip or overwrite")),
-        },
-    }
-}
-
-/// `dryRun` in the body, or else `?dryRun=` in the query string.
-fn dry_run(fields: &Fields, query: Option<&str>) -> Result<bool> {
-    match fields.boolean("dryRun")? {
+/// `dryRun` from the body, or else `?dryRun=` from the query string.
+fn dry_run(in_body: Option<bool>, query: Option<&str>) -> Result<bool> {
+    match in_body {
         Some(dry_run) => Ok(dry_run),
         None => Ok(Fields::from_query(query)?
-            .boolean("dryRun")?
+            .read::<DryRunQuery>()?
+            .dry_run
             .unwrap_or(false)),
     }
 }
 
 fn read_request(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> {
-    let (from_feed, to_feed) = feed_pair(fields)?;
-    let item = read_item(fields)?;
-    with_options(fields, query, from_feed, to_feed, vec![item])
-}
-
-/// A promotion of `items` with the fields a single promotion and a batch share:
-/// `comments`, `onConflict`, `dryRun`.
-fn with_options(
-    fields: &Fields,
-    query: Option<&str>,
-    from_feed: FeedName,
-    to_feed: FeedName,
-    items: Vec<ItemRequest>,
-) -> Result<PromotionRequest> {
+    let body: PromoteRequest = fields.read()?;
+    let (from_feed, to_feed) = feed_pair(body.from_feed, body.to_feed)?;
     Ok(PromotionRequest {
         from_feed,
         to_feed,
-        items,
-        comments: fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?,
-        on_conflict: on_conflict(fields)?,
-        dry_run: dry_run(fields, query)?,
+        items: vec![ItemRequest {
+            group: body.group.and_then(|group| group.0),
+            name: body.name,
+            version: body.version,
+        }],
+        comments: body.comments.and_then(FreeText::into_text),
+        on_conflict: body.on_conflict.unwrap_or(OnConflict::Fail),
+        dry_run: dry_run(body.dry_run, query)?,
     })
 }
 
@@ -262,8 +237,8 @@ fn with_options(
     tag = "promotions",
     summary = "Promote up to 1,000 package versions at once",
     description = "All or nothing, in one transaction. A refusal is `application/problem+json` listing every item that cannot move.",
-    params(("dryRun" = Option<bool>, Query, description = "Check everything, change nothing.")),
-    request_body(content = bodies::BatchRequest, content_type = "application/json", example = json!({
+    params(DryRunQuery),
+    request_body(content = BatchRequest, content_type = "application/json", example = json!({
         "fromFeed": "unapproved-npm", "toFeed": "approved-npm",
         "packages": [{"group": "@babel", "name": "runtime", "version": "latest"}],
         "onConflict": "skip"
@@ -271,7 +246,7 @@ fn with_options(
     responses(
         (status = 200, description = "Every item's outcome.", body = BatchView),
         (status = 400, description = "Nothing changed: the request, or these items, cannot move (a body that cannot be read at all: one sentence).", content(
-            (bodies::Problem = "application/problem+json"),
+            (Problem<ItemView> = "application/problem+json"),
             (String = "text/plain")
         )),
         Denials,
@@ -305,10 +280,9 @@ async fn batch(
 }
 
 fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> {
-    let (from_feed, to_feed) = feed_pair(fields)?;
-    let packages = fields
-        .objects("packages")?
-        .ok_or_else(|| fields.error("packages", "is required"))?;
+    let body: BatchRequest = fields.read()?;
+    let (from_feed, to_feed) = feed_pair(body.from_feed, body.to_feed)?;
+    let packages = body.packages.0;
     if packages.is_empty() || packages.len() > MAX_BATCH {
         return Err(fields.error(
             "packages",
@@ -318,8 +292,23 @@ fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> 
             ),
         ));
     }
-    let items = packages.iter().map(read_item).collect::<Result<_>>()?;
-    with_options(fields, query, from_feed, to_feed, items)
+    let items = packages
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            Fields::object(item, fields.item_prefix("packages", index))
+                .read::<PackageVersion>()
+                .map(ItemRequest::from)
+        })
+        .collect::<Result<_>>()?;
+    Ok(PromotionRequest {
+        from_feed,
+        to_feed,
+        items,
+        comments: body.comments.and_then(FreeText::into_text),
+        on_conflict: body.on_conflict.unwrap_or(OnConflict::Fail),
+        dry_run: dry_run(body.dry_run, query)?,
+    })
 }
 
 /// `POST /api/promotions/revert` (contract 7.4), JSON or form: `id` or `batch`.
@@ -331,15 +320,15 @@ fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> 
     tag = "promotions",
     summary = "Undo a promotion or a batch",
     description = "Moves the versions back, writing history rows with `revertOf`.",
-    params(("dryRun" = Option<bool>, Query, description = "Check everything, change nothing.")),
+    params(DryRunQuery),
     request_body(content(
-        (bodies::RevertRequest = "application/json", example = json!({"id": 1, "comments": "not yet"})),
-        (bodies::RevertRequest = "application/x-www-form-urlencoded")
+        (RevertBody = "application/json", example = json!({"id": 1, "comments": "not yet"})),
+        (RevertBody = "application/x-www-form-urlencoded")
     )),
     responses(
         (status = 200, description = "Every item's outcome.", body = BatchView),
         (status = 400, description = "Nothing changed: the request, or these items, cannot move (a body that cannot be read at all: one sentence).", content(
-            (bodies::Problem = "application/problem+json"),
+            (Problem<ItemView> = "application/problem+json"),
             (String = "text/plain")
         )),
         Denials,
@@ -368,26 +357,10 @@ async fn revert(
 }
 
 fn read_revert(fields: &Fields, query: Option<&str>) -> Result<RevertRequest> {
-    let id = match fields.text_or_number("id")? {
-        None => None,
-        Some(raw) => Some(
-            raw.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|id| *id > 0)
-                .ok_or_else(|| fields.error("id", "must be a promotion id, a whole number"))?,
-        ),
-    };
-    let batch = fields
-        .text("batch", &[])?
-        .map(|raw| {
-            uuid::Uuid::parse_str(raw.trim())
-                .map_err(|_| fields.error("batch", "must be a batch id, a UUID"))
-        })
-        .transpose()?;
-    let target = match (id, batch) {
-        (Some(id), None) => RevertTarget::Promotion(id),
-        (None, Some(batch)) => RevertTarget::Batch(batch),
+    let body: RevertBody = fields.read()?;
+    let target = match (body.id, body.batch) {
+        (Some(id), None) => RevertTarget::Promotion(id.0),
+        (None, Some(batch)) => RevertTarget::Batch(batch.0),
         _ => {
             return Err(Error::invalid(
                 "Fields \"id\" and \"batch\": a revert needs exactly one of them.",
@@ -396,8 +369,8 @@ fn read_revert(fields: &Fields, query: Option<&str>) -> Result<RevertRequest> {
     };
     Ok(RevertRequest {
         target,
-        comments: fields.free_text("comments", &["comment"], MAX_COMMENT_CHARS)?,
-        dry_run: dry_run(fields, query)?,
+        comments: body.comments.and_then(FreeText::into_text),
+        dry_run: dry_run(body.dry_run, query)?,
     })
 }
 
@@ -407,16 +380,16 @@ fn batch_response(outcome: Result<Moved, Refusal>, verb: &str) -> Response {
     match outcome {
         Ok(moved) => Json(BatchView::from(moved)).into_response(),
         Err(Refusal::Request(error)) => Problem::from_error(error),
-        Err(Refusal::Items { total, failed }) => Problem {
-            detail: format!(
+        Err(Refusal::Items { total, failed }) => Problem::new(
+            format!(
                 "{} of {total} packages cannot be {verb}, so nothing was changed.",
                 failed.len(),
             ),
-            items: failed
+            failed
                 .into_iter()
                 .map(|(result, reason)| ItemView::failed(&result, reason))
                 .collect(),
-        }
+        )
         .into_response(),
     }
 }

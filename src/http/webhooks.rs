@@ -5,13 +5,13 @@
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use chrono::SecondsFormat;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Authenticated, Keyed};
-use super::input::{Fields, RawBody};
+use super::input::{Fields, NoParams, RawBody, TextList, Whole, WholeRule};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
 use crate::domain::{check_filter_size, FeedName, Permission, WebhookSecret, WebhookUrl};
@@ -30,23 +30,57 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(deliveries))
 }
 
-/// Documentation only: the handler reads the body field by field
-/// (`input::Fields`), and refuses fields it does not know.
-#[allow(dead_code)]
-mod bodies {
-    use utoipa::ToSchema;
+/// A new webhook. Unknown fields are refused: a misspelt filter must not
+/// become a webhook for every feed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct WebhookRequest {
+    /// An `https://` (or `http://`) URL, called with each promotion.
+    #[schema(value_type = String, format = Uri)]
+    url: WebhookUrl,
+    /// Only promotions into these feeds (at most 100); every feed when absent.
+    #[schema(value_type = Option<Vec<FeedName>>, max_items = 100)]
+    feeds: Option<TextList>,
+    /// The HMAC-SHA256 signing secret, 16 to 200 characters; one is made when absent.
+    #[schema(min_length = 16, max_length = 200)]
+    secret: Option<String>,
+}
 
-    #[derive(ToSchema)]
-    pub struct WebhookRequest {
-        /// An `https://` (or `http://`) URL, called with each promotion.
-        pub url: url::Url,
-        /// Only promotions into these feeds (at most 100); every feed when absent.
-        #[schema(max_items = 100)]
-        pub feeds: Option<Vec<crate::domain::FeedName>>,
-        /// The HMAC-SHA256 signing secret, 16 to 200 characters; one is made when absent.
-        #[schema(min_length = 16, max_length = 200)]
-        pub secret: Option<String>,
-    }
+/// The webhook an endpoint acts on.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct WebhookId {
+    /// The webhook's id.
+    #[param(value_type = i64, minimum = 1)]
+    id: Whole<PositiveId>,
+}
+
+/// A webhook's delivery attempts to show.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct DeliveriesQuery {
+    /// The webhook's id.
+    #[param(value_type = i64, minimum = 1)]
+    id: Whole<PositiveId>,
+    /// Attempts to show (100 by default).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<Whole<AttemptsShown>>,
+}
+
+struct PositiveId;
+
+impl WholeRule for PositiveId {
+    const MIN: i64 = 1;
+    const MAX: i64 = i64::MAX;
+}
+
+struct AttemptsShown;
+
+impl WholeRule for AttemptsShown {
+    const MIN: i64 = 1;
+    const MAX: i64 = MAX_ATTEMPTS;
 }
 
 #[derive(Serialize, ToSchema)]
@@ -84,7 +118,7 @@ impl From<Webhook> for WebhookView {
     tag = "webhooks",
     summary = "Add a webhook",
     request_body(
-        content = bodies::WebhookRequest,
+        content = WebhookRequest,
         content_type = "application/json",
         description = "JSON, as pgutil sends it (a form works too, its lists comma-separated)."
     ),
@@ -97,11 +131,9 @@ impl From<Webhook> for WebhookView {
 )]
 async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<Json<WebhookView>> {
     let (principal, fields) = body.manager(&ctx).await?;
-    // A misspelt filter must not become a webhook for every feed.
-    fields.only(&["url", "feeds", "secret", "API_Key"])?;
-    let url = WebhookUrl::parse(&fields.required("url", &[])?)
-        .map_err(|rule| fields.error("url", rule))?;
-    let feeds = fields.list("feeds")?.unwrap_or_default();
+    let request: WebhookRequest = fields.read()?;
+    let url = request.url;
+    let feeds = request.feeds.map(|feeds| feeds.0).unwrap_or_default();
     check_filter_size(feeds.len()).map_err(|rule| fields.error("feeds", rule))?;
     let feeds = feeds
         .iter()
@@ -110,7 +142,7 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
                 .map_err(|rule| fields.error("feeds", format!("has \"{feed}\", which {rule}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let secret = match fields.text("secret", &[])? {
+    let secret = match request.secret {
         Some(text) => WebhookSecret::chosen(&text).map_err(|rule| fields.error("secret", rule))?,
         None => WebhookSecret::generate(),
     };
@@ -139,16 +171,9 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<WebhookView>>> {
     principal.require(Permission::Manage, None)?;
-    Fields::from_query(query.as_deref())?.only(&[])?;
+    Fields::from_query(query.as_deref())?.read::<NoParams>()?;
     let webhooks = ctx.store.list_webhooks().await?;
     Ok(Json(webhooks.into_iter().map(WebhookView::from).collect()))
-}
-
-/// The `id` parameter every endpoint but `create` and `list` needs.
-fn webhook_id(fields: &Fields) -> Result<i64> {
-    fields
-        .number_in("id", 1..=i64::MAX)?
-        .ok_or_else(|| fields.error("id", "is required"))
 }
 
 fn no_such_webhook(id: i64) -> Error {
@@ -160,7 +185,7 @@ fn no_such_webhook(id: i64) -> Error {
     path = "/api/webhooks/delete",
     tag = "webhooks",
     summary = "Remove a webhook and its pending deliveries",
-    params(("id" = i64, Query, minimum = 1, description = "The webhook's id.")),
+    params(WebhookId),
     responses(
         (status = 200, description = "Removed."),
         (status = 404, description = "No webhook has that id.", body = String, content_type = "text/plain"),
@@ -174,9 +199,10 @@ async fn remove(
     RawQuery(query): RawQuery,
 ) -> Result<()> {
     principal.require(Permission::Manage, None)?;
-    let fields = Fields::from_query(query.as_deref())?;
-    fields.only(&["id"])?;
-    let id = webhook_id(&fields)?;
+    let id = Fields::from_query(query.as_deref())?
+        .read::<WebhookId>()?
+        .id
+        .0;
     if !ctx.store.delete_webhook(id).await? {
         return Err(no_such_webhook(id));
     }
@@ -224,10 +250,7 @@ impl From<DeliveryAttempt> for AttemptView {
     path = "/api/webhooks/deliveries",
     tag = "webhooks",
     summary = "A webhook's delivery attempts, newest first",
-    params(
-        ("id" = i64, Query, minimum = 1, description = "The webhook's id."),
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Attempts to show (100 by default).")
-    ),
+    params(DeliveriesQuery),
     responses(
         (status = 200, description = "The attempts.", body = Vec<AttemptView>),
         (status = 404, description = "No webhook has that id.", body = String, content_type = "text/plain"),
@@ -241,12 +264,9 @@ async fn deliveries(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<AttemptView>>> {
     principal.require(Permission::Manage, None)?;
-    let fields = Fields::from_query(query.as_deref())?;
-    fields.only(&["id", "limit"])?;
-    let id = webhook_id(&fields)?;
-    let limit = fields
-        .number_in("limit", 1..=MAX_ATTEMPTS)?
-        .unwrap_or(DEFAULT_ATTEMPTS);
+    let query: DeliveriesQuery = Fields::from_query(query.as_deref())?.read()?;
+    let id = query.id.0;
+    let limit = query.limit.map_or(DEFAULT_ATTEMPTS, |limit| limit.0);
     let attempts = ctx
         .store
         .webhook_attempts(id, limit)

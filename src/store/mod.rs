@@ -34,8 +34,7 @@ pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};
 pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
 pub use promotions::{
-    Departure, ItemResult, MoveAudit, MoveError, MoveItem, MovePlan, OnConflict, Outcome,
-    PromotionRecord, VersionSpec, RECORD_COLUMNS,
+    Departure, ItemResult, MoveAudit, MoveError, MovePlan, Outcome, PromotionRecord, RECORD_COLUMNS,
 };
 pub use webhooks::{
     AfterAttempt, AttemptRecord, ClaimedEvent, DeliveryAttempt, DeliveryTarget, Webhook,

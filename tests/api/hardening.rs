@@ -472,7 +472,7 @@ async fn misspelt_query_parameters_are_refused(app: TestApp) {
         .await;
     reply.assert_error(
         400,
-        "Parameter \"feed\" is not known here; the accepted ones are fromFeed, toFeed, group, groupName, package, packageName, name, version, batch, limit, before and key.",
+        "Parameter \"feed\" is not known here; the accepted ones are fromFeed, toFeed, group, groupName, name, package, packageName, version, batch, limit, before and key.",
     );
     let fine = app
         .get("/api/promotions/list?ToFeed=approved-npm&KEY=x", &key)
@@ -747,16 +747,16 @@ async fn a_move_that_could_outlive_its_request_is_not_started(app: TestApp) {
         &Identifier::parse("7.21.0").unwrap(),
     )
     .unwrap();
-    let items = [promoter::store::MoveItem {
+    let items = [promoter::domain::MoveItem {
         package,
-        version: promoter::store::VersionSpec::Exact,
+        version: promoter::domain::VersionSpec::Exact,
         revert_of: None,
     }];
     let plan = |answer_due| promoter::store::MovePlan {
         from: &from,
         to: &to,
         items: &items,
-        on_conflict: promoter::store::OnConflict::Fail,
+        on_conflict: promoter::domain::OnConflict::Fail,
         check_fixed_target: true,
         audit: promoter::store::MoveAudit {
             comments: None,

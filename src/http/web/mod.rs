@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use self::session::{FormToken, SessionToken, Visitor};
 use self::view::{Filters, HistoryPage};
-use super::input::{Fields, RawBody};
+use super::input::{Fields, RawBody, Whole, WholeRule};
 use super::openapi::{Always, BodyRefusals};
 use super::ApiContext;
 use crate::auth::{self, Principal};
@@ -186,9 +186,8 @@ async fn timeline(
         ..Filters::default()
     };
     let request = exact_version(&feed_type, package, version).and_then(|keys| {
-        let params = Fields::from_query(query.as_deref())?;
-        params.only(&["before", "after"])?;
-        let (before, after) = positions(&params)?;
+        let start: PageStart = Fields::from_query(query.as_deref())?.read()?;
+        let (before, after) = start.positions()?;
         Ok(PageRequest {
             package: vec![keys],
             before,
@@ -325,21 +324,20 @@ fn read_filters(query: Option<&str>) -> (Filters, Result<PageRequest>) {
         batch: typed("batch"),
         timeline: None,
     };
-    (filters.clone(), parse_filters(query, &filters))
+    (filters, parse_filters(query))
 }
 
-fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> {
-    let params = Fields::from_query(query)?;
-    params.only(&["feed", "package", "version", "batch", "before", "after"])?;
-    // A filter given twice with different values is refused in words, as the
-    // API refuses it, rather than read as the first.
-    for name in ["feed", "package", "version", "batch"] {
-        params.text(name, &[])?;
-    }
+fn parse_filters(query: Option<&str>) -> Result<PageRequest> {
+    // Read whole once, so that an unknown parameter, or a filter given twice
+    // with different values, is refused in words as the API refuses it
+    // (rather than read as the first).
+    let params: PageQuery = Fields::from_query(query)?.read()?;
     let invalid = |name: &str, rule: &dyn std::fmt::Display| {
         Error::invalid(format!("The {name} filter {rule}."))
     };
-    let feed_key = match filters.feed.as_str() {
+    // Blank filters are no filter.
+    let typed = |value: &Option<String>| value.as_deref().map_or("", str::trim).to_owned();
+    let feed_key = match typed(&params.feed).as_str() {
         "" => None,
         raw => Some(
             crate::domain::FeedName::parse(raw)
@@ -349,7 +347,7 @@ fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> 
     };
     let identifier =
         |name: &str, raw: &str| Identifier::parse(raw).map_err(|rule| invalid(name, &rule));
-    let (group, name) = match filters.package.as_str() {
+    let (group, name) = match typed(&params.package).as_str() {
         "" => (None, None),
         package => {
             let (group, name) = split_package(package);
@@ -359,11 +357,11 @@ fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> 
             (group, Some(identifier("package", name)?))
         }
     };
-    let version = match filters.version.as_str() {
+    let version = match typed(&params.version).as_str() {
         "" => None,
         raw => Some(identifier("version", raw)?),
     };
-    let batch = match filters.batch.as_str() {
+    let batch = match typed(&params.batch).as_str() {
         "" => None,
         raw => Some(
             uuid::Uuid::parse_str(raw)
@@ -371,7 +369,7 @@ fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> 
                 .to_string(),
         ),
     };
-    let (before, after) = positions(&params)?;
+    let (before, after) = positions(params.before.as_ref(), params.after.as_ref())?;
     Ok(PageRequest {
         feed_key,
         package: PackageFilter {
@@ -386,10 +384,47 @@ fn parse_filters(query: Option<&str>, filters: &Filters) -> Result<PageRequest> 
     })
 }
 
+/// The history page's query: its filters (read as typed by `read_filters`) and
+/// where the page starts.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    feed: Option<String>,
+    package: Option<String>,
+    version: Option<String>,
+    batch: Option<String>,
+    before: Option<Whole<PromotionPosition>>,
+    after: Option<Whole<PromotionPosition>>,
+}
+
+/// Where a page starts: `before` or `after` a promotion (a timeline's only
+/// parameters).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageStart {
+    before: Option<Whole<PromotionPosition>>,
+    after: Option<Whole<PromotionPosition>>,
+}
+
+struct PromotionPosition;
+
+impl WholeRule for PromotionPosition {
+    const MIN: i64 = 1;
+    const MAX: i64 = i64::MAX;
+}
+
+impl PageStart {
+    fn positions(&self) -> Result<(Option<i64>, Option<i64>)> {
+        positions(self.before.as_ref(), self.after.as_ref())
+    }
+}
+
 /// `before` or `after`: where a page starts.
-fn positions(params: &Fields) -> Result<(Option<i64>, Option<i64>)> {
-    let before = params.number_in("before", 1..=i64::MAX)?;
-    let after = params.number_in("after", 1..=i64::MAX)?;
+fn positions(
+    before: Option<&Whole<PromotionPosition>>,
+    after: Option<&Whole<PromotionPosition>>,
+) -> Result<(Option<i64>, Option<i64>)> {
+    let (before, after) = (before.map(|before| before.0), after.map(|after| after.0));
     if before.is_some() && after.is_some() {
         return Err(Error::invalid(
             "A page starts either before or after a promotion, not both.",
@@ -449,14 +484,22 @@ async fn one_page(
     Ok((rows, newer, older))
 }
 
-/// Documentation only: the sign-in and sign-out forms' fields.
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
+/// The sign-in and sign-out forms' fields. Read leniently: a form that cannot
+/// be read is one without a key or token.
+#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
 struct SignInForm {
     /// The API key (sign-in only).
     key: Option<String>,
-    /// The form token of the page the form came from.
-    form_token: String,
+    /// The form token of the page the form came from (`FORM_FIELD`).
+    form_token: Option<String>,
+}
+
+impl SignInForm {
+    fn read(body: &RawBody) -> SignInForm {
+        Fields::parse(body)
+            .and_then(|fields| fields.read())
+            .unwrap_or_default()
+    }
 }
 
 /// `POST /sign-in`, form field `key`: a session, then the history (303).
@@ -483,16 +526,13 @@ async fn sign_in(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response> {
-    let fields = Fields::parse(&body).ok();
-    let field = |name: &'static str| {
-        fields
-            .as_ref()
-            .and_then(|fields| fields.text(name, &[]).ok().flatten())
-    };
-    if !session::posted_from_our_pages(&headers, field(FORM_FIELD).as_deref()) {
+    let form = SignInForm::read(&body);
+    if !session::posted_from_our_pages(&headers, form.form_token.as_deref()) {
         return Ok(cross_site());
     }
-    let key = field("key").map(|text| auth::ApiKey::from_presented(text.trim()));
+    let key = form
+        .key
+        .map(|text| auth::ApiKey::from_presented(text.trim()));
     let principal = match ctx.limits.authenticate(&ctx.store, key.as_ref()).await {
         Ok(principal) => principal,
         Err(Error::Forbidden) => {
@@ -546,10 +586,8 @@ async fn sign_out(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response> {
-    let form_token = Fields::parse(&body)
-        .ok()
-        .and_then(|fields| fields.text(FORM_FIELD, &[]).ok().flatten());
-    if !session::posted_from_our_pages(&headers, form_token.as_deref()) {
+    let form = SignInForm::read(&body);
+    if !session::posted_from_our_pages(&headers, form.form_token.as_deref()) {
         return Ok(cross_site());
     }
     if let Some(token) = SessionToken::from_headers(&headers) {

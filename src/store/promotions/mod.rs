@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::Feed;
-use crate::domain::PackageId;
+use crate::domain::{MoveItem, OnConflict, PackageId};
 use crate::error::Error;
 
 /// One row of the promotion history.
@@ -37,36 +37,6 @@ pub struct PromotionRecord {
 /// The columns of a [`PromotionRecord`], for SELECT and RETURNING.
 pub const RECORD_COLUMNS: &str = "id, from_feed, to_feed, package_type, group_name, name, \
      version, comments, user_name, promoted_at, batch_id, revert_of, overwrote";
-
-/// Which version of a package an item means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VersionSpec {
-    /// The version in the package's identity.
-    Exact,
-    /// The highest version in the source feed (`latest`).
-    Latest,
-    /// The highest version that is not a pre-release (`latest-stable`).
-    LatestStable,
-}
-
-/// What to do with a version that is already in the target feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnConflict {
-    Fail,
-    Skip,
-    Overwrite,
-}
-
-/// One package version to move. For `latest` the package's version is a
-/// placeholder until the transaction resolves it.
-#[derive(Debug, Clone)]
-pub struct MoveItem {
-    pub package: PackageId,
-    pub version: VersionSpec,
-    /// For a revert: the promotion being undone, which must still be the newest
-    /// promotion of this version.
-    pub revert_of: Option<i64>,
-}
 
 /// Who asked for a move and why; written into the history rows.
 pub struct MoveAudit<'a> {

@@ -7,11 +7,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    too_late, ItemResult, MoveError, MoveItem, MovePlan, Outcome, PromotionRecord, VersionSpec,
-    RECORD_COLUMNS,
-};
+use super::{too_late, ItemResult, MoveError, MovePlan, Outcome, PromotionRecord, RECORD_COLUMNS};
 use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
+use crate::domain::{MoveItem, VersionSpec};
 use crate::error::{Error, Result};
 use crate::store::{Db, Store, WriteTx};
 

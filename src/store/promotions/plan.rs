@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{
-    too_late, Departure, ItemResult, Located, MoveError, MovePlan, OnConflict, Outcome,
-    PromotionRecord, VersionSpec, RECORD_COLUMNS,
+    too_late, Departure, ItemResult, Located, MoveError, MovePlan, Outcome, PromotionRecord,
+    RECORD_COLUMNS,
 };
 use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
 use crate::domain::{compare_versions, is_prerelease};
-use crate::domain::{Identifier, PackageId};
+use crate::domain::{Identifier, OnConflict, PackageId, VersionSpec};
 use crate::error::{Error, Result};
 use crate::store::{on_tx, Feed, Store, WriteTx};
 
