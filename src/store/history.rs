@@ -1,8 +1,8 @@
 //! Reading the promotion history: filters, visibility and keyset pagination.
 
-use sqlx::FromRow;
+use sqlx::{Database, Encode, FromRow, QueryBuilder, Type};
 
-use super::{bind_all, on_pool, Bind, Conditions, Db, PromotionRecord, Store, RECORD_COLUMNS};
+use super::{on_pool, Db, Filter, PromotionRecord, Store, RECORD_COLUMNS};
 use crate::domain::FilterKeys;
 use crate::domain::RevertTarget;
 use crate::error::Result;
@@ -41,69 +41,101 @@ pub struct HistoryRow {
 }
 
 impl HistoryQuery {
-    /// The statement and its parameters; `None` when nothing can match.
-    fn statement(&self) -> Option<(String, Vec<Bind>)> {
+    /// Writes the statement; false when nothing can match.
+    fn write<'a, DB>(&'a self, sql: &mut QueryBuilder<'a, DB>) -> bool
+    where
+        DB: Database,
+        &'a str: Encode<'a, DB> + Type<DB>,
+        i64: Encode<'a, DB> + Type<DB>,
+    {
         if self.visible_feed_ids.as_ref().is_some_and(Vec::is_empty) {
-            return None;
+            return false;
         }
-        let mut c = Conditions::default();
-        let mut clauses = Vec::new();
-        c.equals("from_feed_key", self.from_feed_key.as_ref(), &mut clauses);
-        c.equals("to_feed_key", self.to_feed_key.as_ref(), &mut clauses);
-        c.equals("batch_id", self.batch_id.as_ref(), &mut clauses);
+        sql.push(format_args!(
+            "SELECT {RECORD_COLUMNS}, group_key, name_key, version_key FROM promotions"
+        ));
+        let mut filter = Filter::default();
+        let equal = [
+            ("from_feed_key", &self.from_feed_key),
+            ("to_feed_key", &self.to_feed_key),
+            ("batch_id", &self.batch_id),
+        ];
+        for (column, value) in equal {
+            if let Some(value) = value {
+                filter
+                    .and(sql)
+                    .push(column)
+                    .push(" = ")
+                    .push_bind(value.as_str());
+            }
+        }
         if let Some(feed) = &self.feed_key {
-            let (from, to) = (
-                c.placeholder(Bind::Text(feed.clone())),
-                c.placeholder(Bind::Text(feed.clone())),
-            );
-            clauses.push(format!("(from_feed_key = {from} OR to_feed_key = {to})"));
+            filter
+                .and(sql)
+                .push("(from_feed_key = ")
+                .push_bind(feed.as_str());
+            sql.push(" OR to_feed_key = ")
+                .push_bind(feed.as_str())
+                .push(")");
         }
         if !self.package.is_empty() {
-            let mut alternatives = Vec::new();
-            for keys in &self.package {
-                let types = c.list(
-                    keys.feed_types
-                        .iter()
-                        .map(|t| Bind::Text(t.as_str().to_owned())),
-                );
-                let mut parts = vec![format!("package_type IN ({types})")];
-                c.equals("name_key", keys.name_key.as_ref(), &mut parts);
-                c.equals("group_key", keys.group_key.as_ref(), &mut parts);
-                c.equals("version_key", keys.version_key.as_ref(), &mut parts);
-                alternatives.push(format!("({})", parts.join(" AND ")));
+            filter.and(sql).push("(");
+            for (n, keys) in self.package.iter().enumerate() {
+                sql.push(if n == 0 { "(" } else { " OR (" });
+                sql.push("package_type IN (");
+                let mut types = sql.separated(", ");
+                for feed_type in &keys.feed_types {
+                    types.push_bind(feed_type.as_str());
+                }
+                sql.push(")");
+                let keys = [
+                    ("name_key", &keys.name_key),
+                    ("group_key", &keys.group_key),
+                    ("version_key", &keys.version_key),
+                ];
+                for (column, value) in keys {
+                    if let Some(value) = value {
+                        sql.push(" AND ")
+                            .push(column)
+                            .push(" = ")
+                            .push_bind(value.as_str());
+                    }
+                }
+                sql.push(")");
             }
-            clauses.push(format!("({})", alternatives.join(" OR ")));
+            sql.push(")");
         }
         if let Some(ids) = &self.visible_feed_ids {
-            let from = c.list(ids.iter().map(|&id| Bind::Int(id)));
-            let to = c.list(ids.iter().map(|&id| Bind::Int(id)));
-            clauses.push(format!(
-                "(from_feed_id IN ({from}) OR to_feed_id IN ({to}))"
-            ));
+            filter.and(sql).push("(from_feed_id IN (");
+            push_ids(sql, ids);
+            sql.push(") OR to_feed_id IN (");
+            push_ids(sql, ids);
+            sql.push("))");
         }
         if let Some(before) = self.before_id {
-            let p = c.placeholder(Bind::Int(before));
-            clauses.push(format!("id < {p}"));
+            filter.and(sql).push("id < ").push_bind(before);
         }
         if let Some(after) = self.after_id {
-            let p = c.placeholder(Bind::Int(after));
-            clauses.push(format!("id > {p}"));
+            filter.and(sql).push("id > ").push_bind(after);
         }
         let order = match self.after_id {
             Some(_) => "ASC",
             None => "DESC",
         };
-        let limit = c.placeholder(Bind::Int(self.limit));
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS}, group_key, name_key, version_key \
-             FROM promotions {filter} ORDER BY id {order} LIMIT {limit}"
-        );
-        Some((sql, c.binds))
+        sql.push(format_args!(" ORDER BY id {order} LIMIT "))
+            .push_bind(self.limit);
+        true
+    }
+}
+
+fn push_ids<'a, DB>(sql: &mut QueryBuilder<'a, DB>, ids: &[i64])
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut list = sql.separated(", ");
+    for &id in ids {
+        list.push_bind(id);
     }
 }
 
@@ -111,23 +143,27 @@ impl Store {
     /// Promotions matching the query, at most `limit`: newest first, or oldest
     /// first after `after_id`.
     pub async fn promotion_history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRow>> {
-        let Some((sql, binds)) = query.statement() else {
-            return Ok(Vec::new());
-        };
-        Ok(on_pool!(self, pool => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(pool).await)?)
+        Ok(on_pool!(self, pool => {
+            let mut sql = QueryBuilder::new("");
+            if !query.write(&mut sql) {
+                return Ok(Vec::new());
+            }
+            sql.build_query_as().fetch_all(pool).await
+        })?)
     }
 
     /// PostgreSQL's plan for a history query, one line per plan node, so that
     /// operators and tests can see which index serves a filter. `None` on SQLite
     /// or when the query cannot match anything.
     pub async fn explain_history(&self, query: &HistoryQuery) -> Result<Option<String>> {
-        let (Db::Postgres(pool), Some((sql, binds))) = (&self.db, query.statement()) else {
+        let Db::Postgres(pool) = &self.db else {
             return Ok(None);
         };
-        let explain = format!("EXPLAIN {sql}");
-        let lines: Vec<String> = bind_all!(sqlx::query_scalar(&explain), &binds)
-            .fetch_all(pool)
-            .await?;
+        let mut sql = QueryBuilder::new("EXPLAIN ");
+        if !query.write(&mut sql) {
+            return Ok(None);
+        }
+        let lines: Vec<String> = sql.build_query_scalar().fetch_all(pool).await?;
         Ok(Some(lines.join("\n")))
     }
 }

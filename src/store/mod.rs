@@ -116,17 +116,6 @@ pub enum WriteTx<'a> {
 }
 
 impl WriteTx<'_> {
-    /// The statement with `$n` placeholders as `?n` on SQLite. Both mean
-    /// parameter n there, but SQLite looks `$n` up by name, one by one, which
-    /// makes a statement with thousands of parameters (a batch) take seconds
-    /// to prepare; `?n` is an index.
-    pub fn numbered(&self, sql: String) -> String {
-        match self {
-            WriteTx::Postgres(_) => sql,
-            WriteTx::Sqlite(..) => sql.replace('$', "?"),
-        }
-    }
-
     pub async fn commit(self) -> Result<()> {
         match self {
             WriteTx::Postgres(tx) => tx.commit().await?,
@@ -498,50 +487,22 @@ fn violates(error: &sqlx::Error, kind: impl Fn(&dyn sqlx::error::DatabaseError) 
     error.as_database_error().is_some_and(kind)
 }
 
-/// A parameter of a statement built at run time.
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// Numbers a statement's parameters with `$n` placeholders, which both backends
-/// accept, for statements whose filters are chosen at run time.
+/// The `WHERE … AND …` of a statement whose filters are chosen at run time,
+/// written into a `sqlx::QueryBuilder` (which numbers the placeholders as each
+/// backend wants them: `$n` on PostgreSQL, `?` on SQLite).
 #[derive(Default)]
-struct Conditions {
-    binds: Vec<Bind>,
+struct Filter {
+    started: bool,
 }
 
-impl Conditions {
-    fn placeholder(&mut self, bind: Bind) -> String {
-        self.binds.push(bind);
-        format!("${}", self.binds.len())
-    }
-
-    fn list(&mut self, values: impl IntoIterator<Item = Bind>) -> String {
-        let placeholders: Vec<String> = values.into_iter().map(|b| self.placeholder(b)).collect();
-        placeholders.join(", ")
-    }
-
-    /// Adds `column = $n` to `into` when there is a value to compare.
-    fn equals(&mut self, column: &str, value: Option<&String>, into: &mut Vec<String>) {
-        if let Some(value) = value {
-            let p = self.placeholder(Bind::Text(value.clone()));
-            into.push(format!("{column} = {p}"));
-        }
+impl Filter {
+    /// Starts the next condition: ` WHERE ` the first time, ` AND ` after.
+    fn and<'s, 'a, DB: sqlx::Database>(
+        &mut self,
+        sql: &'s mut sqlx::QueryBuilder<'a, DB>,
+    ) -> &'s mut sqlx::QueryBuilder<'a, DB> {
+        sql.push(if self.started { " AND " } else { " WHERE " });
+        self.started = true;
+        sql
     }
 }
-
-/// Binds the collected parameters, in order, to a query on either backend.
-macro_rules! bind_all {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
-        for bind in $binds {
-            query = match bind {
-                $crate::store::Bind::Text(text) => query.bind(text),
-                $crate::store::Bind::Int(int) => query.bind(int),
-            };
-        }
-        query
-    }};
-}
-use bind_all;

@@ -1,10 +1,8 @@
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
-use sqlx::{FromRow, QueryBuilder, Sqlite};
+use sqlx::{Database, Encode, FromRow, QueryBuilder, Sqlite, Type};
 
-use super::{
-    bind_all, on_pool, on_tx, once_more_on_conflict, Bind, Conditions, Db, Feed, Store, WriteTx,
-};
+use super::{on_pool, on_tx, once_more_on_conflict, Db, Feed, Store, WriteTx};
 use crate::domain::{FilterKeys, PackageId};
 use crate::error::Result;
 
@@ -127,9 +125,11 @@ impl Store {
         qualifier: Option<&str>,
         limit: i64,
     ) -> Result<Vec<PackageFile>> {
-        let (sql, mut c) = files_query(feed, keys, qualifier);
-        let sql = format!("{sql} LIMIT {}", c.placeholder(Bind::Int(limit)));
-        Ok(on_pool!(self, pool => bind_all!(sqlx::query_as(&sql), &c.binds).fetch_all(pool).await)?)
+        Ok(on_pool!(self, pool => {
+            let mut sql = files_query(feed, keys, qualifier);
+            sql.push(" LIMIT ").push_bind(limit);
+            sql.build_query_as().fetch_all(pool).await
+        })?)
     }
 
     /// Like `package_files`, without a limit, handing each file to `visit` as it
@@ -142,9 +142,9 @@ impl Store {
         qualifier: Option<&str>,
         mut visit: impl FnMut(PackageFile) -> Result<()>,
     ) -> Result<()> {
-        let (sql, c) = files_query(feed, keys, qualifier);
         on_pool!(self, pool => {
-            let mut files = bind_all!(sqlx::query_as(&sql), &c.binds).fetch(pool);
+            let mut sql = files_query(feed, keys, qualifier);
+            let mut files = sql.build_query_as().fetch(pool);
             while let Some(file) = files.try_next().await? {
                 visit(file)?;
             }
@@ -223,29 +223,32 @@ impl Store {
 }
 
 /// The statement selecting a feed's files, ordered by identity and qualifier.
-fn files_query(
+fn files_query<'a, DB>(
     feed: &Feed,
-    keys: Option<&FilterKeys>,
-    qualifier: Option<&str>,
-) -> (String, Conditions) {
-    let mut c = Conditions::default();
-    let feed_id = c.placeholder(Bind::Int(feed.id));
-    let mut clauses = vec![format!("v.feed_id = {feed_id}")];
-    if let Some(keys) = keys {
-        c.equals("v.name_key", keys.name_key.as_ref(), &mut clauses);
-        c.equals("v.group_key", keys.group_key.as_ref(), &mut clauses);
-        c.equals("v.version_key", keys.version_key.as_ref(), &mut clauses);
+    keys: Option<&'a FilterKeys>,
+    qualifier: Option<&'a str>,
+) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new(FILE_COLUMNS);
+    sql.push(" WHERE v.feed_id = ").push_bind(feed.id);
+    let keys = keys.map_or([None, None, None], |keys| {
+        [&keys.name_key, &keys.group_key, &keys.version_key].map(Option::as_deref)
+    });
+    let equal = ["v.name_key", "v.group_key", "v.version_key"]
+        .into_iter()
+        .zip(keys)
+        .chain([("pf.qualifier", qualifier)]);
+    for (column, value) in equal {
+        if let Some(value) = value {
+            sql.push(" AND ").push(column).push(" = ").push_bind(value);
+        }
     }
-    c.equals(
-        "pf.qualifier",
-        qualifier.map(str::to_owned).as_ref(),
-        &mut clauses,
-    );
-    let sql = format!(
-        "{FILE_COLUMNS} WHERE {} ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier",
-        clauses.join(" AND ")
-    );
-    (sql, c)
+    sql.push(" ORDER BY v.name_key, v.group_key, v.version_key, pf.qualifier");
+    sql
 }
 
 /// What a [`PackageFile`] is read from.

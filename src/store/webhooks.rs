@@ -3,12 +3,11 @@
 //! the statement that writes the history, so no promotion path can forget them.
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
+use sqlx::{FromRow, QueryBuilder};
 
 use super::feeds::existing_feed_in;
 use super::{
-    bind_all, on_pool, on_tx, once_more_on_conflict, Bind, Conditions, Db, PromotionRecord, Store,
-    WriteTx, RECORD_COLUMNS,
+    on_pool, on_tx, once_more_on_conflict, Db, PromotionRecord, Store, WriteTx, RECORD_COLUMNS,
 };
 use crate::domain::{FeedName, WebhookSecret, WebhookUrl};
 use crate::error::Result;
@@ -342,10 +341,15 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = Conditions::default();
-        let list = c.list(ids.iter().map(|&id| Bind::Int(id)));
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM promotions WHERE id IN ({list})");
-        Ok(on_pool!(self, pool => bind_all!(sqlx::query_as(&sql), &c.binds).fetch_all(pool).await)?)
+        Ok(on_pool!(self, pool => {
+            let mut sql = QueryBuilder::new(format!("SELECT {RECORD_COLUMNS} FROM promotions WHERE id IN ("));
+            let mut list = sql.separated(", ");
+            for &id in ids {
+                list.push_bind(id);
+            }
+            sql.push(")");
+            sql.build_query_as().fetch_all(pool).await
+        })?)
     }
 
     /// Records an attempt and what follows from it. The event is only updated

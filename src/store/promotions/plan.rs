@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
+use sqlx::{Database, Encode, FromRow, QueryBuilder, Type};
 
 use super::{
     too_late, Departure, ItemResult, Located, MoveError, MovePlan, Outcome, PromotionRecord,
@@ -113,17 +113,10 @@ impl Store {
             .map(|(i, _)| in_target[&i].id)
             .collect();
         if !overwritten.is_empty() {
-            let sql = format!(
-                "DELETE FROM package_versions WHERE id IN ({})",
-                placeholders(1, overwritten.len())
-            );
-            let sql = tx.numbered(sql);
             on_tx!(&mut tx, conn => {
-                let mut query = sqlx::query(&sql);
-                for id in &overwritten {
-                    query = query.bind(id);
-                }
-                query.execute(conn).await.map(drop)
+                let mut sql = QueryBuilder::new("DELETE FROM package_versions WHERE id IN (");
+                push_list(&mut sql, overwritten.iter().copied());
+                sql.push(")").build().execute(conn).await.map(drop)
             })?;
         }
 
@@ -134,17 +127,11 @@ impl Store {
             .map(|(i, _)| (i, &in_source[&i]))
             .collect();
         if !moving.is_empty() {
-            let sql = format!(
-                "UPDATE package_versions SET feed_id = $1 WHERE id IN ({})",
-                placeholders(2, moving.len())
-            );
-            let sql = tx.numbered(sql);
             on_tx!(&mut tx, conn => {
-                let mut query = sqlx::query(&sql).bind(plan.to.id);
-                for (_, row) in &moving {
-                    query = query.bind(row.id);
-                }
-                query.execute(conn).await.map(drop)
+                let mut sql = QueryBuilder::new("UPDATE package_versions SET feed_id = ");
+                sql.push_bind(plan.to.id).push(" WHERE id IN (");
+                push_list(&mut sql, moving.iter().map(|(_, row)| row.id));
+                sql.push(")").build().execute(conn).await.map(drop)
             })?;
             let records = write_history(&mut tx, plan, &results, &moving).await?;
             for ((i, _), record) in moving.iter().zip(records) {
@@ -188,47 +175,35 @@ fn placeholder() -> PromotionRecord {
     }
 }
 
-/// `$first, $first+1, …`: `count` numbered placeholders.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `a, b, …`: a list of ids as parameters.
+fn push_list<'a, DB>(sql: &mut QueryBuilder<'a, DB>, ids: impl IntoIterator<Item = i64>)
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut list = sql.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
 }
 
-/// `WITH t (item, columns…) AS (VALUES ($k, …), …)` over `rows`, numbering
-/// placeholders from `first`; both backends accept it. Returns the clause and
-/// the text values in bind order (each row: its index, then `columns`).
-fn values_table(
-    columns: &[&str],
-    first: usize,
-    rows: &[(usize, Vec<String>)],
-) -> (String, Vec<(i64, Vec<String>)>) {
-    let width = columns.len() + 1;
-    let tuples: Vec<String> = (0..rows.len())
-        .map(|r| format!("({})", placeholders(first + r * width, width)))
-        .collect();
-    let clause = format!(
-        "WITH t (item, {}) AS (VALUES {})",
-        columns.join(", "),
-        tuples.join(", ")
-    );
-    let binds = rows.iter().map(|(i, v)| (*i as i64, v.clone())).collect();
-    (clause, binds)
-}
-
-/// Binds a `values_table`'s rows (after any binds already made).
-macro_rules! bind_rows {
-    ($query:expr, $rows:expr) => {{
-        let mut query = $query;
-        for (item, values) in $rows {
-            query = query.bind(*item);
-            for value in values {
-                query = query.bind(value.clone());
-            }
+/// `WITH t (item, columns…) AS (VALUES (…), …)` over `rows` (each: its item's
+/// index, then one text per column); both backends accept it.
+fn values_table<'a, DB>(columns: &[&str], rows: &'a [(usize, Vec<String>)]) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new(format!("WITH t (item, {}) AS (", columns.join(", ")));
+    sql.push_values(rows, |mut row, (item, values)| {
+        row.push_bind(*item as i64);
+        for value in values {
+            row.push_bind(value.as_str());
         }
-        query
-    }};
+    });
+    sql.push(") ");
+    sql
 }
 
 /// Turns `latest` and `latest-stable` into the highest matching version in the
@@ -256,17 +231,13 @@ async fn resolve_versions(
     if latest.is_empty() {
         return Ok(results);
     }
-    let (with, rows) = values_table(&["n", "g"], 2, &latest);
-    let sql = format!(
-        "{with} SELECT t.item, pv.version FROM t CROSS JOIN package_versions pv \
-         WHERE pv.feed_id = $1 AND pv.name_key = t.n AND pv.group_key = t.g"
-    );
-    let sql = tx.numbered(sql);
-    let found: Vec<(i64, String)> = on_tx!(tx, conn => bind_rows!(
-        sqlx::query_as(&sql).bind(plan.from.id), &rows
-    )
-    .fetch_all(conn)
-    .await)?;
+    let found: Vec<(i64, String)> = on_tx!(tx, conn => {
+        let mut sql = values_table(&["n", "g"], &latest);
+        sql.push("SELECT t.item, pv.version FROM t CROSS JOIN package_versions pv WHERE pv.feed_id = ")
+            .push_bind(plan.from.id)
+            .push(" AND pv.name_key = t.n AND pv.group_key = t.g");
+        sql.build_query_as().fetch_all(conn).await
+    })?;
     let mut best: HashMap<usize, String> = HashMap::new();
     for (item, version) in found {
         let item = item as usize;
@@ -308,21 +279,24 @@ async fn locate(
         .iter()
         .map(|(i, p)| (*i, vec![p.name_key(), p.group_key(), p.version_key()]))
         .collect();
-    let (with, rows) = values_table(&["n", "g", "v"], 3, &rows);
     // `t CROSS JOIN pv` makes SQLite look each item up in the identity index
     // rather than scan the feed; PostgreSQL plans it as any join.
-    let sql = format!(
-        "{with} SELECT t.item, pv.id, pv.feed_id, pv.group_name, pv.name, pv.version \
-         FROM t CROSS JOIN package_versions pv \
-         WHERE pv.feed_id IN ($1, $2) AND pv.name_key = t.n AND pv.group_key = t.g \
-         AND pv.version_key = t.v ORDER BY pv.id{lock}"
-    );
-    let sql = tx.numbered(sql);
-    let found: Vec<Located> = on_tx!(tx, conn => bind_rows!(
-        sqlx::query_as(&sql).bind(plan.from.id).bind(plan.to.id), &rows
-    )
-    .fetch_all(conn)
-    .await)?;
+    let found: Vec<Located> = on_tx!(tx, conn => {
+        let mut sql = values_table(&["n", "g", "v"], &rows);
+        sql.push(
+            "SELECT t.item, pv.id, pv.feed_id, pv.group_name, pv.name, pv.version \
+             FROM t CROSS JOIN package_versions pv WHERE pv.feed_id IN (",
+        )
+        .push_bind(plan.from.id)
+        .push(", ")
+        .push_bind(plan.to.id)
+        .push(
+            ") AND pv.name_key = t.n AND pv.group_key = t.g AND pv.version_key = t.v \
+             ORDER BY pv.id",
+        )
+        .push(lock);
+        sql.build_query_as().fetch_all(conn).await
+    })?;
     let (mut source, mut target) = (HashMap::new(), HashMap::new());
     for row in found {
         let side = if row.feed_id == plan.from.id {
@@ -347,7 +321,6 @@ async fn feeds_allow(tx: &mut WriteTx<'_>, plan: &MovePlan<'_>) -> Result<bool, 
          WHERE s.id = $1 AND t.id = $2 AND s.active AND t.active \
          AND (NOT $3 OR s.promote_to_feed_id IS NULL OR s.promote_to_feed_id = t.id){lock}"
     );
-    let sql = tx.numbered(sql);
     let found: Option<(i64,)> = on_tx!(tx, conn => sqlx::query_as(&sql)
         .bind(plan.from.id)
         .bind(plan.to.id)
@@ -372,23 +345,21 @@ async fn newest_promotions(
         .iter()
         .map(|(i, p)| (*i, vec![p.name_key(), p.group_key(), p.version_key()]))
         .collect();
-    let (with, rows) = values_table(&["n", "g", "v"], 4, &rows);
-    let sql = format!(
-        "{with} SELECT t.item, MAX(p.id) FROM t CROSS JOIN promotions p \
-         WHERE p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
-         AND p.package_type = $1 \
-         AND (p.from_feed_id IN ($2, $3) OR p.to_feed_id IN ($2, $3)) GROUP BY t.item"
-    );
-    let sql = tx.numbered(sql);
-    let found: Vec<(i64, i64)> = on_tx!(tx, conn => bind_rows!(
-        sqlx::query_as(&sql)
-            .bind(first.feed_type().as_str())
-            .bind(plan.from.id)
-            .bind(plan.to.id),
-        &rows
-    )
-    .fetch_all(conn)
-    .await)?;
+    let found: Vec<(i64, i64)> = on_tx!(tx, conn => {
+        let mut sql = values_table(&["n", "g", "v"], &rows);
+        sql.push(
+            "SELECT t.item, MAX(p.id) FROM t CROSS JOIN promotions p \
+             WHERE p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
+             AND p.package_type = ",
+        )
+        .push_bind(first.feed_type().as_str());
+        for column in [" AND (p.from_feed_id IN (", ") OR p.to_feed_id IN ("] {
+            sql.push(column);
+            push_list(&mut sql, [plan.from.id, plan.to.id]);
+        }
+        sql.push(")) GROUP BY t.item");
+        sql.build_query_as().fetch_all(conn).await
+    })?;
     Ok(found.into_iter().map(|(i, id)| (i as usize, id)).collect())
 }
 
@@ -411,18 +382,19 @@ async fn add_departures(
     if missing.is_empty() {
         return Ok(());
     }
-    let (with, rows) = values_table(&["n", "g", "v"], 3, &missing);
-    let sql = format!(
-        "{with} SELECT t.item, p.id, p.to_feed, p.promoted_at FROM t CROSS JOIN promotions p \
-         WHERE p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
-         AND p.from_feed_id = $1 AND p.package_type = $2 ORDER BY p.id DESC"
-    );
-    let sql = tx.numbered(sql);
-    let found: Vec<(i64, i64, String, DateTime<Utc>)> = on_tx!(tx, conn => bind_rows!(
-        sqlx::query_as(&sql).bind(from.id).bind(from.feed_type.as_str()), &rows
-    )
-    .fetch_all(conn)
-    .await)?;
+    let found: Vec<(i64, i64, String, DateTime<Utc>)> = on_tx!(tx, conn => {
+        let mut sql = values_table(&["n", "g", "v"], &missing);
+        sql.push(
+            "SELECT t.item, p.id, p.to_feed, p.promoted_at FROM t CROSS JOIN promotions p \
+             WHERE p.name_key = t.n AND p.group_key = t.g AND p.version_key = t.v \
+             AND p.from_feed_id = ",
+        )
+        .push_bind(from.id)
+        .push(" AND p.package_type = ")
+        .push_bind(from.feed_type.as_str())
+        .push(" ORDER BY p.id DESC");
+        sql.build_query_as().fetch_all(conn).await
+    })?;
     for (item, id, to_feed, promoted_at) in found {
         if let Outcome::NotInSource(departure @ None) = &mut results[item as usize].outcome {
             *departure = Some(Departure {
@@ -443,47 +415,43 @@ async fn write_history(
     results: &[ItemResult],
     moving: &[(usize, &Located)],
 ) -> Result<Vec<PromotionRecord>, MoveError> {
-    const COLUMNS: usize = 20;
-    let tuples: Vec<String> = (0..moving.len())
-        .map(|r| format!("({})", placeholders(1 + r * COLUMNS, COLUMNS)))
-        .collect();
-    let sql = format!(
-        "INSERT INTO promotions (from_feed_id, to_feed_id, from_feed, to_feed, from_feed_key, \
-         to_feed_key, package_type, group_name, name, version, group_key, name_key, version_key, \
-         comments, user_name, api_key_id, promoted_at, batch_id, revert_of, overwrote) \
-         VALUES {} RETURNING {RECORD_COLUMNS}, name_key, group_key, version_key",
-        tuples.join(", ")
-    );
-    let sql = tx.numbered(sql);
     let now = Utc::now();
     let (from, to, audit) = (plan.from, plan.to, &plan.audit);
     let rows: Vec<HistoryInsert> = on_tx!(tx, conn => {
-        let mut query = sqlx::query_as(&sql);
-        for (i, row) in moving {
+        let mut sql = QueryBuilder::new(
+            "INSERT INTO promotions (from_feed_id, to_feed_id, from_feed, to_feed, from_feed_key, \
+             to_feed_key, package_type, group_name, name, version, group_key, name_key, \
+             version_key, comments, user_name, api_key_id, promoted_at, batch_id, revert_of, \
+             overwrote) ",
+        );
+        sql.push_values(moving, |mut values, (i, row)| {
             let package = &results[*i].package;
-            query = query
-                .bind(from.id)
-                .bind(to.id)
-                .bind(&from.name)
-                .bind(&to.name)
-                .bind(&from.name_key)
-                .bind(&to.name_key)
-                .bind(from.feed_type.as_str())
-                .bind(&row.group_name)
-                .bind(&row.name)
-                .bind(&row.version)
-                .bind(package.group_key())
-                .bind(package.name_key())
-                .bind(package.version_key())
-                .bind(audit.comments)
-                .bind(audit.user)
-                .bind(audit.api_key_id)
-                .bind(now)
-                .bind(plan.batch_id)
-                .bind(plan.items[*i].revert_of)
-                .bind(matches!(results[*i].outcome, Outcome::Overwritten(_)));
-        }
-        query.fetch_all(conn).await
+            values
+                .push_bind(from.id)
+                .push_bind(to.id)
+                .push_bind(from.name.as_str())
+                .push_bind(to.name.as_str())
+                .push_bind(from.name_key.as_str())
+                .push_bind(to.name_key.as_str())
+                .push_bind(from.feed_type.as_str())
+                .push_bind(row.group_name.as_str())
+                .push_bind(row.name.as_str())
+                .push_bind(row.version.as_str())
+                .push_bind(package.group_key())
+                .push_bind(package.name_key())
+                .push_bind(package.version_key())
+                .push_bind(audit.comments)
+                .push_bind(audit.user)
+                .push_bind(audit.api_key_id)
+                .push_bind(now)
+                .push_bind(plan.batch_id)
+                .push_bind(plan.items[*i].revert_of)
+                .push_bind(matches!(results[*i].outcome, Outcome::Overwritten(_)));
+        });
+        sql.push(format_args!(
+            " RETURNING {RECORD_COLUMNS}, name_key, group_key, version_key"
+        ));
+        sql.build_query_as().fetch_all(conn).await
     })?;
     // RETURNING's order is not promised: match rows by identity (unique in a plan).
     let mut by_identity: HashMap<(String, String, String), PromotionRecord> = rows
