@@ -82,7 +82,7 @@ async fn run(backend: &str, database_url: &str, promotions: usize, concurrency: 
         .collect();
     store.import_packages(&source, &packages).await.unwrap();
     let new_key = NewKey {
-        name: Some("bench".into()),
+        name: Some(promoter::domain::KeyName::parse("bench").unwrap()),
         scope: KeyScope::System,
         permissions: Permissions::ALL,
         expires_at: None,

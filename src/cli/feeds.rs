@@ -1,10 +1,9 @@
 //! `promoter feeds` and `promoter groups`.
 
-use anyhow::bail;
 use clap::Subcommand;
 
 use super::feed_name;
-use crate::domain::{is_free_text, FeedType, FREE_TEXT_RULE};
+use crate::domain::{Description, FeedType};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -58,15 +57,18 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
                 .parse()
                 .map_err(|rule| anyhow::anyhow!("--type {rule}"))?;
             let promote_to = promote_to.as_deref().map(feed_name).transpose()?;
-            if description.as_deref().is_some_and(|d| !is_free_text(d)) {
-                bail!("--description {FREE_TEXT_RULE}");
-            }
+            let description = description
+                .as_deref()
+                .map(Description::parse)
+                .transpose()
+                .map_err(|rule| anyhow::anyhow!("--description {rule}"))?
+                .flatten();
             let feed = store
                 .create_feed(
                     &feed_name(&name)?,
                     feed_type,
                     promote_to.as_ref(),
-                    description.as_deref(),
+                    description.as_ref(),
                     true,
                 )
                 .await?;

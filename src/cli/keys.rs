@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::{feed_name, utc};
 use crate::auth;
-use crate::domain::{Permission, Permissions};
+use crate::domain::{KeyName, Permission, Permissions};
 use crate::store::{KeyScope, NewKey, Store};
 
 /// Keys read from the database at a time by `keys list`.
@@ -128,13 +128,10 @@ fn new_key(create: CreateKey) -> anyhow::Result<NewKey> {
             auth::parse_expiry(&text).map_err(|rule| anyhow::anyhow!("--expires {text:?} {rule}"))
         })
         .transpose()?;
-    let name = create.name.map(|name| name.trim().to_owned());
-    if name
-        .as_deref()
-        .is_some_and(|n| n.is_empty() || n.chars().any(char::is_control))
-    {
-        bail!("--name must not be empty or contain control characters");
-    }
+    let name = create
+        .name
+        .map(|name| KeyName::parse(&name).map_err(|rule| anyhow::anyhow!("--name {rule}")))
+        .transpose()?;
     Ok(NewKey {
         name,
         scope,

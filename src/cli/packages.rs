@@ -8,9 +8,8 @@ use clap::Subcommand;
 use serde::Deserialize;
 
 use super::feed_name;
-use crate::domain::{
-    parse_qualifier, reserved_version, split_package, FeedType, Identifier, PackageId,
-};
+use crate::domain::{parse_qualifier, split_package, FeedType, Identifier, PackageId};
+use crate::ecosystems::reserved_version;
 use crate::store::{NewFile, NewPackage, Store};
 
 #[derive(Debug, Subcommand)]

@@ -7,9 +7,9 @@ use clap::Subcommand;
 
 use super::{feed_name, utc};
 use crate::config::WebhookArgs;
-use crate::domain::{check_filter_size, WebhookSecret, WebhookUrl};
+use crate::domain::{WebhookSecret, WebhookUrl};
 use crate::store::Store;
-use crate::webhooks::targets;
+use crate::webhooks::{targets, NewWebhook, Refused};
 
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
@@ -54,8 +54,6 @@ pub(super) async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow:
             webhooks,
         } => {
             let url = WebhookUrl::parse(&url).map_err(|rule| anyhow::anyhow!("the URL {rule}"))?;
-            // The API's rule, word for word but for the flag's name.
-            check_filter_size(feeds.len()).map_err(|rule| anyhow::anyhow!("--feed {rule}"))?;
             let feeds = feeds
                 .iter()
                 .map(|feed| feed_name(feed))
@@ -73,11 +71,20 @@ pub(super) async fn webhooks(store: &Store, command: WebhooksCommand) -> anyhow:
                 }
                 None => None,
             };
-            targets::check(&url, webhooks.allow_private, targets::AllowedBy::Command)
-                .await
-                .map_err(|rule| anyhow::anyhow!("the URL {rule}"))?;
-            let secret = chosen.clone().unwrap_or_else(WebhookSecret::generate);
-            let webhook = store.create_webhook(&url, &feeds, &secret).await?;
+            let new = NewWebhook {
+                url: &url,
+                feeds: &feeds,
+                secret: chosen.clone(),
+                allow_private: webhooks.allow_private,
+                allowed_by: targets::AllowedBy::Command,
+            };
+            // The API's rules, word for word but for the flag's name.
+            let (webhook, secret) = match crate::webhooks::add(store, new).await {
+                Ok(added) => added,
+                Err(Refused::Feeds(rule)) => bail!("--feed {rule}"),
+                Err(Refused::Url(rule)) => bail!("the URL {rule}"),
+                Err(Refused::Store(error)) => return Err(error.into()),
+            };
             let filter = match webhook.feeds.is_empty() {
                 true => "every feed".to_owned(),
                 false => webhook.feeds.join(", "),

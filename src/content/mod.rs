@@ -14,7 +14,8 @@ use futures_util::Stream;
 
 use self::storage::{BlobStore, ByteStream, Directory, StageError, Staged};
 use crate::config::ConnectionLimits;
-use crate::domain::{reserved_version, FeedType, Identifier, PackageId};
+use crate::domain::{FeedType, Identifier, PackageId};
+use crate::ecosystems::reserved_version;
 use crate::ecosystems::{self, Found};
 use crate::error::{Error, Result};
 use crate::store::{ContentFile, Feed, Recorded, Store};

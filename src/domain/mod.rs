@@ -10,17 +10,16 @@ mod properties;
 mod purl;
 mod text;
 mod token;
-mod version;
 mod webhook;
 
-pub use feed::{FeedName, FeedType};
+pub use crate::ecosystems::FeedType;
+pub use feed::FeedName;
 pub use moves::{MoveItem, OnConflict, RevertTarget, VersionSpec};
 pub use package::{
     parse_qualifier, split_package, FilterKeys, Identifier, PackageFilter, PackageId,
 };
 pub use permission::{Permission, Permissions};
 pub use purl::Purl;
-pub use text::{is_free_text, with_article, FREE_TEXT_RULE};
+pub use text::{is_free_text, with_article, Description, KeyName, FREE_TEXT_RULE};
 pub use token::{random_hex, sha256_hex};
-pub use version::{compare_versions, is_prerelease, reserved_version};
 pub use webhook::{check_filter_size, WebhookSecret, WebhookUrl};

@@ -1,6 +1,7 @@
 use std::fmt;
 
 use super::FeedType;
+use crate::ecosystems::{canonical, group_key, name_key, version_key};
 
 const MAX_IDENTIFIER_CHARS: usize = 250;
 
@@ -135,46 +136,6 @@ impl PackageId {
     }
 }
 
-/// The canonical group and name for a feed type, from what a client sent; either
-/// may be absent (history queries may name only one). npm scopes carry their `@`,
-/// and a docker repository is one name.
-fn canonical(
-    feed_type: FeedType,
-    group: Option<&str>,
-    name: Option<&str>,
-) -> Result<(Option<String>, Option<String>), &'static str> {
-    let mut group = group.map(str::to_owned);
-    let mut name = name.map(str::to_owned);
-    match feed_type {
-        FeedType::Npm => {
-            // Accept "@scope/name" in the name field too, as npm itself writes it.
-            if let (None, Some(full)) = (&group, &name) {
-                if let Some((scope, rest)) = full.strip_prefix('@').and_then(|f| f.split_once('/'))
-                {
-                    (group, name) = (Some(format!("@{scope}")), Some(rest.to_owned()));
-                }
-            }
-            if let Some(scope) = &group {
-                let scope = scope.trim_start_matches('@');
-                if scope.is_empty() {
-                    return Err("must name an npm scope after '@'");
-                }
-                group = Some(format!("@{scope}"));
-            }
-        }
-        // pgutil splits "library/nginx" into a group and a name; for docker the
-        // repository is the whole path.
-        FeedType::Docker => {
-            if let (Some(prefix), Some(rest)) = (&group, &name) {
-                name = Some(format!("{}/{rest}", prefix.trim_end_matches('/')));
-                group = Some(String::new());
-            }
-        }
-        _ => {}
-    }
-    Ok((group, name))
-}
-
 /// A history query's package filter, normalised per feed type: the history mixes
 /// feed types, and `newtonsoft.json` names a NuGet package but not a Maven one.
 #[derive(Debug, Clone, Default)]
@@ -237,41 +198,6 @@ impl PackageFilter {
     }
 }
 
-/// Whether a feed type compares names and versions without regard to case.
-fn case_insensitive(feed_type: FeedType) -> bool {
-    matches!(
-        feed_type,
-        FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell
-    )
-}
-
-/// The normalised form of a canonical group, as stored in `group_key` columns.
-pub fn group_key(feed_type: FeedType, group: &str) -> String {
-    if case_insensitive(feed_type) {
-        group.to_lowercase()
-    } else {
-        group.to_owned()
-    }
-}
-
-/// The normalised form of a canonical name, as stored in `name_key` columns.
-pub fn name_key(feed_type: FeedType, name: &str) -> String {
-    match feed_type {
-        FeedType::Pypi => pep503_normalise(name),
-        t if case_insensitive(t) => name.to_lowercase(),
-        _ => name.to_owned(),
-    }
-}
-
-/// The normalised form of a version, as stored in `version_key` columns.
-pub fn version_key(feed_type: FeedType, version: &str) -> String {
-    if case_insensitive(feed_type) {
-        version.to_lowercase()
-    } else {
-        version.to_owned()
-    }
-}
-
 /// "@babel/runtime 7.21.0", the way people write a package version in prose.
 impl fmt::Display for PackageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -281,24 +207,6 @@ impl fmt::Display for PackageId {
             write!(f, "{}/{} {}", self.group, self.name, self.version)
         }
     }
-}
-
-/// PEP 503: lower-case, and every run of `-`, `_` and `.` becomes one `-`.
-fn pep503_normalise(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_separator_run = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_separator_run {
-                out.push('-');
-            }
-            in_separator_run = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_separator_run = false;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

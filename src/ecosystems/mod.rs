@@ -1,8 +1,10 @@
-//! Everything specific to one package format, one module per ecosystem: how
-//! its files say which package they are (contract section 10), and, as they
-//! come, its version order and its native endpoint. Adding an ecosystem is one
-//! module here and one line in [`identity_reader`]; types whose files say
-//! nothing the server reads share [`generic`].
+//! Everything specific to one package format, one module per ecosystem: which
+//! names mean the same package (the keys stored beside each name), how its
+//! files say which package they are (contract section 10), and, as they come,
+//! its version order (`version` holds the order all types share today) and its
+//! native endpoint. Adding an ecosystem is a variant of [`FeedType`], one
+//! module here and its lines in the dispatching functions below; types whose
+//! files say nothing the server reads share [`generic`].
 //!
 //! Identity is read from the file itself: the `.nuspec` of a `.nupkg`,
 //! `package/package.json` of an npm `.tgz`, a wheel's `METADATA` or an sdist's
@@ -11,18 +13,70 @@
 //! Errors complete the sentence "The file …".
 
 mod archive;
+mod docker;
+mod feed_type;
 pub mod generic;
 mod npm;
 mod nuget;
 mod pypi;
 mod universal;
+mod version;
 mod zip;
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use crate::domain::FeedType;
+pub use feed_type::FeedType;
+pub use version::{compare_versions, is_prerelease, reserved_version};
+
+/// Whether a feed type holds NuGet packages (NuGet, Chocolatey, PowerShell).
+fn is_nuget(feed_type: FeedType) -> bool {
+    matches!(
+        feed_type,
+        FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell
+    )
+}
+
+/// The canonical group and name of a package in a feed of `feed_type`, from
+/// what a client sent; either may be absent (a history filter may name only
+/// one). Err describes a group that cannot name anything.
+pub fn canonical(
+    feed_type: FeedType,
+    group: Option<&str>,
+    name: Option<&str>,
+) -> Result<(Option<String>, Option<String>), &'static str> {
+    match feed_type {
+        FeedType::Npm => npm::canonical(group, name),
+        FeedType::Docker => Ok(docker::canonical(group, name)),
+        _ => Ok((group.map(str::to_owned), name.map(str::to_owned))),
+    }
+}
+
+/// The normalised form of a canonical group, as stored in `group_key` columns.
+pub fn group_key(feed_type: FeedType, group: &str) -> String {
+    match feed_type {
+        t if is_nuget(t) => nuget::key(group),
+        _ => group.to_owned(),
+    }
+}
+
+/// The normalised form of a canonical name, as stored in `name_key` columns.
+pub fn name_key(feed_type: FeedType, name: &str) -> String {
+    match feed_type {
+        FeedType::Pypi => pypi::normalise(name),
+        t if is_nuget(t) => nuget::key(name),
+        _ => name.to_owned(),
+    }
+}
+
+/// The normalised form of a version, as stored in `version_key` columns.
+pub fn version_key(feed_type: FeedType, version: &str) -> String {
+    match feed_type {
+        t if is_nuget(t) => nuget::key(version),
+        _ => version.to_owned(),
+    }
+}
 
 /// What a file says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]

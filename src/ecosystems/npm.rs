@@ -32,6 +32,30 @@ pub(super) fn identity(file: impl Read) -> Result<Found, String> {
     })
 }
 
+/// An npm package's scope carries its `@` (`babel` is `@babel`), and
+/// `@scope/name` in the name alone is split as npm itself writes it. Err: a
+/// scope that names nothing (`@`).
+pub(super) fn canonical(
+    group: Option<&str>,
+    name: Option<&str>,
+) -> Result<(Option<String>, Option<String>), &'static str> {
+    let mut group = group.map(str::to_owned);
+    let mut name = name.map(str::to_owned);
+    if let (None, Some(full)) = (&group, &name) {
+        if let Some((scope, rest)) = full.strip_prefix('@').and_then(|f| f.split_once('/')) {
+            (group, name) = (Some(format!("@{scope}")), Some(rest.to_owned()));
+        }
+    }
+    if let Some(scope) = &group {
+        let scope = scope.trim_start_matches('@');
+        if scope.is_empty() {
+            return Err("must name an npm scope after '@'");
+        }
+        group = Some(format!("@{scope}"));
+    }
+    Ok((group, name))
+}
+
 /// Whether npm installs the tar entry at `path` as the package's
 /// `package.json`: npm extracts with the first folder stripped whatever its
 /// name (`strip: 1`), and empty and `.` parts count for nothing, so

@@ -42,6 +42,12 @@ pub(super) fn identity(file: impl Read + Seek) -> Result<Found, String> {
     })
 }
 
+/// NuGet compares ids and versions without regard to case
+/// (`Newtonsoft.Json` is `newtonsoft.json`): the stored key is lower case.
+pub(super) fn key(text: &str) -> String {
+    text.to_lowercase()
+}
+
 /// The text of the element at `path` (local names, namespaces ignored), read
 /// as NuGet's XML parser reads it: all its text and CDATA, references
 /// resolved, comments and processing instructions contributing nothing, then

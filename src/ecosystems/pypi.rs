@@ -65,16 +65,21 @@ pub(super) fn identity(file: impl Read + Seek, file_name: &str) -> Result<Found,
     })
 }
 
-/// PEP 503: lower case, every run of `-`, `_` and `.` one `-`.
+/// PEP 503: lower case (as Python's `str.lower`), every run of `-`, `_` and
+/// `.` one `-`. PyPI names the same project by every spelling with this form,
+/// so it is also the `name_key` stored beside a PyPI package's name.
 pub(super) fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
+    let mut in_separator_run = false;
     for c in name.chars() {
         if matches!(c, '-' | '_' | '.') {
-            if !out.ends_with('-') {
+            if !in_separator_run {
                 out.push('-');
             }
+            in_separator_run = true;
         } else {
-            out.push(c.to_ascii_lowercase());
+            out.extend(c.to_lowercase());
+            in_separator_run = false;
         }
     }
     out

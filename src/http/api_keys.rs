@@ -13,11 +13,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Authenticated, Keyed};
-use super::input::{Fields, FreeText, RawBody, TextList, Whole, WholeRule};
+use super::input::{Fields, OrBlank, RawBody, TextList, Whole, WholeRule};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
 use crate::auth::{parse_expiry, ApiKey};
-use crate::domain::{FeedName, Permission, Permissions};
+use crate::domain::{Description, FeedName, KeyName, Permission, Permissions};
 use crate::error::{Error, Result};
 use crate::store::{KeyScope, NewKey, StoredKey};
 
@@ -56,9 +56,9 @@ struct ApiKeyRequest {
     key: Option<String>,
     #[serde(alias = "name")]
     #[schema(value_type = Option<String>, max_length = 100)]
-    display_name: Option<FreeText<100>>,
+    display_name: Option<OrBlank<KeyName>>,
     #[schema(value_type = Option<String>, max_length = 1000)]
-    description: Option<FreeText<1000>>,
+    description: Option<OrBlank<Description>>,
 }
 
 /// A page of the key list.
@@ -258,14 +258,11 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
         .map(|raw| ApiKey::chosen(&raw).map_err(|rule| fields.error("key", rule)))
         .transpose()?;
     let new = NewKey {
-        name: request
-            .display_name
-            .and_then(FreeText::into_text)
-            .map(|name| name.trim().to_owned()),
+        name: request.display_name.and_then(|name| name.0),
         scope,
         permissions,
         expires_at,
-        description: request.description.and_then(FreeText::into_text),
+        description: request.description.and_then(|description| description.0),
         logging,
     };
     let (key, stored) = crate::auth::create_key(&ctx.store, &new, chosen).await?;

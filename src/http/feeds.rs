@@ -9,14 +9,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Authenticated, Keyed};
-use super::input::{FreeText, OrBlank, PathName, RawBody};
+use super::input::{OrBlank, PathName, RawBody};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
-use crate::domain::{FeedName, FeedType, Permission};
+use crate::domain::{Description, FeedName, FeedType, Permission};
 use crate::error::{Error, Result};
 use crate::store::{Feed, FeedChange};
-
-const MAX_DESCRIPTION_CHARS: usize = 1000;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -36,7 +34,7 @@ struct NewFeed {
     feed_type: FeedType,
     /// Up to 1,000 characters.
     #[schema(value_type = Option<String>, max_length = 1000)]
-    description: Option<FreeText<MAX_DESCRIPTION_CHARS>>,
+    description: Option<OrBlank<Description>>,
     /// Enabled (the default) or disabled.
     active: Option<bool>,
     /// The only feed this one promotes to; blank for any.
@@ -54,7 +52,7 @@ struct FeedUpdate {
     feed_type: Option<FeedType>,
     /// Up to 1,000 characters.
     #[schema(value_type = Option<String>, max_length = 1000)]
-    description: Option<FreeText<MAX_DESCRIPTION_CHARS>>,
+    description: Option<OrBlank<Description>>,
     /// Enabled or disabled; a new feed is enabled by default.
     active: Option<bool>,
     /// The only feed this one promotes to; blank for any.
@@ -158,7 +156,7 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
         active,
         promote_to_feed,
     } = fields.read()?;
-    let description = description.and_then(FreeText::into_text);
+    let description = description.and_then(|description| description.0);
     let promote_to = promote_to_feed.and_then(|feed| feed.0);
 
     let feed = ctx
@@ -167,7 +165,7 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
             &name,
             feed_type,
             promote_to.as_ref(),
-            description.as_deref(),
+            description.as_ref(),
             active.unwrap_or(true),
         )
         .await?;
@@ -224,7 +222,7 @@ async fn update(
         }
     }
     let change = FeedChange {
-        description: update.description.map(FreeText::into_text),
+        description: update.description.map(|description| description.0),
         active: update.active,
         promote_to: update.promote_to_feed.map(|feed| feed.0),
     };

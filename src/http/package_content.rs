@@ -26,9 +26,8 @@ use super::packages::{
 };
 use super::ApiContext;
 use crate::content::{self, Declared};
-use crate::domain::{
-    compare_versions, is_prerelease, parse_qualifier, FeedName, FeedType, Permission,
-};
+use crate::domain::{parse_qualifier, FeedName, FeedType, Permission};
+use crate::ecosystems::{compare_versions, is_prerelease};
 use crate::error::{Error, Result};
 use crate::store::{PackageFile, Recorded};
 

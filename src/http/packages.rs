@@ -19,9 +19,9 @@ use super::openapi::Refusals;
 use super::ApiContext;
 use crate::auth::Principal;
 use crate::domain::{
-    compare_versions, is_prerelease, FeedName, FeedType, FilterKeys, Identifier, PackageFilter,
-    PackageId, Permission, Purl,
+    FeedName, FeedType, FilterKeys, Identifier, PackageFilter, PackageId, Permission, Purl,
 };
+use crate::ecosystems::{compare_versions, is_prerelease};
 use crate::error::{Error, Result};
 use crate::store::{Feed, PackageFile};
 

@@ -14,10 +14,10 @@ use super::auth::{Authenticated, Keyed};
 use super::input::{Fields, NoParams, RawBody, TextList, Whole, WholeRule};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
-use crate::domain::{check_filter_size, FeedName, Permission, WebhookSecret, WebhookUrl};
+use crate::domain::{FeedName, Permission, WebhookSecret, WebhookUrl};
 use crate::error::{Error, Result};
 use crate::store::{DeliveryAttempt, Webhook};
-use crate::webhooks::targets;
+use crate::webhooks::{self, targets, NewWebhook, Refused};
 
 const DEFAULT_ATTEMPTS: i64 = 100;
 const MAX_ATTEMPTS: i64 = 1000;
@@ -133,24 +133,35 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
     let (principal, fields) = body.manager(&ctx).await?;
     let request: WebhookRequest = fields.read()?;
     let url = request.url;
-    let feeds = request.feeds.map(|feeds| feeds.0).unwrap_or_default();
-    check_filter_size(feeds.len()).map_err(|rule| fields.error("feeds", rule))?;
-    let feeds = feeds
+    let feeds = request
+        .feeds
+        .map(|feeds| feeds.0)
+        .unwrap_or_default()
         .iter()
         .map(|feed| {
             FeedName::parse(feed)
                 .map_err(|rule| fields.error("feeds", format!("has \"{feed}\", which {rule}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let secret = match request.secret {
-        Some(text) => WebhookSecret::chosen(&text).map_err(|rule| fields.error("secret", rule))?,
-        None => WebhookSecret::generate(),
+    let secret = request
+        .secret
+        .map(|text| WebhookSecret::chosen(&text).map_err(|rule| fields.error("secret", rule)))
+        .transpose()?;
+    let new = NewWebhook {
+        url: &url,
+        feeds: &feeds,
+        secret,
+        allow_private: ctx.allow_private_webhooks,
+        allowed_by: targets::AllowedBy::Server,
     };
-    targets::check(&url, ctx.allow_private_webhooks, targets::AllowedBy::Server)
-        .await
-        .map_err(|rule| fields.error("url", rule))?;
-
-    let webhook = ctx.store.create_webhook(&url, &feeds, &secret).await?;
+    let (webhook, secret) =
+        webhooks::add(&ctx.store, new)
+            .await
+            .map_err(|refused| match refused {
+                Refused::Feeds(rule) => fields.error("feeds", rule),
+                Refused::Url(rule) => fields.error("url", rule),
+                Refused::Store(error) => error,
+            })?;
     tracing::info!(webhook = webhook.id, user = %principal.name, "webhook created");
     let mut view = WebhookView::from(webhook);
     view.secret = Some(secret.expose().to_owned());

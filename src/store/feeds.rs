@@ -4,7 +4,7 @@ use chrono::Utc;
 use sqlx::FromRow;
 
 use super::{cache, on_pool, on_tx, once_more_on_conflict, ConstraintExt, Store, WriteTx};
-use crate::domain::{FeedName, FeedType};
+use crate::domain::{Description, FeedName, FeedType};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
@@ -24,7 +24,7 @@ pub struct Feed {
 /// Changes to a feed; `None` leaves a setting as it is, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct FeedChange {
-    pub description: Option<Option<String>>,
+    pub description: Option<Option<Description>>,
     pub active: Option<bool>,
     pub promote_to: Option<Option<FeedName>>,
 }
@@ -42,7 +42,7 @@ impl Store {
         name: &FeedName,
         feed_type: FeedType,
         promote_to: Option<&FeedName>,
-        description: Option<&str>,
+        description: Option<&Description>,
         active: bool,
     ) -> Result<Feed> {
         let mut tx = self.begin_write().await?;
@@ -67,7 +67,7 @@ impl Store {
         .bind(name.as_str())
         .bind(name.key())
         .bind(feed_type.as_str())
-        .bind(description)
+        .bind(description.map(Description::as_str))
         .bind(active)
         .bind(target.as_ref().map(|t| t.id))
         .bind(Utc::now())
@@ -196,7 +196,10 @@ impl Store {
             Some(None) => Some(None),
             None => None,
         };
-        let description = change.description.as_ref().map(|d| d.as_deref());
+        let description = change
+            .description
+            .as_ref()
+            .map(|d| d.as_ref().map(Description::as_str));
         // The flags tell a cleared value (NULL) from an untouched one.
         let updated: Option<(i64,)> = on_tx!(&mut tx, conn => sqlx::query_as(
             "UPDATE feeds SET \

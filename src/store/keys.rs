@@ -3,7 +3,7 @@ use sqlx::FromRow;
 
 use super::feeds::{existing_feed_in, existing_group_in};
 use super::{cache, on_pool, on_tx, ConstraintExt, Store};
-use crate::domain::{FeedName, Permissions};
+use crate::domain::{Description, FeedName, KeyName, Permissions};
 use crate::error::{Error, Result};
 
 /// Where a key applies.
@@ -17,11 +17,11 @@ pub enum KeyScope {
 
 #[derive(Debug, Clone)]
 pub struct NewKey {
-    pub name: Option<String>,
+    pub name: Option<KeyName>,
     pub scope: KeyScope,
     pub permissions: Permissions,
     pub expires_at: Option<DateTime<Utc>>,
-    pub description: Option<String>,
+    pub description: Option<Description>,
     /// ProGet's body-logging setting (None, Request, Response or Both), kept for
     /// clients that set it; this service never logs bodies.
     pub logging: String,
@@ -107,7 +107,10 @@ impl Store {
             KeyScope::Feed(feed) => Error::invalid(format!("Feed \"{feed}\" does not exist.")),
             KeyScope::System => Error::invalid("The key's scope no longer exists."),
         };
-        let name = new.name.clone().unwrap_or_else(|| format!("key-{label}"));
+        let name = new
+            .name
+            .as_ref()
+            .map_or_else(|| format!("key-{label}"), |name| name.as_str().to_owned());
         let (id,): (i64,) = on_tx!(&mut tx, conn => sqlx::query_as(
             "INSERT INTO api_keys (name, key_hash, key_prefix, kind, feed_id, feed_group_id, permissions, \
              expires_at, created_at, description, logging) \
@@ -122,7 +125,7 @@ impl Store {
         .bind(new.permissions.to_string())
         .bind(new.expires_at)
         .bind(Utc::now())
-        .bind(&new.description)
+        .bind(new.description.as_ref().map(Description::as_str))
         .bind(&new.logging)
         .fetch_one(conn)
         .await)

@@ -335,7 +335,7 @@ impl TestApp {
     /// A key's text. `permissions` as on the CLI ("view,promote").
     pub async fn key(&self, name: &str, scope: KeyScope, permissions: &str) -> String {
         self.key_with(NewKey {
-            name: Some(name.to_owned()),
+            name: Some(promoter::domain::KeyName::parse(name).unwrap()),
             scope,
             permissions: permissions.parse::<Permissions>().unwrap(),
             expires_at: None,
@@ -359,7 +359,7 @@ impl TestApp {
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> (String, i64) {
         self.key_with(NewKey {
-            name: Some(name.to_owned()),
+            name: Some(promoter::domain::KeyName::parse(name).unwrap()),
             scope: KeyScope::System,
             permissions: Permissions::ALL,
             expires_at,

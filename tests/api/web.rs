@@ -261,7 +261,7 @@ async fn signing_out_or_revoking_the_key_ends_the_session(app: TestApp) {
 
     let (other, id) = app
         .key_with(promoter::store::NewKey {
-            name: Some("temp".into()),
+            name: Some(promoter::domain::KeyName::parse("temp").unwrap()),
             scope: KeyScope::System,
             permissions: "view".parse().unwrap(),
             expires_at: None,

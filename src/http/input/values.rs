@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::fields::json_kind;
 use crate::domain::{
-    is_free_text, parse_qualifier, FeedName, FeedType, Identifier, OnConflict, Purl, WebhookUrl,
-    FREE_TEXT_RULE,
+    is_free_text, parse_qualifier, Description, FeedName, FeedType, Identifier, KeyName,
+    OnConflict, Purl, WebhookUrl, FREE_TEXT_RULE,
 };
 
 /// A type read from a field's text by the domain's own parser, whose error is
@@ -46,6 +46,13 @@ from_text! {
     OnConflict => str::parse::<OnConflict>;
     BatchId => BatchId::parse;
     Qualifier => Qualifier::parse;
+    KeyName => KeyName::parse;
+    Description => described;
+}
+
+/// A description that says something (blank is no description: `OrBlank`).
+fn described(text: &str) -> Result<Description, String> {
+    Description::parse(text)?.ok_or_else(|| "must not be blank".to_owned())
 }
 
 /// A file's qualifier (`type=tgz`); empty means the version's only file.

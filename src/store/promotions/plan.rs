@@ -12,8 +12,8 @@ use super::{
     RECORD_COLUMNS,
 };
 use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
-use crate::domain::{compare_versions, is_prerelease};
 use crate::domain::{Identifier, OnConflict, PackageId, VersionSpec};
+use crate::ecosystems::{compare_versions, is_prerelease};
 use crate::error::{Error, Result};
 use crate::store::{on_tx, Feed, Store, WriteTx};
 

@@ -121,4 +121,21 @@ mod tests {
         assert_eq!(compare_versions("1.0", "1.0.0"), Ordering::Equal);
         assert!(is_prerelease("7.0.0-rc.1") && !is_prerelease("7.0.0+meta"));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::compare_versions;
+
+        proptest! {
+        #[test]
+        fn version_order_is_a_total_order(a in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-[a-z0-9.]{1,6})?", b in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-[a-z0-9.]{1,6})?", c in "[0-9]{1,3}(\\.[0-9]{1,3}){0,2}") {
+            prop_assert_eq!(compare_versions(&a, &b), compare_versions(&b, &a).reverse());
+            prop_assert!(compare_versions(&a, &a).is_eq());
+            if compare_versions(&a, &b).is_le() && compare_versions(&b, &c).is_le() {
+                prop_assert!(compare_versions(&a, &c).is_le());
+            }
+        }
+        }
+    }
 }
