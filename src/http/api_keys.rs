@@ -53,7 +53,8 @@ struct ApiKeyRequest {
     /// The new key's text, when the caller chooses it; otherwise one is made.
     /// (In a form without an `X-ApiKey` header, `key` is the caller's own key,
     /// as in every ProGet form.)
-    key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    key: Option<ApiKey>,
     #[serde(alias = "name")]
     #[schema(value_type = Option<String>, max_length = 100)]
     display_name: Option<OrBlank<KeyName>>,
@@ -253,10 +254,7 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
             .ok_or_else(|| fields.error("logging", "must be None, Request, Response or Both"))?
             .to_owned(),
     };
-    let chosen = request
-        .key
-        .map(|raw| ApiKey::chosen(&raw).map_err(|rule| fields.error("key", rule)))
-        .transpose()?;
+    let chosen = request.key;
     let new = NewKey {
         name: request.display_name.and_then(|name| name.0),
         scope,

@@ -42,8 +42,8 @@ struct WebhookRequest {
     #[schema(value_type = Option<Vec<FeedName>>, max_items = 100)]
     feeds: Option<TextList>,
     /// The HMAC-SHA256 signing secret, 16 to 200 characters; one is made when absent.
-    #[schema(min_length = 16, max_length = 200)]
-    secret: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 16, max_length = 200)]
+    secret: Option<WebhookSecret>,
 }
 
 /// The webhook an endpoint acts on.
@@ -143,14 +143,10 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
                 .map_err(|rule| fields.error("feeds", format!("has \"{feed}\", which {rule}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let secret = request
-        .secret
-        .map(|text| WebhookSecret::chosen(&text).map_err(|rule| fields.error("secret", rule)))
-        .transpose()?;
     let new = NewWebhook {
         url: &url,
         feeds: &feeds,
-        secret,
+        secret: request.secret,
         allow_private: ctx.allow_private_webhooks,
         allowed_by: targets::AllowedBy::Server,
     };

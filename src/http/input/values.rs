@@ -9,9 +9,10 @@ use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::fields::json_kind;
+use crate::auth::ApiKey;
 use crate::domain::{
     is_free_text, parse_qualifier, Description, FeedName, FeedType, Identifier, KeyName,
-    OnConflict, Purl, WebhookUrl, FREE_TEXT_RULE,
+    OnConflict, Purl, WebhookSecret, WebhookUrl, FREE_TEXT_RULE,
 };
 
 /// A type read from a field's text by the domain's own parser, whose error is
@@ -48,6 +49,8 @@ from_text! {
     Qualifier => Qualifier::parse;
     KeyName => KeyName::parse;
     Description => described;
+    ApiKey => ApiKey::chosen;
+    WebhookSecret => WebhookSecret::chosen;
 }
 
 /// A description that says something (blank is no description: `OrBlank`).

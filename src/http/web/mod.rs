@@ -2,8 +2,11 @@
 //! and sign-out forms, and the page's one stylesheet. Server-rendered HTML that
 //! needs no script; the same keys and permissions as the API.
 
+mod filters;
 mod session;
 mod view;
+
+use self::filters::{read_filters, timeline_request, PageRequest};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -17,13 +20,11 @@ use utoipa_axum::routes;
 
 use self::session::{FormToken, SessionToken, Visitor};
 use self::view::{Filters, HistoryPage};
-use super::input::{Fields, RawBody, Whole, WholeRule};
+use super::input::{Fields, RawBody};
 use super::openapi::{Always, BodyRefusals};
 use super::ApiContext;
 use crate::auth::{self, Principal};
-use crate::domain::{
-    split_package, FeedType, FilterKeys, Identifier, PackageFilter, PackageId, Permission,
-};
+use crate::domain::Permission;
 use crate::error::{Error, Result};
 use crate::store::HistoryQuery;
 
@@ -185,39 +186,8 @@ async fn timeline(
         timeline: Some(feed_type.clone()),
         ..Filters::default()
     };
-    let request = exact_version(&feed_type, package, version).and_then(|keys| {
-        let start: PageStart = Fields::from_query(query.as_deref())?.read()?;
-        let (before, after) = start.positions()?;
-        Ok(PageRequest {
-            package: vec![keys],
-            before,
-            after,
-            ..PageRequest::default()
-        })
-    });
+    let request = timeline_request(&feed_type, package, version, query.as_deref());
     show(&ctx, &headers, query.as_deref(), filters, request).await
-}
-
-/// The keys of exactly one package version, from a timeline's path.
-fn exact_version(feed_type: &str, package: &str, version: &str) -> Result<FilterKeys> {
-    let invalid =
-        |rule: &dyn std::fmt::Display| Error::invalid(format!("This timeline's address {rule}."));
-    let feed_type: FeedType = feed_type
-        .parse()
-        .map_err(|rule| invalid(&format_args!("names no feed type: {rule}")))?;
-    let (group, name) = split_package(package);
-    let part = |text: &str| {
-        Identifier::parse(text).map_err(|rule| invalid(&format_args!("has a part that {rule}")))
-    };
-    let group = group.map(part).transpose()?;
-    let id = PackageId::new(feed_type, group.as_ref(), &part(name)?, &part(version)?)
-        .map_err(|rule| invalid(&format_args!("names a group that {rule}")))?;
-    Ok(FilterKeys {
-        feed_types: vec![feed_type],
-        group_key: Some(id.group_key()),
-        name_key: Some(id.name_key()),
-        version_key: Some(id.version_key()),
-    })
 }
 
 /// The page for whoever asks: the sign-in form, or a page of the history.
@@ -295,144 +265,6 @@ async fn history_page(
     Ok(page(StatusCode::OK, view::history(&shown)))
 }
 
-/// What a page asks the history for.
-#[derive(Default)]
-struct PageRequest {
-    feed_key: Option<String>,
-    package: Vec<FilterKeys>,
-    batch: Option<String>,
-    before: Option<i64>,
-    after: Option<i64>,
-}
-
-/// The filters as typed (blank fields are no filter) and what they ask for, or
-/// the sentence that says what is wrong with them.
-fn read_filters(query: Option<&str>) -> (Filters, Result<PageRequest>) {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default();
-    let typed = |name: &str| {
-        pairs
-            .iter()
-            .find(|(given, _)| given.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.trim().to_owned())
-            .unwrap_or_default()
-    };
-    let filters = Filters {
-        feed: typed("feed"),
-        package: typed("package"),
-        version: typed("version"),
-        batch: typed("batch"),
-        timeline: None,
-    };
-    (filters, parse_filters(query))
-}
-
-fn parse_filters(query: Option<&str>) -> Result<PageRequest> {
-    // Read whole once, so that an unknown parameter, or a filter given twice
-    // with different values, is refused in words as the API refuses it
-    // (rather than read as the first).
-    let params: PageQuery = Fields::from_query(query)?.read()?;
-    let invalid = |name: &str, rule: &dyn std::fmt::Display| {
-        Error::invalid(format!("The {name} filter {rule}."))
-    };
-    // Blank filters are no filter.
-    let typed = |value: &Option<String>| value.as_deref().map_or("", str::trim).to_owned();
-    let feed_key = match typed(&params.feed).as_str() {
-        "" => None,
-        raw => Some(
-            crate::domain::FeedName::parse(raw)
-                .map_err(|rule| invalid("feed", &rule))?
-                .key(),
-        ),
-    };
-    let identifier =
-        |name: &str, raw: &str| Identifier::parse(raw).map_err(|rule| invalid(name, &rule));
-    let (group, name) = match typed(&params.package).as_str() {
-        "" => (None, None),
-        package => {
-            let (group, name) = split_package(package);
-            let group = group
-                .map(|group| identifier("package", group))
-                .transpose()?;
-            (group, Some(identifier("package", name)?))
-        }
-    };
-    let version = match typed(&params.version).as_str() {
-        "" => None,
-        raw => Some(identifier("version", raw)?),
-    };
-    let batch = match typed(&params.batch).as_str() {
-        "" => None,
-        raw => Some(
-            uuid::Uuid::parse_str(raw)
-                .map_err(|_| invalid("batch", &"must be a batch id, a UUID"))?
-                .to_string(),
-        ),
-    };
-    let (before, after) = positions(params.before.as_ref(), params.after.as_ref())?;
-    Ok(PageRequest {
-        feed_key,
-        package: PackageFilter {
-            group,
-            name,
-            version,
-        }
-        .keys(),
-        batch,
-        before,
-        after,
-    })
-}
-
-/// The history page's query: its filters (read as typed by `read_filters`) and
-/// where the page starts.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    feed: Option<String>,
-    package: Option<String>,
-    version: Option<String>,
-    batch: Option<String>,
-    before: Option<Whole<PromotionPosition>>,
-    after: Option<Whole<PromotionPosition>>,
-}
-
-/// Where a page starts: `before` or `after` a promotion (a timeline's only
-/// parameters).
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageStart {
-    before: Option<Whole<PromotionPosition>>,
-    after: Option<Whole<PromotionPosition>>,
-}
-
-struct PromotionPosition;
-
-impl WholeRule for PromotionPosition {
-    const MIN: i64 = 1;
-    const MAX: i64 = i64::MAX;
-}
-
-impl PageStart {
-    fn positions(&self) -> Result<(Option<i64>, Option<i64>)> {
-        positions(self.before.as_ref(), self.after.as_ref())
-    }
-}
-
-/// `before` or `after`: where a page starts.
-fn positions(
-    before: Option<&Whole<PromotionPosition>>,
-    after: Option<&Whole<PromotionPosition>>,
-) -> Result<(Option<i64>, Option<i64>)> {
-    let (before, after) = (before.map(|before| before.0), after.map(|after| after.0));
-    if before.is_some() && after.is_some() {
-        return Err(Error::invalid(
-            "A page starts either before or after a promotion, not both.",
-        ));
-    }
-    Ok((before, after))
-}
-
 /// One page of rows, newest first, and the links to the pages beside it.
 async fn one_page(
     ctx: &ApiContext,
@@ -484,9 +316,10 @@ async fn one_page(
     Ok((rows, newer, older))
 }
 
-/// The sign-in and sign-out forms' fields. Read leniently: a form that cannot
-/// be read is one without a key or token.
-#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
+/// The sign-in and sign-out forms' fields, each read on its own and leniently:
+/// a field that cannot be read (or a body that cannot) is not there, so that a
+/// second, different `key` does not also lose the form token.
+#[derive(utoipa::ToSchema)]
 struct SignInForm {
     /// The API key (sign-in only).
     key: Option<String>,
@@ -496,9 +329,25 @@ struct SignInForm {
 
 impl SignInForm {
     fn read(body: &RawBody) -> SignInForm {
-        Fields::parse(body)
-            .and_then(|fields| fields.read())
-            .unwrap_or_default()
+        #[derive(serde::Deserialize)]
+        struct Key {
+            key: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            form_token: Option<String>,
+        }
+        let fields = Fields::parse(body).ok();
+        SignInForm {
+            key: fields
+                .as_ref()
+                .and_then(|fields| fields.read::<Key>().ok())
+                .and_then(|field| field.key),
+            form_token: fields
+                .as_ref()
+                .and_then(|fields| fields.read::<Token>().ok())
+                .and_then(|field| field.form_token),
+        }
     }
 }
 

@@ -10,12 +10,18 @@ use chrono::SecondsFormat;
 
 use crate::auth::Principal;
 use crate::domain::{
-    FeedName, Identifier, MoveItem, OnConflict, PackageId, Permission, RevertTarget, VersionSpec,
+    FeedName, Identifier, MoveItem, OnConflict, PackageId, Permission, VersionSpec,
 };
 use crate::error::{Error, Result};
 use crate::store::{
     Feed, ItemResult, MoveAudit, MoveError, MovePlan, Outcome, PromotionRecord, Store,
 };
+
+mod outcomes;
+mod revert;
+
+pub use outcomes::count_outcomes;
+pub use revert::{revert, RevertRequest};
 
 /// The most package versions one batch may move.
 pub const MAX_BATCH: usize = 1000;
@@ -38,14 +44,6 @@ pub struct PromotionRequest {
     pub items: Vec<ItemRequest>,
     pub comments: Option<String>,
     pub on_conflict: OnConflict,
-    pub dry_run: bool,
-}
-
-/// A revert of one promotion or of every promotion of a batch.
-#[derive(Debug, Clone)]
-pub struct RevertRequest {
-    pub target: RevertTarget,
-    pub comments: Option<String>,
     pub dry_run: bool,
 }
 
@@ -221,121 +219,6 @@ async fn promote_between(
         principal,
         |_, result| item_reason(result, from, to, None),
     )?)
-}
-
-/// Reverts a promotion (or a batch): moves each version back, all or nothing,
-/// if it is still where that promotion put it and nothing has moved it since.
-pub async fn revert(
-    store: &Store,
-    principal: &Principal,
-    request: &RevertRequest,
-    answer_due: Instant,
-) -> Result<Moved, Refusal> {
-    let promotions = store.promotions_to_revert(&request.target).await?;
-    let Some(first) = promotions.first() else {
-        // Only a key that sees every feed learns that an id does not exist;
-        // others get the same 403 as for a promotion they may not touch.
-        if principal.feeds_with(Permission::View).is_some() {
-            return Err(Error::Forbidden.into());
-        }
-        return Err(Error::invalid(match &request.target {
-            RevertTarget::Promotion(id) => {
-                format!("Field \"id\": there is no promotion with id {id}.")
-            }
-            RevertTarget::Batch(batch) => format!("Field \"batch\": there is no batch {batch}."),
-        })
-        .into());
-    };
-    // Undoing moves from the promotion's target back to its source: view on
-    // the one, promote on the other, as for promoting that way.
-    let back_from = store.feed_by_id(first.to_feed_id).await?;
-    let back_to = store.feed_by_id(first.from_feed_id).await?;
-    if !principal.may(Permission::View, back_from.as_ref())
-        || !principal.may(Permission::Promote, back_to.as_ref())
-    {
-        return Err(Error::Forbidden.into());
-    }
-    if let Some(overwrite) = promotions.iter().find(|p| p.overwrote) {
-        return Err(Error::invalid(format!(
-            "Promotion {} overwrote the copy of {} {} that was in feed \"{}\", so it cannot be reverted.",
-            overwrite.id, overwrite.full_name(), overwrite.version, overwrite.to_feed
-        ))
-        .into());
-    }
-    let usable = |feed: Option<Feed>, name: &str| match feed {
-        None => Err(Error::invalid(format!(
-            "Feed \"{name}\" of promotion {} no longer exists, so it cannot be reverted.",
-            first.id
-        ))),
-        Some(feed) if !feed.active => Err(Error::invalid(format!(
-            "Feed \"{}\" is disabled, so promotion {} cannot be reverted.",
-            feed.name, first.id
-        ))),
-        Some(feed) => Ok(feed),
-    };
-    let back_from = usable(back_from, &first.to_feed)?;
-    let back_to = usable(back_to, &first.from_feed)?;
-
-    let mut items = Vec::with_capacity(promotions.len());
-    for promotion in &promotions {
-        let group = Some(promotion.group_name.as_str())
-            .filter(|g| !g.is_empty())
-            .map(Identifier::parse)
-            .transpose();
-        let package = match (
-            group,
-            Identifier::parse(&promotion.name),
-            Identifier::parse(&promotion.version),
-        ) {
-            (Ok(group), Ok(name), Ok(version)) => {
-                PackageId::new(back_from.feed_type, group.as_ref(), &name, &version).ok()
-            }
-            _ => None,
-        }
-        .ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!(
-                "promotion {} holds a package identity that no longer parses",
-                promotion.id
-            ))
-        })?;
-        items.push(MoveItem {
-            package,
-            version: VersionSpec::Exact,
-            revert_of: Some(promotion.id),
-        });
-    }
-
-    let batch_id = (!request.dry_run).then(|| uuid::Uuid::new_v4().to_string());
-    let plan = MovePlan {
-        from: &back_from,
-        to: &back_to,
-        items: &items,
-        on_conflict: OnConflict::Fail,
-        check_fixed_target: false,
-        audit: audit(principal, &request.comments),
-        batch_id: batch_id.as_deref(),
-        dry_run: request.dry_run,
-        answer_due,
-    };
-    let results = match store.execute_plan(&plan).await {
-        Ok(results) => results,
-        Err(MoveError::FeedsChanged) => {
-            return Err(Error::invalid(format!(
-                "Feed \"{}\" or \"{}\" changed while the revert ran, so nothing was reverted.",
-                back_from.name, back_to.name
-            ))
-            .into())
-        }
-        Err(error) => return Err(target_changed(error, &back_to)),
-    };
-    finish(
-        results,
-        batch_id,
-        request.dry_run,
-        &back_to,
-        principal,
-        |index, result| item_reason(result, &back_from, &back_to, items[index].revert_of),
-    )
 }
 
 /// Who asks for the moves, as the history records it.
@@ -577,47 +460,5 @@ fn usable_feed(feed: Option<Feed>, field: &str, name: &FeedName) -> Result<Feed>
             feed.name
         ))),
         Some(feed) => Ok(feed),
-    }
-}
-
-/// Counts what a promotion, batch or revert did, item by item: promoted,
-/// overwritten, skipped, dry_run, or refused_* by the reason's class.
-pub fn count_outcomes(outcome: &Result<Moved, Refusal>) {
-    let count = |label: &'static str, n: usize| {
-        metrics::counter!(crate::metrics::PROMOTIONS, "outcome" => label).increment(n as u64);
-    };
-    match outcome {
-        Ok(moved) if moved.dry_run => count("dry_run", moved.items.len()),
-        Ok(moved) => {
-            for item in &moved.items {
-                count(outcome_label(&item.outcome), 1);
-            }
-        }
-        Err(Refusal::Items { failed, .. }) => {
-            for (item, _) in failed {
-                count(outcome_label(&item.outcome), 1);
-            }
-        }
-        Err(Refusal::Request(error)) => count(
-            match error {
-                Error::Forbidden => "refused_forbidden",
-                Error::Invalid(_) | Error::NotFound(_) => "refused_invalid",
-                Error::Unavailable { .. } => "refused_unavailable",
-                _ => "failed",
-            },
-            1,
-        ),
-    }
-}
-
-fn outcome_label(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Promoted(_) => "promoted",
-        Outcome::Overwritten(_) => "overwritten",
-        Outcome::Skipped => "skipped",
-        Outcome::NotInSource(_) => "refused_not_in_source",
-        Outcome::AlreadyInTarget => "refused_already_in_target",
-        Outcome::NotNewest(_) => "refused_not_newest",
-        Outcome::NoVersion => "refused_no_version",
     }
 }
