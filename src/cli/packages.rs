@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::feed_name;
 use crate::domain::{parse_qualifier, split_package, FeedType, Identifier, PackageId};
-use crate::ecosystems::reserved_version;
+use crate::ecosystems::{reserved_version, version_refusal};
 use crate::store::{NewFile, NewPackage, Store};
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +117,9 @@ impl PackageLine {
             Identifier::parse(&self.version).map_err(|rule| format!("the version {rule}"))?;
         if let Some(rule) = reserved_version(feed_type, version.as_str()) {
             return Err(format!("the version {rule}"));
+        }
+        if let Some(rule) = version_refusal(feed_type, version.as_str()) {
+            return Err(format!("the version {:?} {rule}", version.as_str()));
         }
         let id = PackageId::new(feed_type, group.as_ref(), &name, &version)
             .map_err(|rule| format!("the package's group {rule}"))?;

@@ -15,8 +15,8 @@ use futures_util::Stream;
 use self::storage::{BlobStore, ByteStream, Directory, StageError, Staged};
 use crate::config::ConnectionLimits;
 use crate::domain::{FeedType, Identifier, PackageId};
-use crate::ecosystems::reserved_version;
 use crate::ecosystems::{self, Found};
+use crate::ecosystems::{reserved_version, version_refusal};
 use crate::error::{Error, Result};
 use crate::store::{ContentFile, Feed, Recorded, Store};
 
@@ -254,6 +254,12 @@ fn package_id(feed_type: FeedType, found: &Found) -> Result<PackageId> {
     let version = part(&found.version, "version")?;
     if let Some(rule) = reserved_version(feed_type, version.as_str()) {
         return Err(Error::invalid(format!("The package's version {rule}.")));
+    }
+    if let Some(rule) = version_refusal(feed_type, version.as_str()) {
+        return Err(Error::invalid(format!(
+            "The package's version \"{version}\" {rule}.",
+            version = version.as_str()
+        )));
     }
     let group = found
         .group

@@ -14,3 +14,23 @@ pub(super) fn canonical(
         _ => (group.map(str::to_owned), name.map(str::to_owned)),
     }
 }
+
+/// The one tag `latest` and `latest-stable` name (contract 11, a decision:
+/// docker tags have no order).
+pub(super) const LATEST: &str = "latest";
+
+/// Docker tags: no order (every tag ranks alike; callers that list them sort
+/// by text) and no pre-releases.
+pub(super) struct Tag;
+
+impl super::version::Scheme for Tag {
+    type Key = ();
+
+    fn parse(_: &str) -> Option<()> {
+        Some(())
+    }
+
+    fn is_prerelease(_: &()) -> bool {
+        false
+    }
+}

@@ -12,13 +12,21 @@
 //! the ecosystem's own client reads them, within the bounds of `archive`.
 //! Errors complete the sentence "The file …".
 
+mod apk;
 mod archive;
+mod conda;
+mod cran;
+mod debian;
 mod docker;
 mod feed_type;
 pub mod generic;
+mod maven;
 mod npm;
 mod nuget;
 mod pypi;
+mod rpm;
+mod rubygems;
+mod semver;
 mod universal;
 mod version;
 mod zip;
@@ -28,7 +36,9 @@ use std::io::BufReader;
 use std::path::Path;
 
 pub use feed_type::FeedType;
-pub use version::{compare_versions, is_prerelease, reserved_version};
+pub use version::{
+    compare_versions, is_prerelease, latest, may_be_latest, reserved_version, version_refusal,
+};
 
 /// Whether a feed type holds NuGet packages (NuGet, Chocolatey, PowerShell).
 fn is_nuget(feed_type: FeedType) -> bool {

@@ -160,3 +160,165 @@ fn resolve(reference: &BytesRef<'_>) -> Result<String, String> {
         .map(str::to_owned)
         .ok_or_else(|| format!("the entity &{name}; is not defined"))
 }
+
+/// NuGet's versions (NuGet.Versioning's `NuGetVersion`): one to four numbers
+/// (`1.0` = `1.0.0` = `1.0.0.0`, leading zeros ignored), SemVer 2.0.0
+/// pre-release labels compared without regard to case, build metadata
+/// ignored.
+pub(super) struct NuGetVersion;
+
+/// A pre-release label: numbers below text, text compared as
+/// `StringComparer.OrdinalIgnoreCase` does (upper-cased).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Label {
+    Number(u32),
+    Text(String),
+}
+
+/// A release above its pre-releases; labels compared one by one, a longer
+/// list above its prefix (NuGet's `VersionComparer.CompareReleaseLabels`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Release {
+    Pre(Vec<Label>),
+    Final,
+}
+
+impl super::version::Scheme for NuGetVersion {
+    type Key = ([u32; 4], Release);
+
+    fn parse(version: &str) -> Option<Self::Key> {
+        let version = version.trim();
+        let (version, metadata) = match version.split_once('+') {
+            Some((version, metadata)) => (version, Some(metadata)),
+            None => (version, None),
+        };
+        if metadata.is_some_and(|m| {
+            m.split('.')
+                .any(|part| part.is_empty() || !part.bytes().all(is_label_byte))
+        }) {
+            return None;
+        }
+        let (numbers, labels) = match version.split_once('-') {
+            Some((numbers, labels)) => (numbers, Some(labels)),
+            None => (version, None),
+        };
+        let parts: Vec<&str> = numbers.split('.').collect();
+        if parts.len() > 4 {
+            return None;
+        }
+        let mut release = [0u32; 4];
+        for (slot, part) in release.iter_mut().zip(&parts) {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Int32 parts, as System.Version holds them.
+            *slot = part.parse::<i32>().ok()?.try_into().ok()?;
+        }
+        let Some(labels) = labels else {
+            return Some((release, Release::Final));
+        };
+        let labels = labels
+            .split('.')
+            .map(|label| {
+                let numeric = label.bytes().all(|b| b.is_ascii_digit());
+                if label.is_empty()
+                    || !label.bytes().all(is_label_byte)
+                    || (numeric && label.len() > 1 && label.starts_with('0'))
+                {
+                    return None;
+                }
+                // int.TryParse: a number too large for Int32 is compared as text.
+                Some(match label.parse::<i32>() {
+                    Ok(n) if numeric => Label::Number(n as u32),
+                    _ => Label::Text(label.to_ascii_uppercase()),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some((release, Release::Pre(labels)))
+    }
+
+    fn is_prerelease(key: &Self::Key) -> bool {
+        matches!(key.1, Release::Pre(_))
+    }
+}
+
+fn is_label_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-'
+}
+
+/// Why NuGet would refuse `version`, or `None`.
+pub(super) fn refusal(version: &str) -> Option<&'static str> {
+    use super::version::Scheme;
+    NuGetVersion::parse(version).is_none().then_some(
+        "is not a NuGet version (one to four numbers, such as 1.2.3, with an optional -prerelease label)",
+    )
+}
+
+#[cfg(test)]
+mod version_tests {
+    use crate::ecosystems::version::is_prerelease;
+    use crate::ecosystems::version::tests::{assert_ascending, assert_equal};
+    use crate::ecosystems::FeedType;
+
+    /// NuGet.Versioning's tests (test/NuGet.Core.Tests/NuGet.Versioning.Test/
+    /// VersionComparerTests.cs and NuGetVersionParseTest.cs).
+    #[test]
+    fn nuget_order() {
+        assert_equal(
+            FeedType::Nuget,
+            &[
+                ("1.0", "1.0.0"),
+                ("1.0.0", "1.0.0.0"),
+                ("1.00.0", "1.0.0"),
+                ("1.0.01", "1.0.1"),
+                ("1.0.0-BETA", "1.0.0-beta"),
+                ("1.0.0-beta+AA", "1.0.0-beta+bb"),
+                ("1.0.0+metadata", "1.0.0"),
+                ("1.0.0-BETA.X.y.5.77.0+AA", "1.0.0-beta.x.y.5.77.0+bb"),
+            ],
+        );
+        assert_ascending(
+            FeedType::Nuget,
+            &[
+                "0.0.0",
+                "1.0.0-0",
+                "1.0.0-2",
+                "1.0.0-10",
+                "1.0.0-alpha",
+                "1.0.0-alpha.1",
+                "1.0.0-alpha.beta",
+                "1.0.0-BETA",
+                "1.0.0-beta.2",
+                "1.0.0-beta.11",
+                "1.0.0-rc.1",
+                "1.0.0",
+                "1.0.0.1",
+                "1.0.1",
+                "1.0.10",
+                "1.1",
+                "2.0.0.0",
+            ],
+        );
+    }
+
+    #[test]
+    fn nuget_pre_releases_and_refusals() {
+        assert!(is_prerelease(FeedType::Nuget, "1.0.0-beta"));
+        assert!(!is_prerelease(FeedType::Chocolatey, "1.0.0.5+meta"));
+        for bad in [
+            "",
+            "1.0.0.0.0",
+            "1.a",
+            "1.0-",
+            "1.0-beta..1",
+            "1.0.0-01",
+            "a.b.c",
+            "1.0+",
+        ] {
+            assert!(super::refusal(bad).is_some(), "{bad:?}");
+        }
+        for good in ["1", "1.0", "1.0.0.1", "1.0.0-beta-1.2", "01.0.0"] {
+            assert_eq!(super::refusal(good), None, "{good}");
+        }
+    }
+}

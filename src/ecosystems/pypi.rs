@@ -84,3 +84,95 @@ pub(super) fn normalise(name: &str) -> String {
     }
     out
 }
+
+/// PEP 440, read by the `pep440_rs` crate (the parser uv grew from):
+/// epochs (`1!`), `a`/`b`/`rc` and `.dev` pre-releases, `.post` releases and
+/// local versions (`+`), with PEP 440's normalisation: `1.0RC1` is `1.0rc1`,
+/// `1.0-1` is `1.0.post1`, `v1.0` is `1.0`.
+pub(super) struct Pep440;
+
+impl super::version::Scheme for Pep440 {
+    type Key = pep440_rs::Version;
+
+    fn parse(version: &str) -> Option<Self::Key> {
+        version.trim().parse().ok()
+    }
+
+    /// `a`, `b`, `rc` and `.dev` releases, as pip leaves them out without `--pre`.
+    fn is_prerelease(key: &Self::Key) -> bool {
+        key.any_prerelease()
+    }
+}
+
+/// Why PyPI (and twine) would refuse `version`, or `None`.
+pub(super) fn refusal(version: &str) -> Option<&'static str> {
+    use super::version::Scheme;
+    Pep440::parse(version)
+        .is_none()
+        .then_some("is not a PEP 440 version (such as 1.2.3, 1.2.3rc1 or 1.2.3.post1)")
+}
+
+#[cfg(test)]
+mod version_tests {
+    use crate::ecosystems::version::is_prerelease;
+    use crate::ecosystems::version::tests::{assert_ascending, assert_equal};
+    use crate::ecosystems::FeedType;
+
+    /// PEP 440's "Summary of permitted suffixes and relative ordering" example,
+    /// and pypa/packaging's tests/test_version.py (VERSIONS, in order).
+    #[test]
+    fn pep440_order() {
+        assert_ascending(
+            FeedType::Pypi,
+            &[
+                "1.dev0",
+                "1.0.dev456",
+                "1.0a1",
+                "1.0a2.dev456",
+                "1.0a12.dev456",
+                "1.0a12",
+                "1.0b1.dev456",
+                "1.0b2",
+                "1.0b2.post345.dev456",
+                "1.0b2.post345",
+                "1.0rc1.dev456",
+                "1.0rc1",
+                "1.0",
+                "1.0+abc.5",
+                "1.0+abc.7",
+                "1.0+5",
+                "1.0.post456.dev34",
+                "1.0.post456",
+                "1.0.15",
+                "1.1.dev1",
+                "1!0.1",
+            ],
+        );
+        assert_equal(
+            FeedType::Pypi,
+            &[
+                ("1.0RC1", "1.0rc1"),
+                ("1.0-1", "1.0.post1"),
+                ("1.0c1", "1.0rc1"),
+                ("1.0.0", "1.0"),
+                ("v1.0", "1.0"),
+                ("1.0alpha1", "1.0a1"),
+                ("1.0-dev1", "1.0.dev1"),
+                ("0!1.0", "1.0"),
+            ],
+        );
+    }
+
+    #[test]
+    fn pep440_pre_releases_and_refusals() {
+        for pre in ["1.0a1", "1.0rc1", "2.1.dev3", "1.0.post1.dev0"] {
+            assert!(is_prerelease(FeedType::Pypi, pre), "{pre}");
+        }
+        for stable in ["1.0", "2.0.0.post1", "1.0+local"] {
+            assert!(!is_prerelease(FeedType::Pypi, stable), "{stable}");
+        }
+        for bad in ["", "1.0.x", "latest", "1..0", "1.0+"] {
+            assert!(super::refusal(bad).is_some(), "{bad:?}");
+        }
+    }
+}

@@ -1,10 +1,141 @@
-//! Ordering versions to find a package's latest: numeric parts compare as numbers,
-//! a release outranks its pre-releases (`1.0.0` > `1.0.0-rc.1`), and build
-//! metadata (`+…`) is ignored, as in SemVer; other schemes fall back to text.
+//! Versions in each ecosystem's own order (contract section 11): one scheme
+//! per feed type, each in its ecosystem's module, used everywhere a version is
+//! ordered or filtered: `latest` and `latest-stable`, the packages API, the
+//! native endpoints.
+//!
+//! The order is total whatever is stored: a version its ecosystem cannot read
+//! (a row from before the rules, say) sorts below every version it can, such
+//! versions among themselves by text, and is never stable.
 
 use std::cmp::Ordering;
 
 use super::FeedType;
+use super::{apk, conda, cran, debian, docker, maven, nuget, pypi, rpm, rubygems, semver};
+
+/// An ecosystem's versions: how one is read, in which order they come, and
+/// which are pre-releases.
+pub(super) trait Scheme {
+    /// A version as the ecosystem reads it; its `Ord` is the ecosystem's
+    /// order, and equal keys are one version spelled two ways.
+    type Key: Ord;
+
+    /// `None` when the ecosystem cannot read `version`.
+    fn parse(version: &str) -> Option<Self::Key>;
+
+    fn is_prerelease(key: &Self::Key) -> bool;
+}
+
+/// Runs `$body` with `$scheme` the scheme of `$feed_type`: the registry of
+/// version orders, one line per ecosystem.
+macro_rules! with_scheme {
+    ($feed_type:expr, $scheme:ident => $body:expr) => {
+        match $feed_type {
+            FeedType::Npm | FeedType::Helm | FeedType::Universal | FeedType::Vsix => {
+                type $scheme = semver::SemVer;
+                $body
+            }
+            FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell => {
+                type $scheme = nuget::NuGetVersion;
+                $body
+            }
+            FeedType::Pypi => {
+                type $scheme = pypi::Pep440;
+                $body
+            }
+            FeedType::Maven => {
+                type $scheme = maven::ComparableVersion;
+                $body
+            }
+            FeedType::Debian => {
+                type $scheme = debian::Dpkg;
+                $body
+            }
+            FeedType::Rpm => {
+                type $scheme = rpm::RpmVersion;
+                $body
+            }
+            FeedType::Rubygems => {
+                type $scheme = rubygems::GemVersion;
+                $body
+            }
+            FeedType::Conda => {
+                type $scheme = conda::VersionOrder;
+                $body
+            }
+            FeedType::Cran => {
+                type $scheme = cran::PackageVersion;
+                $body
+            }
+            FeedType::Apk => {
+                type $scheme = apk::ApkVersion;
+                $body
+            }
+            FeedType::Docker => {
+                type $scheme = docker::Tag;
+                $body
+            }
+        }
+    };
+}
+
+/// `a` against `b` in the order of `feed_type`'s ecosystem. Equal means one
+/// version spelled two ways (`1.0RC1` and `1.0rc1` on PyPI); callers that need
+/// one answer break the tie by text.
+pub fn compare_versions(feed_type: FeedType, a: &str, b: &str) -> Ordering {
+    with_scheme!(feed_type, S => compare::<S>(a, b))
+}
+
+/// Whether `version` is a pre-release in `feed_type`'s ecosystem (what
+/// `latest-stable` and `stableOnly` leave out). A version the ecosystem
+/// cannot read is never stable.
+pub fn is_prerelease(feed_type: FeedType, version: &str) -> bool {
+    with_scheme!(feed_type, S => S::parse(version).is_none_or(|key| S::is_prerelease(&key)))
+}
+
+/// Whether `version` may be what `latest` names. Docker tags have no order:
+/// `latest` and `latest-stable` name the tag `latest` itself (contract 11).
+pub fn may_be_latest(feed_type: FeedType, version: &str) -> bool {
+    feed_type != FeedType::Docker || version == docker::LATEST
+}
+
+/// The highest of `versions` in `feed_type`'s order (ties broken by text, so
+/// that the answer does not depend on the order they came in), among those
+/// that `latest` (or, with `stable_only`, `latest-stable`) may name.
+pub fn latest<'a>(
+    feed_type: FeedType,
+    versions: impl IntoIterator<Item = &'a str>,
+    stable_only: bool,
+) -> Option<&'a str> {
+    versions
+        .into_iter()
+        .filter(|v| may_be_latest(feed_type, v))
+        .filter(|v| !stable_only || !is_prerelease(feed_type, v))
+        .max_by(|a, b| compare_versions(feed_type, a, b).then_with(|| a.cmp(b)))
+}
+
+/// Versions ordered by the ecosystem, then by text.
+fn compare<S: Scheme>(a: &str, b: &str) -> Ordering {
+    match (S::parse(a), S::parse(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Greater,
+        (None, Some(_)) => Ordering::Less,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// Why `feed_type`'s own client would refuse `version` (npm: not SemVer;
+/// PyPI: not PEP 440; NuGet: not a NuGet version), or `None`: what uploads,
+/// `packages add` and `packages import` refuse. The other ecosystems' clients
+/// take what their build tools write, and their versions are ordered
+/// whatever they are.
+pub fn version_refusal(feed_type: FeedType, version: &str) -> Option<&'static str> {
+    match feed_type {
+        FeedType::Npm => semver::refusal(version),
+        FeedType::Pypi => pypi::refusal(version),
+        FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell => nuget::refusal(version),
+        _ => None,
+    }
+}
 
 /// Why `version` cannot be stored as a version of a `feed_type` package, or
 /// `None`. `latest` and `latest-stable` (and pgutil's `latest-unstable`) are
@@ -24,60 +155,39 @@ pub fn reserved_version(feed_type: FeedType, version: &str) -> Option<String> {
     ))
 }
 
-/// True for a SemVer-style pre-release such as `2.0.0-beta.1`.
-pub fn is_prerelease(version: &str) -> bool {
-    split(version).1.is_some()
-}
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
 
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    let (a_release, a_pre) = split(a);
-    let (b_release, b_pre) = split(b);
-    compare_parts(a_release, b_release, true).then_with(|| match (a_pre, b_pre) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Greater,
-        (Some(_), None) => Ordering::Less,
-        (Some(a), Some(b)) => compare_parts(a, b, false),
-    })
-}
-
-/// The release part and the pre-release part, without build metadata.
-fn split(version: &str) -> (&str, Option<&str>) {
-    let version = version.split_once('+').map_or(version, |(v, _)| v);
-    match version.split_once('-') {
-        Some((release, pre)) => (release, Some(pre)),
-        None => (version, None),
-    }
-}
-
-/// Compares dot-separated parts; missing release parts count as 0 (`1.0` = `1.0.0`).
-fn compare_parts(a: &str, b: &str, pad_with_zero: bool) -> Ordering {
-    let mut a_parts = a.split('.');
-    let mut b_parts = b.split('.');
-    loop {
-        let (x, y) = match (a_parts.next(), b_parts.next()) {
-            (None, None) => return Ordering::Equal,
-            (Some(x), None) if pad_with_zero => (x, "0"),
-            (None, Some(y)) if pad_with_zero => ("0", y),
-            (Some(_), None) => return Ordering::Greater,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(x), Some(y)) => (x, y),
-        };
-        let order = match (x.parse::<u64>(), y.parse::<u64>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            // SemVer: numeric identifiers rank below alphanumeric ones.
-            (Ok(_), Err(_)) => Ordering::Less,
-            (Err(_), Ok(_)) => Ordering::Greater,
-            (Err(_), Err(_)) => x.to_lowercase().cmp(&y.to_lowercase()),
-        };
-        if order != Ordering::Equal {
-            return order;
+    /// Asserts that `ascending` is strictly ascending in `feed_type`'s order,
+    /// pair by pair and both ways round.
+    pub fn assert_ascending(feed_type: FeedType, ascending: &[&str]) {
+        for (i, low) in ascending.iter().enumerate() {
+            for high in &ascending[i + 1..] {
+                assert_eq!(
+                    compare_versions(feed_type, low, high),
+                    Ordering::Less,
+                    "{feed_type}: {low} < {high}"
+                );
+                assert_eq!(
+                    compare_versions(feed_type, high, low),
+                    Ordering::Greater,
+                    "{feed_type}: {high} > {low}"
+                );
+            }
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Asserts that each pair names one version.
+    pub fn assert_equal(feed_type: FeedType, pairs: &[(&str, &str)]) {
+        for (a, b) in pairs {
+            assert_eq!(
+                compare_versions(feed_type, a, b),
+                Ordering::Equal,
+                "{feed_type}: {a} = {b}"
+            );
+        }
+    }
 
     #[test]
     fn the_words_for_the_highest_version_are_not_versions() {
@@ -93,49 +203,59 @@ mod tests {
     }
 
     #[test]
-    fn versions_order_like_semver() {
-        let ascending = [
-            "1.0.0-alpha",
-            "1.0.0-alpha.1",
-            "1.0.0-beta.2",
-            "1.0.0-beta.11",
-            "1.0.0-rc.1",
-            "1.0.0",
-            "1.0.1",
-            "1.2",
-            "1.10.0",
-            "2.0.0+build.5",
-        ];
-        for pair in ascending.windows(2) {
-            assert_eq!(
-                compare_versions(pair[0], pair[1]),
-                Ordering::Less,
-                "{pair:?}"
-            );
-            assert_eq!(
-                compare_versions(pair[1], pair[0]),
-                Ordering::Greater,
-                "{pair:?}"
-            );
-        }
-        assert_eq!(compare_versions("1.0", "1.0.0"), Ordering::Equal);
-        assert!(is_prerelease("7.0.0-rc.1") && !is_prerelease("7.0.0+meta"));
+    fn what_an_ecosystem_cannot_read_sorts_below_and_is_never_stable() {
+        assert_ascending(
+            FeedType::Npm,
+            &["not a version", "zzz", "0.0.1-alpha", "0.0.1"],
+        );
+        assert!(is_prerelease(FeedType::Npm, "zzz"));
+        assert!(is_prerelease(FeedType::Debian, "")); // nothing to read
+        assert!(!is_prerelease(FeedType::Debian, "1.0~rc1-1"));
+    }
+
+    #[test]
+    fn latest_is_the_highest_that_may_be_named() {
+        let pypi = ["2.0.0", "2.0.0rc1", "1.9", "2.0.0.post1", "2.1.dev3"];
+        assert_eq!(latest(FeedType::Pypi, pypi, false), Some("2.1.dev3"));
+        assert_eq!(latest(FeedType::Pypi, pypi, true), Some("2.0.0.post1"));
+        let more = ["1.0", "1.0rc2", "1.0b1", "0.9"];
+        assert_eq!(latest(FeedType::Pypi, more, true), Some("1.0"));
+        let tags = ["v2", "latest", "zzz"];
+        assert_eq!(latest(FeedType::Docker, tags, false), Some("latest"));
+        assert_eq!(latest(FeedType::Docker, tags, true), Some("latest"));
+        assert_eq!(latest(FeedType::Docker, ["v2"], false), None);
+        // Ties (one version spelled two ways) go to the same one either way round.
+        assert_eq!(
+            latest(FeedType::Pypi, ["1.0RC1", "1.0rc1"], false),
+            latest(FeedType::Pypi, ["1.0rc1", "1.0RC1"], false)
+        );
     }
 
     mod properties {
         use proptest::prelude::*;
 
-        use super::super::compare_versions;
+        use super::super::*;
+
+        /// Version-like text of every ecosystem's alphabet: digits, letters,
+        /// the separators, epochs, tildes, carets, pluses.
+        const VERSIONISH: &str = "[0-9]{1,3}([.~^_+:!-]?[0-9a-zA-Z]{1,4}){0,4}";
 
         proptest! {
-        #[test]
-        fn version_order_is_a_total_order(a in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-[a-z0-9.]{1,6})?", b in "[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-[a-z0-9.]{1,6})?", c in "[0-9]{1,3}(\\.[0-9]{1,3}){0,2}") {
-            prop_assert_eq!(compare_versions(&a, &b), compare_versions(&b, &a).reverse());
-            prop_assert!(compare_versions(&a, &a).is_eq());
-            if compare_versions(&a, &b).is_le() && compare_versions(&b, &c).is_le() {
-                prop_assert!(compare_versions(&a, &c).is_le());
+            /// For every ecosystem, the order is total: antisymmetric,
+            /// reflexive, transitive, over generated versions.
+            #[test]
+            fn every_order_is_total(feed in 0usize..FeedType::ALL.len(), a in VERSIONISH, b in VERSIONISH, c in VERSIONISH) {
+                let t = FeedType::ALL[feed];
+                prop_assert_eq!(compare_versions(t, &a, &b), compare_versions(t, &b, &a).reverse());
+                prop_assert!(compare_versions(t, &a, &a).is_eq());
+                let (ab, bc, ac) = (compare_versions(t, &a, &b), compare_versions(t, &b, &c), compare_versions(t, &a, &c));
+                if ab.is_le() && bc.is_le() {
+                    prop_assert!(ac.is_le(), "{t}: {a} <= {b} <= {c} but {a} > {c}");
+                }
+                if ab.is_eq() && bc.is_eq() {
+                    prop_assert!(ac.is_eq(), "{t}: {a} = {b} = {c} but {a} != {c}");
+                }
             }
-        }
         }
     }
 }

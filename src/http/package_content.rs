@@ -27,7 +27,7 @@ use super::packages::{
 use super::ApiContext;
 use crate::content::{self, Declared};
 use crate::domain::{parse_qualifier, FeedName, FeedType, Permission};
-use crate::ecosystems::{compare_versions, is_prerelease};
+use crate::ecosystems;
 use crate::error::{Error, Result};
 use crate::store::{PackageFile, Recorded};
 
@@ -273,11 +273,8 @@ async fn download(
         files.retain(|f| f.group_key.is_empty());
     }
     if let Some(stable_only) = latest {
-        files.retain(|f| !stable_only || !is_prerelease(&f.version));
-        let highest = files
-            .iter()
-            .map(|f| f.version.clone())
-            .max_by(|a, b| compare_versions(a, b).then_with(|| a.cmp(b)));
+        let versions = files.iter().map(|f| f.version.as_str());
+        let highest = ecosystems::latest(feed.feed_type, versions, stable_only).map(str::to_owned);
         files.retain(|f| Some(&f.version) == highest.as_ref());
     }
     let described = format!(

@@ -21,7 +21,7 @@ use crate::auth::Principal;
 use crate::domain::{
     FeedName, FeedType, FilterKeys, Identifier, PackageFilter, PackageId, Permission, Purl,
 };
-use crate::ecosystems::{compare_versions, is_prerelease};
+use crate::ecosystems::{compare_versions, is_prerelease, may_be_latest};
 use crate::error::{Error, Result};
 use crate::store::{Feed, PackageFile};
 
@@ -331,7 +331,15 @@ async fn versions(
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     let params = Fields::from_query(query.as_deref())?;
     let selection = selection(&params, params.read()?, &feed)?;
-    let files = matching_files(&ctx, &feed, &selection).await?;
+    let mut files = matching_files(&ctx, &feed, &selection).await?;
+    // Each package's versions in its ecosystem's order, oldest first.
+    files.sort_by(|a, b| {
+        (&a.name_key, &a.group_key)
+            .cmp(&(&b.name_key, &b.group_key))
+            .then_with(|| compare_versions(feed.feed_type, &a.version, &b.version))
+            .then_with(|| a.version.cmp(&b.version))
+            .then_with(|| a.qualifier.cmp(&b.qualifier))
+    });
     Ok(Json(
         files.into_iter().map(|f| info(feed.feed_type, f)).collect(),
     ))
@@ -391,14 +399,17 @@ async fn latest(
             keys.as_ref(),
             selection.qualifier.as_deref(),
             |file| {
-                if stable_only && is_prerelease(&file.version) {
+                let feed_type = feed.feed_type;
+                if !may_be_latest(feed_type, &file.version)
+                    || (stable_only && is_prerelease(feed_type, &file.version))
+                {
                     return Ok(());
                 }
                 let files = latest
                     .entry((file.group_key.clone(), file.name_key.clone()))
                     .or_default();
                 let order = files.first().map_or(std::cmp::Ordering::Greater, |best| {
-                    compare_versions(&file.version, &best.version)
+                    compare_versions(feed_type, &file.version, &best.version)
                         .then_with(|| file.version.cmp(&best.version))
                 });
                 match order {

@@ -286,13 +286,30 @@ async fn bad_cli_input_is_refused_and_changes_nothing(backend: Backend) {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.jsonl");
-    std::fs::write(&file, "{\"package\":\"ok\",\"version\":\"1\"}\n{\"package\":\"bad\",\"version\":\"2\",\"sha256\":\"xyz\"}\n").unwrap();
+    std::fs::write(&file, "{\"package\":\"ok\",\"version\":\"1.0.0\"}\n{\"package\":\"bad\",\"version\":\"2.0.0\",\"sha256\":\"xyz\"}\n").unwrap();
     fails_saying(
         &promoter(
             db,
             &["packages", "import", "--feed", "a", file.to_str().unwrap()],
         ),
         "line 2: sha256 must be 64 hexadecimal digits",
+    );
+    // An npm feed takes what npm would publish: SemVer (contract 11).
+    fails_saying(
+        &promoter(
+            db,
+            &[
+                "packages",
+                "add",
+                "--feed",
+                "a",
+                "--package",
+                "x",
+                "--version",
+                "1.0",
+            ],
+        ),
+        "the version \"1.0\" is not a SemVer 2.0.0 version",
     );
     fails_saying(
         &promoter(

@@ -31,6 +31,7 @@ mod request_ids;
 mod schemas;
 mod settings;
 mod structure;
+mod versions;
 mod web;
 mod webhooks;
 mod workflow;

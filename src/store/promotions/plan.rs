@@ -13,7 +13,7 @@ use super::{
 };
 use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
 use crate::domain::{Identifier, OnConflict, PackageId, VersionSpec};
-use crate::ecosystems::{compare_versions, is_prerelease};
+use crate::ecosystems;
 use crate::error::{Error, Result};
 use crate::store::{on_tx, Feed, Store, WriteTx};
 
@@ -238,23 +238,16 @@ async fn resolve_versions(
             .push(" AND pv.name_key = t.n AND pv.group_key = t.g");
         sql.build_query_as().fetch_all(conn).await
     })?;
-    let mut best: HashMap<usize, String> = HashMap::new();
+    // Each item's candidates, then the highest in the source's ecosystem order.
+    let mut candidates: HashMap<usize, Vec<String>> = HashMap::new();
     for (item, version) in found {
-        let item = item as usize;
-        if plan.items[item].version == VersionSpec::LatestStable && is_prerelease(&version) {
-            continue;
-        }
-        let higher = best.get(&item).is_none_or(|current| {
-            compare_versions(&version, current)
-                .then_with(|| version.cmp(current))
-                .is_gt()
-        });
-        if higher {
-            best.insert(item, version);
-        }
+        candidates.entry(item as usize).or_default().push(version);
     }
     for (i, _) in latest {
-        match best.get(&i).and_then(|v| Identifier::parse(v).ok()) {
+        let stable_only = plan.items[i].version == VersionSpec::LatestStable;
+        let versions = candidates.get(&i).into_iter().flatten().map(String::as_str);
+        let best = ecosystems::latest(plan.from.feed_type, versions, stable_only);
+        match best.and_then(|v| Identifier::parse(v).ok()) {
             Some(version) => results[i].package = plan.items[i].package.with_version(&version),
             None => results[i].outcome = Outcome::NoVersion,
         }

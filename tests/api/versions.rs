@@ -1,0 +1,237 @@
+//! Contract section 11: each feed type's versions in its ecosystem's order,
+//! through `latest` and `latest-stable` (dry-run promotions), the packages
+//! API (`/latest`, `stableOnly`, `/versions`), and uploads refusing what the
+//! ecosystem's client would refuse; on both backends.
+
+use promoter::domain::FeedType;
+use serde_json::json;
+
+use crate::content::{npm_tgz, nupkg, put};
+use crate::helpers::TestApp;
+
+both_backends!(
+    latest_follows_each_ecosystems_order,
+    the_packages_api_lists_versions_in_the_ecosystems_order,
+    uploads_refuse_versions_the_client_would_refuse,
+);
+
+/// Per feed type: the versions in the source feed, then what `latest` and
+/// `latest-stable` must name (the ecosystem's own tools' answer).
+const CASES: &[(FeedType, &[&str], &str, &str)] = &[
+    // The issue's own examples: PEP 440, not SemVer.
+    (
+        FeedType::Pypi,
+        &["2.0.0", "2.0.0rc1", "1.9", "2.0.0.post1", "2.1.dev3"],
+        "2.1.dev3",
+        "2.0.0.post1",
+    ),
+    (
+        FeedType::Pypi,
+        &["1.0", "1.0rc2", "1.0b1", "0.9"],
+        "1.0",
+        "1.0",
+    ),
+    (
+        FeedType::Npm,
+        &["1.0.0-rc.1", "1.0.0", "1.0.0-beta.11", "0.10.0", "0.9.0"],
+        "1.0.0",
+        "1.0.0",
+    ),
+    (
+        FeedType::Npm,
+        &["2.0.0-alpha", "1.10.0", "1.9.0"],
+        "2.0.0-alpha",
+        "1.10.0",
+    ),
+    (
+        FeedType::Nuget,
+        &["1.0.0-beta.11", "1.0.0-beta.2", "1.0.0-RC.1", "0.9.10"],
+        "1.0.0-RC.1",
+        "0.9.10",
+    ),
+    (
+        FeedType::Nuget,
+        &["1.0.0.1", "1.0.0", "1.0.0-zeta"],
+        "1.0.0.1",
+        "1.0.0.1",
+    ),
+    (
+        FeedType::Maven,
+        &["1.0-SNAPSHOT", "1.0-rc1", "1.0", "1.0-sp1", "0.9"],
+        "1.0-sp1",
+        "1.0-sp1",
+    ),
+    (
+        FeedType::Maven,
+        &["2.0-SNAPSHOT", "2.0-beta", "1.10", "1.9"],
+        "2.0-SNAPSHOT",
+        "1.10",
+    ),
+    (
+        FeedType::Debian,
+        &["1.0~rc1-1", "1.0-1", "1:0.9-1", "1.0-1+b1"],
+        "1:0.9-1",
+        "1:0.9-1",
+    ),
+    (
+        FeedType::Rpm,
+        &["1.0~rc1-1", "1.0-1", "1.0^git1-1", "1.0.1-1"],
+        "1.0.1-1",
+        "1.0.1-1",
+    ),
+    (
+        FeedType::Rubygems,
+        &["1.0.0.pre", "1.0.a", "0.9.9", "1.0.0.rc1"],
+        "1.0.0.rc1",
+        "0.9.9",
+    ),
+    (
+        FeedType::Conda,
+        &["1.1dev1", "1.1.0", "1.1.0post1", "1.0"],
+        "1.1.0post1",
+        "1.1.0post1",
+    ),
+    (
+        FeedType::Cran,
+        &["1.0-1", "1.0-10", "1.0-2"],
+        "1.0-10",
+        "1.0-10",
+    ),
+    (
+        FeedType::Apk,
+        &["1.0_rc1-r0", "1.0-r0", "1.0-r1", "1.0_p1-r0"],
+        "1.0_p1-r0",
+        "1.0_p1-r0",
+    ),
+    // Docker tags have no order: `latest` names the tag `latest`.
+    (
+        FeedType::Docker,
+        &["v2", "latest", "zzz"],
+        "latest",
+        "latest",
+    ),
+];
+
+async fn latest_follows_each_ecosystems_order(app: TestApp) {
+    let key = app.system_key().await;
+    for (n, (feed_type, versions, latest, stable)) in CASES.iter().enumerate() {
+        let (from, to) = (format!("from-{n}"), format!("to-{n}"));
+        let source = app.feed(&from, *feed_type).await;
+        app.feed(&to, *feed_type).await;
+        for version in *versions {
+            app.package(&source, None, "pkg", version, "").await;
+        }
+        for (asked, expected) in [("latest", latest), ("latest-stable", stable)] {
+            let reply = app
+                .promote(
+                    &key,
+                    &json!({"fromFeed": from, "toFeed": to, "name": "pkg", "version": asked, "dryRun": true}),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{feed_type} {asked}: {}", reply.body);
+            assert_eq!(
+                reply.json()["version"],
+                *expected,
+                "{feed_type} {asked} of {versions:?}"
+            );
+        }
+        for (query, expected) in [("", latest), ("&stableOnly=true", stable)] {
+            let reply = app
+                .get(
+                    &format!("/api/packages/{from}/latest?name=pkg{query}"),
+                    &key,
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let listed = reply.json();
+            assert_eq!(
+                listed[0]["version"], *expected,
+                "{feed_type} /latest{query} of {versions:?}"
+            );
+        }
+    }
+    // Docker without a `latest` tag: `latest` names nothing.
+    let source = app.feed("tags", FeedType::Docker).await;
+    app.feed("tags-out", FeedType::Docker).await;
+    app.package(&source, Some("library"), "nginx", "1.27", "")
+        .await;
+    let reply = app
+        .promote(
+            &key,
+            &json!({"fromFeed": "tags", "toFeed": "tags-out", "name": "library/nginx", "version": "latest", "dryRun": true}),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+}
+
+async fn the_packages_api_lists_versions_in_the_ecosystems_order(app: TestApp) {
+    let key = app.system_key().await;
+    let feed = app.feed("python", FeedType::Pypi).await;
+    for version in ["1.10", "1.0.post1", "1.0", "1.9", "1.0rc1", "1.0.dev0"] {
+        app.package(&feed, None, "Django", version, "").await;
+    }
+    let reply = app
+        .get("/api/packages/python/versions?name=django", &key)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let listed: Vec<String> = reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        listed,
+        ["1.0.dev0", "1.0rc1", "1.0", "1.0.post1", "1.9", "1.10"]
+    );
+}
+
+async fn uploads_refuse_versions_the_client_would_refuse(app: TestApp) {
+    let key = app.system_key().await;
+    app.feed("npm-in", FeedType::Npm).await;
+    app.feed("nuget-in", FeedType::Nuget).await;
+    let refused = put(
+        &app,
+        "/api/packages/npm-in/upload",
+        &key,
+        npm_tgz("left-pad", "1.0"),
+    )
+    .await;
+    refused.assert_error(
+        400,
+        "The package's version \"1.0\" is not a SemVer 2.0.0 version (such as 1.2.3 or 1.2.3-rc.1), as npm requires.",
+    );
+    let refused = put(
+        &app,
+        "/api/packages/nuget-in/upload",
+        &key,
+        nupkg("Lib", "1.0.0.0.1"),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("is not a NuGet version"),
+        "{}",
+        refused.body
+    );
+    // Nothing was stored.
+    assert!(app.records().await.is_empty(), "{:?}", app.records().await);
+    // What the clients take is taken.
+    let taken = put(
+        &app,
+        "/api/packages/npm-in/upload",
+        &key,
+        npm_tgz("left-pad", "1.0.0-rc.1"),
+    )
+    .await;
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    let taken = put(
+        &app,
+        "/api/packages/nuget-in/upload",
+        &key,
+        nupkg("Lib", "1.0"),
+    )
+    .await;
+    assert_eq!(taken.status, 200, "{}", taken.body);
+}
