@@ -366,6 +366,19 @@ mod tests {
         }
     }
 
+    /// Maven's own order is not transitive on some versions no project
+    /// writes: a qualifier compared with a sub-list, and a sub-list with
+    /// nothing, follow different rules. The port answers each pair as Maven
+    /// does (`mvn` would pick the same), rather than invent a total order
+    /// that disagrees with Maven; the property test keeps to versions as
+    /// projects write them.
+    #[test]
+    fn odd_versions_compare_as_maven_compares_them() {
+        assert_ascending(FeedType::Maven, &["0sp", "0ga-alpha"]);
+        assert_ascending(FeedType::Maven, &["0ga-alpha", "0"]);
+        assert_ascending(FeedType::Maven, &["0", "0sp"]);
+    }
+
     #[test]
     fn snapshots_and_early_qualifiers_are_pre_releases() {
         for pre in [

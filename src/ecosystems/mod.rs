@@ -80,10 +80,16 @@ pub fn name_key(feed_type: FeedType, name: &str) -> String {
     }
 }
 
-/// The normalised form of a version, as stored in `version_key` columns.
+/// The one spelling of a version for lookups, promotions and conflicts, as
+/// stored in `version_key` columns: where the ecosystem says two spellings
+/// are one version (PyPI's `1.0RC1` and `1.0rc1`, NuGet's `1.0` and `1.0.0`),
+/// they have one key. A version the ecosystem cannot read keeps the key it
+/// always had. Changing these rules needs a `store::keys` revision, which
+/// re-keys the rows stored before.
 pub fn version_key(feed_type: FeedType, version: &str) -> String {
     match feed_type {
-        t if is_nuget(t) => nuget::key(version),
+        FeedType::Pypi => pypi::canonical(version).unwrap_or_else(|| version.to_owned()),
+        t if is_nuget(t) => nuget::normalized(version).unwrap_or_else(|| nuget::key(version)),
         _ => version.to_owned(),
     }
 }

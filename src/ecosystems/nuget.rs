@@ -246,6 +246,27 @@ fn is_label_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-'
 }
 
+/// The one spelling of a version as NuGet compares them: its normalized form
+/// (three numbers, a fourth only when it is not zero, no metadata), lower
+/// case, as NuGet.Client writes versions in feed URLs. `None`: not a NuGet
+/// version.
+pub(super) fn normalized(version: &str) -> Option<String> {
+    use super::version::Scheme;
+    let (release, _) = NuGetVersion::parse(version)?;
+    let [major, minor, patch, revision] = release;
+    let mut text = format!("{major}.{minor}.{patch}");
+    if revision != 0 {
+        text.push_str(&format!(".{revision}"));
+    }
+    let version = version.trim();
+    let version = version.split_once('+').map_or(version, |(v, _)| v);
+    if let Some((_, labels)) = version.split_once('-') {
+        text.push('-');
+        text.push_str(labels);
+    }
+    Some(text.to_lowercase())
+}
+
 /// Why NuGet would refuse `version`, or `None`.
 pub(super) fn refusal(version: &str) -> Option<&'static str> {
     use super::version::Scheme;
@@ -299,6 +320,28 @@ mod version_tests {
                 "2.0.0.0",
             ],
         );
+    }
+
+    /// NuGet.Versioning's NuGetVersionTest.NormalizedVersion and
+    /// NuGet.Client's lower-case URLs.
+    #[test]
+    fn one_version_has_one_key() {
+        for (spelling, key) in [
+            ("1.0", "1.0.0"),
+            ("1.0.0.0", "1.0.0"),
+            ("1.00.0", "1.0.0"),
+            ("1.0.01", "1.0.1"),
+            ("1.0.0.1", "1.0.0.1"),
+            ("1.0.0-BETA+meta", "1.0.0-beta"),
+            ("1.0-Beta.2", "1.0.0-beta.2"),
+        ] {
+            assert_eq!(
+                super::normalized(spelling).as_deref(),
+                Some(key),
+                "{spelling}"
+            );
+        }
+        assert_eq!(super::normalized("1.a"), None);
     }
 
     #[test]

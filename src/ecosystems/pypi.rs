@@ -104,6 +104,20 @@ impl super::version::Scheme for Pep440 {
     }
 }
 
+/// The one spelling of a version as PyPI compares them: PEP 440's normal
+/// form with the release's trailing zeros dropped (`packaging`'s
+/// `canonicalize_version`, which warehouse uses to find a version), so that
+/// `1.0RC1`, `1.0rc1` and `1.0.0rc1` name one version. `None`: not PEP 440.
+pub(super) fn canonical(version: &str) -> Option<String> {
+    use super::version::Scheme;
+    let parsed = Pep440::parse(version)?;
+    let mut release = parsed.release().to_vec();
+    while release.len() > 1 && release.last() == Some(&0) {
+        release.pop();
+    }
+    Some(parsed.with_release(release).to_string())
+}
+
 /// Why PyPI (and twine) would refuse `version`, or `None`.
 pub(super) fn refusal(version: &str) -> Option<&'static str> {
     use super::version::Scheme;
@@ -161,6 +175,26 @@ mod version_tests {
                 ("0!1.0", "1.0"),
             ],
         );
+    }
+
+    #[test]
+    fn one_version_has_one_key() {
+        for (spelling, key) in [
+            ("1.0RC1", "1rc1"),
+            ("1.0.0rc1", "1rc1"),
+            ("1.0-1", "1.post1"),
+            ("v2.1", "2.1"),
+            ("1!2.0.0+Local.5", "1!2+local.5"),
+            ("2.0", "2"),
+            ("0", "0"),
+        ] {
+            assert_eq!(
+                super::canonical(spelling).as_deref(),
+                Some(key),
+                "{spelling}"
+            );
+        }
+        assert_eq!(super::canonical("not-a-version"), None);
     }
 
     #[test]

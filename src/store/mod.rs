@@ -15,6 +15,7 @@ mod history;
 mod keys;
 mod packages;
 mod promotions;
+mod rekey;
 mod sessions;
 mod webhooks;
 
@@ -300,11 +301,16 @@ impl Store {
         } else {
             anyhow::bail!("the database URL must start with postgres:// or sqlite://");
         };
-        Ok(Store {
+        let store = Store {
             db,
             cache: Arc::new(Cache::default()),
             statement_timeout,
-        })
+        };
+        store
+            .apply_key_revisions()
+            .await
+            .context("could not bring the stored keys up to the current rules")?;
+        Ok(store)
     }
 
     /// The pools, for code that must tell the backends apart.

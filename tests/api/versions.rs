@@ -8,11 +8,15 @@ use serde_json::json;
 
 use crate::content::{npm_tgz, nupkg, put};
 use crate::helpers::TestApp;
+use promoter::domain::{Identifier, PackageId};
+use promoter::store::{NewFile, NewPackage, Store};
 
 both_backends!(
     latest_follows_each_ecosystems_order,
     the_packages_api_lists_versions_in_the_ecosystems_order,
     uploads_refuse_versions_the_client_would_refuse,
+    one_version_spelled_two_ways_is_one_version,
+    keys_stored_under_the_old_rules_are_brought_up_to_date,
 );
 
 /// Per feed type: the versions in the source feed, then what `latest` and
@@ -234,4 +238,97 @@ async fn uploads_refuse_versions_the_client_would_refuse(app: TestApp) {
     )
     .await;
     assert_eq!(taken.status, 200, "{}", taken.body);
+}
+
+/// A version `add_package` would store (false: the feed already has it).
+async fn add(app: &TestApp, feed: &promoter::store::Feed, name: &str, version: &str) -> bool {
+    let id = PackageId::new(
+        feed.feed_type,
+        None,
+        &Identifier::parse(name).unwrap(),
+        &Identifier::parse(version).unwrap(),
+    )
+    .unwrap();
+    let file = NewFile {
+        qualifier: String::new(),
+        size: None,
+        sha256: None,
+    };
+    app.store
+        .add_package(feed, &NewPackage { id, file })
+        .await
+        .unwrap()
+}
+
+async fn one_version_spelled_two_ways_is_one_version(app: TestApp) {
+    let key = app.system_key().await;
+    for (feed_type, stored, other) in [
+        (FeedType::Pypi, "1.0RC1", "1.0.0rc1"),
+        (FeedType::Pypi, "2.0-1", "2.0.post1"),
+        (FeedType::Nuget, "1.0", "1.0.0.0"),
+        (FeedType::Nuget, "2.0.0-Beta", "2.0-beta"),
+    ] {
+        let (from, to) = (
+            format!("{feed_type}-{stored}-from"),
+            format!("{feed_type}-{stored}-to"),
+        );
+        let source = app.feed(&from, feed_type).await;
+        app.feed(&to, feed_type).await;
+        assert!(add(&app, &source, "pkg", stored).await);
+        // The other spelling is the same version: not stored again...
+        assert!(
+            !add(&app, &source, "pkg", other).await,
+            "{feed_type} {other}"
+        );
+        // ...and it names the stored one in a promotion.
+        let reply = app
+            .promote(
+                &key,
+                &json!({"fromFeed": from, "toFeed": to, "name": "pkg", "version": other}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{feed_type} {other}: {}", reply.body);
+        // A conflict in the target is found under either spelling.
+        let again = app.feed(&format!("{from}-2"), feed_type).await;
+        assert!(add(&app, &again, "pkg", other).await);
+        let reply = app
+            .promote(&key, &json!({"fromFeed": format!("{from}-2"), "toFeed": to, "name": "pkg", "version": other}))
+            .await;
+        assert_eq!(reply.status, 400, "{feed_type} {other}: {}", reply.body);
+        assert!(reply.body.contains("already"), "{}", reply.body);
+    }
+}
+
+async fn keys_stored_under_the_old_rules_are_brought_up_to_date(app: TestApp) {
+    let key = app.system_key().await;
+    let python = app.feed("python", FeedType::Pypi).await;
+    let dotnet = app.feed("dotnet", FeedType::Nuget).await;
+    app.feed("python-out", FeedType::Pypi).await;
+    assert!(add(&app, &python, "pkg", "1.0RC1").await);
+    assert!(add(&app, &python, "pkg", "not.a!version").await);
+    assert!(add(&app, &dotnet, "Lib", "1.0").await);
+    // As a server before these rules stored them: PyPI's version as given,
+    // NuGet's lower-cased.
+    app.execute("UPDATE package_versions SET version_key = version WHERE name = 'pkg'")
+        .await;
+    app.execute("UPDATE package_versions SET version_key = lower(version) WHERE name = 'Lib'")
+        .await;
+    app.execute("DELETE FROM key_revisions").await;
+    // The next start re-keys them, once.
+    drop(Store::open(&app.database.url).await.unwrap());
+    let keys = app
+        .texts("SELECT version || ' ' || version_key FROM package_versions ORDER BY id")
+        .await;
+    assert_eq!(
+        keys,
+        ["1.0RC1 1rc1", "not.a!version not.a!version", "1.0 1.0.0"]
+    );
+    assert_eq!(
+        app.texts("SELECT revision FROM key_revisions").await.len(),
+        1
+    );
+    let reply = app
+        .promote(&key, &json!({"fromFeed": "python", "toFeed": "python-out", "name": "pkg", "version": "1.0rc1"}))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
