@@ -4,7 +4,9 @@
 //! number), an optional `~hash`, and a package revision `-rN`. apk has no
 //! pre-releases.
 
-use super::version::Scheme;
+use std::cmp::Ordering;
+
+use super::version::{Digits, Scheme};
 
 pub(super) struct ApkVersion;
 
@@ -21,18 +23,46 @@ const SUFFIXES: [(&str, i8); 9] = [
     ("p", 5),
 ];
 
-/// Numbers, letter, suffixes (a missing one is "none", rank 0), revision.
+/// Numbers, letter, suffixes (a missing one is "none", rank 0), revision (a
+/// missing one below `-r0`, as apk-tools has it).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Apk {
-    numbers: Vec<u128>,
+    numbers: Vec<Component>,
     letter: Option<u8>,
     suffixes: Suffixes,
-    revision: u128,
+    revision: Option<Digits>,
 }
 
-/// Suffixes compared one by one, a missing one ranking as none.
+/// A number of the version. After the first, one written with a leading zero
+/// (`1.0.05`) is a fraction, compared as text, as apk-tools' `get_token`
+/// reads it: `1.0.05 < 1.0.4`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Suffixes(Vec<(i8, u128)>);
+pub(super) struct Component {
+    text: String,
+    value: Digits,
+}
+
+impl PartialOrd for Component {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Component {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let fraction = |c: &Component| c.text.len() > 1 && c.text.starts_with('0');
+        if fraction(self) || fraction(other) {
+            self.text.cmp(&other.text)
+        } else {
+            self.value.cmp(&other.value)
+        }
+    }
+}
+
+/// Suffixes compared one by one, a missing one ranking as none; a suffix's
+/// missing number below an explicit 0 (`1.0_p < 1.0_p0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Suffixes(Vec<(i8, Option<Digits>)>);
 
 impl PartialOrd for Suffixes {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
@@ -43,11 +73,12 @@ impl PartialOrd for Suffixes {
 impl Ord for Suffixes {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         for at in 0..self.0.len().max(other.0.len()) {
+            let none = (0, None);
             let order = self
                 .0
                 .get(at)
-                .unwrap_or(&(0, 0))
-                .cmp(other.0.get(at).unwrap_or(&(0, 0)));
+                .unwrap_or(&none)
+                .cmp(other.0.get(at).unwrap_or(&none));
             if order.is_ne() {
                 return order;
             }
@@ -56,12 +87,13 @@ impl Ord for Suffixes {
     }
 }
 
-fn digits(text: &str) -> (Option<u128>, &str) {
+/// The digits at the start of `text` (if any) and the rest.
+fn digits(text: &str) -> (Option<&str>, &str) {
     let end = text
         .bytes()
         .position(|b| !b.is_ascii_digit())
         .unwrap_or(text.len());
-    (text[..end].parse().ok(), &text[end..])
+    ((end > 0).then(|| &text[..end]), &text[end..])
 }
 
 impl Scheme for ApkVersion {
@@ -74,9 +106,9 @@ impl Scheme for ApkVersion {
                 if !tail.is_empty() {
                     return None;
                 }
-                (rest, number?)
+                (rest, Some(Digits::parse(number?)?))
             }
-            None => (version.trim(), 0),
+            None => (version.trim(), None),
         };
         if let Some((stem, hash)) = rest.split_once('~') {
             if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -87,7 +119,11 @@ impl Scheme for ApkVersion {
         let mut numbers = Vec::new();
         loop {
             let (number, tail) = digits(rest);
-            numbers.push(number?);
+            let text = number?;
+            numbers.push(Component {
+                text: text.to_owned(),
+                value: Digits::parse(text)?,
+            });
             match tail.strip_prefix('.') {
                 Some(more) => rest = more,
                 None => {
@@ -112,7 +148,7 @@ impl Scheme for ApkVersion {
                 .max_by_key(|(entry, _)| entry.0.len())?;
             let _ = name;
             let (number, after) = digits(after);
-            suffixes.push((rank, number.unwrap_or(0)));
+            suffixes.push((rank, number.and_then(Digits::parse)));
             rest = after;
         }
         if !rest.is_empty() {
@@ -165,6 +201,12 @@ mod tests {
             ],
         );
         assert_ascending(FeedType::Apk, &["1.0", "1.0a", "1.0b", "1.0.1"]);
-        assert_equal(FeedType::Apk, &[("1.0_p0", "1.0_p"), ("1.0-r0", "1.0")]);
+        // A missing number ranks below an explicit 0; a leading zero makes a
+        // fraction.
+        assert_ascending(FeedType::Apk, &["1.0_p", "1.0_p0"]);
+        assert_ascending(FeedType::Apk, &["1.0", "1.0-r0"]);
+        assert_ascending(FeedType::Apk, &["1.0.05", "1.0.4", "1.0.10"]);
+        assert_ascending(FeedType::Apk, &["2.16.01", "2.16.1"]);
+        assert_equal(FeedType::Apk, &[("1.0-r1", "1.0-r01")]);
     }
 }

@@ -6,13 +6,13 @@
 
 use std::cmp::Ordering;
 
-use super::version::Scheme;
+use super::version::{Digits, Scheme};
 
 pub(super) struct VersionOrder;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Part {
-    Number(u128),
+    Number(Digits),
     /// `post`: after the corresponding release (conda's `float("inf")`).
     Post,
     /// Text, lower-case; `dev` is `DEV`, so that it sorts first.
@@ -47,7 +47,7 @@ pub(super) struct Conda {
 /// empty, a missing part zero.
 fn compare_components(left: &[Component], right: &[Component]) -> Ordering {
     let empty = Vec::new();
-    let zero = Part::Number(0);
+    let zero = Part::Number(Digits::zero());
     for at in 0..left.len().max(right.len()) {
         let (l, r) = (
             left.get(at).unwrap_or(&empty),
@@ -109,7 +109,7 @@ fn component(text: &str) -> Option<Component> {
             .map_or(bytes.len(), |n| at + n);
         let run = &text[at..end];
         parts.push(match run {
-            _ if first == 0 => Part::Number(run.parse().ok()?),
+            _ if first == 0 => Part::Number(Digits::parse(run)?),
             "post" => Part::Post,
             "dev" => Part::Text("DEV".to_owned()),
             _ => Part::Text(run.to_owned()),
@@ -117,7 +117,7 @@ fn component(text: &str) -> Option<Component> {
         at = end;
     }
     if !text.starts_with(|c: char| c.is_ascii_digit()) {
-        parts.insert(0, Part::Number(0));
+        parts.insert(0, Part::Number(Digits::zero()));
     }
     Some(parts)
 }
@@ -127,6 +127,12 @@ impl Scheme for VersionOrder {
 
     fn parse(version: &str) -> Option<Self::Key> {
         let version = version.trim().to_lowercase();
+        // conda reads `-` as `_` in a version that has no `_`.
+        let version = if version.contains('_') {
+            version
+        } else {
+            version.replace('-', "_")
+        };
         if version.is_empty()
             || !version
                 .bytes()
@@ -207,7 +213,10 @@ mod tests {
                 "0.5a1",
                 "0.5b3",
                 "0.5c1",
+                "0.5z",
+                "0.5za",
                 "0.5",
+                "0.5_5",
                 "0.9.6",
                 "0.960923",
                 "1.0",
@@ -234,6 +243,7 @@ mod tests {
                 ("0.5C1", "0.5c1"),
                 ("1.0", "1.0.0.0"),
                 ("0!1.0", "1.0"),
+                ("0.5-5", "0.5_5"),
             ],
         );
     }

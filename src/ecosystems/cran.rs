@@ -2,23 +2,19 @@
 //! or `-`, compared number by number (a shorter version below a longer one
 //! it begins). R has no pre-releases.
 
-use super::version::Scheme;
+use super::version::{Digits, Scheme};
 
 pub(super) struct PackageVersion;
 
 impl Scheme for PackageVersion {
-    type Key = Vec<u128>;
+    type Key = Vec<Digits>;
 
     fn parse(version: &str) -> Option<Self::Key> {
         let numbers = version
             .trim()
             .split(['.', '-'])
-            .map(|part| {
-                (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| part.parse().ok())
-                    .flatten()
-            })
-            .collect::<Option<Vec<u128>>>()?;
+            .map(Digits::parse)
+            .collect::<Option<Vec<Digits>>>()?;
         (numbers.len() >= 2).then_some(numbers)
     }
 

@@ -119,9 +119,12 @@ fn compare_lists(left: &[Item], right: &[Item]) -> Ordering {
     Ordering::Equal
 }
 
-/// A parsed Maven version: its item list.
+/// A parsed Maven version: its item list, and whether it is a timestamped
+/// snapshot (`1.0-20240101.123456-1`, a deployed `-SNAPSHOT`, as Maven's
+/// `ArtifactUtils.isSnapshot` recognises it), which orders by its items but
+/// is a pre-release.
 #[derive(Debug, Clone)]
-pub(super) struct MavenKey(Vec<Item>);
+pub(super) struct MavenKey(Vec<Item>, bool);
 
 impl PartialEq for MavenKey {
     fn eq(&self, other: &Self) -> bool {
@@ -221,14 +224,31 @@ impl Scheme for ComparableVersion {
 
     /// Every text is a Maven version.
     fn parse(version: &str) -> Option<Self::Key> {
-        Some(MavenKey(parse_items(version.trim())))
+        let version = version.trim();
+        Some(MavenKey(parse_items(version), is_timestamped(version)))
     }
 
     /// `-SNAPSHOT` and the qualifiers below a release (alpha, beta, milestone,
     /// rc and their aliases).
     fn is_prerelease(key: &Self::Key) -> bool {
-        key.0.iter().any(Item::has_prerelease_qualifier)
+        key.1 || key.0.iter().any(Item::has_prerelease_qualifier)
     }
+}
+
+/// Ends in `-yyyyMMdd.HHmmss-N`: a snapshot as deployed.
+fn is_timestamped(version: &str) -> bool {
+    let Some((stem, build)) = version.rsplit_once('-') else {
+        return false;
+    };
+    let Some((_, stamp)) = stem.rsplit_once('-') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(build)
+        && stamp.len() == 15
+        && stamp.as_bytes()[8] == b'.'
+        && digits(&stamp[..8])
+        && digits(&stamp[9..])
 }
 
 #[cfg(test)]

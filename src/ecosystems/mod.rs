@@ -37,7 +37,8 @@ use std::path::Path;
 
 pub use feed_type::FeedType;
 pub use version::{
-    compare_versions, is_prerelease, latest, may_be_latest, reserved_version, version_refusal,
+    compare_versions, is_prerelease, latest, may_be_latest, reserved_version, sort_in_order,
+    version_refusal,
 };
 
 /// Whether a feed type holds NuGet packages (NuGet, Chocolatey, PowerShell).

@@ -5,13 +5,13 @@
 
 use std::cmp::Ordering;
 
-use super::version::Scheme;
+use super::version::{Digits, Scheme};
 
 pub(super) struct GemVersion;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Segment {
-    Number(u128),
+    Number(Digits),
     Text(String),
 }
 
@@ -36,7 +36,7 @@ impl PartialOrd for Segments {
 /// `Gem::Version#<=>`: segment by segment, a missing one counting as 0.
 impl Ord for Segments {
     fn cmp(&self, other: &Self) -> Ordering {
-        let zero = Segment::Number(0);
+        let zero = Segment::Number(Digits::zero());
         for at in 0..self.0.len().max(other.0.len()) {
             let (l, r) = (
                 self.0.get(at).unwrap_or(&zero),
@@ -106,7 +106,7 @@ impl Scheme for GemVersion {
             }
             let run = &version[at..end];
             segments.push(if digits {
-                Segment::Number(run.parse().ok()?)
+                Segment::Number(Digits::parse(run)?)
             } else {
                 Segment::Text(run.to_owned())
             });
@@ -122,7 +122,7 @@ impl Scheme for GemVersion {
         let trim = |part: &[Segment]| {
             let keep = part
                 .iter()
-                .rposition(|s| *s != Segment::Number(0))
+                .rposition(|s| *s != Segment::Number(Digits::zero()))
                 .map_or(0, |n| n + 1);
             part[..keep].to_vec()
         };

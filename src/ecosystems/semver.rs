@@ -16,10 +16,8 @@ impl Scheme for SemVer {
 
     fn parse(version: &str) -> Option<Self::Key> {
         let version = version.trim();
-        let version = version
-            .strip_prefix(['v', 'V', '='])
-            .unwrap_or(version)
-            .trim_start();
+        // node-semver's `clean`: any run of `=` and `v` before the version.
+        let version = version.trim_start_matches(['=', 'v', 'V']).trim_start();
         let parsed = ::semver::Version::parse(version).ok()?;
         Some((parsed.major, parsed.minor, parsed.patch, parsed.pre))
     }
@@ -29,11 +27,20 @@ impl Scheme for SemVer {
     }
 }
 
+/// The largest number node-semver takes (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
 /// Why npm would refuse to publish `version`, or `None`.
 pub(super) fn refusal(version: &str) -> Option<&'static str> {
-    SemVer::parse(version)
-        .is_none()
-        .then_some("is not a SemVer 2.0.0 version (such as 1.2.3 or 1.2.3-rc.1), as npm requires")
+    match SemVer::parse(version) {
+        None => {
+            Some("is not a SemVer 2.0.0 version (such as 1.2.3 or 1.2.3-rc.1), as npm requires")
+        }
+        Some((major, minor, patch, _)) if major.max(minor).max(patch) > MAX_SAFE_INTEGER => {
+            Some("has a number larger than npm takes (2^53 - 1)")
+        }
+        Some(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +100,7 @@ mod tests {
             &[
                 ("1.2.3", "v1.2.3"),
                 ("1.2.3", "=1.2.3"),
+                ("1.2.3", "=v1.2.3"),
                 ("1.2.3", "v 1.2.3"),
                 ("1.2.3-beta+build", "1.2.3-beta+otherbuild"),
                 ("1.2.3+build", "1.2.3+otherbuild"),
@@ -109,5 +117,7 @@ mod tests {
             assert!(super::refusal(bad).is_some(), "{bad}");
         }
         assert_eq!(super::refusal("1.0.0-rc.1+sha.5114f85"), None);
+        assert!(super::refusal("9007199254740992.0.0").is_some());
+        assert_eq!(super::refusal("9007199254740991.0.0"), None);
     }
 }

@@ -113,6 +113,60 @@ pub fn latest<'a>(
         .max_by(|a, b| compare_versions(feed_type, a, b).then_with(|| a.cmp(b)))
 }
 
+/// A run of digits of any length, compared as the number it is (what each
+/// ecosystem's own tool does, whatever the size): leading zeros do not count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct Digits(String);
+
+impl Digits {
+    /// `None` unless `text` is one or more ASCII digits.
+    pub(super) fn parse(text: &str) -> Option<Digits> {
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| Digits(text.trim_start_matches('0').to_owned()))
+    }
+
+    pub(super) fn zero() -> Digits {
+        Digits(String::new())
+    }
+}
+
+impl PartialOrd for Digits {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Digits {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.0.len(), &self.0).cmp(&(other.0.len(), &other.0))
+    }
+}
+
+/// `items` sorted by `compare`, stably, by a merge sort that cannot panic:
+/// the standard library's sorts may panic on a comparison that is not a
+/// total order, and Maven's own order is not one on some odd versions (see
+/// maven.rs), which a client may upload.
+pub fn sort_in_order<T>(items: Vec<T>, compare: &impl Fn(&T, &T) -> Ordering) -> Vec<T> {
+    if items.len() <= 1 {
+        return items;
+    }
+    let mut left = items;
+    let right = left.split_off(left.len() / 2);
+    let (left, right) = (sort_in_order(left, compare), sort_in_order(right, compare));
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(l), Some(r)) = (left.peek(), right.peek()) {
+        if compare(r, l) == Ordering::Less {
+            merged.extend(right.next());
+        } else {
+            merged.extend(left.next());
+        }
+    }
+    merged.extend(left);
+    merged.extend(right);
+    merged
+}
+
 /// Versions ordered by the ecosystem, then by text.
 fn compare<S: Scheme>(a: &str, b: &str) -> Ordering {
     match (S::parse(a), S::parse(b)) {
@@ -211,6 +265,19 @@ pub(super) mod tests {
         assert!(is_prerelease(FeedType::Npm, "zzz"));
         assert!(is_prerelease(FeedType::Debian, "")); // nothing to read
         assert!(!is_prerelease(FeedType::Debian, "1.0~rc1-1"));
+    }
+
+    #[test]
+    fn sorting_never_panics_and_is_stable() {
+        // Maven's own cycle: any answer, but no panic.
+        let odd: Vec<&str> = ["0sp", "0ga-alpha", "0"].repeat(30);
+        let sorted = sort_in_order(odd, &|a: &&str, b: &&str| {
+            compare_versions(FeedType::Maven, a, b)
+        });
+        assert_eq!(sorted.len(), 90);
+        let pairs = vec![(2, "b"), (1, "a"), (2, "a"), (1, "b")];
+        let sorted = sort_in_order(pairs, &|x: &(i32, &str), y: &(i32, &str)| x.0.cmp(&y.0));
+        assert_eq!(sorted, [(1, "a"), (1, "b"), (2, "b"), (2, "a")]);
     }
 
     #[test]

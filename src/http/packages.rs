@@ -21,7 +21,7 @@ use crate::auth::Principal;
 use crate::domain::{
     FeedName, FeedType, FilterKeys, Identifier, PackageFilter, PackageId, Permission, Purl,
 };
-use crate::ecosystems::{compare_versions, is_prerelease, may_be_latest};
+use crate::ecosystems::{compare_versions, is_prerelease, may_be_latest, sort_in_order};
 use crate::error::{Error, Result};
 use crate::store::{Feed, PackageFile};
 
@@ -331,9 +331,9 @@ async fn versions(
     let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
     let params = Fields::from_query(query.as_deref())?;
     let selection = selection(&params, params.read()?, &feed)?;
-    let mut files = matching_files(&ctx, &feed, &selection).await?;
+    let files = matching_files(&ctx, &feed, &selection).await?;
     // Each package's versions in its ecosystem's order, oldest first.
-    files.sort_by(|a, b| {
+    let files = sort_in_order(files, &|a: &PackageFile, b: &PackageFile| {
         (&a.name_key, &a.group_key)
             .cmp(&(&b.name_key, &b.group_key))
             .then_with(|| compare_versions(feed.feed_type, &a.version, &b.version))
