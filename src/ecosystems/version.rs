@@ -363,11 +363,8 @@ pub(super) mod tests {
                 "[0-9]{1,2}(\\.[0-9]{1,2}){0,3}(-[0-9A-Za-z]{1,3}(\\.[0-9A-Za-z]{1,3}){0,2})?(\\+[a-z0-9]{1,2})?";
             pep440_is_total: FeedType::Pypi,
                 "([0-9]!)?[0-9]{1,2}(\\.[0-9]{1,2}){0,2}((a|b|rc|c|alpha|beta|pre|RC)[0-9]{0,2})?(\\.post[0-9]{1,2}|-[0-9])?(\\.dev[0-9]{0,2})?(\\+[a-z0-9]{1,3}(\\.[a-z0-9]{1,3})?)?";
-            // Versions as Maven projects write them. (Maven's own algorithm is
-            // not transitive on some odd ones: `0sp < 0ga-alpha < 0 < 0sp`,
-            // and this port answers as Maven does; see maven.rs.)
             maven_is_total: FeedType::Maven,
-                "[0-9]{1,2}(\\.[0-9]{1,2}){0,3}([.-]?(alpha|beta|a|b|m|rc|cr|snapshot|SNAPSHOT|ga|final|release|sp|jre|[a-z]{1,3})[0-9]{0,2}(-[0-9]{1,2})?)?";
+                "[0-9]{1,2}([.-]?([0-9]{1,2}|alpha|beta|a|b|m|rc|cr|snapshot|SNAPSHOT|ga|final|release|sp|jre|[a-z]{1,3})){0,4}";
             dpkg_is_total: FeedType::Debian,
                 "([0-9]:)?[0-9]{1,2}([.+~][0-9a-z]{1,3}){0,3}(-[0-9a-z][0-9a-z.~+]{0,3})?";
             rpm_is_total: FeedType::Rpm,
