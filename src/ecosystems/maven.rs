@@ -1,6 +1,7 @@
 //! Maven: versions in the order of Maven's own `ComparableVersion`
-//! (apache/maven's maven-artifact org.apache.maven.artifact.versioning.
-//! ComparableVersion as of Maven 3.9 and 4, ported item for item): `.`, `-`
+//! (apache/maven's compat/maven-artifact org.apache.maven.artifact.versioning.
+//! ComparableVersion as of Maven 4, ported item for item, with master's fix
+//! for release words with a number): `.`, `-`
 //! and a switch between digits and letters separate items; `alpha < beta <
 //! milestone < rc = cr < snapshot < "" = ga = final = release < sp`, then
 //! other qualifiers alphabetically; a qualifier followed by digits (`rc1`,
@@ -107,7 +108,14 @@ impl Item {
             }
             (Item::Text(_), Some(Item::Number(_) | Item::List(_))) => Ordering::Less,
 
-            (Item::Combination(word, _), None) => comparable(word).as_str().cmp(RELEASE),
+            // A release word with a number (`ga1`): the number decides, as
+            // apache/maven master has it (so that `1-ga1 = 1 = 1-ga2` cannot
+            // hold beside `1-ga1 < 1-ga2`).
+            (Item::Combination(word, digits), None) => match comparable(word).as_str().cmp(RELEASE)
+            {
+                Ordering::Equal => Item::Number(digits.clone()).compare(None),
+                order => order,
+            },
             (Item::Combination(_, _), Some(Item::Number(_) | Item::List(_))) => Ordering::Less,
             (Item::Combination(word, _), Some(Item::Text(other))) => {
                 match comparable(word).cmp(&comparable(other)) {
@@ -462,6 +470,8 @@ mod tests {
             ("1.0.final-redhat", "1.0-sp1-redhat"),
             ("1.0.final-redhat", "1.0-sp-1-redhat"),
             ("1.0.final-redhat", "1.0-sp.1-redhat"),
+            ("1", "1-ga1"),
+            ("1-ga1", "1-ga2"),
         ] {
             assert_ascending(FeedType::Maven, &[low, high]);
         }

@@ -59,6 +59,13 @@ impl Store {
         if claimed == 0 {
             return Ok(());
         }
+        // However large the tables, this runs once: not under the requests'
+        // statement timeout.
+        if let WriteTx::Postgres(pg) = &mut tx {
+            sqlx::query("SET LOCAL statement_timeout = 0")
+                .execute(&mut **pg)
+                .await?;
+        }
         let types: Vec<&str> = feed_types.iter().map(|t| t.as_str()).collect();
         let versions: Vec<Row> = on_tx!(&mut tx, conn => {
             let mut sql = QueryBuilder::new(
@@ -73,9 +80,10 @@ impl Store {
             sql.push(") ORDER BY v.id");
             sql.build_query_as().fetch_all(conn).await
         })?;
-        // A version whose new key another version in its feed already has
-        // (`1.0` and `1.0.0` both stored) keeps its old key: the first stored
-        // is the one a lookup finds; the other stays listed.
+        // A version whose new key another version of its package in its feed
+        // already has (`1.0` and `1.0.0` both stored) keeps its old key: the
+        // one already holding the key is what lookups find, the other stays
+        // listed and downloadable by listing, and `latest` passes it over.
         let mut taken: HashSet<(i64, String, String, String)> = versions
             .iter()
             .map(|(_, feed, name, group, _, _, key)| {
@@ -99,8 +107,8 @@ impl Store {
 
         let history: Vec<Row> = on_tx!(&mut tx, conn => {
             let mut sql = QueryBuilder::new(
-                "SELECT id, 0, name_key, group_key, package_type, version, version_key \
-                 FROM promotions WHERE package_type IN (",
+                "SELECT id, CAST(0 AS BIGINT), name_key, group_key, package_type, version, \
+                 version_key FROM promotions WHERE package_type IN (",
             );
             let mut list = sql.separated(", ");
             for feed_type in &types {

@@ -307,9 +307,25 @@ async fn keys_stored_under_the_old_rules_are_brought_up_to_date(app: TestApp) {
     assert!(add(&app, &python, "pkg", "1.0RC1").await);
     assert!(add(&app, &python, "pkg", "not.a!version").await);
     assert!(add(&app, &dotnet, "Lib", "1.0").await);
-    // As a server before these rules stored them: PyPI's version as given,
+    // Two spellings of one version, both stored before the rules (added here
+    // under two keys by hand, below): the one that already has the key keeps
+    // it, the other keeps its old key, and `latest` passes it over rather than
+    // move the other by its key.
+    assert!(add(&app, &python, "twice", "2").await);
+    assert!(add(&app, &python, "twice", "3.9").await);
+    // A history row of a PyPI version, to be re-keyed too.
+    assert!(add(&app, &python, "moved", "3.0.0").await);
+    let body =
+        json!({"fromFeed": "python", "toFeed": "python-out", "name": "moved", "version": "3.0.0"});
+    let reply = app.promote(&key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // As a server before these rules stored them: PyPI's versions as given,
     // NuGet's lower-cased.
-    app.execute("UPDATE package_versions SET version_key = version WHERE name = 'pkg'")
+    app.execute("UPDATE package_versions SET version = '2.0' WHERE version = '3.9'")
+        .await;
+    app.execute("UPDATE package_versions SET version_key = version WHERE name <> 'Lib'")
+        .await;
+    app.execute("UPDATE promotions SET version_key = version")
         .await;
     app.execute("UPDATE package_versions SET version_key = lower(version) WHERE name = 'Lib'")
         .await;
@@ -321,14 +337,29 @@ async fn keys_stored_under_the_old_rules_are_brought_up_to_date(app: TestApp) {
         .await;
     assert_eq!(
         keys,
-        ["1.0RC1 1rc1", "not.a!version not.a!version", "1.0 1.0.0"]
+        [
+            "1.0RC1 1rc1",
+            "not.a!version not.a!version",
+            "1.0 1.0.0",
+            "2 2",
+            "2.0 2.0",
+            "3.0.0 3"
+        ]
     );
+    let history = app
+        .texts("SELECT version || ' ' || version_key FROM promotions")
+        .await;
+    assert_eq!(history, ["3.0.0 3"]);
     assert_eq!(
         app.texts("SELECT revision FROM key_revisions").await.len(),
         1
     );
-    let reply = app
-        .promote(&key, &json!({"fromFeed": "python", "toFeed": "python-out", "name": "pkg", "version": "1.0rc1"}))
-        .await;
+    let body =
+        json!({"fromFeed": "python", "toFeed": "python-out", "name": "pkg", "version": "1.0rc1"});
+    let reply = app.promote(&key, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = json!({"fromFeed": "python", "toFeed": "python-out", "name": "twice", "version": "latest", "dryRun": true});
+    let reply = app.promote(&key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["version"], "2");
 }

@@ -231,22 +231,28 @@ async fn resolve_versions(
     if latest.is_empty() {
         return Ok(results);
     }
-    let found: Vec<(i64, String)> = on_tx!(tx, conn => {
+    let found: Vec<(i64, String, String)> = on_tx!(tx, conn => {
         let mut sql = values_table(&["n", "g"], &latest);
-        sql.push("SELECT t.item, pv.version FROM t CROSS JOIN package_versions pv WHERE pv.feed_id = ")
+        sql.push("SELECT t.item, pv.version, pv.version_key FROM t CROSS JOIN package_versions pv WHERE pv.feed_id = ")
             .push_bind(plan.from.id)
             .push(" AND pv.name_key = t.n AND pv.group_key = t.g");
         sql.build_query_as().fetch_all(conn).await
     })?;
     // Each item's candidates, then the highest in the source's ecosystem order.
+    let feed_type = plan.from.feed_type;
     let mut candidates: HashMap<usize, Vec<String>> = HashMap::new();
-    for (item, version) in found {
-        candidates.entry(item as usize).or_default().push(version);
+    for (item, version, key) in found {
+        // Only a version its own key names: one that kept an older key (two
+        // spellings of it stored before the current rules) is not what
+        // `latest` can move.
+        if ecosystems::version_key(feed_type, &version) == key {
+            candidates.entry(item as usize).or_default().push(version);
+        }
     }
     for (i, _) in latest {
         let stable_only = plan.items[i].version == VersionSpec::LatestStable;
         let versions = candidates.get(&i).into_iter().flatten().map(String::as_str);
-        let best = ecosystems::latest(plan.from.feed_type, versions, stable_only);
+        let best = ecosystems::latest(feed_type, versions, stable_only);
         match best.and_then(|v| Identifier::parse(v).ok()) {
             Some(version) => results[i].package = plan.items[i].package.with_version(&version),
             None => results[i].outcome = Outcome::NoVersion,
