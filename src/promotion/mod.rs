@@ -26,8 +26,8 @@ pub use revert::{revert, RevertRequest};
 /// The most package versions one batch may move.
 pub const MAX_BATCH: usize = 1000;
 
-/// One package version named by a request; `version` may be `latest` or
-/// `latest-stable`.
+/// One package version named by a request; `version` may be `latest` (or
+/// pgutil's `latest-unstable`) or `latest-stable`.
 #[derive(Debug, Clone)]
 pub struct ItemRequest {
     pub group: Option<Identifier>,
@@ -181,8 +181,11 @@ async fn promote_between(
             &item.version,
         )
         .map_err(field)?;
+        // pgutil says `latest-unstable` for `latest`, as downloads take it.
         let version = match item.version.as_str() {
-            v if v.eq_ignore_ascii_case("latest") => VersionSpec::Latest,
+            v if v.eq_ignore_ascii_case("latest") || v.eq_ignore_ascii_case("latest-unstable") => {
+                VersionSpec::Latest
+            }
             v if v.eq_ignore_ascii_case("latest-stable") => VersionSpec::LatestStable,
             _ => VersionSpec::Exact,
         };
@@ -384,8 +387,9 @@ fn refuse_duplicates(items: &[MoveItem]) -> Result<()> {
         let p = &item.package;
         let version = match item.version {
             VersionSpec::Exact => p.version_key(),
-            // `latest` twice is the same version too.
-            _ => p.version().to_ascii_lowercase(),
+            // `latest` twice (under either of its names) is the same version too.
+            VersionSpec::Latest => "latest".to_owned(),
+            VersionSpec::LatestStable => "latest-stable".to_owned(),
         };
         if !seen.insert((p.group_key(), p.name_key(), version)) {
             return Err(Error::invalid(format!(

@@ -125,7 +125,12 @@ async fn latest_follows_each_ecosystems_order(app: TestApp) {
         for version in *versions {
             app.package(&source, None, "pkg", version, "").await;
         }
-        for (asked, expected) in [("latest", latest), ("latest-stable", stable)] {
+        let asked_for = [
+            ("latest", latest),
+            ("latest-unstable", latest),
+            ("latest-stable", stable),
+        ];
+        for (asked, expected) in asked_for {
             let reply = app
                 .promote(
                     &key,
