@@ -2,7 +2,7 @@
 
 use sqlx::{Database, Encode, FromRow, QueryBuilder, Type};
 
-use super::{on_pool, Db, Filter, PromotionRecord, Store, RECORD_COLUMNS};
+use super::{on_pool, push_list, Db, Filter, PromotionRecord, Store, RECORD_COLUMNS};
 use crate::domain::FilterKeys;
 use crate::domain::RevertTarget;
 use crate::error::Result;
@@ -83,10 +83,7 @@ impl HistoryQuery {
             for (n, keys) in self.package.iter().enumerate() {
                 sql.push(if n == 0 { "(" } else { " OR (" });
                 sql.push("package_type IN (");
-                let mut types = sql.separated(", ");
-                for feed_type in &keys.feed_types {
-                    types.push_bind(feed_type.as_str());
-                }
+                push_list(sql, keys.feed_types.iter().map(|t| t.as_str()));
                 sql.push(")");
                 let keys = [
                     ("name_key", &keys.name_key),
@@ -107,9 +104,9 @@ impl HistoryQuery {
         }
         if let Some(ids) = &self.visible_feed_ids {
             filter.and(sql).push("(from_feed_id IN (");
-            push_ids(sql, ids);
+            push_list(sql, ids.iter().copied());
             sql.push(") OR to_feed_id IN (");
-            push_ids(sql, ids);
+            push_list(sql, ids.iter().copied());
             sql.push("))");
         }
         if let Some(before) = self.before_id {
@@ -125,17 +122,6 @@ impl HistoryQuery {
         sql.push(format_args!(" ORDER BY id {order} LIMIT "))
             .push_bind(self.limit);
         true
-    }
-}
-
-fn push_ids<'a, DB>(sql: &mut QueryBuilder<'a, DB>, ids: &[i64])
-where
-    DB: Database,
-    i64: Encode<'a, DB> + Type<DB>,
-{
-    let mut list = sql.separated(", ");
-    for &id in ids {
-        list.push_bind(id);
     }
 }
 

@@ -493,6 +493,19 @@ fn violates(error: &sqlx::Error, kind: impl Fn(&dyn sqlx::error::DatabaseError) 
     error.as_database_error().is_some_and(kind)
 }
 
+/// `a, b, …`: the values as parameters of a list (`IN (…)`), written into a
+/// `sqlx::QueryBuilder`.
+fn push_list<'a, DB, T>(sql: &mut sqlx::QueryBuilder<'a, DB>, values: impl IntoIterator<Item = T>)
+where
+    DB: sqlx::Database,
+    T: 'a + sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut list = sql.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+}
+
 /// The `WHERE … AND …` of a statement whose filters are chosen at run time,
 /// written into a `sqlx::QueryBuilder` (which numbers the placeholders as each
 /// backend wants them: `$n` on PostgreSQL, `?` on SQLite).

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 use sqlx::QueryBuilder;
 
-use super::{on_tx, Store, WriteTx};
+use super::{on_tx, push_list, Store, WriteTx};
 use crate::domain::FeedType;
 use crate::ecosystems;
 use crate::error::{Error, Result};
@@ -73,10 +73,7 @@ impl Store {
                  v.version_key FROM package_versions v JOIN feeds f ON f.id = v.feed_id \
                  WHERE f.feed_type IN (",
             );
-            let mut list = sql.separated(", ");
-            for feed_type in &types {
-                list.push_bind(*feed_type);
-            }
+            push_list(&mut sql, types.iter().copied());
             sql.push(") ORDER BY v.id");
             sql.build_query_as().fetch_all(conn).await
         })?;
@@ -110,10 +107,7 @@ impl Store {
                 "SELECT id, CAST(0 AS BIGINT), name_key, group_key, package_type, version, \
                  version_key FROM promotions WHERE package_type IN (",
             );
-            let mut list = sql.separated(", ");
-            for feed_type in &types {
-                list.push_bind(*feed_type);
-            }
+            push_list(&mut sql, types.iter().copied());
             sql.push(") ORDER BY id");
             sql.build_query_as().fetch_all(conn).await
         })?;

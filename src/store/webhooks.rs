@@ -7,7 +7,8 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::feeds::existing_feed_in;
 use super::{
-    on_pool, on_tx, once_more_on_conflict, Db, PromotionRecord, Store, WriteTx, RECORD_COLUMNS,
+    on_pool, on_tx, once_more_on_conflict, push_list, Db, PromotionRecord, Store, WriteTx,
+    RECORD_COLUMNS,
 };
 use crate::domain::{FeedName, WebhookSecret, WebhookUrl};
 use crate::error::Result;
@@ -343,10 +344,7 @@ impl Store {
         }
         Ok(on_pool!(self, pool => {
             let mut sql = QueryBuilder::new(format!("SELECT {RECORD_COLUMNS} FROM promotions WHERE id IN ("));
-            let mut list = sql.separated(", ");
-            for &id in ids {
-                list.push_bind(id);
-            }
+            push_list(&mut sql, ids.iter().copied());
             sql.push(")");
             sql.build_query_as().fetch_all(pool).await
         })?)

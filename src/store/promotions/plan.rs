@@ -15,7 +15,7 @@ use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
 use crate::domain::{Identifier, OnConflict, PackageId, VersionSpec};
 use crate::ecosystems;
 use crate::error::{Error, Result};
-use crate::store::{on_tx, Feed, Store, WriteTx};
+use crate::store::{on_tx, push_list, Feed, Store, WriteTx};
 
 impl Store {
     /// Carries out a plan in one transaction: every item moves, or nothing
@@ -172,18 +172,6 @@ fn placeholder() -> PromotionRecord {
         batch_id: None,
         revert_of: None,
         overwrote: false,
-    }
-}
-
-/// `a, b, …`: a list of ids as parameters.
-fn push_list<'a, DB>(sql: &mut QueryBuilder<'a, DB>, ids: impl IntoIterator<Item = i64>)
-where
-    DB: Database,
-    i64: Encode<'a, DB> + Type<DB>,
-{
-    let mut list = sql.separated(", ");
-    for id in ids {
-        list.push_bind(id);
     }
 }
 
