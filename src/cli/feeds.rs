@@ -4,7 +4,12 @@ use clap::Subcommand;
 
 use super::feed_name;
 use crate::domain::{Description, FeedType};
-use crate::store::Store;
+use crate::store::{FeedChange, FeedSettings, Store};
+
+/// `--description`: blank clears it.
+fn description_of(raw: &str) -> anyhow::Result<Option<Description>> {
+    Description::parse(raw).map_err(|rule| anyhow::anyhow!("--description {rule}"))
+}
 
 #[derive(Debug, Subcommand)]
 pub enum FeedsCommand {
@@ -24,8 +29,24 @@ pub enum FeedsCommand {
         promote_to: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        /// Let anyone view the feed without a key (its native endpoint and downloads).
+        #[arg(long)]
+        public: bool,
     },
-    /// List every feed: name, type, whether it is enabled, its fixed target.
+    /// Change a feed's visibility, description or fixed target.
+    Update {
+        name: String,
+        /// Whether anyone may view the feed without a key: `--public` or `--public false`.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+        public: Option<bool>,
+        /// The new description; an empty one clears it.
+        #[arg(long)]
+        description: Option<String>,
+        /// The only feed packages may be promoted to; an empty one allows any.
+        #[arg(long)]
+        promote_to: Option<String>,
+    },
+    /// List every feed: name, type, whether it is enabled and public, its fixed target.
     List,
     /// Disable a feed: it then takes part in no promotion.
     Disable { name: String },
@@ -52,6 +73,7 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
             feed_type,
             promote_to,
             description,
+            public,
         } => {
             let feed_type: FeedType = feed_type
                 .parse()
@@ -59,29 +81,57 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
             let promote_to = promote_to.as_deref().map(feed_name).transpose()?;
             let description = description
                 .as_deref()
-                .map(Description::parse)
-                .transpose()
-                .map_err(|rule| anyhow::anyhow!("--description {rule}"))?
+                .map(description_of)
+                .transpose()?
                 .flatten();
+            let settings = FeedSettings {
+                promote_to: promote_to.as_ref(),
+                description: description.as_ref(),
+                public,
+                ..FeedSettings::default()
+            };
             let feed = store
-                .create_feed(
-                    &feed_name(&name)?,
-                    feed_type,
-                    promote_to.as_ref(),
-                    description.as_ref(),
-                    true,
-                )
+                .create_feed(&feed_name(&name)?, feed_type, settings)
                 .await?;
-            println!("Created {} feed {}.", feed.feed_type, feed.name);
+            let public = if feed.public { "public " } else { "" };
+            println!("Created {public}{} feed {}.", feed.feed_type, feed.name);
+        }
+        FeedsCommand::Update {
+            name,
+            public,
+            description,
+            promote_to,
+        } => {
+            let feed = store.existing_feed(&feed_name(&name)?).await?;
+            let promote_to = promote_to
+                .map(|target| match target.trim() {
+                    "" => Ok(None),
+                    target => feed_name(target).map(Some),
+                })
+                .transpose()?;
+            let change = FeedChange {
+                description: description.as_deref().map(description_of).transpose()?,
+                public,
+                promote_to,
+                ..FeedChange::default()
+            };
+            let feed = store.update_feed(&feed, &change).await?;
+            let visibility = if feed.public { "public" } else { "not public" };
+            println!("Updated feed {} ({visibility}).", feed.name);
         }
         FeedsCommand::List => {
-            println!("{:<30} {:<11} {:<8} PROMOTE-TO", "NAME", "TYPE", "ACTIVE");
+            println!(
+                "{:<30} {:<11} {:<8} {:<8} PROMOTE-TO",
+                "NAME", "TYPE", "ACTIVE", "PUBLIC"
+            );
+            let yes_no = |flag: bool| if flag { "yes" } else { "no" };
             for feed in store.list_feeds().await? {
                 println!(
-                    "{:<30} {:<11} {:<8} {}",
+                    "{:<30} {:<11} {:<8} {:<8} {}",
                     feed.name,
                     feed.feed_type,
-                    if feed.active { "yes" } else { "no" },
+                    yes_no(feed.active),
+                    yes_no(feed.public),
                     feed.promote_to.as_deref().unwrap_or("-")
                 );
             }

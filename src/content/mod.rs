@@ -206,6 +206,8 @@ pub async fn upload(
         file_name: &file_name,
         sha256: &staged.sha256,
         size: staged.size,
+        digests: &staged.digests,
+        metadata: found.metadata.as_deref(),
     };
     // A retry or a conflict is answered before any bytes are published.
     if let Some(existing) = store
@@ -242,6 +244,7 @@ fn declared_identity(feed_type: FeedType, declared: Declared) -> Result<Found> {
         version: required(declared.version, "version")?,
         group: declared.group,
         qualifier: declared.qualifier.unwrap_or_default(),
+        metadata: None,
     })
 }
 

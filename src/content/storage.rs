@@ -15,6 +15,8 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use crate::store::Digests;
+
 /// A blob's bytes, or a range of them, as they are read.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
@@ -28,7 +30,10 @@ pub struct Staged {
     pub path: PathBuf,
     pub sha256: String,
     pub size: u64,
+    /// The other digests clients check (npm's `shasum` and `integrity`).
+    pub digests: Digests,
 }
+
 
 impl Drop for Staged {
     /// A staged file that was not published (a refused or failed upload) is
@@ -72,8 +77,10 @@ pub async fn stage(
         path,
         sha256: String::new(),
         size: 0,
+        digests: Digests::default(),
     };
     let mut hasher = Sha256::new();
+    let (mut sha1, mut sha512) = (sha1::Sha1::new(), sha2::Sha512::new());
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|error| match error.kind() {
             io::ErrorKind::TimedOut => StageError::Stalled,
@@ -84,12 +91,18 @@ pub async fn stage(
             return Err(StageError::TooLarge);
         }
         hasher.update(&chunk);
+        sha1.update(&chunk);
+        sha512.update(&chunk);
         file.write_all(&chunk).await.map_err(StageError::Io)?;
     }
     file.flush().await.map_err(StageError::Io)?;
     // Durable before it can be published: a blob is never half a file.
     file.get_ref().sync_all().await.map_err(StageError::Io)?;
     staged.sha256 = hex::encode(hasher.finalize());
+    staged.digests = Digests {
+        sha1: hex::encode(sha1.finalize()),
+        sha512: hex::encode(sha512.finalize()),
+    };
     Ok(staged)
 }
 

@@ -103,6 +103,10 @@ pub struct Found {
     pub version: String,
     /// `file=NAME` for a PyPI file (a version has several); empty otherwise.
     pub qualifier: String,
+    /// The ecosystem's own description of the file, kept with its record so
+    /// that metadata documents never open archives: an npm tarball's
+    /// `package.json`. `None` where the native endpoint needs nothing.
+    pub metadata: Option<String>,
 }
 
 /// An ecosystem's identity reader: the file, and its name from the URL.
@@ -162,6 +166,7 @@ mod tests {
             name: name.to_owned(),
             version: version.to_owned(),
             qualifier: String::new(),
+            metadata: None,
         }
     }
 
@@ -431,7 +436,10 @@ mod tests {
         });
         assert_eq!(
             npm(Cursor::new(renamed)),
-            Ok(found(Some("@scope"), "a", "1.0.0"))
+            Ok(Found {
+                metadata: Some(String::from_utf8(PACKAGE_JSON.to_vec()).unwrap()),
+                ..found(Some("@scope"), "a", "1.0.0")
+            })
         );
         // A path longer than a tar header holds comes as a GNU long name.
         let name = "a".repeat(120);
@@ -446,6 +454,7 @@ mod tests {
             pypi(Cursor::new(long), &format!("{name}-1.0.tar.gz")),
             Ok(Found {
                 qualifier: format!("file={name}-1.0.tar.gz"),
+                metadata: None,
                 ..found(None, &name, "1.0")
             })
         );

@@ -29,6 +29,7 @@ pub(super) fn identity(file: impl Read) -> Result<Found, String> {
         name,
         version,
         qualifier: String::new(),
+        metadata: Some(text),
     })
 }
 

@@ -39,6 +39,7 @@ pub(super) fn identity(file: impl Read + Seek) -> Result<Found, String> {
         name: id,
         version,
         qualifier: String::new(),
+        metadata: None,
     })
 }
 

@@ -62,6 +62,7 @@ pub(super) fn identity(file: impl Read + Seek, file_name: &str) -> Result<Found,
         name,
         version,
         qualifier: format!("file={file_name}"),
+        metadata: None,
     })
 }
 

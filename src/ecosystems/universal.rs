@@ -23,5 +23,6 @@ pub(super) fn identity(file: impl Read + Seek) -> Result<Found, String> {
         version: field("version")
             .ok_or("is not a universal package: its upack.json has no \"version\"")?,
         qualifier: String::new(),
+        metadata: None,
     })
 }

@@ -14,7 +14,7 @@ use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
 use crate::domain::{Description, FeedName, FeedType, Permission};
 use crate::error::{Error, Result};
-use crate::store::{Feed, FeedChange};
+use crate::store::{Feed, FeedChange, FeedSettings};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -37,6 +37,8 @@ struct NewFeed {
     description: Option<OrBlank<Description>>,
     /// Enabled (the default) or disabled.
     active: Option<bool>,
+    /// Whether anyone may view it without a key (off by default).
+    public: Option<bool>,
     /// The only feed this one promotes to; blank for any.
     #[schema(value_type = Option<String>)]
     promote_to_feed: Option<OrBlank<FeedName>>,
@@ -55,6 +57,8 @@ struct FeedUpdate {
     description: Option<OrBlank<Description>>,
     /// Enabled or disabled; a new feed is enabled by default.
     active: Option<bool>,
+    /// Whether anyone may view it without a key.
+    public: Option<bool>,
     /// The only feed this one promotes to; blank for any.
     #[schema(value_type = Option<String>)]
     promote_to_feed: Option<OrBlank<FeedName>>,
@@ -69,6 +73,8 @@ struct FeedView {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     active: bool,
+    /// Whether anyone may view it without a key.
+    public: bool,
     /// ProGet's "Promote To Feed": the only feed this one promotes to.
     #[serde(skip_serializing_if = "Option::is_none")]
     promote_to_feed: Option<String>,
@@ -81,6 +87,7 @@ impl From<Feed> for FeedView {
             feed_type: feed.feed_type,
             description: feed.description,
             active: feed.active,
+            public: feed.public,
             promote_to_feed: feed.promote_to,
         }
     }
@@ -154,21 +161,19 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
         feed_type,
         description,
         active,
+        public,
         promote_to_feed,
     } = fields.read()?;
     let description = description.and_then(|description| description.0);
     let promote_to = promote_to_feed.and_then(|feed| feed.0);
 
-    let feed = ctx
-        .store
-        .create_feed(
-            &name,
-            feed_type,
-            promote_to.as_ref(),
-            description.as_ref(),
-            active.unwrap_or(true),
-        )
-        .await?;
+    let settings = FeedSettings {
+        promote_to: promote_to.as_ref(),
+        description: description.as_ref(),
+        active: active.unwrap_or(true),
+        public: public.unwrap_or(false),
+    };
+    let feed = ctx.store.create_feed(&name, feed_type, settings).await?;
     tracing::info!(feed = %feed.name, user = %principal.name, "feed created");
     Ok(Json(feed.into()))
 }
@@ -177,7 +182,7 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
     post,
     path = "/api/management/feeds/update/{name}",
     tag = "feeds",
-    summary = "Change a feed's description, state or promotion target",
+    summary = "Change a feed's description, state, visibility or promotion target",
     params(("name" = FeedName, Path, description = "The feed's name.", example = "unapproved-npm")),
     request_body(content(
         (FeedUpdate = "application/json", example = json!({"description": "Awaiting review", "promoteToFeed": "approved-npm"})),
@@ -224,6 +229,7 @@ async fn update(
     let change = FeedChange {
         description: update.description.map(|description| description.0),
         active: update.active,
+        public: update.public,
         promote_to: update.promote_to_feed.map(|feed| feed.0),
     };
     let feed = ctx.store.update_feed(&feed, &change).await?;

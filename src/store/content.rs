@@ -30,6 +30,18 @@ pub struct ContentFile<'a> {
     pub file_name: &'a str,
     pub sha256: &'a str,
     pub size: u64,
+    pub digests: &'a Digests,
+    /// The ecosystem's own description of the file (`ecosystems::Found`).
+    pub metadata: Option<&'a str>,
+}
+
+/// A blob's SHA-1 and SHA-512, in hex, computed with its SHA-256 as the bytes
+/// arrive: npm checks `shasum` (SHA-1) and `integrity` (SHA-512), NuGet a
+/// SHA-512, so every upload path keeps them (contract section 13).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Digests {
+    pub sha1: String,
+    pub sha512: String,
 }
 
 /// When an upload marked a blob as being published (`Store::note_blob`).
@@ -138,14 +150,17 @@ impl Store {
         // the record about to be written keeps the blob from now on; a later
         // upload's mark stays, for that upload is still publishing.
         on_tx!(&mut tx, conn => sqlx::query(
-            "INSERT INTO blobs (sha256, size, touched_at) VALUES ($1, $2, $3) \
+            "INSERT INTO blobs (sha256, size, touched_at, sha1, sha512) VALUES ($1, $2, $3, $5, $6) \
              ON CONFLICT (sha256) DO UPDATE SET touched_at = \
-             CASE WHEN blobs.touched_at = $4 THEN $3 ELSE blobs.touched_at END",
+             CASE WHEN blobs.touched_at = $4 THEN $3 ELSE blobs.touched_at END, \
+             sha1 = excluded.sha1, sha512 = excluded.sha512",
         )
         .bind(file.sha256)
         .bind(file.size as i64)
         .bind(unmarked())
         .bind(mark.0)
+        .bind(&file.digests.sha1)
+        .bind(&file.digests.sha512)
         .execute(conn)
         .await
         .map(|_| ()))?;
@@ -171,8 +186,8 @@ impl Store {
         .await)?;
         let inserted: Option<i64> = on_tx!(&mut tx, conn => sqlx::query_scalar(
             "INSERT INTO package_files \
-             (version_id, qualifier, size, sha256, published_at, blob_sha256, file_name) \
-             VALUES ($1, $2, $3, $4, $5, $4, $6) \
+             (version_id, qualifier, size, sha256, published_at, blob_sha256, file_name, metadata) \
+             VALUES ($1, $2, $3, $4, $5, $4, $6, $7) \
              ON CONFLICT (version_id, qualifier) DO NOTHING RETURNING id",
         )
         .bind(version_id)
@@ -181,6 +196,7 @@ impl Store {
         .bind(file.sha256)
         .bind(now)
         .bind(file.file_name)
+        .bind(file.metadata)
         .fetch_optional(conn)
         .await)?;
         let sql = files_query_by_version();

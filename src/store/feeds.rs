@@ -17,6 +17,8 @@ pub struct Feed {
     pub feed_type: FeedType,
     pub description: Option<String>,
     pub active: bool,
+    /// Whether anyone may view the feed without a key (contract section 12).
+    pub public: bool,
     /// The only feed this one may promote to, when the feed has a fixed target.
     pub promote_to: Option<String>,
 }
@@ -26,11 +28,33 @@ pub struct Feed {
 pub struct FeedChange {
     pub description: Option<Option<Description>>,
     pub active: Option<bool>,
+    pub public: Option<bool>,
     pub promote_to: Option<Option<FeedName>>,
 }
 
+/// A new feed's settings beyond its name and type; by default enabled, not
+/// public, promoting anywhere.
+#[derive(Debug, Clone)]
+pub struct FeedSettings<'a> {
+    pub promote_to: Option<&'a FeedName>,
+    pub description: Option<&'a Description>,
+    pub active: bool,
+    pub public: bool,
+}
+
+impl Default for FeedSettings<'_> {
+    fn default() -> Self {
+        FeedSettings {
+            promote_to: None,
+            description: None,
+            active: true,
+            public: false,
+        }
+    }
+}
+
 const SELECT_FEED: &str = "SELECT f.id, f.name, f.name_key, f.feed_type, f.description, f.active, \
-     t.name AS promote_to \
+     f.public, t.name AS promote_to \
      FROM feeds f LEFT JOIN feeds t ON t.id = f.promote_to_feed_id";
 
 impl Store {
@@ -41,10 +65,14 @@ impl Store {
         &self,
         name: &FeedName,
         feed_type: FeedType,
-        promote_to: Option<&FeedName>,
-        description: Option<&Description>,
-        active: bool,
+        settings: FeedSettings<'_>,
     ) -> Result<Feed> {
+        let FeedSettings {
+            promote_to,
+            description,
+            active,
+            public,
+        } = settings;
         let mut tx = self.begin_write().await?;
         let target = match promote_to {
             Some(target) => Some(existing_feed_in(&mut tx, target).await?),
@@ -61,14 +89,15 @@ impl Store {
             }
         }
         let (id,): (i64,) = on_tx!(&mut tx, conn => sqlx::query_as(
-            "INSERT INTO feeds (name, name_key, feed_type, description, active, promote_to_feed_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO feeds (name, name_key, feed_type, description, active, public, promote_to_feed_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(name.as_str())
         .bind(name.key())
         .bind(feed_type.as_str())
         .bind(description.map(Description::as_str))
         .bind(active)
+        .bind(public)
         .bind(target.as_ref().map(|t| t.id))
         .bind(Utc::now())
         .fetch_one(conn)
@@ -205,7 +234,8 @@ impl Store {
             "UPDATE feeds SET \
                description = CASE WHEN $1 THEN $2 ELSE description END, \
                active = COALESCE($3, active), \
-               promote_to_feed_id = CASE WHEN $4 THEN $5 ELSE promote_to_feed_id END \
+               promote_to_feed_id = CASE WHEN $4 THEN $5 ELSE promote_to_feed_id END, \
+               public = COALESCE($7, public) \
              WHERE id = $6 RETURNING id",
         )
         .bind(description.is_some())
@@ -214,6 +244,7 @@ impl Store {
         .bind(promote_to_id.is_some())
         .bind(promote_to_id.flatten())
         .bind(feed.id)
+        .bind(change.public)
         .fetch_optional(conn)
         .await)
         .on_foreign_key(|| vanished(target_name))?;

@@ -29,8 +29,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Connection;
 
 use cache::Cache;
-pub use content::{ContentFile, Mark, Recorded};
-pub use feeds::{Feed, FeedChange};
+pub use content::{ContentFile, Digests, Mark, Recorded};
+pub use feeds::{Feed, FeedChange, FeedSettings};
 pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};
 pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};

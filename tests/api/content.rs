@@ -911,6 +911,8 @@ async fn an_upload_clears_only_its_own_mark(backend: Backend) {
         file_name: "Marked.1.0.0.nupkg",
         sha256: &sha,
         size: bytes.len() as u64,
+        digests: &staged.digests,
+        metadata: None,
     };
     app.store
         .add_content(&feed, &file, a, || async { Ok(true) })

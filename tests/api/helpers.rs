@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use promoter::auth;
 use promoter::domain::{FeedName, FeedType, Identifier, PackageId, Permissions};
 use promoter::startup::Application;
-use promoter::store::{Db, Feed, KeyScope, NewFile, NewKey, NewPackage, PromotionRecord, Store};
+use promoter::store::{Db, Feed, FeedSettings, KeyScope, NewFile, NewKey, NewPackage, PromotionRecord, Store};
 use promoter::webhooks;
 use serde_json::Value;
 use sqlx::Connection;
@@ -305,7 +305,11 @@ impl TestApp {
 
     pub async fn feed(&self, name: &str, feed_type: FeedType) -> Feed {
         self.store
-            .create_feed(&FeedName::parse(name).unwrap(), feed_type, None, None, true)
+            .create_feed(
+                &FeedName::parse(name).unwrap(),
+                feed_type,
+                Default::default(),
+            )
             .await
             .unwrap()
     }
@@ -316,9 +320,10 @@ impl TestApp {
             .create_feed(
                 &FeedName::parse(name).unwrap(),
                 feed_type,
-                Some(&target),
-                None,
-                true,
+                FeedSettings {
+                    promote_to: Some(&target),
+                    ..Default::default()
+                },
             )
             .await
             .unwrap()
