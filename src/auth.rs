@@ -127,6 +127,37 @@ pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<ApiKey>
         .map(|(_, value)| ApiKey::from_presented(&value))
 }
 
+/// The key a request to a native endpoint carries: every carrier of
+/// `presented_key`, and Basic authentication with any user name and the key
+/// as the password, as pip, twine, Maven and npm's `_auth` send it (contract
+/// section 12).
+pub fn native_presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<ApiKey> {
+    let basic_password = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .filter(|_| !headers.contains_key("x-apikey"))
+        .and_then(basic_credentials)
+        .map(|(_, password)| password);
+    match basic_password {
+        Some(password) => Some(ApiKey::from_presented(&password)),
+        None => presented_key(headers, query),
+    }
+}
+
+/// The user name and password of an `Authorization: Basic` header value.
+fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 /// The token of an `Authorization: Bearer TOKEN` header value (the scheme in
 /// any case), or `None` for another scheme.
 pub fn bearer(value: &str) -> Option<&str> {
@@ -278,6 +309,25 @@ mod tests {
         // Other users and other schemes stay as they are and match no key.
         assert_eq!(authorization_key(&basic("admin:pw")), "admin:pw");
         assert_eq!(authorization_key("Digest x"), "Digest x");
+    }
+
+    #[test]
+    fn native_endpoints_take_the_password_of_any_basic_user() {
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        for user in ["api", "__token__", "admin", ""] {
+            let key = native_presented_key(&headers(&basic(&format!("{user}:s3cret"))), None);
+            assert_eq!(key.unwrap().expose(), "s3cret", "{user}");
+        }
+        let key = native_presented_key(&headers("Bearer t0ken"), None);
+        assert_eq!(key.unwrap().expose(), "t0ken");
+        // X-ApiKey still comes first.
+        let mut both = headers(&basic("api:s3cret"));
+        both.insert("X-ApiKey", "x".parse().unwrap());
+        assert_eq!(native_presented_key(&both, None).unwrap().expose(), "x");
     }
 
     #[test]

@@ -20,6 +20,23 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
 
+    /// What is being added is already there with other content: 400 on the
+    /// ProGet API (as ProGet answers), 409 on the native endpoints, whose
+    /// clients show a conflict as such.
+    #[error("{0}")]
+    AlreadyExists(String),
+
+    /// The endpoint exists, but not for this method; the sentence names what
+    /// to do instead (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+
+    /// A native endpoint was asked without credentials for a feed that is
+    /// not public: 401 with a challenge, since pip, NuGet and Maven send
+    /// their credentials only when challenged (contract section 12).
+    #[error("Authentication is required: send an API key (as a Bearer token, or as the password of Basic authentication).")]
+    Unauthenticated,
+
     #[error("The request body is larger than the limit of {limit_kib} KiB.")]
     PayloadTooLarge { limit_kib: usize },
 

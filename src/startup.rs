@@ -21,6 +21,7 @@ pub struct Application {
     limits: Limits,
     connections: ConnectionLimits,
     content: crate::content::Settings,
+    public_url: Option<crate::http::native::PublicUrl>,
 }
 
 impl Application {
@@ -56,6 +57,7 @@ impl Application {
             limits,
             connections: ConnectionLimits::default(),
             content: crate::content::Settings::default(),
+            public_url: None,
         })
     }
 
@@ -74,6 +76,13 @@ impl Application {
     /// Where package files are stored (`--storage-path`, `--max-upload-mib`).
     pub fn content(mut self, settings: crate::content::Settings) -> Self {
         self.content = settings;
+        self
+    }
+
+    /// The base of absolute URLs in native metadata (`--public-url`); each
+    /// request's own address without it.
+    pub fn public_url(mut self, url: Option<crate::http::native::PublicUrl>) -> Self {
+        self.public_url = url;
         self
     }
 
@@ -121,6 +130,7 @@ impl Application {
                 stall: self.connections.stall,
                 ..self.content.clone()
             },
+            self.public_url.clone(),
         );
         // The limiters remember clients only while they are active, and the
         // metrics' histograms are folded in whether or not anyone scrapes.

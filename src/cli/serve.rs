@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::config::{ConnectionArgs, DatabaseArgs, LimitArgs, WebhookServeArgs, DEFAULT_LISTEN};
 use crate::http::limits::RateLimits;
+use crate::http::native::PublicUrl;
 use crate::startup::{shutdown_signal, Application};
 use crate::store;
 
@@ -61,6 +62,12 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=1_048_576)
     )]
     max_upload_mib: u64,
+    /// The URL clients reach this server at, such as
+    /// https://packages.example.com: the base of absolute URLs in native
+    /// metadata (npm tarball URLs). Without it, each request's own address
+    /// (Host, or X-Forwarded-Host and X-Forwarded-Proto from a proxy).
+    #[arg(long, env = "PROMOTER_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    public_url: Option<PublicUrl>,
     #[command(flatten)]
     webhooks: WebhookServeArgs,
 }
@@ -89,6 +96,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         storage_path,
         storage_url,
         max_upload_mib,
+        public_url,
         webhooks,
     } = args;
     let settings = limits.limits()?;
@@ -119,6 +127,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?
         .webhooks(crate::webhooks::Settings::from(&webhooks))
         .metrics_token(metrics_token)
+        .public_url(public_url)
         .rate_limits(rate_limits)
         .connections(connections.limits())
         .content(crate::content::Settings {

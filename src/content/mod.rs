@@ -2,6 +2,7 @@
 //! and recorded; blobs no record refers to collected. A promotion never comes
 //! here: it moves records only (`store::promotions`).
 
+pub mod backfill;
 pub mod s3;
 pub mod storage;
 
@@ -140,7 +141,7 @@ impl Default for Settings {
 
 /// The package a caller names in the query string, for feed types whose files
 /// do not say (and to check against those that do).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Declared {
     pub group: Option<String>,
     pub name: Option<String>,
@@ -192,11 +193,14 @@ pub async fn upload(
     .await
     .map_err(|e| Error::Internal(anyhow::anyhow!("reading an upload failed: {e}")))?
     .map_err(|rule| Error::invalid(format!("The file {rule}.")))?;
-    let found = match found {
-        Some(found) => found,
-        None => declared_identity(feed_type, declared)?,
+    let (found, claimed) = match found {
+        Some(found) => (found, declared.name.is_some() || declared.version.is_some()),
+        None => (declared_identity(feed_type, declared.clone())?, false),
     };
     let package = package_id(feed_type, &found)?;
+    if claimed {
+        check_claim(&package, &declared)?;
+    }
     let file_name = file_name
         .map(str::to_owned)
         .unwrap_or_else(|| default_file_name(feed_type, &package));
@@ -227,6 +231,39 @@ pub async fn upload(
         .add_content(feed, &file, mark, || storage.exists(&staged.sha256))
         .await?;
     Ok(Uploaded { recorded, package })
+}
+
+/// Refuses a file that is another package than the request names: a
+/// client's claim is checked against the file's own word, never trusted over
+/// it (contract section 12). Only what the request names is compared.
+fn check_claim(package: &PackageId, declared: &Declared) -> Result<()> {
+    let feed_type = package.feed_type();
+    let (group, name) = ecosystems::canonical(
+        feed_type,
+        declared.group.as_deref(),
+        declared.name.as_deref(),
+    )
+    .unwrap_or((declared.group.clone(), declared.name.clone()));
+    let differs = name.is_some_and(|name| {
+        ecosystems::name_key(feed_type, &name) != package.name_key()
+            || ecosystems::group_key(feed_type, group.as_deref().unwrap_or_default())
+                != package.group_key()
+    }) || declared.version.as_deref().is_some_and(|version| {
+        ecosystems::version_key(feed_type, version.trim()) != package.version_key()
+    });
+    if differs {
+        let claimed = [
+            group.map(|g| format!("{g}/")).unwrap_or_default()
+                + declared.name.as_deref().unwrap_or(package.name()),
+            declared.version.clone().unwrap_or_default(),
+        ]
+        .join(" ");
+        return Err(Error::invalid(format!(
+            "The file is package {package}, not {} as the request says.",
+            claimed.trim()
+        )));
+    }
+    Ok(())
 }
 
 /// The identity given as `?name=&version=[&group=][&qualifier=]`.

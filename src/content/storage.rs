@@ -34,7 +34,6 @@ pub struct Staged {
     pub digests: Digests,
 }
 
-
 impl Drop for Staged {
     /// A staged file that was not published (a refused or failed upload) is
     /// removed with it; a published one was moved away already.

@@ -21,7 +21,7 @@ mod docker;
 mod feed_type;
 pub mod generic;
 mod maven;
-mod npm;
+pub mod npm;
 mod nuget;
 mod pypi;
 mod rpm;

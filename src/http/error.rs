@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{describe, Error, FORBIDDEN_TEXT};
 
+/// The challenge of a 401 on the native endpoints.
+pub const CHALLENGE: &str = "Basic realm=\"Promoter\"";
+
 /// Seconds a client is asked to wait when the database is unreachable.
 const RETRY_AFTER_SECONDS: &str = "5";
 
@@ -15,6 +18,16 @@ impl IntoResponse for Error {
             Error::Forbidden => (StatusCode::FORBIDDEN, FORBIDDEN_TEXT.to_owned()),
             Error::Invalid(message) => (StatusCode::BAD_REQUEST, message.clone()),
             Error::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
+            Error::AlreadyExists(message) => (StatusCode::BAD_REQUEST, message.clone()),
+            Error::MethodNotAllowed(message) => (StatusCode::METHOD_NOT_ALLOWED, message.clone()),
+            Error::Unauthenticated => {
+                let mut response = text(StatusCode::UNAUTHORIZED, self.to_string());
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(CHALLENGE),
+                );
+                return response;
+            }
             Error::PayloadTooLarge { .. } | Error::UploadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, self.to_string())
             }

@@ -10,6 +10,7 @@ mod history;
 mod input;
 pub mod limits;
 mod metrics;
+pub mod native;
 mod openapi;
 mod package_content;
 mod packages;
@@ -54,6 +55,8 @@ pub struct ApiContext {
     pub openapi: std::sync::Arc<str>,
     /// Where package files are stored, and how large an upload may be.
     pub content: crate::content::Settings,
+    /// `--public-url`: the base of absolute URLs in native metadata.
+    pub public_url: Option<native::PublicUrl>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +72,7 @@ pub fn router(
     limiters: limits::Limiters,
     settings: Limits,
     content: crate::content::Settings,
+    public_url: Option<native::PublicUrl>,
 ) -> Router {
     // Every database statement gives up well before the request timeout
     // (`Limits` checks that at start-up), so a request is not answered 408
@@ -90,6 +94,9 @@ pub fn router(
     // timeout (an upload gives up when its body stalls instead).
     let (streaming, streaming_doc) = package_content::router().split_for_parts();
     doc.merge(streaming_doc);
+    // The native endpoints (contract section 12) serve files too; they are
+    // protocols of their own, documented in docs/api.md, not in OpenAPI.
+    let streaming = streaming.merge(native::router());
     routes
         .layer(middleware::from_fn(move |request, next| {
             stamp_deadline(request, next, request_timeout)
@@ -131,6 +138,7 @@ pub fn router(
             },
             openapi: openapi::render(doc),
             content,
+            public_url,
         })
 }
 

@@ -307,7 +307,7 @@ async fn download(
 }
 
 /// The file's bytes, whole or the range asked for.
-async fn serve(
+pub(super) async fn serve(
     ctx: &ApiContext,
     feed_type: FeedType,
     file: PackageFile,

@@ -315,9 +315,9 @@ impl Recorded {
         } else {
             "with different content"
         };
-        Err(Error::invalid(format!(
-        "Package {package}{what} already exists in feed \"{}\" {how}; delete it first to replace it.",
-        feed.name
-    )))
+        Err(Error::AlreadyExists(format!(
+            "Package {package}{what} already exists in feed \"{}\" {how}; delete it first to replace it.",
+            feed.name
+        )))
     }
 }

@@ -13,6 +13,7 @@ mod content;
 mod feeds;
 mod history;
 mod keys;
+mod native;
 mod packages;
 mod promotions;
 mod rekey;
@@ -33,6 +34,7 @@ pub use content::{ContentFile, Digests, Mark, Recorded};
 pub use feeds::{Feed, FeedChange, FeedSettings};
 pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};
+pub use native::{Arrival, DistTag, NativeFile};
 pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
 pub use promotions::{
     Departure, ItemResult, MoveAudit, MoveError, MovePlan, Outcome, PromotionRecord, RECORD_COLUMNS,

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use promoter::auth;
 use promoter::domain::{FeedName, FeedType, Identifier, PackageId, Permissions};
 use promoter::startup::Application;
-use promoter::store::{Db, Feed, FeedSettings, KeyScope, NewFile, NewKey, NewPackage, PromotionRecord, Store};
+use promoter::store::{
+    Db, Feed, FeedSettings, KeyScope, NewFile, NewKey, NewPackage, PromotionRecord, Store,
+};
 use promoter::webhooks;
 use serde_json::Value;
 use sqlx::Connection;

@@ -1,5 +1,8 @@
 //! npm packages: the identity `package/package.json` of a `.tgz` gives, found
-//! where npm itself would find it.
+//! where npm itself would find it, and the registry protocol's documents
+//! (`registry`).
+
+pub mod registry;
 
 use std::io::Read;
 

@@ -1,0 +1,213 @@
+//! What every native endpoint shares (contract section 12): the routing by
+//! feed type, who the caller is (the extra key carriers, public feeds, the
+//! 401 challenge), absolute URLs, and metadata documents with an ETag that
+//! are never cached past a commit. Each ecosystem's endpoint is a file here;
+//! what its documents look like is in its `ecosystems` module.
+
+mod npm;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+
+use super::ApiContext;
+use crate::auth::{self, Principal};
+use crate::domain::{FeedName, FeedType, Permission};
+use crate::error::{Error, Result};
+use crate::store::{Arrival, Feed};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new().merge(npm::router())
+}
+
+/// The URL clients reach the server at (`--public-url`), used in the absolute
+/// URLs of metadata documents instead of what each request says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// `http://` or `https://` with a host, and no query or fragment; a
+    /// trailing slash is dropped.
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let url = url::Url::parse(text.trim())
+            .map_err(|e| format!("must be a URL such as https://packages.example.com ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("must be an http:// or https:// URL with a host".to_owned());
+        }
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            return Err("must not have a query, a fragment or credentials".to_owned());
+        }
+        Ok(PublicUrl(url.as_str().trim_end_matches('/').to_owned()))
+    }
+}
+
+/// The server's address as the client should write it: `--public-url` when
+/// set, otherwise the request's own (`X-Forwarded-Proto`/`X-Forwarded-Host`
+/// from a proxy, else `Host`). No trailing slash.
+pub fn base_url(ctx: &ApiContext, headers: &HeaderMap) -> String {
+    if let Some(PublicUrl(url)) = &ctx.public_url {
+        return url.clone();
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
+    };
+    let scheme = match first("x-forwarded-proto") {
+        Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let host = first("x-forwarded-host")
+        .or_else(|| first(header::HOST.as_str()))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// Who asks: the key's principal, or nobody. A key that is presented but
+/// unknown is refused with the challenge, as any wrong password is.
+pub async fn caller(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<Principal>> {
+    match auth::native_presented_key(headers, query) {
+        None => Ok(None),
+        Some(key) => match ctx.limits.authenticate(&ctx.store, Some(&key)).await {
+            Ok(principal) => Ok(Some(principal)),
+            Err(Error::Forbidden) => Err(Error::Unauthenticated),
+            Err(other) => Err(other),
+        },
+    }
+}
+
+/// The feed a native endpoint serves, if the caller may do `permission` on
+/// it and it holds `ecosystem`'s packages. Nobody may view a public feed;
+/// otherwise no credentials is the challenge (401) and a key without the
+/// permission 403, whether or not the feed exists, so that strangers learn
+/// nothing of which feeds there are.
+pub async fn feed(
+    ctx: &ApiContext,
+    caller: Option<&Principal>,
+    raw_name: &str,
+    permission: Permission,
+    ecosystem: &str,
+    holds: fn(FeedType) -> bool,
+) -> Result<Feed> {
+    let feed = match FeedName::parse(raw_name) {
+        Ok(name) => ctx.store.feed(&name).await?,
+        Err(_) => None,
+    };
+    match caller {
+        None if permission == Permission::View && feed.as_ref().is_some_and(|f| f.public) => {}
+        None => return Err(Error::Unauthenticated),
+        Some(principal) => principal.require(permission, feed.as_ref())?,
+    }
+    let feed =
+        feed.ok_or_else(|| Error::NotFound(format!("Feed \"{raw_name}\" does not exist.")))?;
+    if !holds(feed.feed_type) {
+        return Err(Error::NotFound(format!(
+            "Feed \"{}\" is {} feed, not {} feed.",
+            feed.name,
+            crate::domain::with_article(feed.feed_type.as_str()),
+            crate::domain::with_article(ecosystem)
+        )));
+    }
+    Ok(feed)
+}
+
+/// A metadata document: its ETag is its bytes' SHA-256, so `If-None-Match`
+/// is answered 304 exactly when nothing in it changed, and it is never
+/// reused without asking (`no-cache`): the next request after a promotion
+/// commits sees it, on any replica.
+pub fn document(headers: &HeaderMap, media_type: &'static str, body: Vec<u8>) -> Response {
+    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Response::new(Body::from(body));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+        response
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("hex is a header value"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Authorization"),
+    );
+    response
+}
+
+/// A time as the documents write it: RFC 3339 in UTC, to the millisecond.
+pub fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `_promotion`: how a version came into the feed.
+pub fn promotion(arrival: &Arrival) -> serde_json::Value {
+    serde_json::json!({
+        "id": arrival.id,
+        "date": timestamp(arrival.date),
+        "fromFeed": arrival.from_feed,
+        "user": arrival.user,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_plain_http_urls() {
+        assert_eq!(
+            PublicUrl::parse("https://pkgs.example.com/").unwrap(),
+            PublicUrl("https://pkgs.example.com".into())
+        );
+        assert_eq!(
+            PublicUrl::parse("http://h:8624/promoter").unwrap().0,
+            "http://h:8624/promoter"
+        );
+        for bad in [
+            "pkgs.example.com",
+            "ftp://h",
+            "http://h/?a=1",
+            "http://u:p@h",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn documents_answer_their_etag_with_304() {
+        let first = document(&HeaderMap::new(), "application/json", b"{}".to_vec());
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(first.headers()[header::CACHE_CONTROL], "no-cache");
+        let etag = first.headers()[header::ETAG].clone();
+        let mut asking = HeaderMap::new();
+        asking.insert(header::IF_NONE_MATCH, etag.clone());
+        let again = document(&asking, "application/json", b"{}".to_vec());
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        let changed = document(&asking, "application/json", b"{\"a\":1}".to_vec());
+        assert_eq!(changed.status(), StatusCode::OK);
+        assert_ne!(changed.headers()[header::ETAG], etag);
+    }
+}

@@ -1,0 +1,475 @@
+//! npm's registry protocol at `/npm/{feed}/` (contract section 13), as the npm
+//! CLI calls it: packuments, tarballs, `npm publish`, dist-tags, whoami, ping
+//! and the audit endpoints. The documents themselves are built by
+//! `ecosystems::npm::registry`; errors are npm's `{"error": "…"}`, which the
+//! CLI prints.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::{base_url, caller, document, feed, promotion, timestamp};
+use crate::auth::Principal;
+use crate::content::{self, backfill, Declared};
+use crate::domain::{FeedType, Identifier, PackageId, Permission};
+use crate::ecosystems;
+use crate::ecosystems::npm::registry::{self, PublishRefusal, ABBREVIATED, NOT_A_PUBLISH};
+use crate::error::{Error, Result};
+use crate::http::ApiContext;
+use crate::store::{Feed, NativeFile, Recorded};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/npm/{feed}", any(npm))
+        .route("/npm/{feed}/", any(npm))
+        .route("/npm/{feed}/{*path}", any(npm))
+}
+
+/// A request to one feed's npm registry, before it is routed.
+struct Call<'a> {
+    ctx: &'a ApiContext,
+    feed: &'a str,
+    method: &'a Method,
+    query: Option<&'a str>,
+    headers: &'a HeaderMap,
+}
+
+async fn npm(
+    State(ctx): State<ApiContext>,
+    Path(params): Path<Vec<(String, String)>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default()
+    };
+    let call = Call {
+        ctx: &ctx,
+        feed: param("feed"),
+        method: &method,
+        query: query.as_deref(),
+        headers: &headers,
+    };
+    // Axum decoded the path, so npm's `@scope%2fname` is `@scope/name` here.
+    let segments: Vec<&str> = param("path").split('/').filter(|s| !s.is_empty()).collect();
+    match route(&call, &segments, body).await {
+        Ok(response) => response,
+        Err(error) => npm_error(error).await,
+    }
+}
+
+/// Which endpoint a path is.
+async fn route(call: &Call<'_>, segments: &[&str], body: Body) -> Result<Response> {
+    let method = call.method;
+    let reading = method == Method::GET || method == Method::HEAD;
+    match segments {
+        ["-", "ping"] => Ok(Json(json!({})).into_response()),
+        ["-", "whoami"] => whoami(call).await,
+        ["-", "npm", "v1", "security", "advisories", "bulk"]
+        | ["-", "npm", "v1", "security", "audits", "quick"]
+        | ["-", "npm", "v1", "security", "audits"]
+            if method == Method::POST =>
+        {
+            // No advisory data yet (contract 13, decision): an audit runs clean.
+            let caller = caller(call.ctx, call.headers, call.query).await?;
+            view(call, caller.as_ref()).await?;
+            Ok(Json(json!({})).into_response())
+        }
+        ["-", "package", rest @ ..] => {
+            let (name, rest) = package_name(rest)?;
+            match rest {
+                ["dist-tags"] if reading => list_tags(call, &name).await,
+                ["dist-tags", tag] => change_tag(call, &name, tag, body).await,
+                _ => Err(no_endpoint()),
+            }
+        }
+        ["-", ..] => Err(no_endpoint()),
+        _ => {
+            let (name, rest) = package_name(segments)?;
+            match rest {
+                [] if reading => packument(call, &name).await,
+                [] if method == Method::PUT => publish(call, &name, body).await,
+                ["-", file] if reading => tarball(call, &name, file).await,
+                [version] if reading => one_version(call, &name, version).await,
+                // Unpublish and deprecate rewrite or delete through `-rev`.
+                [.., "-rev", _] | [] => Err(not_a_publish()),
+                _ => Err(no_endpoint()),
+            }
+        }
+    }
+}
+
+/// An npm package name from the path: `name`, or `@scope` and `name`.
+struct NpmName {
+    /// `@scope/name` or `name`, as npm writes it.
+    full: String,
+    group_key: String,
+    name_key: String,
+    group: Option<String>,
+    name: String,
+}
+
+fn package_name<'s, 'p>(segments: &'s [&'p str]) -> Result<(NpmName, &'s [&'p str])> {
+    let (group, name, rest) = match segments {
+        [scope, name, rest @ ..] if scope.starts_with('@') => (Some(*scope), *name, rest),
+        [name, rest @ ..] if !name.starts_with('@') => (None, *name, rest),
+        _ => return Err(no_endpoint()),
+    };
+    let (group, name) = ecosystems::canonical(FeedType::Npm, group, Some(name))
+        .map_err(|rule| Error::invalid(format!("The package's scope {rule}.")))?;
+    let name = name.unwrap_or_default();
+    let full = match &group {
+        Some(scope) => format!("{scope}/{name}"),
+        None => name.clone(),
+    };
+    Ok((
+        NpmName {
+            group_key: ecosystems::group_key(FeedType::Npm, group.as_deref().unwrap_or_default()),
+            name_key: ecosystems::name_key(FeedType::Npm, &name),
+            full,
+            group,
+            name,
+        },
+        rest,
+    ))
+}
+
+fn no_endpoint() -> Error {
+    Error::NotFound("There is no npm endpoint at this path.".to_owned())
+}
+
+/// Unpublish and deprecate: refused (405) whatever the path they use.
+fn not_a_publish() -> Error {
+    Error::MethodNotAllowed(NOT_A_PUBLISH.to_owned())
+}
+
+fn is_npm(feed_type: FeedType) -> bool {
+    feed_type == FeedType::Npm
+}
+
+async fn view(call: &Call<'_>, caller: Option<&Principal>) -> Result<Feed> {
+    feed(call.ctx, caller, call.feed, Permission::View, "npm", is_npm).await
+}
+
+async fn whoami(call: &Call<'_>) -> Result<Response> {
+    let principal = caller(call.ctx, call.headers, call.query)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    Ok(Json(json!({ "username": principal.name })).into_response())
+}
+
+/// A package's versions in the feed that have content, each with its
+/// digests and metadata (backfilled for blobs stored before they were kept).
+async fn versions_of(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<Vec<NativeFile>> {
+    let store = &call.ctx.store;
+    let mut files = store
+        .native_files(feed, &name.group_key, &name.name_key)
+        .await?;
+    files.retain(|file| file.blob_sha256.is_some() && file.qualifier.is_empty());
+    for file in &mut files {
+        if backfill::is_undescribed(FeedType::Npm, file) {
+            if let Err(error) =
+                backfill::describe(store, &call.ctx.content, FeedType::Npm, file).await
+            {
+                tracing::warn!(feed = %feed.name, package = %name.full, version = %file.version, error = %crate::error::describe(&error), "could not describe a stored tarball");
+            }
+        }
+    }
+    files.retain(|file| file.sha512.is_some());
+    Ok(files)
+}
+
+/// Everything a packument shows.
+async fn package_document(
+    call: &Call<'_>,
+    feed: &Feed,
+    name: &NpmName,
+) -> Result<Option<registry::Package>> {
+    let files = versions_of(call, feed, name).await?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let store = &call.ctx.store;
+    let arrivals = store
+        .arrivals(feed, &name.group_key, &name.name_key, &files)
+        .await?;
+    let tags = store
+        .dist_tags(feed, &name.group_key, &name.name_key)
+        .await?;
+    let base = format!("{}/npm/{}", base_url(call.ctx, call.headers), feed.name);
+    let full = match files[0].group_name.as_str() {
+        "" => files[0].name.clone(),
+        scope => format!("{scope}/{}", files[0].name),
+    };
+    let versions: Vec<registry::Version> = files
+        .iter()
+        .map(|file| registry::Version {
+            version: file.version.clone(),
+            manifest: file
+                .metadata
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
+            tarball: format!(
+                "{base}/{full}/-/{}",
+                registry::tarball_file_name(&full, &file.version)
+            ),
+            shasum: file.sha1.clone().unwrap_or_default(),
+            sha512: file.sha512.clone().unwrap_or_default(),
+            published: timestamp(file.published_at),
+            promotion: arrivals.get(&file.version_key).map(promotion),
+        })
+        .collect();
+    let present = |key: &str| files.iter().any(|f| f.version_key == key);
+    let versions_here = || files.iter().map(|f| f.version.as_str());
+    let latest = ecosystems::latest(FeedType::Npm, versions_here(), true)
+        .or_else(|| ecosystems::latest(FeedType::Npm, versions_here(), false));
+    let dist_tags = registry::dist_tags(
+        tags.into_iter()
+            .filter(|tag| present(&tag.version_key))
+            .map(|tag| (tag.tag, tag.version)),
+        latest,
+    );
+    let times = files
+        .iter()
+        .map(|f| f.published_at)
+        .chain(arrivals.values().map(|a| a.date));
+    let created = files.iter().map(|f| f.published_at).min();
+    let modified = times.max();
+    Ok(Some(registry::Package {
+        name: full,
+        versions,
+        dist_tags,
+        created: created.map(timestamp).unwrap_or_default(),
+        modified: modified.map(timestamp).unwrap_or_default(),
+    }))
+}
+
+fn not_found() -> Error {
+    Error::NotFound("Not found".to_owned())
+}
+
+async fn packument(call: &Call<'_>, name: &NpmName) -> Result<Response> {
+    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let feed = view(call, caller.as_ref()).await?;
+    let package = package_document(call, &feed, name)
+        .await?
+        .ok_or_else(not_found)?;
+    let abbreviated = call
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(ABBREVIATED));
+    let (media_type, body) = if abbreviated {
+        (ABBREVIATED, package.abbreviated())
+    } else {
+        ("application/json", package.full())
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.into()))?;
+    Ok(document(call.headers, media_type, bytes))
+}
+
+/// `GET /{name}/{version or tag}`: one version's manifest.
+async fn one_version(call: &Call<'_>, name: &NpmName, wanted: &str) -> Result<Response> {
+    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let feed = view(call, caller.as_ref()).await?;
+    let package = package_document(call, &feed, name)
+        .await?
+        .ok_or_else(not_found)?;
+    let version = package
+        .dist_tags
+        .get(wanted)
+        .map(String::as_str)
+        .unwrap_or(wanted);
+    let full = package.full();
+    let manifest = full["versions"]
+        .get(version)
+        .cloned()
+        .ok_or_else(not_found)?;
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Internal(e.into()))?;
+    Ok(document(call.headers, "application/json", bytes))
+}
+
+async fn tarball(call: &Call<'_>, name: &NpmName, file_name: &str) -> Result<Response> {
+    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let feed = view(call, caller.as_ref()).await?;
+    let version = registry::version_of_tarball(&name.full, file_name).ok_or_else(not_found)?;
+    let package = package_id(name, version).map_err(|_| not_found())?;
+    let file = call
+        .ctx
+        .store
+        .existing_file(&feed, &package, "")
+        .await?
+        .ok_or_else(not_found)?;
+    crate::http::package_content::serve(call.ctx, FeedType::Npm, file, call.headers).await
+}
+
+fn package_id(name: &NpmName, version: &str) -> Result<PackageId> {
+    let part = |text: &str| Identifier::parse(text).map_err(Error::invalid);
+    let group = name.group.as_deref().map(part).transpose()?;
+    PackageId::new(
+        FeedType::Npm,
+        group.as_ref(),
+        &part(&name.name)?,
+        &part(version)?,
+    )
+    .map_err(Error::invalid)
+}
+
+/// `npm publish`: the tarball in the document is stored as any upload is
+/// (its own package.json must be the package and version the document
+/// names); the same bytes again are fine, other bytes a conflict.
+async fn publish(call: &Call<'_>, name: &NpmName, body: Body) -> Result<Response> {
+    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let feed = feed(
+        call.ctx,
+        caller.as_ref(),
+        call.feed,
+        Permission::Add,
+        "npm",
+        is_npm,
+    )
+    .await?;
+    let principal = caller.ok_or(Error::Unauthenticated)?;
+    // The tarball arrives in base64 inside JSON: a third larger than the
+    // file, and read whole (as npm sends it whole).
+    let max_upload = call.ctx.content.max_upload;
+    let limit = usize::try_from(max_upload / 3 * 4 + 1024 * 1024).unwrap_or(usize::MAX);
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| Error::UploadTooLarge {
+            limit_mib: max_upload / (1024 * 1024),
+        })?;
+    let publish = match registry::read_publish(&name.full, &bytes) {
+        Ok(publish) => publish,
+        Err(PublishRefusal::NotAPublish) => return Err(not_a_publish()),
+        Err(PublishRefusal::Invalid(sentence)) => return Err(Error::invalid(sentence)),
+    };
+    let declared = Declared {
+        name: Some(name.full.clone()),
+        version: Some(publish.version.clone()),
+        ..Declared::default()
+    };
+    let file_name = registry::tarball_file_name(&name.full, &publish.version);
+    let tarball = Bytes::from(publish.tarball);
+    let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(tarball)]);
+    let uploaded = content::upload(
+        &call.ctx.store,
+        &call.ctx.content,
+        &feed,
+        Some(&file_name),
+        declared,
+        stream,
+    )
+    .await
+    .map_err(|error| match error {
+        Error::AlreadyExists(_) => Error::AlreadyExists(format!(
+            "You cannot publish over the previously published version {} of {} in feed \"{}\": other bytes are stored under it. Publish a new version, or delete this one first (pgutil packages delete).",
+            publish.version, name.full, feed.name
+        )),
+        other => other,
+    })?;
+    let outcome = match uploaded.recorded {
+        Recorded::Added(_) => "published",
+        Recorded::Unchanged(_) => "already there",
+    };
+    let version_key = uploaded.package.version_key();
+    for tag in publish.tags.iter().filter(|tag| *tag != "latest") {
+        call.ctx
+            .store
+            .set_dist_tag(&feed, (&name.group_key, &name.name_key), tag, &version_key)
+            .await?;
+    }
+    tracing::info!(feed = %feed.name, package = %uploaded.package, user = %principal.name, outcome, "npm publish");
+    Ok(Json(json!({ "ok": outcome, "id": name.full, "success": true })).into_response())
+}
+
+async fn list_tags(call: &Call<'_>, name: &NpmName) -> Result<Response> {
+    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let feed = view(call, caller.as_ref()).await?;
+    let package = package_document(call, &feed, name)
+        .await?
+        .ok_or_else(not_found)?;
+    let bytes = serde_json::to_vec(&package.dist_tags).map_err(|e| Error::Internal(e.into()))?;
+    Ok(document(call.headers, "application/json", bytes))
+}
+
+/// `npm dist-tag add|rm`: `PUT` with the version as a JSON string, `DELETE`.
+async fn change_tag(call: &Call<'_>, name: &NpmName, tag: &str, body: Body) -> Result<Response> {
+    let method = call.method;
+    if method != Method::PUT && method != Method::POST && method != Method::DELETE {
+        return Err(no_endpoint());
+    }
+    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let feed = feed(
+        call.ctx,
+        caller.as_ref(),
+        call.feed,
+        Permission::Add,
+        "npm",
+        is_npm,
+    )
+    .await?;
+    let tag = registry::check_tag(tag).map_err(Error::invalid)?;
+    let keys = (name.group_key.as_str(), name.name_key.as_str());
+    let store = &call.ctx.store;
+    if method == Method::DELETE {
+        store.remove_dist_tag(&feed, keys, tag).await?;
+        return Ok(Json(json!({ "ok": "tag removed" })).into_response());
+    }
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| Error::invalid("The body must be the version as a JSON string."))?;
+    let version: String = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .ok_or_else(|| {
+            Error::invalid("The body must be the version as a JSON string, such as \"1.0.0\".")
+        })?;
+    let version_key = ecosystems::version_key(FeedType::Npm, version.trim());
+    if !store.set_dist_tag(&feed, keys, tag, &version_key).await? {
+        return Err(Error::NotFound(format!(
+            "Version {version} of {} is not in feed \"{}\".",
+            name.full, feed.name
+        )));
+    }
+    Ok((StatusCode::CREATED, Json(json!({ "ok": "tagged" }))).into_response())
+}
+
+/// Any error as npm shows it: `{"error": "…"}` with the status it would
+/// have had (a challenge keeps its `WWW-Authenticate`), and a conflict as
+/// 409.
+async fn npm_error(error: Error) -> Response {
+    let conflict = matches!(error, Error::AlreadyExists(_));
+    let not_allowed = matches!(error, Error::MethodNotAllowed(_));
+    let response = error.into_response();
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim_end().to_owned())
+        .unwrap_or_default();
+    if conflict {
+        parts.status = StatusCode::CONFLICT;
+    }
+    if not_allowed {
+        parts
+            .headers
+            .insert(header::ALLOW, HeaderValue::from_static("GET, PUT"));
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&json!({ "error": text })).unwrap_or_default();
+    Response::from_parts(parts, Body::from(body))
+}
