@@ -61,11 +61,11 @@ async fn run(backend: &str, database_url: &str, promotions: usize, concurrency: 
     let from = FeedName::parse("bench-unapproved").unwrap();
     let to = FeedName::parse("bench-approved").unwrap();
     let source = store
-        .create_feed(&from, FeedType::Nuget, None, None, true)
+        .create_feed(&from, FeedType::Nuget, Default::default())
         .await
         .unwrap();
     store
-        .create_feed(&to, FeedType::Nuget, None, None, true)
+        .create_feed(&to, FeedType::Nuget, Default::default())
         .await
         .unwrap();
     let packages: Vec<NewPackage> = (0..promotions)
