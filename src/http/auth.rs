@@ -24,6 +24,24 @@ impl FromRequestParts<ApiContext> for Authenticated {
     }
 }
 
+/// The caller of a read that a public feed allows without a key: the
+/// principal of the key in a header or `?key=`, or nobody. A key that is
+/// presented must be valid.
+pub struct Viewer(pub Option<Principal>);
+
+impl FromRequestParts<ApiContext> for Viewer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self> {
+        match auth::presented_key(&parts.headers, parts.uri.query()) {
+            None => Ok(Viewer(None)),
+            Some(key) => Ok(Viewer(Some(
+                ctx.limits.authenticate(&ctx.store, Some(&key)).await?,
+            ))),
+        }
+    }
+}
+
 /// A body `B` whose request may carry its key in a header, `?key=` or the body
 /// itself. A key in a header or the query is checked before the body is read
 /// (contract section 2: an unknown key is refused before the body is even

@@ -18,11 +18,11 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Authenticated;
+use super::auth::{Authenticated, Viewer};
 use super::input::{declared_length, Fields};
 use super::openapi::Refusals;
 use super::packages::{
-    feed_for, info, matching_files, selection, PackageQuery, PackageVersionInfo,
+    feed_for, feed_to_view, info, matching_files, selection, PackageQuery, PackageVersionInfo,
 };
 use super::ApiContext;
 use crate::content::{self, Declared};
@@ -239,12 +239,12 @@ fn stalls_after(
 )]
 async fn download(
     State(ctx): State<ApiContext>,
-    Authenticated(principal): Authenticated,
+    Viewer(viewer): Viewer,
     Path(feed): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    let feed = feed_to_view(&ctx, viewer.as_ref(), &feed).await?;
     let params = Fields::from_query(query.as_deref())?;
     let mut wanted = selection(&params, params.read()?, &feed)?;
     if wanted.filter.name.is_none() {

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Authenticated;
+use super::auth::{Authenticated, Viewer};
 use super::input::{Fields, NoParams, PathName, Qualifier};
 use super::openapi::Refusals;
 use super::ApiContext;
@@ -48,6 +48,26 @@ pub(super) async fn feed_for(
     feed.ok_or_else(|| Error::NotFound(format!("Feed \"{name}\" does not exist.")))
 }
 
+/// The feed named in the path, if the caller may view it: anyone may view a
+/// public feed; otherwise as `feed_for`, with no key refused as an unknown
+/// one (section 2's 403).
+pub(super) async fn feed_to_view(
+    ctx: &ApiContext,
+    viewer: Option<&Principal>,
+    raw: &str,
+) -> Result<Feed> {
+    match viewer {
+        Some(principal) => feed_for(ctx, principal, raw, Permission::View).await,
+        None => {
+            let name = FeedName::parse(raw).map_err(|_| Error::Forbidden)?;
+            match ctx.store.feed(&name).await? {
+                Some(feed) if feed.public => Ok(feed),
+                _ => Err(Error::Forbidden),
+            }
+        }
+    }
+}
+
 /// ProGet's BasicFeedInfo.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -73,11 +93,11 @@ struct BasicFeedInfo {
 )]
 async fn feed_info(
     State(ctx): State<ApiContext>,
-    Authenticated(principal): Authenticated,
+    Viewer(viewer): Viewer,
     PathName(feed): PathName,
     RawQuery(query): RawQuery,
 ) -> Result<Json<BasicFeedInfo>> {
-    let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    let feed = feed_to_view(&ctx, viewer.as_ref(), &feed).await?;
     Fields::from_query(query.as_deref())?.read::<NoParams>()?;
     Ok(Json(BasicFeedInfo {
         id: feed.id,
@@ -324,11 +344,11 @@ pub(super) async fn matching_files(
 )]
 async fn versions(
     State(ctx): State<ApiContext>,
-    Authenticated(principal): Authenticated,
+    Viewer(viewer): Viewer,
     PathName(feed): PathName,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<PackageVersionInfo>>> {
-    let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    let feed = feed_to_view(&ctx, viewer.as_ref(), &feed).await?;
     let params = Fields::from_query(query.as_deref())?;
     let selection = selection(&params, params.read()?, &feed)?;
     let files = matching_files(&ctx, &feed, &selection).await?;
@@ -363,11 +383,11 @@ async fn versions(
 )]
 async fn latest(
     State(ctx): State<ApiContext>,
-    Authenticated(principal): Authenticated,
+    Viewer(viewer): Viewer,
     PathName(feed): PathName,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<PackageVersionInfo>>> {
-    let feed = feed_for(&ctx, &principal, &feed, Permission::View).await?;
+    let feed = feed_to_view(&ctx, viewer.as_ref(), &feed).await?;
     let params = Fields::from_query(query.as_deref())?;
     let latest_query: LatestQuery = params.read()?;
     let stable_only = latest_query.stable_only.unwrap_or(false);

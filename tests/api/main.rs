@@ -21,6 +21,7 @@ mod import;
 mod invariants;
 mod management;
 mod metrics;
+mod npm;
 mod openapi;
 mod promote_auth;
 mod promote_input;
