@@ -85,6 +85,28 @@ async fn the_quickstart_works_end_to_end(backend: Backend) {
             .any(|l| l.starts_with("unapproved-npm") && l.ends_with("approved-npm")),
         "{feeds}"
     );
+    // Public: at creation, and changed later.
+    let created = succeeds(&promoter(
+        db,
+        &["feeds", "create", "open-npm", "--type", "npm", "--public"],
+    ));
+    assert_eq!(created.trim(), "Created public npm feed open-npm.");
+    let public_column = |db: &str| {
+        succeeds(&promoter(db, &["feeds", "list"]))
+            .lines()
+            .find(|l| l.starts_with("open-npm"))
+            .map(|l| l.split_whitespace().nth(3).unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(public_column(db), "yes");
+    let updated = succeeds(&promoter(
+        db,
+        &["feeds", "update", "open-npm", "--public", "false"],
+    ));
+    assert_eq!(updated.trim(), "Updated feed open-npm (not public).");
+    assert_eq!(public_column(db), "no");
+    succeeds(&promoter(db, &["feeds", "update", "open-npm", "--public"]));
+    assert_eq!(public_column(db), "yes");
     succeeds(&promoter(
         db,
         &[

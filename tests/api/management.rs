@@ -133,7 +133,7 @@ async fn the_feeds_api_manages_feeds(app: TestApp) {
     assert_eq!(created.status, 200, "{}", created.body);
     assert_eq!(
         created.json(),
-        json!({"name": "nuget-approved", "feedType": "nuget", "active": true})
+        json!({"name": "nuget-approved", "feedType": "nuget", "active": true, "public": false})
     );
     let created = app
         .post_json(
@@ -146,7 +146,7 @@ async fn the_feeds_api_manages_feeds(app: TestApp) {
     assert_eq!(
         created.json(),
         json!({"name": "nuget-unapproved", "feedType": "nuget", "description": "incoming",
-               "active": false, "promoteToFeed": "nuget-approved"})
+               "active": false, "public": false, "promoteToFeed": "nuget-approved"})
     );
 
     let list = app.get_json("/api/management/feeds/list", &key).await;
@@ -162,7 +162,14 @@ async fn the_feeds_api_manages_feeds(app: TestApp) {
         .await;
     assert_eq!(
         keys(&got),
-        ["active", "description", "feedType", "name", "promoteToFeed"]
+        [
+            "active",
+            "description",
+            "feedType",
+            "name",
+            "promoteToFeed",
+            "public"
+        ]
     );
 
     // pgutil's UpdateFeedAsync posts the whole feed back; clearing with "".
@@ -176,7 +183,7 @@ async fn the_feeds_api_manages_feeds(app: TestApp) {
     assert_eq!(updated.status, 200, "{}", updated.body);
     assert_eq!(
         updated.json(),
-        json!({"name": "nuget-unapproved", "feedType": "nuget", "active": true})
+        json!({"name": "nuget-unapproved", "feedType": "nuget", "active": true, "public": false})
     );
 
     for (body, expected) in [
