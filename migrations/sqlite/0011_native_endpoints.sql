@@ -5,7 +5,7 @@ ALTER TABLE feeds ADD COLUMN public BOOLEAN NOT NULL DEFAULT FALSE;
 
 -- The digests clients check besides SHA-256 (npm's `shasum` is SHA-1, its
 -- `integrity` SHA-512), computed as the bytes arrive; NULL for a blob stored
--- before they were kept, until it is first served (src/native/backfill.rs).
+-- before they were kept, until it is first served (src/content/backfill.rs).
 ALTER TABLE blobs ADD COLUMN sha1 TEXT;
 ALTER TABLE blobs ADD COLUMN sha512 TEXT;
 

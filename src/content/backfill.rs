@@ -9,10 +9,25 @@ use crate::ecosystems;
 use crate::error::{Error, Result};
 use crate::store::{Digests, NativeFile, Store};
 
+/// The metadata of a file whose description could not be read.
+pub const UNREADABLE: &str = "null";
+
+/// Whether documents of `feed_type` show each file's own description.
+fn needs_metadata(feed_type: FeedType) -> bool {
+    feed_type == FeedType::Npm
+}
+
 /// Whether `file` lacks what a metadata document of `feed_type` shows.
 pub fn is_undescribed(feed_type: FeedType, file: &NativeFile) -> bool {
     file.blob_sha256.is_some()
-        && (file.sha512.is_none() || (feed_type == FeedType::Npm && file.metadata.is_none()))
+        && (file.sha512.is_none() || (needs_metadata(feed_type) && file.metadata.is_none()))
+}
+
+/// Whether `file` can be shown: described, and its description readable.
+pub fn is_described(feed_type: FeedType, file: &NativeFile) -> bool {
+    !is_undescribed(feed_type, file)
+        && file.sha512.is_some()
+        && file.metadata.as_deref() != Some(UNREADABLE)
 }
 
 /// Fills in `file`'s digests and metadata from its stored bytes, and keeps
@@ -59,7 +74,17 @@ pub async fn describe(
     .map_err(|e| Error::Internal(anyhow::anyhow!("reading a blob failed: {e}")))?
     .ok()
     .flatten();
-    let metadata = found.and_then(|found| found.metadata);
+    // A file whose description cannot be read is marked so (JSON `null`),
+    // so that it is not read again on every request; documents leave it
+    // out, as no client could install it correctly without it.
+    let metadata = match found.and_then(|found| found.metadata) {
+        Some(metadata) => Some(metadata),
+        None if needs_metadata(feed_type) => {
+            tracing::warn!(blob = %sha256, "a stored file's description could not be read; it is left out of metadata documents");
+            Some(UNREADABLE.to_owned())
+        }
+        None => None,
+    };
     let Digests { sha1, sha512 } = staged.digests.clone();
     store
         .backfill(

@@ -193,7 +193,7 @@ async fn receive(
 /// The body's chunks, each within `stall` of the one before; a stall ends the
 /// stream with an error of kind `TimedOut` (answered 408), a broken-off body
 /// with another (400).
-fn stalls_after(
+pub(super) fn stalls_after(
     body: axum::body::BodyDataStream,
     stall: Duration,
 ) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> {

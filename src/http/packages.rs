@@ -49,22 +49,21 @@ pub(super) async fn feed_for(
 }
 
 /// The feed named in the path, if the caller may view it: anyone may view a
-/// public feed; otherwise as `feed_for`, with no key refused as an unknown
-/// one (section 2's 403).
+/// public feed, with a key or without; otherwise as `feed_for`, with no key
+/// refused as an unknown one (section 2's 403).
 pub(super) async fn feed_to_view(
     ctx: &ApiContext,
     viewer: Option<&Principal>,
     raw: &str,
 ) -> Result<Feed> {
+    if let Ok(name) = FeedName::parse(raw) {
+        if let Some(feed) = ctx.store.feed(&name).await?.filter(|feed| feed.public) {
+            return Ok(feed);
+        }
+    }
     match viewer {
         Some(principal) => feed_for(ctx, principal, raw, Permission::View).await,
-        None => {
-            let name = FeedName::parse(raw).map_err(|_| Error::Forbidden)?;
-            match ctx.store.feed(&name).await? {
-                Some(feed) if feed.public => Ok(feed),
-                _ => Err(Error::Forbidden),
-            }
-        }
+        None => Err(Error::Forbidden),
     }
 }
 

@@ -85,8 +85,10 @@ impl Npm {
         let output = self.run(cwd, args);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(!output.status.success(), "npm {args:?} succeeded");
+        // npm 10 and later print `npm error code X`, npm 9 `npm ERR! code X`.
         assert!(
-            stderr.contains(&format!("npm error code {code}")),
+            stderr.contains(&format!("npm error code {code}"))
+                || stderr.contains(&format!("npm ERR! code {code}")),
             "npm {args:?}: expected {code}:\n{stderr}"
         );
         stderr
@@ -247,22 +249,29 @@ async fn republishing_tags_and_the_small_endpoints(app: TestApp) {
     let npm = Npm::new(&app, "unapproved-npm", Some(&key));
     let first = npm.package("tagged", "1.0.0", "one");
     npm.ok(&first, &["publish"]);
-    // npm itself reads the packument first and will not publish over a
-    // version it lists.
+    // Other bytes under that version: npm 11 reads the packument first and
+    // stops itself; older npm sends them and shows the server's 409.
     std::fs::write(first.join("index.js"), "module.exports = 'changed';\n").unwrap();
     let output = npm.run(&first, &["publish"]);
     assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("cannot publish over the previously published version"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr.contains("cannot publish over the previously published version"),
+        "{stderr}"
     );
     // A client that sends anyway (a retry, another tool): the same bytes
     // are accepted as they are, other bytes are a conflict.
     let tarball = crate::content::npm_tgz("retried", "1.0.0");
     for _ in 0..2 {
-        let (status, body) = put_document(&app, &key, "retried", "1.0.0", &tarball).await;
+        let (status, body) = put_document(
+            &app,
+            "unapproved-npm",
+            Some(&key),
+            "retried",
+            "1.0.0",
+            &tarball,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
     }
     let manifest = json!({"name": "retried", "version": "1.0.0"}).to_string();
@@ -270,7 +279,15 @@ async fn republishing_tags_and_the_small_endpoints(app: TestApp) {
         ("package/index.js", b"module.exports = 'other';\n"),
         ("package/package.json", manifest.as_bytes()),
     ]);
-    let (status, body) = put_document(&app, &key, "retried", "1.0.0", &other).await;
+    let (status, body) = put_document(
+        &app,
+        "unapproved-npm",
+        Some(&key),
+        "retried",
+        "1.0.0",
+        &other,
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
         body["error"],
@@ -287,6 +304,14 @@ async fn republishing_tags_and_the_small_endpoints(app: TestApp) {
     let tags = npm.ok(&beta, &["dist-tag", "ls", "tagged"]);
     assert!(tags.contains("stable: 1.0.0"), "{tags}");
     npm.ok(&beta, &["dist-tag", "rm", "tagged", "stable"]);
+    let gone = app
+        .client
+        .delete(app.url("/npm/unapproved-npm/-/package/tagged/dist-tags/stable"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
     let tags = npm.ok(&beta, &["dist-tag", "ls", "tagged"]);
     assert!(!tags.contains("stable"), "{tags}");
     // A tag on a version the feed does not hold is refused.
@@ -399,13 +424,18 @@ async fn challenges_and_refusals(app: TestApp) {
     assert_eq!(reply.json()["public"], true);
     stranger.ok(&project, &["install", "guarded"]);
     assert_eq!(node_require(&project, "guarded"), "guarded");
+    // A key scoped elsewhere loses nothing strangers have (npm sends one
+    // token to every feed of a host).
+    let elsewhere = outsider.project("elsewhere");
+    outsider.ok(&elsewhere, &["install", "guarded"]);
     let anonymous = Npm::new(&app, "approved-npm", None);
     let third = anonymous.package("guarded", "1.0.2", "anonymous");
     // npm will not even try without credentials; the server would say 401.
     anonymous.fails(&third, &["publish"], "ENEEDAUTH");
     let (status, _) = put_document(
         &app,
-        "",
+        "approved-npm",
+        None,
         "guarded",
         "1.0.2",
         &crate::content::npm_tgz("guarded", "1.0.2"),
@@ -420,6 +450,54 @@ async fn challenges_and_refusals(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+
+    // A scoped key asking for a feed that does not exist: 403, as for one
+    // outside its scope; a stranger asking a private feed of another type:
+    // 401, not the type.
+    let response = app
+        .client
+        .get(app.url("/npm/no-such-feed/guarded"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let response = app
+        .client
+        .get(app.url("/npm/pypi-feed/guarded"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // Malformed publishes: a 400 that npm prints, nothing stored.
+    for (body, expected) in [
+        ("not json", "The publish document is not valid JSON"),
+        (
+            r#"{"name":"bad","versions":{"1.0.0":{}},"_attachments":{"bad-1.0.0.tgz":{"data":"%%%"}}}"#,
+            "Field \"_attachments\" has \"data\" that is not base64.",
+        ),
+        (
+            r#"{"name":"bad","versions":{"1.0.0":{},"1.0.1":{}},"_attachments":{"bad-1.0.0.tgz":{"data":""}}}"#,
+            "Field \"versions\" must hold exactly one version.",
+        ),
+    ] {
+        let response = app
+            .client
+            .put(app.url("/npm/unapproved-npm/bad"))
+            .bearer_auth(&key)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let reply: Value = response.json().await.unwrap();
+        assert!(
+            reply["error"].as_str().unwrap().starts_with(expected),
+            "{reply}"
+        );
+    }
 
     // The feed's type must match the endpoint.
     let response = app
@@ -438,7 +516,15 @@ async fn challenges_and_refusals(app: TestApp) {
 
     // A document whose tarball is another package: refused, nothing stored.
     let tarball = crate::content::npm_tgz("someone-else", "1.0.0");
-    let (status, body) = put_document(&app, &key, "guarded", "3.0.0", &tarball).await;
+    let (status, body) = put_document(
+        &app,
+        "unapproved-npm",
+        Some(&key),
+        "guarded",
+        "3.0.0",
+        &tarball,
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(
         body["error"],
@@ -451,10 +537,11 @@ async fn challenges_and_refusals(app: TestApp) {
     );
 }
 
-/// `PUT /npm/unapproved-npm/{name}` as `npm publish` sends it.
+/// `PUT /npm/{feed}/{name}` as `npm publish` sends it.
 async fn put_document(
     app: &TestApp,
-    key: &str,
+    feed: &str,
+    key: Option<&str>,
     name: &str,
     version: &str,
     tarball: &[u8],
@@ -465,14 +552,14 @@ async fn put_document(
         "_attachments": {format!("{name}-{version}.tgz"): {
             "data": base64_of(tarball), "length": tarball.len()}}
     });
-    let response = app
+    let mut request = app
         .client
-        .put(app.url(&format!("/npm/unapproved-npm/{name}")))
-        .bearer_auth(key)
-        .json(&document)
-        .send()
-        .await
-        .unwrap();
+        .put(app.url(&format!("/npm/{feed}/{name}")))
+        .json(&document);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -595,6 +682,12 @@ async fn documents_follow_the_feed_at_once(app: TestApp) {
     assert_ne!(changed.headers()["etag"], etag);
     let body: Value = changed.json().await.unwrap();
     assert_eq!(body["dist-tags"]["latest"], "1.1.0");
+
+    // Uploaded straight into the feed: no `_promotion`.
+    assert!(
+        body["versions"]["1.1.0"].get("_promotion").is_none(),
+        "{body}"
+    );
 
     // The abbreviated form npm installs from: only what an install reads.
     let (status, short) = get_json(

@@ -37,7 +37,7 @@ const INSTALL_FIELDS: &[&str] = &[
     "deprecated",
     "funding",
     "license",
-    "_hasShrinkwrap",
+    "libc",
 ];
 
 /// One version of a package as a feed holds it.
@@ -203,25 +203,33 @@ impl Package {
 }
 
 /// What `npm publish` sends (`PUT /{name}`): one version, its dist-tags, and
-/// the tarball as a base64 attachment (libnpmpublish's `buildMetadata`).
+/// the tarball as a base64 attachment (libnpmpublish's `buildMetadata`). The
+/// base64 text is borrowed from the body, not copied.
 #[derive(Debug, Deserialize)]
-struct PublishDocument {
+struct PublishDocument<'a> {
     name: Option<String>,
     #[serde(default)]
-    versions: Map<String, Value>,
+    versions: BTreeMap<String, serde::de::IgnoredAny>,
     #[serde(rename = "dist-tags", default)]
     dist_tags: BTreeMap<String, Value>,
-    #[serde(rename = "_attachments", default)]
-    attachments: Map<String, Value>,
+    #[serde(rename = "_attachments", default, borrow)]
+    attachments: BTreeMap<String, Attachment<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Attachment<'a> {
+    #[serde(borrow)]
+    data: Option<std::borrow::Cow<'a, str>>,
+    length: Option<u64>,
 }
 
 /// A publish, read from its document.
 #[derive(Debug)]
 pub struct Publish {
-    pub name: String,
     pub version: String,
     pub tarball: Vec<u8>,
-    /// Tags to point at the version (`npm publish --tag beta`).
+    /// Tags to point at the version (`npm publish --tag beta`; npm sends
+    /// `latest` when no tag is named).
     pub tags: Vec<String>,
 }
 
@@ -277,13 +285,13 @@ fn read_attachment(name: &str, document: PublishDocument) -> Result<Publish, Str
         ));
     }
     let data = attachment
-        .get("data")
-        .and_then(Value::as_str)
+        .data
+        .as_deref()
         .ok_or("Field \"_attachments\" has no base64 \"data\".")?;
     let tarball = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
         .map_err(|_| "Field \"_attachments\" has \"data\" that is not base64.".to_owned())?;
-    if let Some(length) = attachment.get("length").and_then(Value::as_u64) {
+    if let Some(length) = attachment.length {
         if length != tarball.len() as u64 {
             return Err(format!(
                 "Field \"_attachments\" says the tarball has {length} bytes, but its data has {}.",
@@ -298,7 +306,6 @@ fn read_attachment(name: &str, document: PublishDocument) -> Result<Publish, Str
         }
     }
     Ok(Publish {
-        name: name.to_owned(),
         version,
         tarball,
         tags,

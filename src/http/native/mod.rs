@@ -87,7 +87,7 @@ pub async fn caller(
 }
 
 /// The feed a native endpoint serves, if the caller may do `permission` on
-/// it and it holds `ecosystem`'s packages. Nobody may view a public feed;
+/// it and it holds `ecosystem`'s packages. Anyone may view a public feed;
 /// otherwise no credentials is the challenge (401) and a key without the
 /// permission 403, whether or not the feed exists, so that strangers learn
 /// nothing of which feeds there are.
@@ -103,8 +103,12 @@ pub async fn feed(
         Ok(name) => ctx.store.feed(&name).await?,
         Err(_) => None,
     };
+    let public = feed.as_ref().is_some_and(|f| f.public);
     match caller {
-        None if permission == Permission::View && feed.as_ref().is_some_and(|f| f.public) => {}
+        // Whoever asks, with a key or without: npm sends a host-wide token
+        // to every feed, and a key scoped elsewhere must not lose what
+        // strangers have.
+        _ if permission == Permission::View && public => {}
         None => return Err(Error::Unauthenticated),
         Some(principal) => principal.require(permission, feed.as_ref())?,
     }

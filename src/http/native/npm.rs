@@ -185,7 +185,7 @@ async fn versions_of(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<Vec
             }
         }
     }
-    files.retain(|file| file.sha512.is_some());
+    files.retain(|file| backfill::is_described(FeedType::Npm, file));
     Ok(files)
 }
 
@@ -340,15 +340,7 @@ async fn publish(call: &Call<'_>, name: &NpmName, body: Body) -> Result<Response
     )
     .await?;
     let principal = caller.ok_or(Error::Unauthenticated)?;
-    // The tarball arrives in base64 inside JSON: a third larger than the
-    // file, and read whole (as npm sends it whole).
-    let max_upload = call.ctx.content.max_upload;
-    let limit = usize::try_from(max_upload / 3 * 4 + 1024 * 1024).unwrap_or(usize::MAX);
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| Error::UploadTooLarge {
-            limit_mib: max_upload / (1024 * 1024),
-        })?;
+    let bytes = publish_body(call, body).await?;
     let publish = match registry::read_publish(&name.full, &bytes) {
         Ok(publish) => publish,
         Err(PublishRefusal::NotAPublish) => return Err(not_a_publish()),
@@ -383,14 +375,60 @@ async fn publish(call: &Call<'_>, name: &NpmName, body: Body) -> Result<Response
         Recorded::Unchanged(_) => "already there",
     };
     let version_key = uploaded.package.version_key();
-    for tag in publish.tags.iter().filter(|tag| *tag != "latest") {
-        call.ctx
-            .store
-            .set_dist_tag(&feed, (&name.group_key, &name.name_key), tag, &version_key)
-            .await?;
+    let keys = (name.group_key.as_str(), name.name_key.as_str());
+    for tag in &publish.tags {
+        if tag == "latest" {
+            // npm sends `latest` with every publish that names no tag: it
+            // hands `latest` back to the feed's order (the highest stable
+            // version) rather than pinning it to whatever came last, which
+            // would let an old patch release take it (docs/api.md).
+            call.ctx.store.remove_dist_tag(&feed, keys, tag).await?;
+        } else {
+            call.ctx
+                .store
+                .set_dist_tag(&feed, keys, tag, &version_key)
+                .await?;
+        }
     }
     tracing::info!(feed = %feed.name, package = %uploaded.package, user = %principal.name, outcome, "npm publish");
     Ok(Json(json!({ "ok": outcome, "id": name.full, "success": true })).into_response())
+}
+
+/// The largest tarball `npm publish` may send: the upload limit, but never
+/// more than this, since the document arrives whole, in base64 inside JSON,
+/// and is held in memory while it is read (npm itself builds it in memory).
+const MAX_PUBLISHED_TARBALL: u64 = 256 * 1024 * 1024;
+
+/// A publish document, read whole within its limit, each chunk within the
+/// stall timeout of the last.
+async fn publish_body(call: &Call<'_>, body: Body) -> Result<Bytes> {
+    let max_tarball = call.ctx.content.max_upload.min(MAX_PUBLISHED_TARBALL);
+    // Base64 is four bytes for three, and the document's JSON around it.
+    let limit = max_tarball / 3 * 4 + 1024 * 1024;
+    let too_large = || Error::UploadTooLarge {
+        limit_mib: max_tarball / (1024 * 1024),
+    };
+    if crate::http::input::declared_length(call.headers).is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let mut chunks = std::pin::pin!(crate::http::package_content::stalls_after(
+        body.into_data_stream(),
+        call.ctx.content.stall
+    ));
+    let mut bytes = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
+        let chunk = chunk.map_err(|error| match error.kind() {
+            std::io::ErrorKind::TimedOut => Error::UploadStalled {
+                seconds: call.ctx.content.stall.as_secs(),
+            },
+            _ => Error::invalid("The request body could not be read to its end."),
+        })?;
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
 }
 
 async fn list_tags(call: &Call<'_>, name: &NpmName) -> Result<Response> {
@@ -423,7 +461,12 @@ async fn change_tag(call: &Call<'_>, name: &NpmName, tag: &str, body: Body) -> R
     let keys = (name.group_key.as_str(), name.name_key.as_str());
     let store = &call.ctx.store;
     if method == Method::DELETE {
-        store.remove_dist_tag(&feed, keys, tag).await?;
+        if !store.remove_dist_tag(&feed, keys, tag).await? {
+            return Err(Error::NotFound(format!(
+                "{} has no dist-tag \"{tag}\" in feed \"{}\".",
+                name.full, feed.name
+            )));
+        }
         return Ok(Json(json!({ "ok": "tag removed" })).into_response());
     }
     let bytes = axum::body::to_bytes(body, 64 * 1024)
