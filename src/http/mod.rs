@@ -57,6 +57,8 @@ pub struct ApiContext {
     pub content: crate::content::Settings,
     /// `--public-url`: the base of absolute URLs in native metadata.
     pub public_url: Option<native::PublicUrl>,
+    /// Native metadata documents as last rendered.
+    pub documents: std::sync::Arc<native::Documents>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +141,7 @@ pub fn router(
             openapi: openapi::render(doc),
             content,
             public_url,
+            documents: Default::default(),
         })
 }
 

@@ -17,6 +17,7 @@ mod native;
 mod packages;
 mod promotions;
 mod rekey;
+mod rounds;
 mod sessions;
 mod webhooks;
 
@@ -34,7 +35,7 @@ pub use content::{ContentFile, Digests, Mark, Recorded};
 pub use feeds::{Feed, FeedChange, FeedSettings};
 pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};
-pub use native::{Arrival, DistTag, NativeFile};
+pub use native::{Arrival, DistTag, NativeFile, PackageKey, PackageRows};
 pub use packages::{ImportSummary, NewFile, NewPackage, PackageFile};
 pub use promotions::{
     Departure, ItemResult, MoveAudit, MoveError, MovePlan, Outcome, PromotionRecord, RECORD_COLUMNS,
@@ -75,6 +76,8 @@ pub struct Store {
     /// transaction goes on to commit: the statement fails first, rolls back,
     /// and the caller hears 503.
     statement_timeout: Duration,
+    /// Metadata documents asked for together, read together (`rounds`).
+    package_rounds: Arc<rounds::Rounds<PackageKey, PackageRows>>,
 }
 
 /// The database's pools.
@@ -307,6 +310,7 @@ impl Store {
             db,
             cache: Arc::new(Cache::default()),
             statement_timeout,
+            package_rounds: Arc::default(),
         };
         store
             .apply_key_revisions()

@@ -5,19 +5,57 @@
 //! per document, whatever the number of versions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
+use sqlx::{FromRow, QueryBuilder};
 
 use super::{on_pool, on_tx, Digests, Feed, Store};
 use crate::error::Result;
 
+/// One package in one feed, as a metadata document asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PackageKey {
+    pub feed_id: i64,
+    pub group_key: String,
+    pub name_key: String,
+}
+
+/// Everything a metadata document shows of one package in one feed.
+#[derive(Debug, Clone, Default)]
+pub struct PackageRows {
+    pub files: Vec<NativeFile>,
+    /// How each version (by version key) came into the feed, when by a
+    /// promotion.
+    pub arrivals: HashMap<String, Arrival>,
+    /// npm's dist-tags, whether or not their versions are still there (the
+    /// document shows only those that are).
+    pub tags: Vec<DistTag>,
+}
+
+impl PackageRows {
+    /// A hash of everything in the rows: equal rows, equal documents.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.files.hash(&mut hasher);
+        self.tags.hash(&mut hasher);
+        let mut arrivals: Vec<_> = self.arrivals.iter().collect();
+        arrivals.sort_by(|a, b| a.0.cmp(b.0));
+        arrivals.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
 /// One file of a package in a feed, as a metadata document shows it.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, Hash)]
 pub struct NativeFile {
+    pub feed_id: i64,
     pub file_id: i64,
     pub group_name: String,
     pub name: String,
+    pub group_key: String,
+    pub name_key: String,
     pub version: String,
     pub version_key: String,
     pub qualifier: String,
@@ -35,7 +73,7 @@ pub struct NativeFile {
 
 /// How a version came into a feed: the promotion that brought it
 /// (`_promotion`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Arrival {
     pub id: i64,
     pub date: DateTime<Utc>,
@@ -46,7 +84,10 @@ pub struct Arrival {
 #[derive(FromRow)]
 struct PromotionRow {
     id: i64,
+    group_key: String,
+    name_key: String,
     version_key: String,
+    from_feed_id: i64,
     to_feed_id: i64,
     from_feed: String,
     user_name: String,
@@ -54,103 +95,141 @@ struct PromotionRow {
 }
 
 /// One dist-tag as stored.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, Hash)]
 pub struct DistTag {
+    pub feed_id: i64,
+    pub group_key: String,
+    pub name_key: String,
     pub tag: String,
     pub version: String,
     pub version_key: String,
 }
 
+/// `(feed = $ AND name = $ AND group = $) OR …` for each key: each term
+/// an index lookup (the feed's unique version index, the history's package
+/// index, the tags' primary key).
+fn push_keys<'a, DB>(
+    sql: &mut QueryBuilder<'a, DB>,
+    keys: &'a [PackageKey],
+    [feed, name, group]: [&str; 3],
+) where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    sql.push(" (");
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push(format_args!("({feed} = "))
+            .push_bind(key.feed_id)
+            .push(format_args!(" AND {name} = "))
+            .push_bind(key.name_key.as_str())
+            .push(format_args!(" AND {group} = "))
+            .push_bind(key.group_key.as_str())
+            .push(")");
+    }
+    sql.push(")");
+}
+
+/// The history's rows for each key: promotions into or out of its feed.
+fn push_promotion_keys<'a, DB>(sql: &mut QueryBuilder<'a, DB>, keys: &'a [PackageKey])
+where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    sql.push(" (");
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(name_key = ")
+            .push_bind(key.name_key.as_str())
+            .push(" AND group_key = ")
+            .push_bind(key.group_key.as_str())
+            .push(" AND (to_feed_id = ")
+            .push_bind(key.feed_id)
+            .push(" OR from_feed_id = ")
+            .push_bind(key.feed_id)
+            .push("))");
+    }
+    sql.push(")");
+}
+
 impl Store {
-    /// Every file of one package in `feed`, by its keys (the feed's unique
-    /// index on versions serves it).
-    pub async fn native_files(
-        &self,
-        feed: &Feed,
-        group_key: &str,
-        name_key: &str,
-    ) -> Result<Vec<NativeFile>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT pf.id AS file_id, v.group_name, v.name, v.version, v.version_key, \
-                    pf.qualifier, pf.file_name, pf.size, pf.blob_sha256, b.sha1, b.sha512, \
-                    pf.metadata, pf.published_at \
-             FROM package_versions v JOIN package_files pf ON pf.version_id = v.id \
-             LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 \
-             WHERE v.feed_id = $1 AND v.name_key = $2 AND v.group_key = $3",
-        )
-        .bind(feed.id)
-        .bind(name_key)
-        .bind(group_key)
-        .fetch_all(pool)
-        .await)?)
+    /// One package in one feed, for a metadata document. Documents asked for
+    /// at the same moment are read together, three statements for a whole
+    /// round (see `rounds`), each round starting after its requests arrived.
+    pub async fn package_rows(&self, key: PackageKey) -> Result<Arc<PackageRows>> {
+        let store = self.clone();
+        self.package_rounds
+            .read(key, move |keys| {
+                let store = store.clone();
+                async move { store.read_packages(&keys).await }
+            })
+            .await
     }
 
-    /// How each version of one package came into `feed`, by version key: the
-    /// promotion that brought it, for versions whose last move touching this
-    /// feed brought them in and whose files are no newer than that move (a
-    /// version deleted and uploaded again arrived by upload). One statement
-    /// on the history's package index.
-    pub async fn arrivals(
-        &self,
-        feed: &Feed,
-        group_key: &str,
-        name_key: &str,
-        files: &[NativeFile],
-    ) -> Result<HashMap<String, Arrival>> {
-        let rows: Vec<PromotionRow> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT id, version_key, to_feed_id, from_feed, user_name, promoted_at \
-             FROM promotions WHERE name_key = $1 AND group_key = $2 \
-               AND (to_feed_id = $3 OR from_feed_id = $3) ORDER BY id",
-        )
-        .bind(name_key)
-        .bind(group_key)
-        .bind(feed.id)
-        .fetch_all(pool)
-        .await)?;
-        let mut last: HashMap<String, PromotionRow> = HashMap::new();
-        for row in rows {
-            last.insert(row.version_key.clone(), row);
-        }
-        let mut arrivals = HashMap::new();
-        for (version_key, row) in last {
-            let newest_file = files
-                .iter()
-                .filter(|f| f.version_key == version_key)
-                .map(|f| f.published_at)
-                .max();
-            let brought_here = row.to_feed_id == feed.id;
-            if brought_here && newest_file.is_some_and(|published| published <= row.promoted_at) {
-                arrivals.insert(
-                    version_key,
-                    Arrival {
-                        id: row.id,
-                        date: row.promoted_at,
-                        from_feed: row.from_feed,
-                        user: row.user_name,
-                    },
-                );
-            }
-        }
-        Ok(arrivals)
-    }
-
-    /// One package's dist-tags in `feed`, whether or not their versions are
-    /// still there (the caller shows only those that are).
-    pub async fn dist_tags(
-        &self,
-        feed: &Feed,
-        group_key: &str,
-        name_key: &str,
-    ) -> Result<Vec<DistTag>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT tag, version, version_key FROM npm_dist_tags \
-             WHERE feed_id = $1 AND group_key = $2 AND name_key = $3 ORDER BY tag",
-        )
-        .bind(feed.id)
-        .bind(group_key)
-        .bind(name_key)
-        .fetch_all(pool)
-        .await)?)
+    /// The rows of each key, in the keys' order.
+    async fn read_packages(&self, keys: &[PackageKey]) -> Result<Vec<PackageRows>> {
+        let files: Vec<NativeFile> = on_pool!(self, pool => {
+            let mut sql = QueryBuilder::new(
+                "SELECT v.feed_id, pf.id AS file_id, v.group_name, v.name, v.group_key, v.name_key, \
+                        v.version, v.version_key, pf.qualifier, pf.file_name, pf.size, pf.blob_sha256, \
+                        b.sha1, b.sha512, pf.metadata, pf.published_at \
+                 FROM package_versions v JOIN package_files pf ON pf.version_id = v.id \
+                 LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 WHERE",
+            );
+            push_keys(&mut sql, keys, ["v.feed_id", "v.name_key", "v.group_key"]);
+            sql.push(" ORDER BY pf.id");
+            sql.build_query_as().fetch_all(pool).await
+        })?;
+        let promotions: Vec<PromotionRow> = on_pool!(self, pool => {
+            let mut sql = QueryBuilder::new(
+                "SELECT id, group_key, name_key, version_key, from_feed_id, to_feed_id, from_feed, \
+                        user_name, promoted_at FROM promotions WHERE",
+            );
+            push_promotion_keys(&mut sql, keys);
+            sql.push(" ORDER BY id");
+            sql.build_query_as().fetch_all(pool).await
+        })?;
+        let tags: Vec<DistTag> = on_pool!(self, pool => {
+            let mut sql = QueryBuilder::new(
+                "SELECT feed_id, group_key, name_key, tag, version, version_key FROM npm_dist_tags WHERE",
+            );
+            push_keys(&mut sql, keys, ["feed_id", "name_key", "group_key"]);
+            sql.push(" ORDER BY tag");
+            sql.build_query_as().fetch_all(pool).await
+        })?;
+        Ok(keys
+            .iter()
+            .map(|key| {
+                let is = |feed_id: i64, group_key: &str, name_key: &str| {
+                    feed_id == key.feed_id && group_key == key.group_key && name_key == key.name_key
+                };
+                let files: Vec<NativeFile> = files
+                    .iter()
+                    .filter(|f| is(f.feed_id, &f.group_key, &f.name_key))
+                    .cloned()
+                    .collect();
+                let mine = promotions.iter().filter(|p| {
+                    p.group_key == key.group_key
+                        && p.name_key == key.name_key
+                        && (p.to_feed_id == key.feed_id || p.from_feed_id == key.feed_id)
+                });
+                PackageRows {
+                    arrivals: arrivals(key.feed_id, mine, &files),
+                    tags: tags
+                        .iter()
+                        .filter(|t| is(t.feed_id, &t.group_key, &t.name_key))
+                        .cloned()
+                        .collect(),
+                    files,
+                }
+            })
+            .collect())
     }
 
     /// Points `tag` at a version, which must be in `feed` when the statement
@@ -242,4 +321,40 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// How each version came into `feed_id`: by the promotion that last moved it
+/// there, when that was the last move touching this feed and its files are
+/// no newer than it (a version deleted and uploaded again arrived by upload).
+/// `promotions` are in the order they happened.
+fn arrivals<'a>(
+    feed_id: i64,
+    promotions: impl Iterator<Item = &'a PromotionRow>,
+    files: &[NativeFile],
+) -> HashMap<String, Arrival> {
+    let mut last: HashMap<&str, &PromotionRow> = HashMap::new();
+    for row in promotions {
+        last.insert(row.version_key.as_str(), row);
+    }
+    let mut arrivals = HashMap::new();
+    for (version_key, row) in last {
+        let newest_file = files
+            .iter()
+            .filter(|f| f.version_key == version_key)
+            .map(|f| f.published_at)
+            .max();
+        let brought_here = row.to_feed_id == feed_id;
+        if brought_here && newest_file.is_some_and(|published| published <= row.promoted_at) {
+            arrivals.insert(
+                version_key.to_owned(),
+                Arrival {
+                    id: row.id,
+                    date: row.promoted_at,
+                    from_feed: row.from_feed.clone(),
+                    user: row.user_name.clone(),
+                },
+            );
+        }
+    }
+    arrivals
 }

@@ -6,7 +6,10 @@
 
 mod npm;
 
-use axum::body::Body;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -17,7 +20,7 @@ use super::ApiContext;
 use crate::auth::{self, Principal};
 use crate::domain::{FeedName, FeedType, Permission};
 use crate::error::{Error, Result};
-use crate::store::{Arrival, Feed};
+use crate::store::{Arrival, Feed, PackageKey};
 
 pub fn router() -> Router<ApiContext> {
     Router::new().merge(npm::router())
@@ -125,12 +128,80 @@ pub async fn feed(
     Ok(feed)
 }
 
-/// A metadata document: its ETag is its bytes' SHA-256, so `If-None-Match`
-/// is answered 304 exactly when nothing in it changed, and it is never
-/// reused without asking (`no-cache`): the next request after a promotion
-/// commits sees it, on any replica.
-pub fn document(headers: &HeaderMap, media_type: &'static str, body: Vec<u8>) -> Response {
-    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+/// A rendered metadata document: its ETag is its bytes' SHA-256.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    media_type: &'static str,
+    etag: String,
+    body: Bytes,
+}
+
+impl Rendered {
+    pub fn new(media_type: &'static str, body: Vec<u8>) -> Rendered {
+        let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+        Rendered {
+            media_type,
+            etag,
+            body: Bytes::from(body),
+        }
+    }
+}
+
+/// Which document of which package, as rendered for one base URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DocumentKey {
+    pub package: PackageKey,
+    /// Which of the ecosystem's documents (npm: full or abbreviated).
+    pub form: &'static str,
+    pub base: String,
+}
+
+/// Documents rendered before, each with the fingerprint of the rows it was
+/// rendered from. The rows are read afresh for every request (so nothing is
+/// ever served past a commit); only when they are the same as last time is
+/// the rendering (JSON parsing, serialising, hashing) skipped.
+#[derive(Default)]
+pub struct Documents {
+    kept: Mutex<HashMap<DocumentKey, (u64, Rendered)>>,
+}
+
+/// Documents kept at most; past it they are all dropped and rendered again.
+const MAX_DOCUMENTS: usize = 10_000;
+
+impl Documents {
+    /// The document for `key` from rows with `fingerprint`: the one kept if
+    /// it was rendered from the same rows, otherwise `render`'s.
+    pub fn get_or_render(
+        &self,
+        key: DocumentKey,
+        fingerprint: u64,
+        render: impl FnOnce() -> Result<Rendered>,
+    ) -> Result<Rendered> {
+        if let Some((kept, rendered)) = self.kept.lock().expect("documents lock").get(&key) {
+            if *kept == fingerprint {
+                return Ok(rendered.clone());
+            }
+        }
+        let rendered = render()?;
+        let mut kept = self.kept.lock().expect("documents lock");
+        if kept.len() >= MAX_DOCUMENTS {
+            kept.clear();
+        }
+        kept.insert(key, (fingerprint, rendered.clone()));
+        Ok(rendered)
+    }
+}
+
+/// A metadata document as the answer: `If-None-Match` with its ETag is
+/// answered 304, which happens exactly when nothing in it changed, and it is
+/// never reused without asking (`no-cache`): the next request after a
+/// promotion commits sees it, on any replica.
+pub fn document(headers: &HeaderMap, rendered: Rendered) -> Response {
+    let Rendered {
+        media_type,
+        etag,
+        body,
+    } = rendered;
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -202,16 +273,42 @@ mod tests {
 
     #[test]
     fn documents_answer_their_etag_with_304() {
-        let first = document(&HeaderMap::new(), "application/json", b"{}".to_vec());
+        let json = |body: &[u8]| Rendered::new("application/json", body.to_vec());
+        let first = document(&HeaderMap::new(), json(b"{}"));
         assert_eq!(first.status(), StatusCode::OK);
         assert_eq!(first.headers()[header::CACHE_CONTROL], "no-cache");
         let etag = first.headers()[header::ETAG].clone();
         let mut asking = HeaderMap::new();
         asking.insert(header::IF_NONE_MATCH, etag.clone());
-        let again = document(&asking, "application/json", b"{}".to_vec());
+        let again = document(&asking, json(b"{}"));
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
-        let changed = document(&asking, "application/json", b"{\"a\":1}".to_vec());
+        let changed = document(&asking, json(b"{\"a\":1}"));
         assert_eq!(changed.status(), StatusCode::OK);
         assert_ne!(changed.headers()[header::ETAG], etag);
+    }
+
+    #[test]
+    fn a_document_is_rendered_again_when_its_rows_change() {
+        let documents = Documents::default();
+        let key = DocumentKey {
+            package: PackageKey {
+                feed_id: 1,
+                group_key: String::new(),
+                name_key: "a".into(),
+            },
+            form: "full",
+            base: "http://h".into(),
+        };
+        let render =
+            |body: &'static [u8]| move || Ok(Rendered::new("application/json", body.to_vec()));
+        let first = documents
+            .get_or_render(key.clone(), 1, render(b"1"))
+            .unwrap();
+        let same = documents
+            .get_or_render(key.clone(), 1, render(b"2"))
+            .unwrap();
+        assert_eq!(same.body, first.body);
+        let changed = documents.get_or_render(key, 2, render(b"2")).unwrap();
+        assert_eq!(&changed.body[..], b"2");
     }
 }

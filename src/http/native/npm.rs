@@ -12,7 +12,9 @@ use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{base_url, caller, document, feed, promotion, timestamp};
+use std::sync::Arc;
+
+use super::{base_url, caller, document, feed, promotion, timestamp, DocumentKey, Rendered};
 use crate::auth::Principal;
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
@@ -20,7 +22,7 @@ use crate::ecosystems;
 use crate::ecosystems::npm::registry::{self, PublishRefusal, ABBREVIATED, NOT_A_PUBLISH};
 use crate::error::{Error, Result};
 use crate::http::ApiContext;
-use crate::store::{Feed, NativeFile, Recorded};
+use crate::store::{Feed, NativeFile, PackageKey, PackageRows, Recorded};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -168,15 +170,20 @@ async fn whoami(call: &Call<'_>) -> Result<Response> {
     Ok(Json(json!({ "username": principal.name })).into_response())
 }
 
-/// A package's versions in the feed that have content, each with its
-/// digests and metadata (backfilled for blobs stored before they were kept).
-async fn versions_of(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<Vec<NativeFile>> {
+/// One package's rows in the feed, with digests and metadata backfilled for
+/// blobs stored before they were kept.
+async fn rows_of(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<Arc<PackageRows>> {
     let store = &call.ctx.store;
-    let mut files = store
-        .native_files(feed, &name.group_key, &name.name_key)
-        .await?;
-    files.retain(|file| file.blob_sha256.is_some() && file.qualifier.is_empty());
-    for file in &mut files {
+    let rows = store.package_rows(package_key(feed, name)).await?;
+    if !rows
+        .files
+        .iter()
+        .any(|file| backfill::is_undescribed(FeedType::Npm, file))
+    {
+        return Ok(rows);
+    }
+    let mut rows = PackageRows::clone(&rows);
+    for file in &mut rows.files {
         if backfill::is_undescribed(FeedType::Npm, file) {
             if let Err(error) =
                 backfill::describe(store, &call.ctx.content, FeedType::Npm, file).await
@@ -185,31 +192,30 @@ async fn versions_of(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<Vec
             }
         }
     }
-    files.retain(|file| backfill::is_described(FeedType::Npm, file));
-    Ok(files)
+    Ok(Arc::new(rows))
 }
 
-/// Everything a packument shows.
-async fn package_document(
-    call: &Call<'_>,
-    feed: &Feed,
-    name: &NpmName,
-) -> Result<Option<registry::Package>> {
-    let files = versions_of(call, feed, name).await?;
-    if files.is_empty() {
-        return Ok(None);
+fn package_key(feed: &Feed, name: &NpmName) -> PackageKey {
+    PackageKey {
+        feed_id: feed.id,
+        group_key: name.group_key.clone(),
+        name_key: name.name_key.clone(),
     }
-    let store = &call.ctx.store;
-    let arrivals = store
-        .arrivals(feed, &name.group_key, &name.name_key, &files)
-        .await?;
-    let tags = store
-        .dist_tags(feed, &name.group_key, &name.name_key)
-        .await?;
-    let base = format!("{}/npm/{}", base_url(call.ctx, call.headers), feed.name);
-    let full = match files[0].group_name.as_str() {
-        "" => files[0].name.clone(),
-        scope => format!("{scope}/{}", files[0].name),
+}
+
+/// Everything a packument shows, from the package's rows: the versions with
+/// content and a readable manifest (npm has one file a version).
+fn package_document(feed: &Feed, rows: &PackageRows, base: &str) -> Option<registry::Package> {
+    let files: Vec<&NativeFile> = rows
+        .files
+        .iter()
+        .filter(|f| f.qualifier.is_empty() && backfill::is_described(FeedType::Npm, f))
+        .collect();
+    let first = files.first()?;
+    let base = format!("{base}/npm/{}", feed.name);
+    let full = match first.group_name.as_str() {
+        "" => first.name.clone(),
+        scope => format!("{scope}/{}", first.name),
     };
     let versions: Vec<registry::Version> = files
         .iter()
@@ -226,7 +232,7 @@ async fn package_document(
             shasum: file.sha1.clone().unwrap_or_default(),
             sha512: file.sha512.clone().unwrap_or_default(),
             published: timestamp(file.published_at),
-            promotion: arrivals.get(&file.version_key).map(promotion),
+            promotion: rows.arrivals.get(&file.version_key).map(promotion),
         })
         .collect();
     let present = |key: &str| files.iter().any(|f| f.version_key == key);
@@ -234,24 +240,55 @@ async fn package_document(
     let latest = ecosystems::latest(FeedType::Npm, versions_here(), true)
         .or_else(|| ecosystems::latest(FeedType::Npm, versions_here(), false));
     let dist_tags = registry::dist_tags(
-        tags.into_iter()
+        rows.tags
+            .iter()
             .filter(|tag| present(&tag.version_key))
-            .map(|tag| (tag.tag, tag.version)),
+            .map(|tag| (tag.tag.clone(), tag.version.clone())),
         latest,
     );
-    let times = files
+    let arrived = |f: &&NativeFile| rows.arrivals.get(&f.version_key).map(|a| a.date);
+    let created = files.iter().map(|f| f.published_at).min();
+    let modified = files
         .iter()
         .map(|f| f.published_at)
-        .chain(arrivals.values().map(|a| a.date));
-    let created = files.iter().map(|f| f.published_at).min();
-    let modified = times.max();
-    Ok(Some(registry::Package {
+        .chain(files.iter().filter_map(arrived))
+        .max();
+    Some(registry::Package {
         name: full,
         versions,
         dist_tags,
         created: created.map(timestamp).unwrap_or_default(),
         modified: modified.map(timestamp).unwrap_or_default(),
-    }))
+    })
+}
+
+/// The packument, full or abbreviated, as rendered from the rows read now:
+/// rendered again only when they changed.
+async fn packument_of(
+    call: &Call<'_>,
+    feed: &Feed,
+    name: &NpmName,
+    abbreviated: bool,
+) -> Result<Rendered> {
+    let rows = rows_of(call, feed, name).await?;
+    let base = base_url(call.ctx, call.headers);
+    let key = DocumentKey {
+        package: package_key(feed, name),
+        form: if abbreviated { ABBREVIATED } else { "full" },
+        base: base.clone(),
+    };
+    call.ctx
+        .documents
+        .get_or_render(key, rows.fingerprint(), || {
+            let package = package_document(feed, &rows, &base).ok_or_else(not_found)?;
+            let (media_type, body) = if abbreviated {
+                (ABBREVIATED, package.abbreviated())
+            } else {
+                ("application/json", package.full())
+            };
+            let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.into()))?;
+            Ok(Rendered::new(media_type, bytes))
+        })
 }
 
 fn not_found() -> Error {
@@ -261,42 +298,41 @@ fn not_found() -> Error {
 async fn packument(call: &Call<'_>, name: &NpmName) -> Result<Response> {
     let caller = caller(call.ctx, call.headers, call.query).await?;
     let feed = view(call, caller.as_ref()).await?;
-    let package = package_document(call, &feed, name)
-        .await?
-        .ok_or_else(not_found)?;
     let abbreviated = call
         .headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains(ABBREVIATED));
-    let (media_type, body) = if abbreviated {
-        (ABBREVIATED, package.abbreviated())
-    } else {
-        ("application/json", package.full())
-    };
-    let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.into()))?;
-    Ok(document(call.headers, media_type, bytes))
+    let rendered = packument_of(call, &feed, name, abbreviated).await?;
+    Ok(document(call.headers, rendered))
+}
+
+/// The package as a document to take parts of (one version, its tags).
+async fn whole_package(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<registry::Package> {
+    let rows = rows_of(call, feed, name).await?;
+    package_document(feed, &rows, &base_url(call.ctx, call.headers)).ok_or_else(not_found)
 }
 
 /// `GET /{name}/{version or tag}`: one version's manifest.
 async fn one_version(call: &Call<'_>, name: &NpmName, wanted: &str) -> Result<Response> {
     let caller = caller(call.ctx, call.headers, call.query).await?;
     let feed = view(call, caller.as_ref()).await?;
-    let package = package_document(call, &feed, name)
-        .await?
-        .ok_or_else(not_found)?;
+    let package = whole_package(call, &feed, name).await?;
     let version = package
         .dist_tags
         .get(wanted)
         .map(String::as_str)
         .unwrap_or(wanted);
-    let full = package.full();
+    let mut full = package.full();
     let manifest = full["versions"]
-        .get(version)
-        .cloned()
+        .get_mut(version)
+        .map(serde_json::Value::take)
         .ok_or_else(not_found)?;
     let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Internal(e.into()))?;
-    Ok(document(call.headers, "application/json", bytes))
+    Ok(document(
+        call.headers,
+        Rendered::new("application/json", bytes),
+    ))
 }
 
 async fn tarball(call: &Call<'_>, name: &NpmName, file_name: &str) -> Result<Response> {
@@ -434,11 +470,12 @@ async fn publish_body(call: &Call<'_>, body: Body) -> Result<Bytes> {
 async fn list_tags(call: &Call<'_>, name: &NpmName) -> Result<Response> {
     let caller = caller(call.ctx, call.headers, call.query).await?;
     let feed = view(call, caller.as_ref()).await?;
-    let package = package_document(call, &feed, name)
-        .await?
-        .ok_or_else(not_found)?;
+    let package = whole_package(call, &feed, name).await?;
     let bytes = serde_json::to_vec(&package.dist_tags).map_err(|e| Error::Internal(e.into()))?;
-    Ok(document(call.headers, "application/json", bytes))
+    Ok(document(
+        call.headers,
+        Rendered::new("application/json", bytes),
+    ))
 }
 
 /// `npm dist-tag add|rm`: `PUT` with the version as a JSON string, `DELETE`.
