@@ -8,6 +8,7 @@ small tarballs built here, the same bytes for every registry.
 import base64
 import concurrent.futures
 import gzip
+import hashlib
 import io
 import json
 import sys
@@ -38,7 +39,7 @@ def publish(url: str, authorization: str, name: str, version: str) -> None:
         "_id": name,
         "name": name,
         "dist-tags": {"latest": version},
-        "versions": {version: {"name": name, "version": version, "main": "index.js"}},
+        "versions": {version: {"name": name, "version": version, "main": "index.js", "dist": {"tarball": f"{url}{name}/-/{name}-{version}.tgz", "shasum": hashlib.sha1(data).hexdigest(), "integrity": "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()}}},
         "_attachments": {
             f"{name}-{version}.tgz": {
                 "content_type": "application/octet-stream",

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, QueryBuilder};
+use sqlx::FromRow;
 
-use super::{on_pool, on_tx, Digests, Feed, Store};
+use super::{on_tx, Db, Digests, Feed, Store};
 use crate::error::Result;
 
 /// One package in one feed, as a metadata document asks for it.
@@ -105,57 +105,69 @@ pub struct DistTag {
     pub version_key: String,
 }
 
-/// `(feed = $ AND name = $ AND group = $) OR …` for each key: each term
-/// an index lookup (the feed's unique version index, the history's package
-/// index, the tags' primary key).
-fn push_keys<'a, DB>(
-    sql: &mut QueryBuilder<'a, DB>,
-    keys: &'a [PackageKey],
-    [feed, name, group]: [&str; 3],
-) where
-    DB: sqlx::Database,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    sql.push(" (");
-    for (i, key) in keys.iter().enumerate() {
-        if i > 0 {
-            sql.push(" OR ");
+/// The round's keys as a table `k (feed_id, name_key, group_key)`, bound
+/// as one parameter whatever their number, so that each statement's text is
+/// fixed and prepared once per connection: PostgreSQL's arrays, SQLite's
+/// JSON.
+fn keys_table(db: &Db) -> &'static str {
+    match db {
+        Db::Postgres(_) => {
+            "(SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])) AS k (feed_id, name_key, group_key)"
         }
-        sql.push(format_args!("({feed} = "))
-            .push_bind(key.feed_id)
-            .push(format_args!(" AND {name} = "))
-            .push_bind(key.name_key.as_str())
-            .push(format_args!(" AND {group} = "))
-            .push_bind(key.group_key.as_str())
-            .push(")");
+        Db::Sqlite(..) => {
+            "(SELECT json_extract(value, '$[0]') AS feed_id, json_extract(value, '$[1]') AS name_key, \
+              json_extract(value, '$[2]') AS group_key FROM json_each($1)) AS k"
+        }
     }
-    sql.push(")");
 }
 
-/// The history's rows for each key: promotions into or out of its feed.
-fn push_promotion_keys<'a, DB>(sql: &mut QueryBuilder<'a, DB>, keys: &'a [PackageKey])
-where
-    DB: sqlx::Database,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    sql.push(" (");
-    for (i, key) in keys.iter().enumerate() {
-        if i > 0 {
-            sql.push(" OR ");
+/// Binds the keys as `keys_table` reads them.
+macro_rules! bind_keys {
+    ($query:expr, $keys:expr, postgres) => {
+        $query
+            .bind($keys.iter().map(|k| k.feed_id).collect::<Vec<i64>>())
+            .bind(
+                $keys
+                    .iter()
+                    .map(|k| k.name_key.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                $keys
+                    .iter()
+                    .map(|k| k.group_key.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+    };
+    ($query:expr, $keys:expr, sqlite) => {
+        $query.bind(
+            serde_json::to_string(
+                &$keys
+                    .iter()
+                    .map(|k| (k.feed_id, &k.name_key, &k.group_key))
+                    .collect::<Vec<_>>(),
+            )
+            .expect("keys are JSON"),
+        )
+    };
+}
+
+/// Runs one statement over the round's keys on whichever backend.
+macro_rules! over_keys {
+    ($store:expr, $sql:expr, $keys:expr) => {
+        match $store.db() {
+            Db::Postgres(pool) => {
+                bind_keys!(sqlx::query_as(&$sql), $keys, postgres)
+                    .fetch_all(pool)
+                    .await
+            }
+            Db::Sqlite(pool, _) => {
+                bind_keys!(sqlx::query_as(&$sql), $keys, sqlite)
+                    .fetch_all(pool)
+                    .await
+            }
         }
-        sql.push("(name_key = ")
-            .push_bind(key.name_key.as_str())
-            .push(" AND group_key = ")
-            .push_bind(key.group_key.as_str())
-            .push(" AND (to_feed_id = ")
-            .push_bind(key.feed_id)
-            .push(" OR from_feed_id = ")
-            .push_bind(key.feed_id)
-            .push("))");
-    }
-    sql.push(")");
+    };
 }
 
 impl Store {
@@ -172,37 +184,36 @@ impl Store {
             .await
     }
 
-    /// The rows of each key, in the keys' order.
+    /// The rows of each key, in the keys' order: three statements, run at
+    /// once on three connections.
     async fn read_packages(&self, keys: &[PackageKey]) -> Result<Vec<PackageRows>> {
-        let files: Vec<NativeFile> = on_pool!(self, pool => {
-            let mut sql = QueryBuilder::new(
-                "SELECT v.feed_id, pf.id AS file_id, v.group_name, v.name, v.group_key, v.name_key, \
-                        v.version, v.version_key, pf.qualifier, pf.file_name, pf.size, pf.blob_sha256, \
-                        b.sha1, b.sha512, pf.metadata, pf.published_at \
-                 FROM package_versions v JOIN package_files pf ON pf.version_id = v.id \
-                 LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 WHERE",
-            );
-            push_keys(&mut sql, keys, ["v.feed_id", "v.name_key", "v.group_key"]);
-            sql.push(" ORDER BY pf.id");
-            sql.build_query_as().fetch_all(pool).await
-        })?;
-        let promotions: Vec<PromotionRow> = on_pool!(self, pool => {
-            let mut sql = QueryBuilder::new(
-                "SELECT id, group_key, name_key, version_key, from_feed_id, to_feed_id, from_feed, \
-                        user_name, promoted_at FROM promotions WHERE",
-            );
-            push_promotion_keys(&mut sql, keys);
-            sql.push(" ORDER BY id");
-            sql.build_query_as().fetch_all(pool).await
-        })?;
-        let tags: Vec<DistTag> = on_pool!(self, pool => {
-            let mut sql = QueryBuilder::new(
-                "SELECT feed_id, group_key, name_key, tag, version, version_key FROM npm_dist_tags WHERE",
-            );
-            push_keys(&mut sql, keys, ["feed_id", "name_key", "group_key"]);
-            sql.push(" ORDER BY tag");
-            sql.build_query_as().fetch_all(pool).await
-        })?;
+        let k = keys_table(self.db());
+        let files_sql = format!(
+            "SELECT v.feed_id, pf.id AS file_id, v.group_name, v.name, v.group_key, v.name_key, \
+                    v.version, v.version_key, pf.qualifier, pf.file_name, pf.size, pf.blob_sha256, \
+                    b.sha1, b.sha512, pf.metadata, pf.published_at \
+             FROM {k} JOIN package_versions v ON v.feed_id = k.feed_id \
+               AND v.name_key = k.name_key AND v.group_key = k.group_key \
+             JOIN package_files pf ON pf.version_id = v.id \
+             LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 ORDER BY pf.id"
+        );
+        // A promotion into or out of each key's feed.
+        let promotions_sql = format!(
+            "SELECT p.id, p.group_key, p.name_key, p.version_key, p.from_feed_id, p.to_feed_id, \
+                    p.from_feed, p.user_name, p.promoted_at \
+             FROM {k} JOIN promotions p ON p.name_key = k.name_key AND p.group_key = k.group_key \
+               AND (p.to_feed_id = k.feed_id OR p.from_feed_id = k.feed_id) ORDER BY p.id"
+        );
+        let tags_sql = format!(
+            "SELECT t.feed_id, t.group_key, t.name_key, t.tag, t.version, t.version_key \
+             FROM {k} JOIN npm_dist_tags t ON t.feed_id = k.feed_id \
+               AND t.name_key = k.name_key AND t.group_key = k.group_key ORDER BY t.tag"
+        );
+        let (files, promotions, tags): (Vec<NativeFile>, Vec<PromotionRow>, Vec<DistTag>) = tokio::try_join!(
+            async { over_keys!(self, files_sql, keys) },
+            async { over_keys!(self, promotions_sql, keys) },
+            async { over_keys!(self, tags_sql, keys) },
+        )?;
         Ok(keys
             .iter()
             .map(|key| {
