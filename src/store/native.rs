@@ -48,7 +48,7 @@ impl PackageRows {
 }
 
 /// One file of a package in a feed, as a metadata document shows it.
-#[derive(Debug, Clone, FromRow, Hash)]
+#[derive(Debug, Clone, Hash)]
 pub struct NativeFile {
     pub feed_id: i64,
     pub file_id: i64,
@@ -81,13 +81,10 @@ pub struct Arrival {
     pub user: String,
 }
 
-#[derive(FromRow)]
+/// A promotion into or out of a key's feed, in the order they happened.
 struct PromotionRow {
     id: i64,
-    group_key: String,
-    name_key: String,
     version_key: String,
-    from_feed_id: i64,
     to_feed_id: i64,
     from_feed: String,
     user_name: String,
@@ -95,79 +92,85 @@ struct PromotionRow {
 }
 
 /// One dist-tag as stored.
-#[derive(Debug, Clone, FromRow, Hash)]
+#[derive(Debug, Clone, Hash)]
 pub struct DistTag {
-    pub feed_id: i64,
-    pub group_key: String,
-    pub name_key: String,
     pub tag: String,
     pub version: String,
     pub version_key: String,
 }
 
-/// The round's keys as a table `k (feed_id, name_key, group_key)`, bound
-/// as one parameter whatever their number, so that each statement's text is
-/// fixed and prepared once per connection: PostgreSQL's arrays, SQLite's
-/// JSON.
+/// The round's keys as a table `k (feed_id, name_key, group_key, i)`, `i`
+/// each key's place in the round, bound as parameters whatever their number,
+/// so that the statement's text is fixed and prepared once per connection:
+/// PostgreSQL's arrays, SQLite's JSON.
 fn keys_table(db: &Db) -> &'static str {
     match db {
         Db::Postgres(_) => {
-            "(SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])) AS k (feed_id, name_key, group_key)"
+            "(SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY) \
+             AS k (feed_id, name_key, group_key, i)"
         }
         Db::Sqlite(..) => {
             "(SELECT json_extract(value, '$[0]') AS feed_id, json_extract(value, '$[1]') AS name_key, \
-              json_extract(value, '$[2]') AS group_key FROM json_each($1)) AS k"
+              json_extract(value, '$[2]') AS group_key, key + 1 AS i FROM json_each($1)) AS k"
         }
     }
 }
 
-/// Binds the keys as `keys_table` reads them.
-macro_rules! bind_keys {
-    ($query:expr, $keys:expr, postgres) => {
-        $query
-            .bind($keys.iter().map(|k| k.feed_id).collect::<Vec<i64>>())
-            .bind(
-                $keys
-                    .iter()
-                    .map(|k| k.name_key.as_str())
-                    .collect::<Vec<&str>>(),
-            )
-            .bind(
-                $keys
-                    .iter()
-                    .map(|k| k.group_key.as_str())
-                    .collect::<Vec<&str>>(),
-            )
-    };
-    ($query:expr, $keys:expr, sqlite) => {
-        $query.bind(
-            serde_json::to_string(
-                &$keys
-                    .iter()
-                    .map(|k| (k.feed_id, &k.name_key, &k.group_key))
-                    .collect::<Vec<_>>(),
-            )
-            .expect("keys are JSON"),
-        )
-    };
+/// One row of a round's statement: a file (part 0), a promotion into or out
+/// of the key's feed (1) or a dist-tag (2) of the key at place `i`.
+#[derive(FromRow)]
+struct Part {
+    part: i64,
+    i: i64,
+    id: Option<i64>,
+    group_name: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+    version_key: String,
+    qualifier: Option<String>,
+    file_name: Option<String>,
+    size: Option<i64>,
+    blob_sha256: Option<String>,
+    sha1: Option<String>,
+    sha512: Option<String>,
+    metadata: Option<String>,
+    at: Option<DateTime<Utc>>,
+    to_feed_id: Option<i64>,
+    from_feed: Option<String>,
+    user_name: Option<String>,
+    tag: Option<String>,
 }
 
-/// Runs one statement over the round's keys on whichever backend.
-macro_rules! over_keys {
-    ($store:expr, $sql:expr, $keys:expr) => {
-        match $store.db() {
-            Db::Postgres(pool) => {
-                bind_keys!(sqlx::query_as(&$sql), $keys, postgres)
-                    .fetch_all(pool)
-                    .await
-            }
-            Db::Sqlite(pool, _) => {
-                bind_keys!(sqlx::query_as(&$sql), $keys, sqlite)
-                    .fetch_all(pool)
-                    .await
-            }
-        }
-    };
+/// Everything a round reads, in one statement: each key's files, the
+/// promotions into or out of its feed, and its dist-tags. Each part is an
+/// index lookup (the feed's unique version index, the history's package
+/// index, the tags' primary key).
+fn round_statement(db: &Db) -> String {
+    let k = keys_table(db);
+    let none = |ty: &str| format!("CAST(NULL AS {ty})");
+    let (int, text, time) = (none("BIGINT"), none("TEXT"), none("TIMESTAMPTZ"));
+    format!(
+        "SELECT CAST(0 AS BIGINT) AS part, CAST(k.i AS BIGINT) AS i, pf.id AS id, \
+                v.group_name, v.name, v.version, v.version_key, pf.qualifier, pf.file_name, \
+                pf.size, pf.blob_sha256, b.sha1, b.sha512, pf.metadata, pf.published_at AS at, \
+                {int} AS to_feed_id, {text} AS from_feed, {text} AS user_name, {text} AS tag \
+         FROM {k} JOIN package_versions v ON v.feed_id = k.feed_id \
+           AND v.name_key = k.name_key AND v.group_key = k.group_key \
+         JOIN package_files pf ON pf.version_id = v.id \
+         LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 \
+         UNION ALL \
+         SELECT 1, k.i, p.id, {text}, {text}, {text}, p.version_key, {text}, {text}, {int}, \
+                {text}, {text}, {text}, {text}, p.promoted_at, p.to_feed_id, p.from_feed, \
+                p.user_name, {text} \
+         FROM {k} JOIN promotions p ON p.name_key = k.name_key AND p.group_key = k.group_key \
+           AND (p.to_feed_id = k.feed_id OR p.from_feed_id = k.feed_id) \
+         UNION ALL \
+         SELECT 2, k.i, {int}, {text}, {text}, t.version, t.version_key, {text}, {text}, {int}, \
+                {text}, {text}, {text}, {text}, {time}, {int}, {text}, {text}, t.tag \
+         FROM {k} JOIN npm_dist_tags t ON t.feed_id = k.feed_id \
+           AND t.name_key = k.name_key AND t.group_key = k.group_key \
+         ORDER BY part, id, tag"
+    )
 }
 
 impl Store {
@@ -184,61 +187,83 @@ impl Store {
             .await
     }
 
-    /// The rows of each key, in the keys' order: three statements, run at
-    /// once on three connections.
+    /// The rows of each key, in the keys' order, from one statement.
     async fn read_packages(&self, keys: &[PackageKey]) -> Result<Vec<PackageRows>> {
-        let k = keys_table(self.db());
-        let files_sql = format!(
-            "SELECT v.feed_id, pf.id AS file_id, v.group_name, v.name, v.group_key, v.name_key, \
-                    v.version, v.version_key, pf.qualifier, pf.file_name, pf.size, pf.blob_sha256, \
-                    b.sha1, b.sha512, pf.metadata, pf.published_at \
-             FROM {k} JOIN package_versions v ON v.feed_id = k.feed_id \
-               AND v.name_key = k.name_key AND v.group_key = k.group_key \
-             JOIN package_files pf ON pf.version_id = v.id \
-             LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 ORDER BY pf.id"
-        );
-        // A promotion into or out of each key's feed.
-        let promotions_sql = format!(
-            "SELECT p.id, p.group_key, p.name_key, p.version_key, p.from_feed_id, p.to_feed_id, \
-                    p.from_feed, p.user_name, p.promoted_at \
-             FROM {k} JOIN promotions p ON p.name_key = k.name_key AND p.group_key = k.group_key \
-               AND (p.to_feed_id = k.feed_id OR p.from_feed_id = k.feed_id) ORDER BY p.id"
-        );
-        let tags_sql = format!(
-            "SELECT t.feed_id, t.group_key, t.name_key, t.tag, t.version, t.version_key \
-             FROM {k} JOIN npm_dist_tags t ON t.feed_id = k.feed_id \
-               AND t.name_key = k.name_key AND t.group_key = k.group_key ORDER BY t.tag"
-        );
-        let (files, promotions, tags): (Vec<NativeFile>, Vec<PromotionRow>, Vec<DistTag>) = tokio::try_join!(
-            async { over_keys!(self, files_sql, keys) },
-            async { over_keys!(self, promotions_sql, keys) },
-            async { over_keys!(self, tags_sql, keys) },
-        )?;
+        let sql = round_statement(self.db());
+        let parts: Vec<Part> = match self.db() {
+            Db::Postgres(pool) => {
+                sqlx::query_as(&sql)
+                    .bind(keys.iter().map(|k| k.feed_id).collect::<Vec<i64>>())
+                    .bind(
+                        keys.iter()
+                            .map(|k| k.name_key.as_str())
+                            .collect::<Vec<&str>>(),
+                    )
+                    .bind(
+                        keys.iter()
+                            .map(|k| k.group_key.as_str())
+                            .collect::<Vec<&str>>(),
+                    )
+                    .fetch_all(pool)
+                    .await
+            }
+            Db::Sqlite(pool, _) => {
+                let keys: Vec<_> = keys
+                    .iter()
+                    .map(|k| (k.feed_id, &k.name_key, &k.group_key))
+                    .collect();
+                let keys = serde_json::to_string(&keys).expect("keys are JSON");
+                sqlx::query_as(&sql).bind(keys).fetch_all(pool).await
+            }
+        }?;
+        let mut rounds: Vec<(PackageRows, Vec<PromotionRow>)> =
+            keys.iter().map(|_| Default::default()).collect();
+        for part in parts {
+            let Some(index) = usize::try_from(part.i - 1).ok().filter(|i| *i < keys.len()) else {
+                continue;
+            };
+            let key = &keys[index];
+            let (rows, promotions) = &mut rounds[index];
+            match part.part {
+                0 => rows.files.push(NativeFile {
+                    feed_id: key.feed_id,
+                    file_id: part.id.unwrap_or_default(),
+                    group_name: part.group_name.unwrap_or_default(),
+                    name: part.name.unwrap_or_default(),
+                    group_key: key.group_key.clone(),
+                    name_key: key.name_key.clone(),
+                    version: part.version.unwrap_or_default(),
+                    version_key: part.version_key,
+                    qualifier: part.qualifier.unwrap_or_default(),
+                    file_name: part.file_name,
+                    size: part.size,
+                    blob_sha256: part.blob_sha256,
+                    sha1: part.sha1,
+                    sha512: part.sha512,
+                    metadata: part.metadata,
+                    published_at: part.at.unwrap_or_default(),
+                }),
+                1 => promotions.push(PromotionRow {
+                    id: part.id.unwrap_or_default(),
+                    version_key: part.version_key,
+                    to_feed_id: part.to_feed_id.unwrap_or_default(),
+                    from_feed: part.from_feed.unwrap_or_default(),
+                    user_name: part.user_name.unwrap_or_default(),
+                    promoted_at: part.at.unwrap_or_default(),
+                }),
+                _ => rows.tags.push(DistTag {
+                    tag: part.tag.unwrap_or_default(),
+                    version: part.version.unwrap_or_default(),
+                    version_key: part.version_key,
+                }),
+            }
+        }
         Ok(keys
             .iter()
-            .map(|key| {
-                let is = |feed_id: i64, group_key: &str, name_key: &str| {
-                    feed_id == key.feed_id && group_key == key.group_key && name_key == key.name_key
-                };
-                let files: Vec<NativeFile> = files
-                    .iter()
-                    .filter(|f| is(f.feed_id, &f.group_key, &f.name_key))
-                    .cloned()
-                    .collect();
-                let mine = promotions.iter().filter(|p| {
-                    p.group_key == key.group_key
-                        && p.name_key == key.name_key
-                        && (p.to_feed_id == key.feed_id || p.from_feed_id == key.feed_id)
-                });
-                PackageRows {
-                    arrivals: arrivals(key.feed_id, mine, &files),
-                    tags: tags
-                        .iter()
-                        .filter(|t| is(t.feed_id, &t.group_key, &t.name_key))
-                        .cloned()
-                        .collect(),
-                    files,
-                }
+            .zip(rounds)
+            .map(|(key, (mut rows, promotions))| {
+                rows.arrivals = arrivals(key.feed_id, promotions.iter(), &rows.files);
+                rows
             })
             .collect())
     }
