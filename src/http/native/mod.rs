@@ -162,11 +162,20 @@ pub struct DocumentKey {
 /// the rendering (JSON parsing, serialising, hashing) skipped.
 #[derive(Default)]
 pub struct Documents {
-    kept: Mutex<HashMap<DocumentKey, (u64, Rendered)>>,
+    kept: Mutex<Kept>,
 }
 
-/// Documents kept at most; past it they are all dropped and rendered again.
-const MAX_DOCUMENTS: usize = 10_000;
+#[derive(Default)]
+struct Kept {
+    documents: HashMap<DocumentKey, (u64, Rendered)>,
+    bytes: usize,
+}
+
+/// The most bytes of documents kept; past it they are all dropped and
+/// rendered again as they are asked for. A bound on bytes, not on documents,
+/// since one package may have thousands of versions and the base URL comes
+/// from the request's Host.
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
 impl Documents {
     /// The document for `key` from rows with `fingerprint`: the one kept if
@@ -177,17 +186,33 @@ impl Documents {
         fingerprint: u64,
         render: impl FnOnce() -> Result<Rendered>,
     ) -> Result<Rendered> {
-        if let Some((kept, rendered)) = self.kept.lock().expect("documents lock").get(&key) {
+        if let Some((kept, rendered)) = self
+            .kept
+            .lock()
+            .expect("documents lock")
+            .documents
+            .get(&key)
+        {
             if *kept == fingerprint {
                 return Ok(rendered.clone());
             }
         }
         let rendered = render()?;
+        let size = rendered.body.len() + key.base.len();
         let mut kept = self.kept.lock().expect("documents lock");
-        if kept.len() >= MAX_DOCUMENTS {
-            kept.clear();
+        if kept.bytes + size > MAX_DOCUMENT_BYTES {
+            kept.documents.clear();
+            kept.bytes = 0;
         }
-        kept.insert(key, (fingerprint, rendered.clone()));
+        if let Some((_, replaced)) = kept
+            .documents
+            .insert(key.clone(), (fingerprint, rendered.clone()))
+        {
+            kept.bytes = kept
+                .bytes
+                .saturating_sub(replaced.body.len() + key.base.len());
+        }
+        kept.bytes += size;
         Ok(rendered)
     }
 }
