@@ -726,3 +726,67 @@ async fn a_promotion_through_one_server_is_installed_through_another(backend: Ba
     installer.ok(&project, &["install", "replicated"]);
     assert_eq!(node_require(&project, "replicated"), "seen");
 }
+
+each_backend!(absolute_urls_follow_the_public_url_or_the_proxy);
+
+/// Tarball URLs start with `--public-url` when it is set, and otherwise with
+/// the address the request (or its proxy) names.
+async fn absolute_urls_follow_the_public_url_or_the_proxy(backend: Backend) {
+    let database = TestDatabase::fresh(backend).await;
+    let app = TestApp::on_database(&database.url).await;
+    let key = npm_feeds(&app).await;
+    let (status, _) = put_document(
+        &app,
+        "unapproved-npm",
+        Some(&key),
+        "located",
+        "1.0.0",
+        &crate::content::npm_tgz("located", "1.0.0"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let tarball_of = |packument: &Value| packument["versions"]["1.0.0"]["dist"]["tarball"].clone();
+
+    let proxied: Value = app
+        .client
+        .get(app.url("/npm/unapproved-npm/located"))
+        .bearer_auth(&key)
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "packages.example.com")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        tarball_of(&proxied),
+        "https://packages.example.com/npm/unapproved-npm/located/-/located-1.0.0.tgz"
+    );
+
+    let public =
+        promoter::http::native::PublicUrl::parse("https://npm.example.org/registry/").unwrap();
+    let server = promoter::startup::Application::build("127.0.0.1:0", &database.url)
+        .await
+        .unwrap()
+        .content(promoter::content::Settings::directory(storage_of(
+            &database.url,
+        )))
+        .public_url(Some(public));
+    let address = crate::helpers::serve(server);
+    let configured: Value = app
+        .client
+        .get(format!("{address}/npm/unapproved-npm/located"))
+        .bearer_auth(&key)
+        .header("X-Forwarded-Host", "ignored.example.com")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        tarball_of(&configured),
+        "https://npm.example.org/registry/npm/unapproved-npm/located/-/located-1.0.0.tgz"
+    );
+}
