@@ -10,6 +10,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
 use tokio::sync::oneshot;
 
 use crate::error::{describe, Error, Result};
@@ -42,7 +43,7 @@ impl<K, V> Default for Rounds<K, V> {
 
 impl<K, V> Rounds<K, V>
 where
-    K: Clone + Eq + Hash + Send + 'static,
+    K: Clone + Eq + Hash + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
     /// `key`'s answer from the next round; `read` answers one round's
@@ -50,7 +51,7 @@ where
     /// so a caller that goes away never strands the others.
     pub(super) async fn read<F, Fut>(self: &Arc<Self>, key: K, read: F) -> Result<Arc<V>>
     where
-        F: Fn(Vec<K>) -> Fut + Send + 'static,
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<V>>> + Send,
     {
         let (reply, answer) = oneshot::channel();
@@ -76,6 +77,9 @@ where
         F: Fn(Vec<K>) -> Fut,
         Fut: Future<Output = Result<Vec<V>>>,
     {
+        // However this task ends (a panic, the runtime shutting down), the
+        // next caller starts rounds again and nobody queued waits forever.
+        let _reset = Reset(self);
         loop {
             let waiting = {
                 let mut state = self.state.lock().expect("rounds lock");
@@ -94,38 +98,123 @@ where
                     distinct.len() - 1
                 });
             }
-            match read(distinct).await {
-                Ok(values) => {
-                    let values: Vec<Arc<V>> = values.into_iter().map(Arc::new).collect();
-                    for (key, reply) in waiting {
-                        let value = values.get(index[&key]).cloned().ok_or_else(|| {
-                            Error::Internal(anyhow::anyhow!("a round answered too few keys"))
-                        });
-                        let _ = reply.send(value);
+            let answers: Vec<Result<Arc<V>>> =
+                match caught(&read, distinct.clone()).await {
+                    Ok(values) if values.len() == distinct.len() => {
+                        values.into_iter().map(|v| Ok(Arc::new(v))).collect()
                     }
-                }
-                Err(error) => {
-                    // Every waiter hears the round's failure; only one can
-                    // have the error itself.
-                    let reason = match &error {
-                        Error::Unavailable { reason, .. } => Some(*reason),
-                        _ => None,
-                    };
-                    let text = describe(&error);
-                    let mut first = Some(error);
-                    for (_, reply) in waiting {
-                        let error = first.take().unwrap_or_else(|| match reason {
-                            Some(reason) => Error::Unavailable {
-                                reason,
-                                cause: None,
-                            },
-                            None => Error::Internal(anyhow::anyhow!("{text}")),
-                        });
-                        let _ = reply.send(Err(error));
+                    Ok(_) => distinct.iter().map(|_| Err(too_few())).collect(),
+                    // One key that cannot be read (a name the database refuses)
+                    // must fail only its own requests: each key again on its own.
+                    Err(_) if distinct.len() > 1 => {
+                        let mut answers = Vec::with_capacity(distinct.len());
+                        for key in &distinct {
+                            let one = caught(&read, vec![key.clone()]).await;
+                            answers.push(one.and_then(|mut values| {
+                                values.pop().map(Arc::new).ok_or_else(too_few)
+                            }));
+                        }
+                        answers
                     }
-                }
+                    Err(error) => vec![Err(error)],
+                };
+            let mut answers: Vec<Answer<V>> = answers.into_iter().map(Answer::from).collect();
+            for (key, reply) in waiting {
+                let _ = reply.send(answers[index[&key]].next());
             }
         }
+    }
+}
+
+/// One key's answer, for each of its waiters in turn.
+enum Answer<V> {
+    Value(Arc<V>),
+    /// Only one waiter can have the error itself; the others a copy.
+    Failed(Option<Error>, Copy),
+}
+
+impl<V> From<Result<Arc<V>>> for Answer<V> {
+    fn from(answer: Result<Arc<V>>) -> Self {
+        match answer {
+            Ok(value) => Answer::Value(value),
+            Err(error) => {
+                let copy = Copy::of(&error);
+                Answer::Failed(Some(error), copy)
+            }
+        }
+    }
+}
+
+impl<V> Answer<V> {
+    fn next(&mut self) -> Result<Arc<V>> {
+        match self {
+            Answer::Value(value) => Ok(value.clone()),
+            Answer::Failed(first, copy) => Err(first.take().unwrap_or_else(|| copy.error())),
+        }
+    }
+}
+
+/// A round's read, with a panic turned into an error.
+async fn caught<K, V, F, Fut>(read: &F, keys: Vec<K>) -> Result<Vec<V>>
+where
+    F: Fn(Vec<K>) -> Fut,
+    Fut: Future<Output = Result<Vec<V>>>,
+{
+    std::panic::AssertUnwindSafe(read(keys))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Internal(anyhow::anyhow!(
+                "a round of reads panicked"
+            )))
+        })
+}
+
+fn too_few() -> Error {
+    Error::Internal(anyhow::anyhow!("a round answered too few keys"))
+}
+
+/// What a waiter hears of an error another waiter of the same key has.
+struct Copy {
+    unavailable: Option<&'static str>,
+    text: String,
+}
+
+impl Copy {
+    fn of(error: &Error) -> Copy {
+        Copy {
+            unavailable: match error {
+                Error::Unavailable { reason, .. } => Some(*reason),
+                _ => None,
+            },
+            text: describe(error),
+        }
+    }
+
+    fn error(&self) -> Error {
+        match self.unavailable {
+            Some(reason) => Error::Unavailable {
+                reason,
+                cause: None,
+            },
+            None => Error::Internal(anyhow::anyhow!("{}", self.text)),
+        }
+    }
+}
+
+/// Marks the rounds idle and fails whoever still waits, when the task
+/// running them ends in any way but its own return.
+struct Reset<'a, K, V>(&'a Rounds<K, V>);
+
+impl<K, V> Drop for Reset<'_, K, V> {
+    fn drop(&mut self) {
+        let mut state = match self.0.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        state.running = false;
+        // Dropping their senders answers them (an error, never a hang).
+        state.queue.clear();
     }
 }
 
@@ -166,6 +255,42 @@ mod tests {
             .read(7, |keys: Vec<u32>| async move { Ok(keys) })
             .await;
         assert_eq!(*lone.unwrap(), 7);
+    }
+
+    /// Reads that fail for key 13 and panic for key 66.
+    async fn picky(keys: Vec<u32>) -> Result<Vec<u32>> {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        if keys.contains(&66) {
+            panic!("a bug");
+        }
+        if keys.contains(&13) {
+            return Err(Error::invalid("13 cannot be read"));
+        }
+        Ok(keys)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_key_fails_only_its_own_requests_and_a_panic_strands_nobody() {
+        let rounds: Arc<Rounds<u32, u32>> = Arc::default();
+        let mut tasks = Vec::new();
+        for i in 0..60u32 {
+            let rounds = rounds.clone();
+            let key = if i % 10 == 0 { 13 } else { i };
+            tasks.push(tokio::spawn(
+                async move { (key, rounds.read(key, picky).await) },
+            ));
+        }
+        for task in tasks {
+            let (key, answer) = task.await.unwrap();
+            match answer {
+                Ok(value) => assert_eq!(*value, key),
+                Err(error) => assert_eq!(key, 13, "{error}"),
+            }
+        }
+        let panicked = rounds.read(66, picky).await;
+        assert!(panicked.is_err());
+        // The rounds go on.
+        assert_eq!(*rounds.read(5, picky).await.unwrap(), 5);
     }
 
     #[tokio::test]

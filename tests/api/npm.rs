@@ -317,6 +317,57 @@ async fn republishing_tags_and_the_small_endpoints(app: TestApp) {
     // A tag on a version the feed does not hold is refused.
     npm.fails(&beta, &["dist-tag", "add", "tagged@9.9.9", "nope"], "E404");
 
+    // latest is the highest stable version, not the last published: an older
+    // patch published later does not take it (nor does a retry).
+    let dist_tags = || async {
+        get_json(
+            &app,
+            "/npm/unapproved-npm/-/package/tagged/dist-tags",
+            &key,
+            "application/json",
+        )
+        .await
+        .1
+    };
+    let older = crate::content::npm_tgz("tagged", "0.9.1");
+    let (status, body) = put_document(
+        &app,
+        "unapproved-npm",
+        Some(&key),
+        "tagged",
+        "0.9.1",
+        &older,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(dist_tags().await["latest"], "1.0.0");
+    // A pinned latest holds through a retry, until the next new publish
+    // hands it back to the feed's order.
+    npm.ok(&beta, &["dist-tag", "add", "tagged@0.9.1", "latest"]);
+    let (status, _) = put_document(
+        &app,
+        "unapproved-npm",
+        Some(&key),
+        "tagged",
+        "0.9.1",
+        &older,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(dist_tags().await["latest"], "0.9.1");
+    let newest = crate::content::npm_tgz("tagged", "1.0.1");
+    let (status, _) = put_document(
+        &app,
+        "unapproved-npm",
+        Some(&key),
+        "tagged",
+        "1.0.1",
+        &newest,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(dist_tags().await["latest"], "1.0.1");
+
     // A tag whose version leaves the feed leaves with it.
     promote(&app, &key, "", "tagged", "2.0.0-beta.1").await;
     let (_, tags) = get_json(
@@ -326,7 +377,7 @@ async fn republishing_tags_and_the_small_endpoints(app: TestApp) {
         "application/json",
     )
     .await;
-    assert_eq!(tags, json!({"latest": "1.0.0"}));
+    assert_eq!(tags, json!({"latest": "1.0.1"}));
     let (_, approved) = get_json(&app, "/npm/approved-npm/tagged", &key, "application/json").await;
     assert_eq!(approved["dist-tags"], json!({"latest": "2.0.0-beta.1"}));
 
@@ -684,6 +735,7 @@ async fn documents_follow_the_feed_at_once(app: TestApp) {
     assert_eq!(body["dist-tags"]["latest"], "1.1.0");
 
     // Uploaded straight into the feed: no `_promotion`.
+    assert!(body["versions"]["1.1.0"].is_object(), "{body}");
     assert!(
         body["versions"]["1.1.0"].get("_promotion").is_none(),
         "{body}"
@@ -722,7 +774,20 @@ async fn a_promotion_through_one_server_is_installed_through_another(backend: Ba
     let installer = Npm::new(&second, "approved-npm", Some(&key));
     let project = installer.project("p");
     installer.fails(&project, &["install", "replicated"], "E404");
+    // The second server has rendered the source's document once already.
+    let source = || async {
+        second
+            .client
+            .get(second.url("/npm/unapproved-npm/replicated"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(source().await, 200);
     promote(&first, &key, "", "replicated", "1.0.0").await;
+    assert_eq!(source().await, 404);
     installer.ok(&project, &["install", "replicated"]);
     assert_eq!(node_require(&project, "replicated"), "seen");
 }

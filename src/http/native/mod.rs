@@ -147,13 +147,12 @@ impl Rendered {
     }
 }
 
-/// Which document of which package, as rendered for one base URL.
+/// Which document of which package.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DocumentKey {
     pub package: PackageKey,
     /// Which of the ecosystem's documents (npm: full or abbreviated).
     pub form: &'static str,
-    pub base: String,
 }
 
 /// Documents rendered before, each with the fingerprint of the rows it was
@@ -167,7 +166,10 @@ pub struct Documents {
 
 #[derive(Default)]
 struct Kept {
-    documents: HashMap<DocumentKey, (u64, Rendered)>,
+    /// Each document's last rendering: the fingerprint of its rows, the base
+    /// URL it was rendered for (one per document, so that requests naming
+    /// many hosts replace it rather than multiply it), and the rendering.
+    documents: HashMap<DocumentKey, (u64, String, Rendered)>,
     bytes: usize,
 }
 
@@ -178,39 +180,41 @@ struct Kept {
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
 impl Documents {
-    /// The document for `key` from rows with `fingerprint`: the one kept if
-    /// it was rendered from the same rows, otherwise `render`'s.
+    /// The document for `key` from rows with `fingerprint`, for `base`: the
+    /// one kept if it was rendered from the same rows for the same base,
+    /// otherwise `render`'s.
     pub fn get_or_render(
         &self,
         key: DocumentKey,
         fingerprint: u64,
+        base: &str,
         render: impl FnOnce() -> Result<Rendered>,
     ) -> Result<Rendered> {
-        if let Some((kept, rendered)) = self
+        if let Some((kept, kept_base, rendered)) = self
             .kept
             .lock()
             .expect("documents lock")
             .documents
             .get(&key)
         {
-            if *kept == fingerprint {
+            if *kept == fingerprint && kept_base == base {
                 return Ok(rendered.clone());
             }
         }
         let rendered = render()?;
-        let size = rendered.body.len() + key.base.len();
+        let size = rendered.body.len() + base.len();
         let mut kept = self.kept.lock().expect("documents lock");
         if kept.bytes + size > MAX_DOCUMENT_BYTES {
             kept.documents.clear();
             kept.bytes = 0;
         }
-        if let Some((_, replaced)) = kept
+        if let Some((_, replaced_base, replaced)) = kept
             .documents
-            .insert(key.clone(), (fingerprint, rendered.clone()))
+            .insert(key, (fingerprint, base.to_owned(), rendered.clone()))
         {
             kept.bytes = kept
                 .bytes
-                .saturating_sub(replaced.body.len() + key.base.len());
+                .saturating_sub(replaced.body.len() + replaced_base.len());
         }
         kept.bytes += size;
         Ok(rendered)
@@ -322,18 +326,18 @@ mod tests {
                 name_key: "a".into(),
             },
             form: "full",
-            base: "http://h".into(),
         };
         let render =
             |body: &'static [u8]| move || Ok(Rendered::new("application/json", body.to_vec()));
-        let first = documents
-            .get_or_render(key.clone(), 1, render(b"1"))
-            .unwrap();
-        let same = documents
-            .get_or_render(key.clone(), 1, render(b"2"))
-            .unwrap();
-        assert_eq!(same.body, first.body);
-        let changed = documents.get_or_render(key, 2, render(b"2")).unwrap();
-        assert_eq!(&changed.body[..], b"2");
+        let get = |fingerprint, base, body| {
+            documents
+                .get_or_render(key.clone(), fingerprint, base, render(body))
+                .unwrap()
+        };
+        let first = get(1, "http://h", b"1");
+        assert_eq!(get(1, "http://h", b"2").body, first.body);
+        assert_eq!(&get(2, "http://h", b"2").body[..], b"2");
+        assert_eq!(&get(2, "http://i", b"3").body[..], b"3");
+        assert_eq!(documents.kept.lock().unwrap().documents.len(), 1);
     }
 }

@@ -127,6 +127,19 @@ fn package_name<'s, 'p>(segments: &'s [&'p str]) -> Result<(NpmName, &'s [&'p st
         [name, rest @ ..] if !name.starts_with('@') => (None, *name, rest),
         _ => return Err(no_endpoint()),
     };
+    // Names npm could never have published (validate-npm-package-name:
+    // URL-safe, at most 214 characters) are nothing here, and never reach
+    // the database.
+    let npm_word = |word: &str| {
+        !word.is_empty()
+            && word.len() <= 214
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~!*'()".contains(c))
+    };
+    if !npm_word(name) || group.is_some_and(|scope| !npm_word(&scope[1..])) {
+        return Err(not_found());
+    }
     let (group, name) = ecosystems::canonical(FeedType::Npm, group, Some(name))
         .map_err(|rule| Error::invalid(format!("The package's scope {rule}.")))?;
     let name = name.unwrap_or_default();
@@ -275,11 +288,10 @@ async fn packument_of(
     let key = DocumentKey {
         package: package_key(feed, name),
         form: if abbreviated { ABBREVIATED } else { "full" },
-        base: base.clone(),
     };
     call.ctx
         .documents
-        .get_or_render(key, rows.fingerprint(), || {
+        .get_or_render(key, rows.fingerprint(), &base, || {
             let package = package_document(feed, &rows, &base).ok_or_else(not_found)?;
             let (media_type, body) = if abbreviated {
                 (ABBREVIATED, package.abbreviated())
@@ -412,7 +424,12 @@ async fn publish(call: &Call<'_>, name: &NpmName, body: Body) -> Result<Response
     };
     let version_key = uploaded.package.version_key();
     let keys = (name.group_key.as_str(), name.name_key.as_str());
-    for tag in &publish.tags {
+    // A retry of a publish already made changes no tag again.
+    let tags = match uploaded.recorded {
+        Recorded::Added(_) => publish.tags.as_slice(),
+        Recorded::Unchanged(_) => &[],
+    };
+    for tag in tags {
         if tag == "latest" {
             // npm sends `latest` with every publish that names no tag: it
             // hands `latest` back to the feed's order (the highest stable
@@ -451,7 +468,8 @@ async fn publish_body(call: &Call<'_>, body: Body) -> Result<Bytes> {
         body.into_data_stream(),
         call.ctx.content.stall
     ));
-    let mut bytes = Vec::new();
+    let declared = crate::http::input::declared_length(call.headers).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(usize::try_from(declared.min(limit)).unwrap_or(0));
     while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
         let chunk = chunk.map_err(|error| match error.kind() {
             std::io::ErrorKind::TimedOut => Error::UploadStalled {
@@ -515,7 +533,10 @@ async fn change_tag(call: &Call<'_>, name: &NpmName, tag: &str, body: Body) -> R
         .ok_or_else(|| {
             Error::invalid("The body must be the version as a JSON string, such as \"1.0.0\".")
         })?;
-    let version_key = ecosystems::version_key(FeedType::Npm, version.trim());
+    let version = Identifier::parse(&version)
+        .map_err(|rule| Error::invalid(format!("The version in the body {rule}.")))?;
+    let version = version.as_str();
+    let version_key = ecosystems::version_key(FeedType::Npm, version);
     if !store.set_dist_tag(&feed, keys, tag, &version_key).await? {
         return Err(Error::NotFound(format!(
             "Version {version} of {} is not in feed \"{}\".",
