@@ -149,34 +149,64 @@ fn round_statement(db: &Db) -> String {
     let k = keys_table(db);
     let none = |ty: &str| format!("CAST(NULL AS {ty})");
     let (int, text, time) = (none("BIGINT"), none("TEXT"), none("TIMESTAMPTZ"));
+    let versions = each_key(
+        db,
+        "package_versions v",
+        "v.feed_id = k.feed_id AND v.name_key = k.name_key AND v.group_key = k.group_key",
+    );
+    let promotions = each_key(
+        db,
+        "promotions p",
+        "p.name_key = k.name_key AND p.group_key = k.group_key \
+         AND (p.to_feed_id = k.feed_id OR p.from_feed_id = k.feed_id)",
+    );
+    let tags = each_key(
+        db,
+        "npm_dist_tags t",
+        "t.feed_id = k.feed_id AND t.name_key = k.name_key AND t.group_key = k.group_key",
+    );
     format!(
         "SELECT CAST(0 AS BIGINT) AS part, CAST(k.i AS BIGINT) AS i, pf.id AS id, \
                 v.group_name, v.name, v.version, v.version_key, pf.qualifier, pf.file_name, \
                 pf.size, pf.blob_sha256, b.sha1, b.sha512, pf.metadata, pf.published_at AS at, \
                 {int} AS to_feed_id, {text} AS from_feed, {text} AS user_name, {text} AS tag \
-         FROM {k} JOIN package_versions v ON v.feed_id = k.feed_id \
-           AND v.name_key = k.name_key AND v.group_key = k.group_key \
+         FROM {k} {versions} \
          JOIN package_files pf ON pf.version_id = v.id \
          LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 \
          UNION ALL \
          SELECT 1, k.i, p.id, {text}, {text}, {text}, p.version_key, {text}, {text}, {int}, \
                 {text}, {text}, {text}, {text}, p.promoted_at, p.to_feed_id, p.from_feed, \
                 p.user_name, {text} \
-         FROM {k} JOIN promotions p ON p.name_key = k.name_key AND p.group_key = k.group_key \
-           AND (p.to_feed_id = k.feed_id OR p.from_feed_id = k.feed_id) \
+         FROM {k} {promotions} \
          UNION ALL \
          SELECT 2, k.i, {int}, {text}, {text}, t.version, t.version_key, {text}, {text}, {int}, \
                 {text}, {text}, {text}, {text}, {time}, {int}, {text}, {text}, t.tag \
-         FROM {k} JOIN npm_dist_tags t ON t.feed_id = k.feed_id \
-           AND t.name_key = k.name_key AND t.group_key = k.group_key \
+         FROM {k} {tags} \
          ORDER BY part, id, tag"
     )
 }
 
+/// `table`'s rows matching each key, looked up by index one key at a time.
+/// On PostgreSQL a prepared statement's generic plan cannot know how many
+/// keys a round has and would scan and hash the whole table; a lateral
+/// subquery kept apart by `OFFSET 0` makes each key an index lookup.
+/// SQLite looks up each row of the outer table by index anyway.
+fn each_key(db: &Db, table: &str, condition: &str) -> String {
+    match db {
+        Db::Postgres(_) => {
+            let (name, alias) = table.split_once(' ').expect("a table and its alias");
+            format!(
+                "CROSS JOIN LATERAL (SELECT * FROM {name} {alias} WHERE {condition} OFFSET 0) AS {alias}"
+            )
+        }
+        Db::Sqlite(..) => format!("JOIN {table} ON {condition}"),
+    }
+}
+
 impl Store {
     /// One package in one feed, for a metadata document. Documents asked for
-    /// at the same moment are read together, three statements for a whole
-    /// round (see `rounds`), each round starting after its requests arrived.
+    /// at the same moment are read together, one statement for a whole round
+    /// (see `rounds`), each round starting after its requests arrived.
     pub async fn package_rows(&self, key: PackageKey) -> Result<Arc<PackageRows>> {
         let store = self.clone();
         self.package_rounds
