@@ -77,14 +77,20 @@ where
         F: Fn(Vec<K>) -> Fut,
         Fut: Future<Output = Result<Vec<V>>>,
     {
-        // However this task ends (a panic, the runtime shutting down), the
-        // next caller starts rounds again and nobody queued waits forever.
-        let _reset = Reset(self);
+        // However else this task ends (a panic, the runtime shutting down),
+        // the next caller starts rounds again and nobody queued waits forever.
+        let mut reset = Reset {
+            rounds: self,
+            armed: true,
+        };
         loop {
             let waiting = {
                 let mut state = self.state.lock().expect("rounds lock");
                 if state.queue.is_empty() {
                     state.running = false;
+                    // From here on a new caller may lead rounds of its own:
+                    // nothing of theirs is this task's to touch.
+                    reset.armed = false;
                     return;
                 }
                 let take = state.queue.len().min(MAX_ROUND);
@@ -203,12 +209,18 @@ impl Copy {
 }
 
 /// Marks the rounds idle and fails whoever still waits, when the task
-/// running them ends in any way but its own return.
-struct Reset<'a, K, V>(&'a Rounds<K, V>);
+/// running them ends in any way but its own return (which disarms it).
+struct Reset<'a, K, V> {
+    rounds: &'a Rounds<K, V>,
+    armed: bool,
+}
 
 impl<K, V> Drop for Reset<'_, K, V> {
     fn drop(&mut self) {
-        let mut state = match self.0.state.lock() {
+        if !self.armed {
+            return;
+        }
+        let mut state = match self.rounds.state.lock() {
             Ok(state) => state,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -291,6 +303,29 @@ mod tests {
         assert!(panicked.is_err());
         // The rounds go on.
         assert_eq!(*rounds.read(5, picky).await.unwrap(), 5);
+    }
+
+    /// Callers arriving just as a task ends its last round are answered by
+    /// the next task, never dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn callers_arriving_as_rounds_end_are_answered() {
+        let rounds: Arc<Rounds<u32, u32>> = Arc::default();
+        let mut tasks = Vec::new();
+        for i in 0..8u32 {
+            let rounds = rounds.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..3_000u32 {
+                    let key = i * 10_000 + n;
+                    let answer = rounds
+                        .read(key, |keys: Vec<u32>| async move { Ok(keys) })
+                        .await;
+                    assert_eq!(*answer.unwrap(), key);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
     }
 
     #[tokio::test]
