@@ -12,9 +12,10 @@ use crate::store::{Digests, NativeFile, Store};
 /// The metadata of a file whose description could not be read.
 pub const UNREADABLE: &str = "null";
 
-/// Whether documents of `feed_type` show each file's own description.
+/// Whether documents of `feed_type` show each file's own description: npm's
+/// `package.json`, PyPI's core metadata.
 fn needs_metadata(feed_type: FeedType) -> bool {
-    feed_type == FeedType::Npm
+    matches!(feed_type, FeedType::Npm | FeedType::Pypi)
 }
 
 /// Whether `file` lacks what a metadata document of `feed_type` shows.

@@ -166,6 +166,17 @@ pub async fn upload(
     declared: Declared,
     body: impl Stream<Item = io::Result<Bytes>> + Unpin,
 ) -> Result<Uploaded> {
+    let staged = stage(settings, body).await?;
+    record(store, settings, feed, file_name, declared, staged).await
+}
+
+/// The first half of an upload: `body` in staging, with its digests, for a
+/// caller that checks them against what the client said (twine's
+/// `sha256_digest`) before [`record`]. Dropped, the staged file goes.
+pub async fn stage(
+    settings: &Settings,
+    body: impl Stream<Item = io::Result<Bytes>> + Unpin,
+) -> Result<Staged> {
     let (storage, limit) = (&settings.storage, settings.max_upload);
     let staged = storage::stage(&storage.staging(), body, limit)
         .await
@@ -184,6 +195,20 @@ pub async fn upload(
             "The request body is empty: send the package file.",
         ));
     }
+    Ok(staged)
+}
+
+/// The second half of an upload: reads which package the staged file is,
+/// and records it in `feed`, publishing the bytes as the record commits.
+pub async fn record(
+    store: &Store,
+    settings: &Settings,
+    feed: &Feed,
+    file_name: Option<&str>,
+    declared: Declared,
+    staged: Staged,
+) -> Result<Uploaded> {
+    let storage = &settings.storage;
     let feed_type = feed.feed_type;
     let path = staged.path.clone();
     let owned_name = file_name.map(str::to_owned);

@@ -23,7 +23,7 @@ pub mod generic;
 mod maven;
 pub mod npm;
 mod nuget;
-mod pypi;
+pub mod pypi;
 mod rpm;
 mod rubygems;
 mod semver;
@@ -454,7 +454,7 @@ mod tests {
             pypi(Cursor::new(long), &format!("{name}-1.0.tar.gz")),
             Ok(Found {
                 qualifier: format!("file={name}-1.0.tar.gz"),
-                metadata: None,
+                metadata: Some(format!("Name: {name}\nVersion: 1.0\n")),
                 ..found(None, &name, "1.0")
             })
         );

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{on_tx, Db, Digests, Feed, Store};
+use super::{on_pool, on_tx, Db, Digests, Feed, Store};
 use crate::error::Result;
 
 /// One package in one feed, as a metadata document asks for it.
@@ -296,6 +296,20 @@ impl Store {
                 rows
             })
             .collect())
+    }
+
+    /// Every package with a file in `feed` (PyPI's project list): each
+    /// package's name as first spelled, and its name key, in key order.
+    pub async fn packages_with_files(&self, feed: &Feed) -> Result<Vec<(String, String)>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT MIN(v.name) AS name, v.name_key FROM package_versions v \
+             WHERE v.feed_id = $1 AND EXISTS (SELECT 1 FROM package_files pf \
+               WHERE pf.version_id = v.id AND pf.blob_sha256 IS NOT NULL) \
+             GROUP BY v.name_key ORDER BY v.name_key",
+        )
+        .bind(feed.id)
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// Points `tag` at a version, which must be in `feed` when the statement

@@ -5,9 +5,10 @@
 //! what its documents look like is in its `ecosystems` module.
 
 mod npm;
+mod pypi;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -18,12 +19,13 @@ use sha2::{Digest, Sha256};
 
 use super::ApiContext;
 use crate::auth::{self, Principal};
+use crate::content::backfill;
 use crate::domain::{FeedName, FeedType, Permission};
 use crate::error::{Error, Result};
-use crate::store::{Arrival, Feed, PackageKey};
+use crate::store::{Arrival, Feed, NativeFile, PackageKey, PackageRows};
 
 pub fn router() -> Router<ApiContext> {
-    Router::new().merge(npm::router())
+    Router::new().merge(npm::router()).merge(pypi::router())
 }
 
 /// The URL clients reach the server at (`--public-url`), used in the absolute
@@ -126,6 +128,32 @@ pub async fn feed(
         )));
     }
     Ok(feed)
+}
+
+/// One package's rows in a feed, read afresh (see `Store::package_rows`),
+/// with the digests and metadata of blobs stored before they were kept
+/// filled in from the blobs themselves (`content::backfill`).
+pub async fn described_rows(
+    ctx: &ApiContext,
+    feed: &Feed,
+    key: PackageKey,
+) -> Result<Arc<PackageRows>> {
+    let rows = ctx.store.package_rows(key).await?;
+    let undescribed = |file: &NativeFile| backfill::is_undescribed(feed.feed_type, file);
+    if !rows.files.iter().any(undescribed) {
+        return Ok(rows);
+    }
+    let mut rows = PackageRows::clone(&rows);
+    for file in &mut rows.files {
+        if undescribed(file) {
+            if let Err(error) =
+                backfill::describe(&ctx.store, &ctx.content, feed.feed_type, file).await
+            {
+                tracing::warn!(feed = %feed.name, package = %file.name, version = %file.version, error = %crate::error::describe(&error), "could not describe a stored package file");
+            }
+        }
+    }
+    Ok(Arc::new(rows))
 }
 
 /// A rendered metadata document: its ETag is its bytes' SHA-256.

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 
 use std::sync::Arc;
 
-use super::{base_url, caller, document, feed, promotion, timestamp, DocumentKey, Rendered};
+use super::{
+    base_url, caller, described_rows, document, feed, promotion, timestamp, DocumentKey, Rendered,
+};
 use crate::auth::Principal;
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
@@ -183,29 +185,9 @@ async fn whoami(call: &Call<'_>) -> Result<Response> {
     Ok(Json(json!({ "username": principal.name })).into_response())
 }
 
-/// One package's rows in the feed, with digests and metadata backfilled for
-/// blobs stored before they were kept.
+/// One package's rows in the feed, described.
 async fn rows_of(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<Arc<PackageRows>> {
-    let store = &call.ctx.store;
-    let rows = store.package_rows(package_key(feed, name)).await?;
-    if !rows
-        .files
-        .iter()
-        .any(|file| backfill::is_undescribed(FeedType::Npm, file))
-    {
-        return Ok(rows);
-    }
-    let mut rows = PackageRows::clone(&rows);
-    for file in &mut rows.files {
-        if backfill::is_undescribed(FeedType::Npm, file) {
-            if let Err(error) =
-                backfill::describe(store, &call.ctx.content, FeedType::Npm, file).await
-            {
-                tracing::warn!(feed = %feed.name, package = %name.full, version = %file.version, error = %crate::error::describe(&error), "could not describe a stored tarball");
-            }
-        }
-    }
-    Ok(Arc::new(rows))
+    described_rows(call.ctx, feed, package_key(feed, name)).await
 }
 
 fn package_key(feed: &Feed, name: &NpmName) -> PackageKey {

@@ -1,5 +1,10 @@
 //! Python packages: a wheel's `METADATA` or an sdist's `PKG-INFO`, which must
-//! agree with the file's name, and PEP 503's name normalisation.
+//! agree with the file's name and is kept with the file's record (the simple
+//! API's `requires-python` and PEP 658's core metadata come from it), PEP
+//! 503's name normalisation, PEP 440's versions, and the simple repository
+//! API (`simple`).
+
+pub mod simple;
 
 use std::io::{Read, Seek};
 
@@ -35,17 +40,7 @@ pub(super) fn identity(file: impl Read + Seek, file_name: &str) -> Result<Found,
             "\"{file_name}\" is not a PyPI file name: a wheel ends in .whl, an sdist in .tar.gz or .zip"
         ));
     };
-    let header = |key: &str| {
-        metadata
-            .lines()
-            .take_while(|line| !line.is_empty())
-            .find_map(|line| {
-                let (k, v) = line.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(key)
-                    .then(|| v.trim().to_owned())
-            })
-    };
+    let header = |key: &str| header(&metadata, key);
     let name = header("Name").ok_or("is not a Python package: its metadata has no Name")?;
     let version =
         header("Version").ok_or("is not a Python package: its metadata has no Version")?;
@@ -61,15 +56,35 @@ pub(super) fn identity(file: impl Read + Seek, file_name: &str) -> Result<Found,
         group: None,
         name,
         version,
-        qualifier: format!("file={file_name}"),
-        metadata: None,
+        qualifier: qualifier(file_name),
+        metadata: Some(metadata),
     })
+}
+
+/// The value of a core metadata header (`Name`, `Requires-Python`…): the
+/// headers are an email message's, ended by the first empty line, and their
+/// names are compared as email's are, without case.
+pub fn header(metadata: &str, key: &str) -> Option<String> {
+    metadata
+        .lines()
+        .take_while(|line| !line.trim_end_matches('\r').is_empty())
+        .find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(key)
+                .then(|| v.trim().to_owned())
+        })
+}
+
+/// The qualifier a PyPI file is stored under: a version has several files.
+pub fn qualifier(file_name: &str) -> String {
+    format!("file={file_name}")
 }
 
 /// PEP 503: lower case (as Python's `str.lower`), every run of `-`, `_` and
 /// `.` one `-`. PyPI names the same project by every spelling with this form,
 /// so it is also the `name_key` stored beside a PyPI package's name.
-pub(super) fn normalise(name: &str) -> String {
+pub fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut in_separator_run = false;
     for c in name.chars() {
