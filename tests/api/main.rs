@@ -26,6 +26,7 @@ mod openapi;
 mod promote_auth;
 mod promote_input;
 mod promote_moves;
+mod pypi;
 mod rate_limits;
 mod receiver;
 mod request_ids;
