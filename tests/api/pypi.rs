@@ -64,16 +64,6 @@ fn ok(program: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String 
     text(&output)
 }
 
-fn fails(program: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
-    let output = run(program, args, cwd, env);
-    assert!(
-        !output.status.success(),
-        "{program} {args:?} succeeded:\n{}",
-        text(&output)
-    );
-    text(&output)
-}
-
 /// The files every test uploads, built once: `Hello.Promoter` 1.0.0 and
 /// 1.1.0rc1 (wheel and sdist each, `requires-python >=3.8`), and another
 /// 1.0.0 wheel with other bytes.
