@@ -1,7 +1,9 @@
--- wrk: GET the packuments of BENCH_PACKAGES packages in turn (bench-pkg-N under
--- BENCH_PREFIX, or BENCH_PATH itself when set, for nginx's one static file),
--- with the Accept header of BENCH_ACCEPT; prints one JSON line when done.
+-- wrk: GET the metadata documents of BENCH_PACKAGES packages in turn
+-- (bench-pkg-N under BENCH_PREFIX, followed by BENCH_SUFFIX: npm's packuments,
+-- PyPI's simple pages; or BENCH_PATH itself when set, for nginx's one static
+-- file), with the Accept header of BENCH_ACCEPT; prints one JSON line when done.
 local prefix = os.getenv("BENCH_PREFIX") or "/"
+local suffix = os.getenv("BENCH_SUFFIX") or ""
 local fixed = os.getenv("BENCH_PATH")
 local packages = tonumber(os.getenv("BENCH_PACKAGES") or "1000")
 local accept = os.getenv("BENCH_ACCEPT") or "application/json"
@@ -15,7 +17,7 @@ end
 local n = 0
 function request()
     n = n + 1
-    local path = fixed or (prefix .. "bench-pkg-" .. ((offset + n) % packages))
+    local path = fixed or (prefix .. "bench-pkg-" .. ((offset + n) % packages) .. suffix)
     wrk.headers["Accept"] = accept
     return wrk.format("GET", path)
 end
