@@ -167,12 +167,18 @@ pub async fn upload(
     body: impl Stream<Item = io::Result<Bytes>> + Unpin,
 ) -> Result<Uploaded> {
     let staged = stage(settings, body).await?;
+    if staged.size == 0 {
+        return Err(Error::invalid(
+            "The request body is empty: send the package file.",
+        ));
+    }
     record(store, settings, feed, file_name, declared, staged).await
 }
 
 /// The first half of an upload: `body` in staging, with its digests, for a
 /// caller that checks them against what the client said (twine's
-/// `sha256_digest`) before [`record`]. Dropped, the staged file goes.
+/// `sha256_digest`) before [`record`], and refuses an empty one in its own
+/// words. Dropped, the staged file goes.
 pub async fn stage(
     settings: &Settings,
     body: impl Stream<Item = io::Result<Bytes>> + Unpin,
@@ -190,11 +196,6 @@ pub async fn stage(
             },
             StageError::Io(e) => Error::Internal(anyhow::anyhow!("could not stage an upload: {e}")),
         })?;
-    if staged.size == 0 {
-        return Err(Error::invalid(
-            "The request body is empty: send the package file.",
-        ));
-    }
     Ok(staged)
 }
 

@@ -83,6 +83,8 @@ pub async fn stage(
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|error| match error.kind() {
             io::ErrorKind::TimedOut => StageError::Stalled,
+            // A bound of the body around the file (a form's), met inside it.
+            io::ErrorKind::FileTooLarge => StageError::TooLarge,
             _ => StageError::Body,
         })?;
         staged.size += chunk.len() as u64;

@@ -1,4 +1,4 @@
-//! What the native endpoints read (contract sections 12 and 13): one package's
+//! What the native endpoints read (contract sections 12 to 14): one package's
 //! files in one feed with their digests and metadata, how each version came
 //! into the feed, npm's dist-tags, and the backfill of blobs stored before
 //! digests and metadata were kept. Every read here is one indexed statement
@@ -298,8 +298,9 @@ impl Store {
             .collect())
     }
 
-    /// Every package with a file in `feed` (PyPI's project list): each
-    /// package's name as first spelled, and its name key, in key order.
+    /// Every package with a file in `feed` (PyPI's project list): one
+    /// spelling of each package's name (the least, so the same every time),
+    /// and its name key, in key order.
     pub async fn packages_with_files(&self, feed: &Feed) -> Result<Vec<(String, String)>> {
         Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT MIN(v.name) AS name, v.name_key FROM package_versions v \

@@ -322,13 +322,21 @@ async fn upload_promote_and_install(app: TestApp) {
                 .text()
                 .await
                 .unwrap();
-            assert!(metadata.contains("Name: Hello.Promoter"), "{metadata}");
+            assert_eq!(metadata, metadata_in(path));
             assert_eq!(
                 file["core-metadata"]["sha256"],
                 hex::encode(Sha256::digest(metadata.as_bytes()))
             );
         } else {
             assert_eq!(file["core-metadata"], false);
+            let none = app
+                .client
+                .get(format!("{}.metadata", file["url"].as_str().unwrap()))
+                .basic_auth("api", Some(&key))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(none.status(), 404, "an sdist offers no metadata");
         }
     }
 
@@ -475,8 +483,40 @@ fn form(parts: &[Part]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn post_form(app: &TestApp, key: &str, parts: &[Part<'_>]) -> (u16, String) {
-    let (content_type, body) = form(parts);
+/// A wheel of Hello.Promoter 1.0.0 holding only `metadata` as its METADATA.
+fn wheel_with_metadata(metadata: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file(
+            "hello_promoter-1.0.0.dist-info/METADATA",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+    writer.write_all(metadata.as_bytes()).unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
+/// The METADATA inside a wheel file.
+fn metadata_in(wheel: &Path) -> String {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(wheel).unwrap()).unwrap();
+    let name = archive
+        .file_names()
+        .filter_map(Result::ok)
+        .find(|n| n.ends_with(".dist-info/METADATA"))
+        .unwrap()
+        .into_owned();
+    let mut text = String::new();
+    archive
+        .by_name(&name)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+async fn post_raw(app: &TestApp, key: &str, content_type: String, body: Vec<u8>) -> (u16, String) {
     let response = app
         .client
         .post(upload_url(app, "unapproved-pypi"))
@@ -498,77 +538,97 @@ async fn pages_challenges_and_refusals(app: TestApp) {
     let wheel = std::fs::read(wheel_path).unwrap();
     let wheel_name = wheel_path.file_name().unwrap().to_str().unwrap();
     let digest = sha256_of(wheel_path);
-    let fields = |digest: &'static str| -> Vec<(&'static str, &'static str)> {
-        vec![
+    // The form twine sends for the wheel, with `changed` fields replaced
+    // (an empty value leaves the field out).
+    let fields = |changed: &[(&str, &str)]| -> Vec<(String, String)> {
+        [
             (":action", "file_upload"),
             ("protocol_version", "1"),
             ("name", "Hello.Promoter"),
             ("version", "1.0.0"),
             ("filetype", "bdist_wheel"),
-            ("sha256_digest", digest),
+            ("sha256_digest", digest.as_str()),
         ]
+        .iter()
+        .map(|(name, value)| {
+            let value = changed
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(*value, |(_, v)| *v);
+            (name.to_string(), value.to_string())
+        })
+        .filter(|(_, value)| !value.is_empty())
+        .collect()
     };
-    let digest: &'static str = Box::leak(digest.into_boxed_str());
-    let with = |fields: Vec<(&'static str, &'static str)>| -> Vec<Part<'_>> {
-        fields
-            .into_iter()
-            .map(|(n, v)| Part::Text(n, v))
-            .chain([Part::File(wheel_name, &wheel)])
-            .collect()
+    let with = |fields: &[(String, String)], file: Part| -> (String, Vec<u8>) {
+        let mut parts: Vec<Part> = fields
+            .iter()
+            .map(|(n, v)| Part::Text(n.as_str(), v.as_str()))
+            .collect();
+        parts.push(file);
+        form(&parts)
     };
+    let the_wheel = || Part::File(wheel_name, &wheel);
+    // A wheel whose METADATA holds a NUL: refused before PostgreSQL sees it.
+    let nul_wheel = wheel_with_metadata("Name: Hello.Promoter\nVersion: 1.0.0\nSummary: a\0b\n\n");
+    let nul_digest = hex::encode(Sha256::digest(&nul_wheel));
+    let long = "x".repeat(70 * 1024);
+    let zeros = "0".repeat(64);
     // Refusals name the field, and store nothing.
-    let zeros: &'static str = Box::leak("0".repeat(64).into_boxed_str());
-    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-        (fields(zeros), "Field sha256_digest is"),
+    let cases: Vec<((String, Vec<u8>), &str)> = vec![
         (
-            fields(digest)
-                .into_iter()
-                .map(|(n, v)| if n == "version" { (n, "2.0") } else { (n, v) })
-                .collect(),
+            with(&fields(&[("sha256_digest", &zeros)]), the_wheel()),
+            "Field sha256_digest is",
+        ),
+        (
+            with(&fields(&[("version", "2.0")]), the_wheel()),
             "not Hello.Promoter 2.0 as the request says",
         ),
         (
-            fields(digest)
-                .into_iter()
-                .filter(|(n, _)| *n != ":action")
-                .collect(),
+            with(&fields(&[(":action", "")]), the_wheel()),
             "Field :action is missing",
         ),
         (
-            fields(digest)
-                .into_iter()
-                .map(|(n, v)| {
-                    if n == "filetype" {
-                        (n, "sdist")
-                    } else {
-                        (n, v)
-                    }
-                })
-                .collect(),
+            with(&fields(&[("filetype", "sdist")]), the_wheel()),
             "filetype \"sdist\" does not fit",
         ),
         (
-            fields(digest)
-                .into_iter()
-                .map(|(n, v)| {
-                    if n == ":action" {
-                        (n, "doc_upload")
-                    } else {
-                        (n, v)
-                    }
-                })
-                .collect(),
+            with(&fields(&[(":action", "doc_upload")]), the_wheel()),
             "Field :action \"doc_upload\" is not supported",
         ),
+        (
+            with(&fields(&[("name", &long)]), the_wheel()),
+            "Field name is longer than 64 KiB",
+        ),
+        (
+            with(
+                &fields(&[]),
+                Part::File("../x-1.0-py3-none-any.whl", &wheel),
+            ),
+            "Field content must have a file name",
+        ),
+        (
+            with(&fields(&[]), Part::File(wheel_name, b"")),
+            "Field content is empty",
+        ),
+        (
+            with(
+                &fields(&[("sha256_digest", &nul_digest)]),
+                Part::File("hello_promoter-1.0.0-py3-none-any.whl", &nul_wheel),
+            ),
+            "holding a NUL character",
+        ),
+        (form(&[the_wheel(), the_wheel()]), "two content fields"),
+        (
+            form(&[Part::Text(":action", "file_upload")]),
+            "Field content is missing",
+        ),
     ];
-    for (fields, said) in cases {
-        let (status, body) = post_form(&app, &key, &with(fields)).await;
-        assert_eq!(status, 400, "{body}");
-        assert!(body.contains(said), "{said}: {body}");
+    for ((content_type, body), said) in cases {
+        let (status, answer) = post_raw(&app, &key, content_type, body).await;
+        assert_eq!(status, 400, "{said}: {answer}");
+        assert!(answer.contains(said), "{said}: {answer}");
     }
-    let (status, body) = post_form(&app, &key, &[Part::Text(":action", "file_upload")]).await;
-    assert_eq!(status, 400);
-    assert!(body.contains("Field content is missing"), "{body}");
     let response = app
         .client
         .post(upload_url(&app, "unapproved-pypi"))
@@ -583,12 +643,19 @@ async fn pages_challenges_and_refusals(app: TestApp) {
         .await
         .unwrap()
         .contains("multipart/form-data"));
+    assert_eq!(
+        app.texts("SELECT CAST((SELECT COUNT(*) FROM blobs) + (SELECT COUNT(*) FROM package_files) AS TEXT)")
+            .await,
+        ["0"],
+        "a refused upload stored nothing"
+    );
     let (status, _) = json_page(&app, "unapproved-pypi", &key).await;
     assert_eq!(status, 404, "a refused upload stored nothing");
     // The same form, right: stored; at /legacy/ too, as on PyPI.
-    let (status, body) = post_form(&app, &key, &with(fields(digest))).await;
-    assert_eq!(status, 200, "{body}");
-    let (content_type, body) = form(&with(fields(digest)));
+    let (content_type, body) = with(&fields(&[]), the_wheel());
+    let (status, answer) = post_raw(&app, &key, content_type, body).await;
+    assert_eq!(status, 200, "{answer}");
+    let (content_type, body) = with(&fields(&[]), the_wheel());
     let legacy = app
         .client
         .post(app.url("/pypi/unapproved-pypi/legacy/"))
@@ -729,7 +796,8 @@ async fn pages_challenges_and_refusals(app: TestApp) {
     )
     .await;
     assert_eq!(outsider.status(), 403);
-    let (status, _) = post_form(&app, &other, &with(fields(digest))).await;
+    let (content_type, body) = with(&fields(&[]), the_wheel());
+    let (status, _) = post_raw(&app, &other, content_type, body).await;
     assert_eq!(status, 403);
     let npm = page(&app, "/pypi/some-npm/simple/", &key, "").await;
     assert_eq!(npm.status(), 404);

@@ -15,7 +15,7 @@ use super::Found;
 /// an sdist (`NAME-VERSION.tar.gz` with `NAME-VERSION/PKG-INFO`, or `.zip`).
 pub(super) fn identity(file: impl Read + Seek, file_name: &str) -> Result<Found, String> {
     let lower = file_name.to_ascii_lowercase();
-    let (stem, metadata) = if lower.ends_with(".whl") {
+    let (stem, metadata) = if is_wheel(file_name) {
         let stem = &file_name[..file_name.len() - 4];
         let mut parts = stem.splitn(3, '-');
         let (name, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -40,6 +40,10 @@ pub(super) fn identity(file: impl Read + Seek, file_name: &str) -> Result<Found,
             "\"{file_name}\" is not a PyPI file name: a wheel ends in .whl, an sdist in .tar.gz or .zip"
         ));
     };
+    // PostgreSQL's text holds no NUL, and no metadata needs one.
+    if metadata.contains('\0') {
+        return Err("has core metadata holding a NUL character".to_owned());
+    }
     let header = |key: &str| header(&metadata, key);
     let name = header("Name").ok_or("is not a Python package: its metadata has no Name")?;
     let version =
@@ -63,17 +67,61 @@ pub(super) fn identity(file: impl Read + Seek, file_name: &str) -> Result<Found,
 
 /// The value of a core metadata header (`Name`, `Requires-Python`…): the
 /// headers are an email message's, ended by the first empty line, and their
-/// names are compared as email's are, without case.
+/// names are compared as email's are, without case. A line that begins with
+/// white space continues the header before it (a folded `License`), so it
+/// names no header of its own.
 pub fn header(metadata: &str, key: &str) -> Option<String> {
     metadata
         .lines()
         .take_while(|line| !line.trim_end_matches('\r').is_empty())
+        .filter(|line| !line.starts_with([' ', '\t']))
         .find_map(|line| {
             let (k, v) = line.split_once(':')?;
             k.trim()
                 .eq_ignore_ascii_case(key)
                 .then(|| v.trim().to_owned())
         })
+}
+
+/// Whether a file is a wheel (the rest are sdists).
+pub fn is_wheel(file_name: &str) -> bool {
+    file_name.to_ascii_lowercase().ends_with(".whl")
+}
+
+/// Whether `text` names a project as PEP 508 allows (letters, digits and
+/// `.`, `_`, `-` inside): anything else names nothing on any index.
+pub fn is_project_name(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 200
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(b))
+}
+
+/// Checks an upload's `filetype` against the file it names: `sdist` for a
+/// `.tar.gz` or `.zip`, `bdist_wheel` for a `.whl` (PyPI accepts nothing
+/// else today). Err completes "The upload's …".
+pub fn check_filetype(filetype: &str, file_name: &str) -> Result<(), String> {
+    let lower = file_name.to_ascii_lowercase();
+    let fits = match filetype {
+        "sdist" => lower.ends_with(".tar.gz") || lower.ends_with(".zip"),
+        "bdist_wheel" => is_wheel(file_name),
+        other => {
+            return Err(format!(
+                "field filetype \"{other}\" is not accepted: only sdist and bdist_wheel are"
+            ))
+        }
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "field filetype \"{filetype}\" does not fit the file \"{file_name}\""
+        ))
+    }
 }
 
 /// The qualifier a PyPI file is stored under: a version has several files.
@@ -140,6 +188,31 @@ pub(super) fn refusal(version: &str) -> Option<&'static str> {
     Pep440::parse(version)
         .is_none()
         .then_some("is not a PEP 440 version (such as 1.2.3, 1.2.3rc1 or 1.2.3.post1)")
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    #[test]
+    fn filetypes_names_and_headers() {
+        assert!(check_filetype("sdist", "a-1.0.tar.gz").is_ok());
+        assert!(check_filetype("bdist_wheel", "a-1.0-py3-none-any.whl").is_ok());
+        assert!(check_filetype("sdist", "a-1.0-py3-none-any.whl").is_err());
+        assert!(check_filetype("bdist_egg", "a-1.0.egg").is_err());
+        for good in ["a", "Foo.Bar", "foo_bar-2", "x9"] {
+            assert!(is_project_name(good), "{good}");
+        }
+        for bad in ["", "-a", "a-", "a b", "a/b", "é"] {
+            assert!(!is_project_name(bad), "{bad}");
+        }
+        let metadata = "Name: a\nLicense: MIT\n  Requires-Python: <2\nRequires-Python: >=3.8\n\nRequires-Python: body";
+        assert_eq!(
+            header(metadata, "requires-python").as_deref(),
+            Some(">=3.8")
+        );
+        assert_eq!(header("Name: a\n\nVersion: 1", "Version"), None);
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The simple repository API as data: the project list and each project's
 //! page, in PEP 503 HTML and PEP 691 JSON (api-version 1.1: PEP 700's
-//! `versions`, `upload-time` and `size`), with PEP 658/714 core metadata;
-//! which of them a client's `Accept` asks for; and the rules of twine's
-//! upload form. HTTP is `http::native::pypi`'s.
+//! `versions`, `upload-time` and `size`), with PEP 658/714 core metadata,
+//! and which of them a client's `Accept` asks for. HTTP is
+//! `http::native::pypi`'s.
 //!
 //! Followed: PEP 503, 629, 658, 691, 700 and 714 as the PyPA's "Simple
 //! repository API" specification gathers them; warehouse's
@@ -38,18 +38,20 @@ pub fn negotiate(accept: Option<&str>) -> Option<&'static str> {
         let mut parts = item.split(';');
         let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
         let quality = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
+            .filter_map(|p| p.split_once('='))
+            .filter(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .find_map(|(_, q)| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        let served =
-            match media.as_str() {
-                "application/vnd.pypi.simple.v1+json"
-                | "application/vnd.pypi.simple.latest+json" => JSON,
-                "application/vnd.pypi.simple.v1+html"
-                | "application/vnd.pypi.simple.latest+html" => HTML,
-                "text/html" | "text/*" | "*/*" => TEXT_HTML,
-                _ => continue,
-            };
+        let served = match media.as_str() {
+            "application/vnd.pypi.simple.v1+json"
+            | "application/vnd.pypi.simple.latest+json"
+            | "application/*" => JSON,
+            "application/vnd.pypi.simple.v1+html" | "application/vnd.pypi.simple.latest+html" => {
+                HTML
+            }
+            "text/html" | "text/*" | "*/*" => TEXT_HTML,
+            _ => continue,
+        };
         if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
             best = Some((quality, served));
         }
@@ -203,49 +205,6 @@ pub fn metadata_sha256(metadata: &str) -> String {
     hex::encode(Sha256::digest(metadata.as_bytes()))
 }
 
-/// Whether a file is a wheel, whose `METADATA` PEP 658 serves beside it.
-/// An sdist's `PKG-INFO` may leave fields dynamic (PEP 643), so pip builds
-/// it rather than trust it, and it is not offered.
-pub fn is_wheel(file_name: &str) -> bool {
-    file_name.to_ascii_lowercase().ends_with(".whl")
-}
-
-/// Checks twine's `filetype` against the file it names: `sdist` for a
-/// `.tar.gz` or `.zip`, `bdist_wheel` for a `.whl` (PyPI accepts nothing
-/// else today). Err completes "The upload …".
-pub fn check_filetype(filetype: &str, file_name: &str) -> Result<(), String> {
-    let lower = file_name.to_ascii_lowercase();
-    let fits = match filetype {
-        "sdist" => lower.ends_with(".tar.gz") || lower.ends_with(".zip"),
-        "bdist_wheel" => lower.ends_with(".whl"),
-        other => {
-            return Err(format!(
-                "field filetype \"{other}\" is not accepted: only sdist and bdist_wheel are"
-            ))
-        }
-    };
-    if fits {
-        Ok(())
-    } else {
-        Err(format!(
-            "field filetype \"{filetype}\" does not fit the file \"{file_name}\""
-        ))
-    }
-}
-
-/// Whether `text` names a project as PEP 508 allows (letters, digits and
-/// `.`, `_`, `-` inside): anything else names nothing on any index.
-pub fn is_project_name(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 200
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +231,10 @@ mod tests {
         );
         assert_eq!(negotiate(Some("application/xml")), None);
         assert_eq!(negotiate(Some("text/html;q=0")), None);
+        assert_eq!(
+            negotiate(Some("text/html;Q=0.1, application/*")),
+            Some(JSON)
+        );
     }
 
     fn project() -> Project {
@@ -321,19 +284,5 @@ mod tests {
         assert_eq!(file["core-metadata"]["sha256"], "cd".repeat(32));
         assert_eq!(file["size"], 12);
         assert!(file.get("_promotion").is_none());
-    }
-
-    #[test]
-    fn filetypes_and_names() {
-        assert!(check_filetype("sdist", "a-1.0.tar.gz").is_ok());
-        assert!(check_filetype("bdist_wheel", "a-1.0-py3-none-any.whl").is_ok());
-        assert!(check_filetype("sdist", "a-1.0-py3-none-any.whl").is_err());
-        assert!(check_filetype("bdist_egg", "a-1.0.egg").is_err());
-        for good in ["a", "Foo.Bar", "foo_bar-2", "x9"] {
-            assert!(is_project_name(good), "{good}");
-        }
-        for bad in ["", "-a", "a-", "a b", "a/b", "é"] {
-            assert!(!is_project_name(bad), "{bad}");
-        }
     }
 }

@@ -289,6 +289,24 @@ pub fn document(headers: &HeaderMap, rendered: Rendered) -> Response {
     response
 }
 
+/// An error as an ecosystem's endpoint answers it, before it is put in that
+/// client's words: its status and headers (a challenge keeps its
+/// `WWW-Authenticate`), with a file already there as 409, the status package
+/// clients know (the ProGet API's 400 is pgutil's), and its sentence.
+pub async fn error_parts(error: Error) -> (axum::http::response::Parts, String) {
+    let conflict = matches!(error, Error::AlreadyExists(_));
+    let (mut parts, body) = error.into_response().into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim_end().to_owned())
+        .unwrap_or_default();
+    if conflict {
+        parts.status = StatusCode::CONFLICT;
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    (parts, text)
+}
+
 /// A time as the documents write it: RFC 3339 in UTC, to the millisecond.
 pub fn timestamp(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::{
-    base_url, caller, described_rows, document, feed, promotion, timestamp, DocumentKey, Rendered,
+    base_url, caller, described_rows, document, error_parts, feed, promotion, timestamp,
+    DocumentKey, Rendered,
 };
 use crate::auth::Principal;
 use crate::content::{self, backfill, Declared};
@@ -529,26 +530,15 @@ async fn change_tag(call: &Call<'_>, name: &NpmName, tag: &str, body: Body) -> R
 }
 
 /// Any error as npm shows it: `{"error": "…"}` with the status it would
-/// have had (a challenge keeps its `WWW-Authenticate`), and a conflict as
-/// 409.
+/// have had, and a refused unpublish with the methods that remain.
 async fn npm_error(error: Error) -> Response {
-    let conflict = matches!(error, Error::AlreadyExists(_));
     let not_allowed = matches!(error, Error::MethodNotAllowed(_));
-    let response = error.into_response();
-    let (mut parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .map(|bytes| String::from_utf8_lossy(&bytes).trim_end().to_owned())
-        .unwrap_or_default();
-    if conflict {
-        parts.status = StatusCode::CONFLICT;
-    }
+    let (mut parts, text) = error_parts(error).await;
     if not_allowed {
         parts
             .headers
             .insert(header::ALLOW, HeaderValue::from_static("GET, PUT"));
     }
-    parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -17,8 +17,9 @@ use axum::Router;
 use futures_util::{Stream, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{base_url, caller, described_rows, document, feed, promotion, DocumentKey, Rendered};
-use crate::auth::Principal;
+use super::{
+    base_url, caller, described_rows, document, error_parts, feed, promotion, DocumentKey, Rendered,
+};
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
 use crate::ecosystems::pypi::{self, simple};
@@ -87,9 +88,10 @@ fn is_pypi(feed_type: FeedType) -> bool {
     feed_type == FeedType::Pypi
 }
 
-async fn view(call: &Call<'_>) -> Result<(Option<Principal>, Feed)> {
+/// The feed, if the caller may view it.
+async fn view(call: &Call<'_>) -> Result<Feed> {
     let caller = caller(call.ctx, call.headers, call.query).await?;
-    let feed = feed(
+    feed(
         call.ctx,
         caller.as_ref(),
         call.feed,
@@ -97,8 +99,7 @@ async fn view(call: &Call<'_>) -> Result<(Option<Principal>, Feed)> {
         "pypi",
         is_pypi,
     )
-    .await?;
-    Ok((caller, feed))
+    .await
 }
 
 /// A path segment as written in a URL: file names and versions keep the
@@ -128,6 +129,7 @@ fn form(call: &Call<'_>) -> Option<&'static str> {
 fn not_acceptable() -> Response {
     (
         StatusCode::NOT_ACCEPTABLE,
+        [(header::VARY, "Accept")],
         format!(
             "This index serves {}, {} and {}.\n",
             simple::JSON,
@@ -154,7 +156,7 @@ fn rendered(
 
 /// `GET /simple/`: every project with a file in the feed.
 async fn index(call: &Call<'_>) -> Result<Response> {
-    let (_, feed) = view(call).await?;
+    let feed = view(call).await?;
     let Some(form) = form(call) else {
         return Ok(not_acceptable());
     };
@@ -192,10 +194,10 @@ fn project_not_found(project: &str, feed: &str) -> Error {
 /// name is sent to the normalised one (301), as PyPI does, so that every
 /// spelling has one page and one ETag.
 async fn project_page(call: &Call<'_>, project: &str) -> Result<Response> {
-    if !simple::is_project_name(project) {
+    if !pypi::is_project_name(project) {
         return Err(project_not_found(project, call.feed));
     }
-    let (_, feed) = view(call).await?;
+    let feed = view(call).await?;
     let normalized = pypi::normalise(project);
     let base = base_url(call.ctx, call.headers);
     if normalized != project {
@@ -274,7 +276,7 @@ fn project_document(feed: &Feed, rows: &PackageRows, base: &str) -> Option<simpl
                 sha256: file.blob_sha256.clone().unwrap_or_default(),
                 requires_python: pypi::header(metadata, "Requires-Python")
                     .filter(|r| !r.is_empty()),
-                core_metadata: simple::is_wheel(&file_name)
+                core_metadata: pypi::is_wheel(&file_name)
                     .then(|| simple::metadata_sha256(metadata)),
                 upload_time: file
                     .published_at
@@ -301,7 +303,7 @@ fn file_not_found(file: &str, feed: &str) -> Error {
 /// `GET /download/{project}/{version}/{file}`: the file, as the packages
 /// API serves it (ETag, Range).
 async fn download(call: &Call<'_>, project: &str, version: &str, file: &str) -> Result<Response> {
-    let (_, feed) = view(call).await?;
+    let feed = view(call).await?;
     let missing = || file_not_found(file, &feed.name);
     let part = |text: &str| Identifier::parse(text).map_err(|_| missing());
     let package = PackageId::new(FeedType::Pypi, None, &part(project)?, &part(version)?)
@@ -324,9 +326,9 @@ async fn core_metadata(
     version: &str,
     file: &str,
 ) -> Result<Response> {
-    let (_, feed) = view(call).await?;
+    let feed = view(call).await?;
     let missing = || file_not_found(&format!("{file}.metadata"), &feed.name);
-    if !simple::is_project_name(project) || !simple::is_wheel(file) {
+    if !pypi::is_project_name(project) || !pypi::is_wheel(file) {
         return Err(missing());
     }
     let key = package_key(&feed, &pypi::normalise(project));
@@ -340,6 +342,16 @@ async fn core_metadata(
         call.headers,
         Rendered::new("text/plain; charset=utf-8", metadata.into_bytes()),
     ))
+}
+
+/// The most bytes of the form beside its file (the description and the
+/// other metadata fields twine sends).
+const MAX_FORM_BESIDE_FILE: u64 = 16 * 1024 * 1024;
+
+fn too_large(settings: &content::Settings) -> Error {
+    Error::UploadTooLarge {
+        limit_mib: settings.max_upload / (1024 * 1024),
+    }
 }
 
 /// The form fields an upload reads; every other field (the description,
@@ -377,8 +389,17 @@ async fn upload(call: &Call<'_>, body: Body) -> Result<Response> {
             )
         })?;
     let settings = &call.ctx.content;
+    // The file within the upload limit, and the rest of the form within a
+    // bound of its own: multer holds a field's headers in memory until they
+    // end, so an endless one must end the upload rather than the memory.
+    let limit = settings.max_upload.saturating_add(MAX_FORM_BESIDE_FILE);
+    if crate::http::input::declared_length(call.headers).is_some_and(|length| length > limit) {
+        return Err(too_large(settings));
+    }
     let body = crate::http::package_content::stalls_after(body.into_data_stream(), settings.stall);
-    let mut form = multer::Multipart::new(body, boundary);
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit));
+    let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut fields: HashMap<&'static str, String> = HashMap::new();
     let mut content = None;
     while let Some(field) = form
@@ -401,6 +422,11 @@ async fn upload(call: &Call<'_>, body: Body) -> Result<Response> {
                     Error::invalid("Field content must have a file name, such as example-1.0-py3-none-any.whl.")
                 })?;
             let staged = content::stage(settings, field_stream(field)).await?;
+            if staged.size == 0 {
+                return Err(Error::invalid(
+                    "Field content is empty: send the distribution file.",
+                ));
+            }
             content = Some((file_name, staged));
         } else if let Some(known) = FIELDS.iter().find(|known| **known == name) {
             fields.insert(known, field_text(field, known, settings).await?);
@@ -419,7 +445,7 @@ async fn upload(call: &Call<'_>, body: Body) -> Result<Response> {
     let (file_name, staged) = content
         .ok_or_else(|| Error::invalid("Field content is missing: the upload has no file."))?;
     let filetype = required("filetype", "it is sdist or bdist_wheel")?;
-    simple::check_filetype(filetype, &file_name)
+    pypi::check_filetype(filetype, &file_name)
         .map_err(|rule| Error::invalid(format!("The upload's {rule}.")))?;
     let digest = required(
         "sha256_digest",
@@ -470,6 +496,8 @@ fn field_stream(
 
 fn into_io(error: multer::Error) -> std::io::Error {
     match error {
+        // The whole form's bound: staging answers it as the upload limit.
+        multer::Error::StreamSizeExceeded { .. } => std::io::ErrorKind::FileTooLarge.into(),
         multer::Error::StreamReadFailed(inner) => match inner.downcast::<std::io::Error>() {
             Ok(io) => *io,
             Err(other) => std::io::Error::other(other),
@@ -481,10 +509,14 @@ fn into_io(error: multer::Error) -> std::io::Error {
 /// Why the form could not be read, as the client should hear it.
 fn form_error(error: multer::Error, settings: &content::Settings) -> Error {
     let io = into_io(error);
-    if io.kind() == std::io::ErrorKind::TimedOut {
-        return Error::UploadStalled {
-            seconds: settings.stall.as_secs(),
-        };
+    match io.kind() {
+        std::io::ErrorKind::TimedOut => {
+            return Error::UploadStalled {
+                seconds: settings.stall.as_secs(),
+            }
+        }
+        std::io::ErrorKind::FileTooLarge => return too_large(settings),
+        _ => {}
     }
     Error::invalid(format!(
         "The upload is not a well-formed multipart/form-data form ({io})."
@@ -511,18 +543,9 @@ async fn field_text(
 }
 
 /// Any error as pip, uv and twine show it: the sentence as the body and as
-/// the reason phrase (twine prints the reason), a challenge with its
-/// `WWW-Authenticate`, a file already there as 409.
+/// the reason phrase (twine prints the reason).
 async fn pypi_error(error: Error) -> Response {
-    let conflict = matches!(error, Error::AlreadyExists(_));
-    let (mut parts, body) = error.into_response().into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .map(|bytes| String::from_utf8_lossy(&bytes).trim_end().to_owned())
-        .unwrap_or_default();
-    if conflict {
-        parts.status = StatusCode::CONFLICT;
-    }
+    let (mut parts, text) = error_parts(error).await;
     let reason: String = text
         .chars()
         .map(|c| {
@@ -537,7 +560,6 @@ async fn pypi_error(error: Error) -> Response {
     if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
         parts.extensions.insert(reason);
     }
-    parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
