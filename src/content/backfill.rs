@@ -21,7 +21,9 @@ fn needs_metadata(feed_type: FeedType) -> bool {
 /// Whether `file` lacks what a metadata document of `feed_type` shows.
 pub fn is_undescribed(feed_type: FeedType, file: &NativeFile) -> bool {
     file.blob_sha256.is_some()
-        && (file.sha512.is_none() || (needs_metadata(feed_type) && file.metadata.is_none()))
+        && (file.sha512.is_none()
+            || file.md5.is_none()
+            || (needs_metadata(feed_type) && file.metadata.is_none()))
 }
 
 /// Whether `file` can be shown: described, and its description readable.
@@ -86,7 +88,7 @@ pub async fn describe(
         }
         None => None,
     };
-    let Digests { sha1, sha512 } = staged.digests.clone();
+    let Digests { sha1, sha512, md5 } = staged.digests.clone();
     store
         .backfill(
             &sha256,
@@ -96,6 +98,7 @@ pub async fn describe(
         .await?;
     file.sha1 = Some(sha1);
     file.sha512 = Some(sha512);
+    file.md5 = Some(md5);
     if metadata.is_some() {
         file.metadata = metadata;
     }

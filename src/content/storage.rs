@@ -79,7 +79,7 @@ pub async fn stage(
         digests: Digests::default(),
     };
     let mut hasher = Sha256::new();
-    let (mut sha1, mut sha512) = (sha1::Sha1::new(), sha2::Sha512::new());
+    let (mut sha1, mut sha512, mut md5) = (sha1::Sha1::new(), sha2::Sha512::new(), md5::Md5::new());
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|error| match error.kind() {
             io::ErrorKind::TimedOut => StageError::Stalled,
@@ -94,6 +94,7 @@ pub async fn stage(
         hasher.update(&chunk);
         sha1.update(&chunk);
         sha512.update(&chunk);
+        md5.update(&chunk);
         file.write_all(&chunk).await.map_err(StageError::Io)?;
     }
     file.flush().await.map_err(StageError::Io)?;
@@ -103,6 +104,7 @@ pub async fn stage(
     staged.digests = Digests {
         sha1: hex::encode(sha1.finalize()),
         sha512: hex::encode(sha512.finalize()),
+        md5: hex::encode(md5.finalize()),
     };
     Ok(staged)
 }

@@ -20,7 +20,7 @@ mod debian;
 mod docker;
 mod feed_type;
 pub mod generic;
-mod maven;
+pub mod maven;
 pub mod npm;
 mod nuget;
 pub mod pypi;

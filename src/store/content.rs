@@ -35,13 +35,15 @@ pub struct ContentFile<'a> {
     pub metadata: Option<&'a str>,
 }
 
-/// A blob's SHA-1 and SHA-512, in hex, computed with its SHA-256 as the bytes
-/// arrive: npm checks `shasum` (SHA-1) and `integrity` (SHA-512), NuGet a
-/// SHA-512, so every upload path keeps them (contract section 13).
+/// A blob's SHA-1, SHA-512 and MD5, in hex, computed with its SHA-256 as the
+/// bytes arrive: npm checks `shasum` (SHA-1) and `integrity` (SHA-512), NuGet
+/// a SHA-512, Maven any of them, so every upload path keeps them (contract
+/// sections 13 and 15).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Digests {
     pub sha1: String,
     pub sha512: String,
+    pub md5: String,
 }
 
 /// When an upload marked a blob as being published (`Store::note_blob`).
@@ -150,10 +152,10 @@ impl Store {
         // the record about to be written keeps the blob from now on; a later
         // upload's mark stays, for that upload is still publishing.
         on_tx!(&mut tx, conn => sqlx::query(
-            "INSERT INTO blobs (sha256, size, touched_at, sha1, sha512) VALUES ($1, $2, $3, $5, $6) \
+            "INSERT INTO blobs (sha256, size, touched_at, sha1, sha512, md5) VALUES ($1, $2, $3, $5, $6, $7) \
              ON CONFLICT (sha256) DO UPDATE SET touched_at = \
              CASE WHEN blobs.touched_at = $4 THEN $3 ELSE blobs.touched_at END, \
-             sha1 = excluded.sha1, sha512 = excluded.sha512",
+             sha1 = excluded.sha1, sha512 = excluded.sha512, md5 = excluded.md5",
         )
         .bind(file.sha256)
         .bind(file.size as i64)
@@ -161,6 +163,7 @@ impl Store {
         .bind(mark.0)
         .bind(&file.digests.sha1)
         .bind(&file.digests.sha512)
+        .bind(&file.digests.md5)
         .execute(conn)
         .await
         .map(|_| ()))?;

@@ -66,6 +66,7 @@ pub struct NativeFile {
     /// `None` for a blob stored before they were kept (see `backfill`).
     pub sha1: Option<String>,
     pub sha512: Option<String>,
+    pub md5: Option<String>,
     /// The ecosystem's own description (`ecosystems::Found::metadata`).
     pub metadata: Option<String>,
     pub published_at: DateTime<Utc>,
@@ -133,6 +134,7 @@ struct Part {
     blob_sha256: Option<String>,
     sha1: Option<String>,
     sha512: Option<String>,
+    md5: Option<String>,
     metadata: Option<String>,
     at: Option<DateTime<Utc>>,
     to_feed_id: Option<i64>,
@@ -168,19 +170,19 @@ fn round_statement(db: &Db) -> String {
     format!(
         "SELECT CAST(0 AS BIGINT) AS part, CAST(k.i AS BIGINT) AS i, pf.id AS id, \
                 v.group_name, v.name, v.version, v.version_key, pf.qualifier, pf.file_name, \
-                pf.size, pf.blob_sha256, b.sha1, b.sha512, pf.metadata, pf.published_at AS at, \
+                pf.size, pf.blob_sha256, b.sha1, b.sha512, b.md5, pf.metadata, pf.published_at AS at, \
                 {int} AS to_feed_id, {text} AS from_feed, {text} AS user_name, {text} AS tag \
          FROM {k} {versions} \
          JOIN package_files pf ON pf.version_id = v.id \
          LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 \
          UNION ALL \
          SELECT 1, k.i, p.id, {text}, {text}, {text}, p.version_key, {text}, {text}, {int}, \
-                {text}, {text}, {text}, {text}, p.promoted_at, p.to_feed_id, p.from_feed, \
+                {text}, {text}, {text}, {text}, {text}, p.promoted_at, p.to_feed_id, p.from_feed, \
                 p.user_name, {text} \
          FROM {k} {promotions} \
          UNION ALL \
          SELECT 2, k.i, {int}, {text}, {text}, t.version, t.version_key, {text}, {text}, {int}, \
-                {text}, {text}, {text}, {text}, {time}, {int}, {text}, {text}, t.tag \
+                {text}, {text}, {text}, {text}, {text}, {time}, {int}, {text}, {text}, t.tag \
          FROM {k} {tags} \
          ORDER BY part, id, tag"
     )
@@ -270,6 +272,7 @@ impl Store {
                     blob_sha256: part.blob_sha256,
                     sha1: part.sha1,
                     sha512: part.sha512,
+                    md5: part.md5,
                     metadata: part.metadata,
                     published_at: part.at.unwrap_or_default(),
                 }),
@@ -381,11 +384,13 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         on_tx!(&mut tx, conn => sqlx::query(
-            "UPDATE blobs SET sha1 = $2, sha512 = $3 WHERE sha256 = $1 AND sha512 IS NULL",
+            "UPDATE blobs SET sha1 = $2, sha512 = $3, md5 = $4 \
+             WHERE sha256 = $1 AND (sha512 IS NULL OR md5 IS NULL)",
         )
         .bind(sha256)
         .bind(&digests.sha1)
         .bind(&digests.sha512)
+        .bind(&digests.md5)
         .execute(conn)
         .await
         .map(|_| ()))?;

@@ -20,6 +20,7 @@ mod hostile;
 mod import;
 mod invariants;
 mod management;
+mod maven;
 mod metrics;
 mod npm;
 mod openapi;

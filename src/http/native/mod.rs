@@ -4,6 +4,7 @@
 //! are never cached past a commit. Each ecosystem's endpoint is a file here;
 //! what its documents look like is in its `ecosystems` module.
 
+mod maven;
 mod npm;
 mod pypi;
 
@@ -25,7 +26,10 @@ use crate::error::{Error, Result};
 use crate::store::{Arrival, Feed, NativeFile, PackageKey, PackageRows};
 
 pub fn router() -> Router<ApiContext> {
-    Router::new().merge(npm::router()).merge(pypi::router())
+    Router::new()
+        .merge(npm::router())
+        .merge(pypi::router())
+        .merge(maven::router())
 }
 
 /// The URL clients reach the server at (`--public-url`), used in the absolute
@@ -305,6 +309,31 @@ pub async fn error_parts(error: Error) -> (axum::http::response::Parts, String) 
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     (parts, text)
+}
+
+/// An error as clients that print the HTTP reason phrase show it (twine,
+/// Maven): the sentence as the body and as the reason phrase, plain text.
+pub async fn text_error(error: Error) -> Response {
+    let (mut parts, text) = error_parts(error).await;
+    let reason: String = text
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(400)
+        .collect();
+    if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
+        parts.extensions.insert(reason);
+    }
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Response::from_parts(parts, Body::from(text + "\n"))
 }
 
 /// A time as the documents write it: RFC 3339 in UTC, to the millisecond.

@@ -18,7 +18,7 @@ use futures_util::{Stream, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{
-    base_url, caller, described_rows, document, error_parts, feed, promotion, DocumentKey, Rendered,
+    base_url, caller, described_rows, document, feed, promotion, text_error, DocumentKey, Rendered,
 };
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
@@ -80,7 +80,8 @@ async fn pypi(
     };
     match answer {
         Ok(response) => response,
-        Err(error) => pypi_error(error).await,
+        // Plain text, whose sentence is also the reason phrase twine prints.
+        Err(error) => text_error(error).await,
     }
 }
 
@@ -540,29 +541,4 @@ async fn field_text(
         bytes.extend_from_slice(&chunk);
     }
     String::from_utf8(bytes).map_err(|_| Error::invalid(format!("Field {name} is not UTF-8.")))
-}
-
-/// Any error as pip, uv and twine show it: the sentence as the body and as
-/// the reason phrase (twine prints the reason).
-async fn pypi_error(error: Error) -> Response {
-    let (mut parts, text) = error_parts(error).await;
-    let reason: String = text
-        .chars()
-        .map(|c| {
-            if c == ' ' || c.is_ascii_graphic() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(400)
-        .collect();
-    if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
-        parts.extensions.insert(reason);
-    }
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    Response::from_parts(parts, Body::from(text + "\n"))
 }

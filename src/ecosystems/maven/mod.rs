@@ -7,6 +7,11 @@
 //! other qualifiers alphabetically; a qualifier followed by digits (`rc1`,
 //! `rc-1`) is one item; a `-` starts a sub-list; trailing zeros do not count
 //! (`1.0 = 1`).
+//!
+//! `repository` is the repository layout: paths, checksums and the generated
+//! `maven-metadata.xml`.
+
+pub mod repository;
 
 use std::cmp::Ordering;
 

@@ -1,0 +1,334 @@
+//! A Maven repository at `/maven2/{feed}/` (contract section 15), as Maven
+//! Resolver (`mvn`) and Gradle call it: `GET`/`HEAD`/`PUT` of a version's
+//! files, the checksum files beside each (answered from the digests kept
+//! with the blob, checked on `PUT`, never stored), and `maven-metadata.xml`
+//! generated from the feed, so that a promotion changes it at once. The
+//! layout is `ecosystems::maven::repository`'s. Errors are plain text whose
+//! sentence is the reason phrase, which Maven prints.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use chrono::{DateTime, Utc};
+
+use super::{caller, described_rows, document, feed, text_error, Rendered};
+use crate::content::{self, Declared};
+use crate::domain::{FeedType, Identifier, PackageId, Permission};
+use crate::ecosystems::maven::repository::{self, Checksum, LAST_UPDATED};
+use crate::ecosystems::{self, compare_versions, sort_in_order};
+use crate::error::{Error, Result};
+use crate::http::ApiContext;
+use crate::store::{Feed, NativeFile, PackageKey, PackageRows, Recorded};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/maven2/{feed}", any(maven))
+        .route("/maven2/{feed}/", any(maven))
+        .route("/maven2/{feed}/{*path}", any(maven))
+}
+
+/// A request to one feed's repository, before it is routed.
+struct Call<'a> {
+    ctx: &'a ApiContext,
+    feed: &'a str,
+    query: Option<&'a str>,
+    headers: &'a HeaderMap,
+}
+
+async fn maven(
+    State(ctx): State<ApiContext>,
+    Path(params): Path<Vec<(String, String)>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default()
+    };
+    let call = Call {
+        ctx: &ctx,
+        feed: param("feed"),
+        query: query.as_deref(),
+        headers: &headers,
+    };
+    let segments: Vec<&str> = param("path").split('/').filter(|s| !s.is_empty()).collect();
+    let answer = match repository::parse(&segments) {
+        None => Err(Error::NotFound(
+            "There is no Maven file at this path: files are at /maven2/{feed}/{group as folders}/{artifactId}/{version}/{artifactId}-{version}….".to_owned(),
+        )),
+        Some(path) if method == Method::GET || method == Method::HEAD => read(&call, path).await,
+        Some(path) if method == Method::PUT => write(&call, path, body).await,
+        Some(_) => Err(Error::MethodNotAllowed(
+            "A Maven repository answers GET, HEAD and PUT; remove a version with pgutil packages delete.".to_owned(),
+        )),
+    };
+    match answer {
+        Ok(response) => response,
+        Err(error) => text_error(error).await,
+    }
+}
+
+fn is_maven(feed_type: FeedType) -> bool {
+    feed_type == FeedType::Maven
+}
+
+async fn feed_for(call: &Call<'_>, permission: Permission) -> Result<Feed> {
+    let caller = caller(call.ctx, call.headers, call.query).await?;
+    feed(
+        call.ctx,
+        caller.as_ref(),
+        call.feed,
+        permission,
+        "maven",
+        is_maven,
+    )
+    .await
+}
+
+fn package_key(feed: &Feed, group: &str, artifact: &str) -> PackageKey {
+    PackageKey {
+        feed_id: feed.id,
+        group_key: ecosystems::group_key(FeedType::Maven, group),
+        name_key: ecosystems::name_key(FeedType::Maven, artifact),
+    }
+}
+
+fn package_id(group: &str, artifact: &str, version: &str) -> Result<PackageId> {
+    let part = |text: &str| {
+        Identifier::parse(text).map_err(|rule| Error::invalid(format!("\"{text}\" {rule}.")))
+    };
+    PackageId::new(
+        FeedType::Maven,
+        Some(&part(group)?),
+        &part(artifact)?,
+        &part(version)?,
+    )
+    .map_err(Error::invalid)
+}
+
+/// The files of an artifact that hold content, with their digests.
+fn stored(rows: &PackageRows) -> impl Iterator<Item = &NativeFile> {
+    rows.files
+        .iter()
+        .filter(|file| file.blob_sha256.is_some() && file.file_name.is_some())
+}
+
+/// When anything in the rows last changed: the newest file or arrival.
+fn last_updated(rows: &PackageRows) -> String {
+    let newest: Option<DateTime<Utc>> = stored(rows)
+        .map(|f| f.published_at)
+        .chain(rows.arrivals.values().map(|a| a.date))
+        .max();
+    newest.unwrap_or_default().format(LAST_UPDATED).to_string()
+}
+
+fn not_found(what: &str, feed: &Feed) -> Error {
+    Error::NotFound(format!("{what} is not in feed \"{}\".", feed.name))
+}
+
+/// A generated document, or the checksum of it that was asked for.
+fn generated(headers: &HeaderMap, xml: String, checksum: Option<Checksum>) -> Response {
+    match checksum {
+        Some(checksum) => document(
+            headers,
+            Rendered::new("text/plain", checksum.of(xml.as_bytes()).into_bytes()),
+        ),
+        None => document(headers, Rendered::new("text/xml", xml.into_bytes())),
+    }
+}
+
+async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
+    let feed = feed_for(call, Permission::View).await?;
+    match path {
+        repository::Path::Metadata {
+            group,
+            artifact,
+            checksum,
+        } => {
+            let rows =
+                described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
+            let mut versions = sort_in_order(
+                stored(&rows).map(|f| f.version.clone()).collect(),
+                &|a: &String, b: &String| compare_versions(FeedType::Maven, a, b),
+            );
+            versions.dedup();
+            if versions.is_empty() {
+                return Err(not_found(&format!("{group}:{artifact}"), &feed));
+            }
+            let xml = repository::metadata(&group, &artifact, &versions, &last_updated(&rows));
+            Ok(generated(call.headers, xml, checksum))
+        }
+        repository::Path::SnapshotMetadata {
+            group,
+            artifact,
+            version,
+            checksum,
+        } => {
+            let rows =
+                described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
+            let version_key = ecosystems::version_key(FeedType::Maven, &version);
+            let files: Vec<&str> = stored(&rows)
+                .filter(|f| f.version_key == version_key)
+                .filter_map(|f| f.file_name.as_deref())
+                .collect();
+            let xml = repository::snapshot_metadata(
+                &group,
+                &artifact,
+                &version,
+                &files,
+                &last_updated(&rows),
+            )
+            .ok_or_else(|| not_found(&format!("{group}:{artifact}:{version}"), &feed))?;
+            Ok(generated(call.headers, xml, checksum))
+        }
+        repository::Path::File {
+            group,
+            artifact,
+            version,
+            file,
+            checksum: Some(checksum),
+        } => {
+            let rows =
+                described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
+            let stored = stored_file(&rows, &version, &file)
+                .ok_or_else(|| not_found(&format!("File {file}"), &feed))?;
+            let digest = digest_of(stored, checksum)
+                .ok_or_else(|| not_found(&format!("File {file}"), &feed))?;
+            Ok(document(
+                call.headers,
+                Rendered::new("text/plain", digest.into_bytes()),
+            ))
+        }
+        repository::Path::File {
+            group,
+            artifact,
+            version,
+            file,
+            checksum: None,
+        } => {
+            let missing = || not_found(&format!("File {file}"), &feed);
+            let package = package_id(&group, &artifact, &version).map_err(|_| missing())?;
+            let stored = call
+                .ctx
+                .store
+                .existing_file(&feed, &package, &file)
+                .await?
+                .ok_or_else(missing)?;
+            crate::http::package_content::serve(call.ctx, FeedType::Maven, stored, call.headers)
+                .await
+        }
+    }
+}
+
+fn stored_file<'r>(rows: &'r PackageRows, version: &str, file: &str) -> Option<&'r NativeFile> {
+    let version_key = ecosystems::version_key(FeedType::Maven, version);
+    stored(rows).find(|f| f.version_key == version_key && f.file_name.as_deref() == Some(file))
+}
+
+/// A stored file's checksum, from the digests kept with its blob.
+fn digest_of(file: &NativeFile, checksum: Checksum) -> Option<String> {
+    match checksum {
+        Checksum::Md5 => file.md5.clone(),
+        Checksum::Sha1 => file.sha1.clone(),
+        Checksum::Sha256 => file.blob_sha256.clone(),
+        Checksum::Sha512 => file.sha512.clone(),
+    }
+}
+
+/// The most bytes a checksum file or an uploaded `maven-metadata.xml` may
+/// have: they are read whole, and then checked or dropped.
+const MAX_SIDE_FILE: usize = 1024 * 1024;
+
+async fn side_file(body: Body) -> Result<String> {
+    let bytes = axum::body::to_bytes(body, MAX_SIDE_FILE)
+        .await
+        .map_err(|_| {
+            Error::invalid(format!(
+                "A checksum or metadata file must be at most {} KiB.",
+                MAX_SIDE_FILE / 1024
+            ))
+        })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn write(call: &Call<'_>, path: repository::Path, body: Body) -> Result<Response> {
+    let feed = feed_for(call, Permission::Add).await?;
+    match path {
+        // The feed's metadata is generated from what it holds; what a client
+        // computed from what it saw is read and dropped.
+        repository::Path::Metadata { .. } | repository::Path::SnapshotMetadata { .. } => {
+            side_file(body).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        repository::Path::File {
+            group,
+            artifact,
+            version,
+            file,
+            checksum: Some(checksum),
+        } => {
+            let text = side_file(body).await?;
+            // A checksum file is the hex digest, sometimes followed by the
+            // file's name.
+            let claimed = text.split_whitespace().next().unwrap_or_default();
+            let rows =
+                described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
+            let stored = stored_file(&rows, &version, &file).ok_or_else(|| {
+                Error::invalid(format!(
+                    "The {} checksum of {file} cannot be checked: {file} is not in feed \"{}\". Upload the file first.",
+                    checksum.name(),
+                    feed.name
+                ))
+            })?;
+            let actual = digest_of(stored, checksum).unwrap_or_default();
+            if !claimed.eq_ignore_ascii_case(&actual) {
+                return Err(Error::invalid(format!(
+                    "The {} checksum of {file} is {claimed}, but the file stored in feed \"{}\" has {actual}: it was damaged on the way. Upload it again.",
+                    checksum.name(),
+                    feed.name
+                )));
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+        repository::Path::File {
+            group,
+            artifact,
+            version,
+            file,
+            checksum: None,
+        } => {
+            let declared = Declared {
+                group: Some(group),
+                name: Some(artifact),
+                version: Some(version),
+                qualifier: Some(file.clone()),
+            };
+            let body = crate::http::package_content::stalls_after(
+                body.into_data_stream(),
+                call.ctx.content.stall,
+            );
+            let uploaded = content::upload(
+                &call.ctx.store,
+                &call.ctx.content,
+                &feed,
+                Some(&file),
+                declared,
+                Box::pin(body),
+            )
+            .await?;
+            Ok(match uploaded.recorded {
+                Recorded::Added(_) => StatusCode::CREATED,
+                Recorded::Unchanged(_) => StatusCode::OK,
+            }
+            .into_response())
+        }
+    }
+}
