@@ -13,9 +13,9 @@ use crate::store::{Digests, NativeFile, Store};
 pub const UNREADABLE: &str = "null";
 
 /// Whether documents of `feed_type` show each file's own description: npm's
-/// `package.json`, PyPI's core metadata.
+/// `package.json`, PyPI's core metadata, NuGet's `.nuspec`.
 fn needs_metadata(feed_type: FeedType) -> bool {
-    matches!(feed_type, FeedType::Npm | FeedType::Pypi)
+    matches!(feed_type, FeedType::Npm | FeedType::Pypi) || ecosystems::is_nuget(feed_type)
 }
 
 /// Whether `file` lacks what a metadata document of `feed_type` shows.

@@ -22,7 +22,7 @@ mod feed_type;
 pub mod generic;
 pub mod maven;
 pub mod npm;
-mod nuget;
+pub mod nuget;
 pub mod pypi;
 mod rpm;
 mod rubygems;
@@ -42,7 +42,7 @@ pub use version::{
 };
 
 /// Whether a feed type holds NuGet packages (NuGet, Chocolatey, PowerShell).
-fn is_nuget(feed_type: FeedType) -> bool {
+pub fn is_nuget(feed_type: FeedType) -> bool {
     matches!(
         feed_type,
         FeedType::Nuget | FeedType::Chocolatey | FeedType::Powershell
@@ -186,10 +186,19 @@ mod tests {
         let nuspec = format!(
             r#"<?xml version="1.0" encoding="utf-8"?><package xmlns="http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd"><metadata>{metadata}</metadata></package>"#
         );
-        nupkg(Cursor::new(zip_of(&[
+        let found = nupkg(Cursor::new(zip_of(&[
             ("_rels/.rels", b"<Relationships/>"),
             ("Contoso.nuspec", nuspec.as_bytes()),
-        ])))
+        ])))?;
+        assert_eq!(
+            found.metadata.as_deref(),
+            Some(nuspec.as_str()),
+            "kept whole"
+        );
+        Ok(Found {
+            metadata: None,
+            ..found
+        })
     }
 
     fn tgz(build: impl FnOnce(&mut Tar)) -> Vec<u8> {
@@ -331,8 +340,9 @@ mod tests {
             nupkg(Cursor::new(zip_of(&[
                 ("lib/b.nuspec", b"junk"),
                 ("a.nuspec", nuspec)
-            ]))),
-            Ok(found(None, "A", "1.0.0"))
+            ])))
+            .map(|found| found.name),
+            Ok("A".to_owned())
         );
     }
 

@@ -23,6 +23,7 @@ mod management;
 mod maven;
 mod metrics;
 mod npm;
+mod nuget;
 mod openapi;
 mod promote_auth;
 mod promote_input;

@@ -4,8 +4,10 @@
 //! are never cached past a commit. Each ecosystem's endpoint is a file here;
 //! what its documents look like is in its `ecosystems` module.
 
+mod form;
 mod maven;
 mod npm;
+mod nuget;
 mod pypi;
 
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(npm::router())
         .merge(pypi::router())
         .merge(maven::router())
+        .merge(nuget::router())
 }
 
 /// The URL clients reach the server at (`--public-url`), used in the absolute

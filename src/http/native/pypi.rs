@@ -8,17 +8,17 @@
 
 use std::collections::HashMap;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use futures_util::{Stream, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{
-    base_url, caller, described_rows, document, feed, promotion, text_error, DocumentKey, Rendered,
+    base_url, caller, described_rows, document, feed, form, promotion, text_error, DocumentKey,
+    Rendered,
 };
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
@@ -118,7 +118,7 @@ fn segment(text: &str) -> String {
 }
 
 /// The form of a page the request asks for; `None`: none this index serves.
-fn form(call: &Call<'_>) -> Option<&'static str> {
+fn asked_form(call: &Call<'_>) -> Option<&'static str> {
     let accept = call
         .headers
         .get(header::ACCEPT)
@@ -158,7 +158,7 @@ fn rendered(
 /// `GET /simple/`: every project with a file in the feed.
 async fn index(call: &Call<'_>) -> Result<Response> {
     let feed = view(call).await?;
-    let Some(form) = form(call) else {
+    let Some(form) = asked_form(call) else {
         return Ok(not_acceptable());
     };
     let base = format!(
@@ -210,7 +210,7 @@ async fn project_page(call: &Call<'_>, project: &str) -> Result<Response> {
         );
         return Ok(response);
     }
-    let Some(form) = form(call) else {
+    let Some(form) = asked_form(call) else {
         return Ok(not_acceptable());
     };
     let key = package_key(&feed, &normalized);
@@ -345,16 +345,6 @@ async fn core_metadata(
     ))
 }
 
-/// The most bytes of the form beside its file (the description and the
-/// other metadata fields twine sends).
-const MAX_FORM_BESIDE_FILE: u64 = 16 * 1024 * 1024;
-
-fn too_large(settings: &content::Settings) -> Error {
-    Error::UploadTooLarge {
-        limit_mib: settings.max_upload / (1024 * 1024),
-    }
-}
-
 /// The form fields an upload reads; every other field (the description,
 /// classifiers, other digests…) is metadata the file itself holds.
 const FIELDS: &[&str] = &[":action", "name", "version", "filetype", "sha256_digest"];
@@ -379,34 +369,19 @@ async fn upload(call: &Call<'_>, body: Body) -> Result<Response> {
     )
     .await?;
     let principal = caller.ok_or(Error::Unauthenticated)?;
-    let boundary = call
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| multer::parse_boundary(ct).ok())
-        .ok_or_else(|| {
-            Error::invalid(
-                "The upload must be a multipart/form-data form, as twine and uv send it.",
-            )
-        })?;
     let settings = &call.ctx.content;
-    // The file within the upload limit, and the rest of the form within a
-    // bound of its own: multer holds a field's headers in memory until they
-    // end, so an endless one must end the upload rather than the memory.
-    let limit = settings.max_upload.saturating_add(MAX_FORM_BESIDE_FILE);
-    if crate::http::input::declared_length(call.headers).is_some_and(|length| length > limit) {
-        return Err(too_large(settings));
-    }
-    let body = crate::http::package_content::stalls_after(body.into_data_stream(), settings.stall);
-    let constraints =
-        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit));
-    let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
+    let mut parts = form::open(
+        call.headers,
+        body,
+        settings,
+        "The upload must be a multipart/form-data form, as twine and uv send it.",
+    )?;
     let mut fields: HashMap<&'static str, String> = HashMap::new();
     let mut content = None;
-    while let Some(field) = form
+    while let Some(field) = parts
         .next_field()
         .await
-        .map_err(|e| form_error(e, settings))?
+        .map_err(|e| form::error(e, settings))?
     {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "content" {
@@ -422,7 +397,7 @@ async fn upload(call: &Call<'_>, body: Body) -> Result<Response> {
                 .ok_or_else(|| {
                     Error::invalid("Field content must have a file name, such as example-1.0-py3-none-any.whl.")
                 })?;
-            let staged = content::stage(settings, field_stream(field)).await?;
+            let staged = content::stage(settings, form::stream(field)).await?;
             if staged.size == 0 {
                 return Err(Error::invalid(
                     "Field content is empty: send the distribution file.",
@@ -487,43 +462,6 @@ async fn upload(call: &Call<'_>, body: Body) -> Result<Response> {
     Ok((StatusCode::OK, "OK\n").into_response())
 }
 
-/// A form field's bytes, as staging reads them: a stall keeps its kind, so
-/// that it is answered as one.
-fn field_stream(
-    field: multer::Field<'static>,
-) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
-    field.map(|chunk| chunk.map_err(into_io))
-}
-
-fn into_io(error: multer::Error) -> std::io::Error {
-    match error {
-        // The whole form's bound: staging answers it as the upload limit.
-        multer::Error::StreamSizeExceeded { .. } => std::io::ErrorKind::FileTooLarge.into(),
-        multer::Error::StreamReadFailed(inner) => match inner.downcast::<std::io::Error>() {
-            Ok(io) => *io,
-            Err(other) => std::io::Error::other(other),
-        },
-        other => std::io::Error::other(other),
-    }
-}
-
-/// Why the form could not be read, as the client should hear it.
-fn form_error(error: multer::Error, settings: &content::Settings) -> Error {
-    let io = into_io(error);
-    match io.kind() {
-        std::io::ErrorKind::TimedOut => {
-            return Error::UploadStalled {
-                seconds: settings.stall.as_secs(),
-            }
-        }
-        std::io::ErrorKind::FileTooLarge => return too_large(settings),
-        _ => {}
-    }
-    Error::invalid(format!(
-        "The upload is not a well-formed multipart/form-data form ({io})."
-    ))
-}
-
 /// A text field the upload reads, within `MAX_FIELD`.
 async fn field_text(
     mut field: multer::Field<'static>,
@@ -531,7 +469,7 @@ async fn field_text(
     settings: &content::Settings,
 ) -> Result<String> {
     let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| form_error(e, settings))? {
+    while let Some(chunk) = field.chunk().await.map_err(|e| form::error(e, settings))? {
         if bytes.len() + chunk.len() > MAX_FIELD {
             return Err(Error::invalid(format!(
                 "Field {name} is longer than {} KiB.",

@@ -1,6 +1,9 @@
 //! NuGet packages (also Chocolatey and PowerShell feeds, whose packages are
 //! NuGet packages): the identity a `.nupkg`'s `.nuspec` gives, read as NuGet's
-//! own XML reader reads it.
+//! own XML reader reads it, and kept whole with the file's record; NuGet's
+//! versions; and the v3 protocol's documents (`v3`).
+
+pub mod v3;
 
 use std::io::{Read, Seek};
 
@@ -34,12 +37,16 @@ pub(super) fn identity(file: impl Read + Seek) -> Result<Found, String> {
         .ok_or("is not a NuGet package: its .nuspec has no <id>")?;
     let version = xml_text(&text, &["package", "metadata", "version"])?
         .ok_or("is not a NuGet package: its .nuspec has no <version>")?;
+    // PostgreSQL's text holds no NUL, and no .nuspec needs one.
+    if text.contains('\0') {
+        return Err("has a .nuspec holding a NUL character".to_owned());
+    }
     Ok(Found {
         group: None,
         name: id,
         version,
         qualifier: String::new(),
-        metadata: None,
+        metadata: Some(text),
     })
 }
 
