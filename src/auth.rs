@@ -129,18 +129,9 @@ pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<ApiKey>
 
 /// The key a request to a native endpoint carries: every carrier of
 /// `presented_key`, and Basic authentication with any user name and the key
-/// as the password, as pip, twine, Maven and npm's `_auth` send it, and
-/// NuGet's `X-NuGet-ApiKey` (contract section 12).
+/// as the password, as pip, twine, Maven and npm's `_auth` send it (contract
+/// section 12).
 pub fn native_presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<ApiKey> {
-    // NuGet's push and delete send the key in a header of their own, beside
-    // whatever credentials the source has.
-    if let Some(key) = headers
-        .get("x-nuget-apikey")
-        .and_then(|value| value.to_str().ok())
-        .filter(|key| !key.trim().is_empty())
-    {
-        return Some(ApiKey::from_presented(key.trim()));
-    }
     let basic_password = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -151,6 +142,17 @@ pub fn native_presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<
         Some(password) => Some(ApiKey::from_presented(&password)),
         None => presented_key(headers, query),
     }
+}
+
+/// The key NuGet's push and delete send in a header of their own
+/// (`X-NuGet-ApiKey`), beside whatever credentials the source has.
+pub fn nuget_api_key(headers: &HeaderMap) -> Option<ApiKey> {
+    headers
+        .get("x-nuget-apikey")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(ApiKey::from_presented)
 }
 
 /// The user name and password of an `Authorization: Basic` header value.

@@ -22,7 +22,8 @@ fn needs_metadata(feed_type: FeedType) -> bool {
 pub fn is_undescribed(feed_type: FeedType, file: &NativeFile) -> bool {
     file.blob_sha256.is_some()
         && (file.sha512.is_none()
-            || file.md5.is_none()
+            // Only Maven answers MD5s: other documents never wait for one.
+            || (feed_type == FeedType::Maven && file.md5.is_none())
             || (needs_metadata(feed_type) && file.metadata.is_none()))
 }
 

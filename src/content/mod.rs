@@ -349,6 +349,31 @@ fn default_file_name(feed_type: FeedType, package: &PackageId) -> String {
     }
 }
 
+/// Deletes a package version from `feed`, or only its file with `qualifier`,
+/// for `user` (the log line says who); its content, unless another record
+/// shares it, goes now rather than at the next minute's collection. Returns
+/// how many files went; 0 means there was no such package.
+pub async fn delete(
+    store: &Store,
+    settings: &Settings,
+    feed: &Feed,
+    package: &PackageId,
+    qualifier: Option<&str>,
+    user: &str,
+) -> Result<u64> {
+    let deleted = store.delete_package(feed, package, qualifier).await?;
+    if deleted > 0 {
+        tracing::info!(feed = %feed.name, package = %package, files = deleted, user, "package deleted");
+        let (store, settings) = (store.clone(), settings.clone());
+        tokio::spawn(async move {
+            if let Err(error) = collect_garbage(&store, &settings).await {
+                tracing::warn!(error = %crate::error::describe(&error), "collecting package files failed");
+            }
+        });
+    }
+    Ok(deleted)
+}
+
 /// How old a staging file must be before it counts as left by a crash: far
 /// longer than any upload takes.
 const STALE_STAGING: Duration = Duration::from_secs(24 * 60 * 60);

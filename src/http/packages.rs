@@ -492,10 +492,15 @@ async fn remove(
         .ok_or_else(|| params.error("version", "is required"))?;
     let package = PackageId::new(feed.feed_type, filter.group.as_ref(), &name, &version)
         .map_err(|rule| params.error("group", rule))?;
-    let deleted = ctx
-        .store
-        .delete_package(&feed, &package, qualifier.as_deref())
-        .await?;
+    let deleted = crate::content::delete(
+        &ctx.store,
+        &ctx.content,
+        &feed,
+        &package,
+        qualifier.as_deref(),
+        &principal.name,
+    )
+    .await?;
     if deleted == 0 {
         let file = qualifier
             .map(|q| format!(" with qualifier \"{q}\""))
@@ -505,14 +510,5 @@ async fn remove(
             feed.name
         )));
     }
-    tracing::info!(feed = %feed.name, package = %package, files = deleted, user = %principal.name, "package deleted");
-    // Its content, unless another record shares it, goes now rather than at
-    // the next minute's collection.
-    let (store, content) = (ctx.store.clone(), ctx.content.clone());
-    tokio::spawn(async move {
-        if let Err(error) = crate::content::collect_garbage(&store, &content).await {
-            tracing::warn!(error = %crate::error::describe(&error), "collecting package files failed");
-        }
-    });
     Ok(())
 }

@@ -180,7 +180,7 @@ async fn deploy_promote_and_resolve(app: TestApp) {
     let output = prod.get("m2-before", "1.0");
     assert!(!output.status.success());
     assert!(
-        said(&output).contains("org.acme:widget:jar:1.0"),
+        said(&output).contains("Could not find artifact org.acme:widget:jar:1.0"),
         "{}",
         said(&output)
     );
@@ -329,6 +329,15 @@ async fn checksums_metadata_and_refusals(app: TestApp) {
         body.contains("The SHA-1 checksum of widget-1.0.jar is 0000"),
         "{body}"
     );
+    // Right after its upload, the file goes with the disagreement: Maven
+    // deploys it again.
+    assert!(body.contains("It was removed: upload it again."), "{body}");
+    assert_eq!(
+        app.texts("SELECT qualifier FROM package_files").await.len(),
+        0
+    );
+    let (status, _) = put(&app, &format!("{folder}/widget-1.0.jar"), &key, &jar).await;
+    assert_eq!(status, 201);
     let (status, body) = put(&app, &format!("{folder}/widget-1.0.pom.md5"), &key, b"abc").await;
     assert_eq!(status, 400);
     assert!(body.contains("widget-1.0.pom is not in feed"), "{body}");
@@ -337,6 +346,40 @@ async fn checksums_metadata_and_refusals(app: TestApp) {
         ["widget-1.0.jar"],
         "checksums are not files"
     );
+    // A file that arrived damaged: its checksum, the client's, disagrees
+    // right after the upload, so the upload is taken back.
+    let (status, _) = put(&app, &format!("{folder}/widget-1.0.pom"), &key, b"<projec").await;
+    assert_eq!(status, 201);
+    let intended = hex::encode(sha1::Sha1::digest(b"<project/>"));
+    let (status, body) = put(
+        &app,
+        &format!("{folder}/widget-1.0.pom.sha1"),
+        &key,
+        intended.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("It was removed: upload it again."), "{body}");
+    assert_eq!(
+        app.texts("SELECT qualifier FROM package_files").await,
+        ["widget-1.0.jar"]
+    );
+    let (status, _) = put(
+        &app,
+        &format!("{folder}/widget-1.0.pom"),
+        &key,
+        b"<project/>",
+    )
+    .await;
+    assert_eq!(status, 201, "the right bytes are welcome again");
+    // Paths no client writes name nothing.
+    for path in [
+        "/maven2/maven-dev/org/../acme/widget/1.0/widget-1.0.jar",
+        "/maven2/maven-dev/org/acme/widget/1.0/widget-2.0.jar",
+        "/maven2/maven-dev/org/ac%00me/widget/maven-metadata.xml",
+    ] {
+        assert_eq!(get(&app, path, &key).await.0, 404, "{path}");
+    }
 
     // The metadata is generated; an uploaded one is dropped; its checksums
     // are of what is served.

@@ -66,7 +66,9 @@ fn nupkg(id: &str, version: &str, said: &str) -> (Vec<u8>, String) {
 }
 
 /// `dotnet nuget push`'s request: the package as the one part of a form,
-/// sent chunked, to the publish URL with a slash appended.
+/// sent chunked, to the publish URL with a slash appended. Each push has a
+/// client of its own, as `dotnet nuget push` is one request: a refusal
+/// answered before the body was read closes its connection.
 async fn push(app: &TestApp, feed: &str, key: &str, package: &[u8]) -> (u16, String) {
     let boundary = "a7f8b7a5-0c1e-4e5f-9d3e-1b2c3d4e5f60";
     let mut body = format!(
@@ -77,8 +79,7 @@ async fn push(app: &TestApp, feed: &str, key: &str, package: &[u8]) -> (u16, Str
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         body.chunks(1000).map(|c| Ok(c.to_vec())).collect();
-    let response = app
-        .client
+    let response = reqwest::Client::new()
         .put(app.url(&format!("/nuget/{feed}/v2/package/")))
         .header("X-NuGet-ApiKey", key)
         .header("X-NuGet-Session-Id", "5b1f0c43-8f4a-4c52-9d0f-0a9f3e1d2c7b")
@@ -231,6 +232,13 @@ async fn push_restore_promote_and_delete(app: TestApp) {
     .await
     .unwrap();
     assert_eq!(served, nuspec);
+    // An id no package could have is simply not there.
+    assert_eq!(
+        get(&app, &format!("{flat}contoso%00lib/index.json"), &key)
+            .await
+            .status(),
+        404
+    );
     // Restore writes the version as listed, normalised, in its own case.
     let beta_bytes = get(
         &app,

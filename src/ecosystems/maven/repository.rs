@@ -93,6 +93,13 @@ const METADATA: &str = "maven-metadata.xml";
 /// The path's meaning; `None` for one no Maven client writes (too short, a
 /// file not named after its artifact).
 pub fn parse(segments: &[&str]) -> Option<Path> {
+    // `.` and `..` would name another folder; control characters nothing.
+    if segments
+        .iter()
+        .any(|s| *s == "." || *s == ".." || s.chars().any(char::is_control))
+    {
+        return None;
+    }
     let (last, folders) = segments.split_last()?;
     let (file, checksum) = Checksum::split(last);
     if file == METADATA {
@@ -118,11 +125,14 @@ pub fn parse(segments: &[&str]) -> Option<Path> {
     let [group @ .., artifact, version] = folders else {
         return None;
     };
-    // Every file of a version is named after its artifact (`widget-1.0.jar`,
-    // `widget-1.0-sources.jar`, `widget-1.0-20261204.101500-1.pom`).
-    let named = file
-        .strip_prefix(*artifact)
-        .is_some_and(|rest| rest.starts_with('-') && rest.len() > 1);
+    // Every file of a version is named after its artifact and version
+    // (`widget-1.0.jar`, `widget-1.0-sources.jar`), a snapshot's after its
+    // base version and a timestamp (`widget-1.0-20261204.101500-1.pom`).
+    let stem = match version.strip_suffix("-SNAPSHOT") {
+        Some(base) => format!("{artifact}-{base}-"),
+        None => format!("{artifact}-{version}"),
+    };
+    let named = file.len() > stem.len() && file.starts_with(&stem);
     (!group.is_empty() && named).then(|| Path::File {
         group: group.join("."),
         artifact: (*artifact).to_owned(),
@@ -216,9 +226,16 @@ pub fn snapshot_metadata(
         let Some((timestamp, build, tail)) = snapshot_parts(artifact, version, file) else {
             continue;
         };
+        // A name that only looks timestamped spoils nothing for the rest.
         let (classifier, extension) = match tail.strip_prefix('-') {
-            Some(classified) => classified.split_once('.')?,
-            None => ("", tail.strip_prefix('.')?),
+            Some(classified) => match classified.split_once('.') {
+                Some(parts) => parts,
+                None => continue,
+            },
+            None => match tail.strip_prefix('.') {
+                Some(extension) => ("", extension),
+                None => continue,
+            },
         };
         let entry = newest
             .entry((classifier.to_owned(), extension.to_owned()))
@@ -290,6 +307,12 @@ mod tests {
         );
         // Not named after the artifact, or no group: nothing a client writes.
         assert_eq!(parse(&["org", "widget", "1.0", "other-1.0.jar"]), None);
+        assert_eq!(parse(&["org", "widget", "1.0", "widget-2.0.jar"]), None);
+        assert_eq!(
+            parse(&["org", "..", "widget", "1.0", "widget-1.0.jar"]),
+            None
+        );
+        assert_eq!(parse(&["org", "wid\0get", "1.0", "wid\0get-1.0.jar"]), None);
         assert_eq!(parse(&["widget", "1.0", "widget-1.0.jar"]), None);
         assert_eq!(parse(&["widget", "maven-metadata.xml"]), None);
         assert_eq!(Checksum::split(".sha1"), (".sha1", None));
@@ -321,6 +344,7 @@ mod tests {
             "widget-1.0-20261204.111500-2.pom",
             "widget-1.0-20261204.111500-2-sources.jar",
             "widget-1.0-SNAPSHOT.jar",
+            "widget-1.0-20261204.121500-3x",
         ];
         let xml =
             snapshot_metadata("org", "widget", "1.0-SNAPSHOT", &files, "20261204111600").unwrap();

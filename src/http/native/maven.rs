@@ -15,7 +15,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 
 use super::{caller, described_rows, document, feed, text_error, Rendered};
-use crate::content::{self, Declared};
+use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
 use crate::ecosystems::maven::repository::{self, Checksum, LAST_UPDATED};
 use crate::ecosystems::{self, compare_versions, sort_in_order};
@@ -80,9 +80,11 @@ fn is_maven(feed_type: FeedType) -> bool {
     feed_type == FeedType::Maven
 }
 
-async fn feed_for(call: &Call<'_>, permission: Permission) -> Result<Feed> {
+/// The feed, if the caller may do `permission` on it, and the caller's name
+/// (empty for nobody).
+async fn feed_for(call: &Call<'_>, permission: Permission) -> Result<(Feed, String)> {
     let caller = caller(call.ctx, call.headers, call.query).await?;
-    feed(
+    let feed = feed(
         call.ctx,
         caller.as_ref(),
         call.feed,
@@ -90,7 +92,8 @@ async fn feed_for(call: &Call<'_>, permission: Permission) -> Result<Feed> {
         "maven",
         is_maven,
     )
-    .await
+    .await?;
+    Ok((feed, caller.map(|p| p.name).unwrap_or_default()))
 }
 
 fn package_key(feed: &Feed, group: &str, artifact: &str) -> PackageKey {
@@ -118,7 +121,7 @@ fn package_id(group: &str, artifact: &str, version: &str) -> Result<PackageId> {
 fn stored(rows: &PackageRows) -> impl Iterator<Item = &NativeFile> {
     rows.files
         .iter()
-        .filter(|file| file.blob_sha256.is_some() && file.file_name.is_some())
+        .filter(|file| file.file_name.is_some() && backfill::is_described(FeedType::Maven, file))
 }
 
 /// When anything in the rows last changed: the newest file or arrival.
@@ -146,7 +149,19 @@ fn generated(headers: &HeaderMap, xml: String, checksum: Option<Checksum>) -> Re
 }
 
 async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
-    let feed = feed_for(call, Permission::View).await?;
+    let (feed, _) = match feed_for(call, Permission::View).await {
+        // Deploying reads the artifact's metadata first, to merge it: a key
+        // that may only add may read that much.
+        Err(Error::Forbidden)
+            if matches!(
+                path,
+                repository::Path::Metadata { .. } | repository::Path::SnapshotMetadata { .. }
+            ) =>
+        {
+            feed_for(call, Permission::Add).await?
+        }
+        other => other?,
+    };
     match path {
         repository::Path::Metadata {
             group,
@@ -155,11 +170,14 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
         } => {
             let rows =
                 described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
-            let mut versions = sort_in_order(
+            let mut seen = std::collections::HashSet::new();
+            let versions: Vec<String> = sort_in_order(
                 stored(&rows).map(|f| f.version.clone()).collect(),
                 &|a: &String, b: &String| compare_versions(FeedType::Maven, a, b),
-            );
-            versions.dedup();
+            )
+            .into_iter()
+            .filter(|version| seen.insert(version.clone()))
+            .collect();
             if versions.is_empty() {
                 return Err(not_found(&format!("{group}:{artifact}"), &feed));
             }
@@ -200,8 +218,7 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
                 described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
             let stored = stored_file(&rows, &version, &file)
                 .ok_or_else(|| not_found(&format!("File {file}"), &feed))?;
-            let digest = digest_of(stored, checksum)
-                .ok_or_else(|| not_found(&format!("File {file}"), &feed))?;
+            let digest = digest_of(stored, checksum)?;
             Ok(document(
                 call.headers,
                 Rendered::new("text/plain", digest.into_bytes()),
@@ -233,39 +250,66 @@ fn stored_file<'r>(rows: &'r PackageRows, version: &str, file: &str) -> Option<&
     stored(rows).find(|f| f.version_key == version_key && f.file_name.as_deref() == Some(file))
 }
 
-/// A stored file's checksum, from the digests kept with its blob.
-fn digest_of(file: &NativeFile, checksum: Checksum) -> Option<String> {
+/// A stored file's checksum, from the digests kept with its blob (a file
+/// whose blob could not be read for them is not shown at all).
+fn digest_of(file: &NativeFile, checksum: Checksum) -> Result<String> {
     match checksum {
         Checksum::Md5 => file.md5.clone(),
         Checksum::Sha1 => file.sha1.clone(),
         Checksum::Sha256 => file.blob_sha256.clone(),
         Checksum::Sha512 => file.sha512.clone(),
     }
+    .ok_or_else(|| Error::Internal(anyhow::anyhow!("a shown file has no {}", checksum.name())))
 }
 
 /// The most bytes a checksum file or an uploaded `maven-metadata.xml` may
 /// have: they are read whole, and then checked or dropped.
 const MAX_SIDE_FILE: usize = 1024 * 1024;
 
-async fn side_file(body: Body) -> Result<String> {
-    let bytes = axum::body::to_bytes(body, MAX_SIDE_FILE)
-        .await
-        .map_err(|_| {
-            Error::invalid(format!(
-                "A checksum or metadata file must be at most {} KiB.",
-                MAX_SIDE_FILE / 1024
-            ))
+async fn side_file(call: &Call<'_>, body: Body) -> Result<String> {
+    let too_large = || {
+        Error::invalid(format!(
+            "A checksum or metadata file must be at most {} KiB.",
+            MAX_SIDE_FILE / 1024
+        ))
+    };
+    if crate::http::input::declared_length(call.headers)
+        .is_some_and(|length| length > MAX_SIDE_FILE as u64)
+    {
+        return Err(too_large());
+    }
+    let mut chunks = std::pin::pin!(crate::http::package_content::stalls_after(
+        body.into_data_stream(),
+        call.ctx.content.stall
+    ));
+    let mut bytes = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
+        let chunk = chunk.map_err(|error| match error.kind() {
+            std::io::ErrorKind::TimedOut => Error::UploadStalled {
+                seconds: call.ctx.content.stall.as_secs(),
+            },
+            _ => Error::invalid("The request body could not be read to its end."),
         })?;
+        if bytes.len() + chunk.len() > MAX_SIDE_FILE {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// How long after its upload a file whose checksum then disagrees is taken
+/// back: Maven PUTs a file and then its checksums, so a disagreement this
+/// soon means that upload arrived damaged; an older file stays.
+const DAMAGED_UPLOAD_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 async fn write(call: &Call<'_>, path: repository::Path, body: Body) -> Result<Response> {
-    let feed = feed_for(call, Permission::Add).await?;
+    let (feed, user) = feed_for(call, Permission::Add).await?;
     match path {
         // The feed's metadata is generated from what it holds; what a client
         // computed from what it saw is read and dropped.
         repository::Path::Metadata { .. } | repository::Path::SnapshotMetadata { .. } => {
-            side_file(body).await?;
+            side_file(call, body).await?;
             Ok(StatusCode::OK.into_response())
         }
         repository::Path::File {
@@ -275,7 +319,7 @@ async fn write(call: &Call<'_>, path: repository::Path, body: Body) -> Result<Re
             file,
             checksum: Some(checksum),
         } => {
-            let text = side_file(body).await?;
+            let text = side_file(call, body).await?;
             // A checksum file is the hex digest, sometimes followed by the
             // file's name.
             let claimed = text.split_whitespace().next().unwrap_or_default();
@@ -288,10 +332,25 @@ async fn write(call: &Call<'_>, path: repository::Path, body: Body) -> Result<Re
                     feed.name
                 ))
             })?;
-            let actual = digest_of(stored, checksum).unwrap_or_default();
+            let actual = digest_of(stored, checksum)?;
             if !claimed.eq_ignore_ascii_case(&actual) {
+                let just_uploaded = Utc::now() - stored.published_at < DAMAGED_UPLOAD_WINDOW;
+                let mut consequence = "";
+                if just_uploaded {
+                    let package = package_id(&group, &artifact, &version)?;
+                    content::delete(
+                        &call.ctx.store,
+                        &call.ctx.content,
+                        &feed,
+                        &package,
+                        Some(&file),
+                        &user,
+                    )
+                    .await?;
+                    consequence = " It was removed: upload it again.";
+                }
                 return Err(Error::invalid(format!(
-                    "The {} checksum of {file} is {claimed}, but the file stored in feed \"{}\" has {actual}: it was damaged on the way. Upload it again.",
+                    "The {} checksum of {file} is {claimed}, but the file stored in feed \"{}\" has {actual}: one of them was damaged on the way.{consequence}",
                     checksum.name(),
                     feed.name
                 )));
@@ -324,11 +383,12 @@ async fn write(call: &Call<'_>, path: repository::Path, body: Body) -> Result<Re
                 Box::pin(body),
             )
             .await?;
-            Ok(match uploaded.recorded {
-                Recorded::Added(_) => StatusCode::CREATED,
-                Recorded::Unchanged(_) => StatusCode::OK,
-            }
-            .into_response())
+            let (status, outcome) = match uploaded.recorded {
+                Recorded::Added(_) => (StatusCode::CREATED, "uploaded"),
+                Recorded::Unchanged(_) => (StatusCode::OK, "already there"),
+            };
+            tracing::info!(feed = %feed.name, package = %uploaded.package, file = %file, user, outcome, "maven upload");
+            Ok(status.into_response())
         }
     }
 }

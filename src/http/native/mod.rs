@@ -88,7 +88,16 @@ pub async fn caller(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Option<Principal>> {
-    match auth::native_presented_key(headers, query) {
+    caller_presenting(ctx, auth::native_presented_key(headers, query)).await
+}
+
+/// Who presents `key`: its principal, nobody, or the challenge for a key
+/// that is unknown.
+pub async fn caller_presenting(
+    ctx: &ApiContext,
+    key: Option<auth::ApiKey>,
+) -> Result<Option<Principal>> {
+    match key {
         None => Ok(None),
         Some(key) => match ctx.limits.authenticate(&ctx.store, Some(&key)).await {
             Ok(principal) => Ok(Some(principal)),

@@ -14,9 +14,10 @@ use axum::routing::any;
 use axum::Router;
 
 use super::{
-    base_url, caller, described_rows, document, feed, form, text_error, timestamp, Rendered,
+    base_url, caller, caller_presenting, described_rows, document, feed, form, text_error,
+    timestamp, Rendered,
 };
-use crate::content::{self, Declared};
+use crate::content::{self, backfill, Declared};
 use crate::domain::{Identifier, PackageId, Permission};
 use crate::ecosystems::nuget::v3::{self, Entry};
 use crate::ecosystems::{self, compare_versions, is_nuget, sort_in_order};
@@ -90,9 +91,21 @@ fn no_endpoint() -> Error {
     )
 }
 
+/// The feed, if the caller may do `permission` on it. Push and delete carry
+/// `X-NuGet-ApiKey`; reads the source's credentials, after the challenge.
 async fn feed_for(call: &Call<'_>, permission: Permission) -> Result<Feed> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
-    feed(
+    Ok(feed_and_user(call, permission).await?.0)
+}
+
+/// The feed, and the name of the key that asks (empty for nobody).
+async fn feed_and_user(call: &Call<'_>, permission: Permission) -> Result<(Feed, String)> {
+    let caller = match crate::auth::nuget_api_key(call.headers) {
+        Some(key) if permission != Permission::View => {
+            caller_presenting(call.ctx, Some(key)).await?
+        }
+        _ => caller(call.ctx, call.headers, call.query).await?,
+    };
+    let feed = feed(
         call.ctx,
         caller.as_ref(),
         call.feed,
@@ -100,7 +113,8 @@ async fn feed_for(call: &Call<'_>, permission: Permission) -> Result<Feed> {
         "nuget",
         is_nuget,
     )
-    .await
+    .await?;
+    Ok((feed, caller.map(|p| p.name).unwrap_or_default()))
 }
 
 /// `https://host/nuget/{feed}`: where every URL of the documents starts.
@@ -121,8 +135,12 @@ async fn service_index(call: &Call<'_>) -> Result<Response> {
     ))
 }
 
-/// One package's files in the feed that hold content, in NuGet's order.
+/// One package's files in the feed that hold content and a readable
+/// `.nuspec`, in NuGet's order. An id no package could have is none.
 async fn versions_of(call: &Call<'_>, feed: &Feed, id: &str) -> Result<Vec<NativeFile>> {
+    if Identifier::parse(id).is_err() {
+        return Ok(Vec::new());
+    }
     let key = PackageKey {
         feed_id: feed.id,
         group_key: String::new(),
@@ -132,7 +150,7 @@ async fn versions_of(call: &Call<'_>, feed: &Feed, id: &str) -> Result<Vec<Nativ
     let files: Vec<NativeFile> = rows
         .files
         .iter()
-        .filter(|f| f.blob_sha256.is_some() && f.qualifier.is_empty())
+        .filter(|f| f.qualifier.is_empty() && backfill::is_described(feed.feed_type, f))
         .cloned()
         .collect();
     let feed_type = feed.feed_type;
@@ -270,8 +288,8 @@ async fn search(call: &Call<'_>) -> Result<Response> {
     let prerelease = param("prerelease").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let semver2 = param("semVerLevel").is_some_and(|v| v.starts_with('2'));
     let mut found = Vec::new();
-    for (name, key) in call.ctx.store.packages_with_files(&feed).await? {
-        if !q.is_empty() && !key.contains(&q) && !name.to_lowercase().contains(&q) {
+    for (_, key) in call.ctx.store.packages_with_files(&feed).await? {
+        if !key.contains(&q) {
             continue;
         }
         let files: Vec<NativeFile> = versions_of(call, &feed, &key)
@@ -299,7 +317,7 @@ async fn search(call: &Call<'_>) -> Result<Response> {
 /// file part. 201 when stored, 200 when the same bytes were there already,
 /// 409 for other bytes under the version, 400 for anything not a package.
 async fn push(call: &Call<'_>, body: Body) -> Result<Response> {
-    let feed = feed_for(call, Permission::Add).await?;
+    let (feed, user) = feed_and_user(call, Permission::Add).await?;
     let settings = &call.ctx.content;
     let mut parts = form::open(
         call.headers,
@@ -340,22 +358,32 @@ async fn push(call: &Call<'_>, body: Body) -> Result<Response> {
         )),
         other => other,
     })?;
-    Ok(match uploaded.recorded {
-        Recorded::Added(_) => StatusCode::CREATED,
-        Recorded::Unchanged(_) => StatusCode::OK,
-    }
-    .into_response())
+    let (status, outcome) = match uploaded.recorded {
+        Recorded::Added(_) => (StatusCode::CREATED, "pushed"),
+        Recorded::Unchanged(_) => (StatusCode::OK, "already there"),
+    };
+    tracing::info!(feed = %feed.name, package = %uploaded.package, user, outcome, "nuget push");
+    Ok(status.into_response())
 }
 
 /// `DELETE v2/package/{id}/{version}` (`dotnet nuget delete`), with `delete`
 /// on the feed: 204, or 404 when the version is not there.
 async fn delete(call: &Call<'_>, id: &str, version: &str) -> Result<Response> {
-    let feed = feed_for(call, Permission::Delete).await?;
+    let (feed, user) = feed_and_user(call, Permission::Delete).await?;
     let missing = || package_not_found(&format!("{id} {version}"), &feed);
     let part = |text: &str| Identifier::parse(text).map_err(|_| missing());
     let package =
         PackageId::new(feed.feed_type, None, &part(id)?, &part(version)?).map_err(|_| missing())?;
-    if call.ctx.store.delete_package(&feed, &package, None).await? == 0 {
+    let deleted = content::delete(
+        &call.ctx.store,
+        &call.ctx.content,
+        &feed,
+        &package,
+        None,
+        &user,
+    )
+    .await?;
+    if deleted == 0 {
         return Err(missing());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
