@@ -266,11 +266,11 @@ pub fn registration_leaf(index: &str, entry: &Entry) -> Value {
     })
 }
 
-/// One package in search results: its newest version, and every version.
+/// One package in search results: every version a search shows, lowest
+/// first (never none); the newest describes the package.
 #[derive(Debug, Clone)]
 pub struct Found {
     pub registration: String,
-    pub newest: Entry,
     pub versions: Vec<Entry>,
 }
 
@@ -278,14 +278,14 @@ pub struct Found {
 pub fn search(total: usize, found: &[Found]) -> Value {
     json!({
         "totalHits": total,
-        "data": found.iter().map(|f| json!({
+        "data": found.iter().filter_map(|f| Some((f, f.versions.last()?))).map(|(f, newest)| json!({
             "@id": f.registration,
             "@type": "Package",
             "registration": f.registration,
-            "id": f.newest.id,
-            "version": f.newest.version,
-            "description": f.newest.nuspec.description,
-            "authors": f.newest.nuspec.authors,
+            "id": newest.id,
+            "version": newest.version,
+            "description": newest.nuspec.description,
+            "authors": newest.nuspec.authors,
             "totalDownloads": 0,
             "verified": false,
             "packageTypes": [{ "name": "Dependency" }],

@@ -7,14 +7,13 @@
 //! sentence is the reason phrase, which Maven prints.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use chrono::{DateTime, Utc};
 
-use super::{caller, described_rows, document, feed, text_error, Rendered};
+use super::{described_rows, document, feed, text_error, Call, Native, Rendered};
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
 use crate::ecosystems::maven::repository::{self, Checksum, LAST_UPDATED};
@@ -30,41 +29,15 @@ pub fn router() -> Router<ApiContext> {
         .route("/maven2/{feed}/{*path}", any(maven))
 }
 
-/// A request to one feed's repository, before it is routed.
-struct Call<'a> {
-    ctx: &'a ApiContext,
-    feed: &'a str,
-    query: Option<&'a str>,
-    headers: &'a HeaderMap,
-}
-
-async fn maven(
-    State(ctx): State<ApiContext>,
-    Path(params): Path<Vec<(String, String)>>,
-    method: Method,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .unwrap_or_default()
-    };
-    let call = Call {
-        ctx: &ctx,
-        feed: param("feed"),
-        query: query.as_deref(),
-        headers: &headers,
-    };
-    let segments: Vec<&str> = param("path").split('/').filter(|s| !s.is_empty()).collect();
+async fn maven(native: Native, body: Body) -> Response {
+    let call = native.call();
+    let segments = native.segments();
+    let method = call.method;
     let answer = match repository::parse(&segments) {
         None => Err(Error::NotFound(
             "There is no Maven file at this path: files are at /maven2/{feed}/{group as folders}/{artifactId}/{version}/{artifactId}-{version}….".to_owned(),
         )),
-        Some(path) if method == Method::GET || method == Method::HEAD => read(&call, path).await,
+        Some(path) if call.reading() => read(&call, path).await,
         Some(path) if method == Method::PUT => write(&call, path, body).await,
         Some(_) => Err(Error::MethodNotAllowed(
             "A Maven repository answers GET, HEAD and PUT; remove a version with pgutil packages delete.".to_owned(),
@@ -83,7 +56,7 @@ fn is_maven(feed_type: FeedType) -> bool {
 /// The feed, if the caller may do `permission` on it, and the caller's name
 /// (empty for nobody).
 async fn feed_for(call: &Call<'_>, permission: Permission) -> Result<(Feed, String)> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     let feed = feed(
         call.ctx,
         caller.as_ref(),
@@ -96,12 +69,19 @@ async fn feed_for(call: &Call<'_>, permission: Permission) -> Result<(Feed, Stri
     Ok((feed, caller.map(|p| p.name).unwrap_or_default()))
 }
 
-fn package_key(feed: &Feed, group: &str, artifact: &str) -> PackageKey {
-    PackageKey {
+/// An artifact's rows in the feed (every version's files), described.
+async fn artifact_rows(
+    call: &Call<'_>,
+    feed: &Feed,
+    group: &str,
+    artifact: &str,
+) -> Result<std::sync::Arc<PackageRows>> {
+    let key = PackageKey {
         feed_id: feed.id,
         group_key: ecosystems::group_key(FeedType::Maven, group),
         name_key: ecosystems::name_key(FeedType::Maven, artifact),
-    }
+    };
+    described_rows(call.ctx, feed, key).await
 }
 
 fn package_id(group: &str, artifact: &str, version: &str) -> Result<PackageId> {
@@ -168,8 +148,7 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
             artifact,
             checksum,
         } => {
-            let rows =
-                described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
+            let rows = artifact_rows(call, &feed, &group, &artifact).await?;
             let mut seen = std::collections::HashSet::new();
             let versions: Vec<String> = sort_in_order(
                 stored(&rows).map(|f| f.version.clone()).collect(),
@@ -190,8 +169,7 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
             version,
             checksum,
         } => {
-            let rows =
-                described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
+            let rows = artifact_rows(call, &feed, &group, &artifact).await?;
             let version_key = ecosystems::version_key(FeedType::Maven, &version);
             let files: Vec<&str> = stored(&rows)
                 .filter(|f| f.version_key == version_key)
@@ -214,8 +192,7 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
             file,
             checksum: Some(checksum),
         } => {
-            let rows =
-                described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
+            let rows = artifact_rows(call, &feed, &group, &artifact).await?;
             let stored = stored_file(&rows, &version, &file)
                 .ok_or_else(|| not_found(&format!("File {file}"), &feed))?;
             let digest = digest_of(stored, checksum)?;
@@ -323,8 +300,7 @@ async fn write(call: &Call<'_>, path: repository::Path, body: Body) -> Result<Re
             // A checksum file is the hex digest, sometimes followed by the
             // file's name.
             let claimed = text.split_whitespace().next().unwrap_or_default();
-            let rows =
-                described_rows(call.ctx, &feed, package_key(&feed, &group, &artifact)).await?;
+            let rows = artifact_rows(call, &feed, &group, &artifact).await?;
             let stored = stored_file(&rows, &version, &file).ok_or_else(|| {
                 Error::invalid(format!(
                     "The {} checksum of {file} cannot be checked: {file} is not in feed \"{}\". Upload the file first.",

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -33,6 +34,86 @@ pub fn router() -> Router<ApiContext> {
         .merge(pypi::router())
         .merge(maven::router())
         .merge(nuget::router())
+}
+
+/// A request to one feed's native endpoint, as every ecosystem's handler
+/// receives it: the feed and the rest of the path (`/{ecosystem}/{feed}/
+/// {*path}`), the method, the query and the headers.
+pub struct Native {
+    ctx: ApiContext,
+    feed: String,
+    path: String,
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
+}
+
+impl FromRequestParts<ApiContext> for Native {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        ctx: &ApiContext,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, ctx)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default()
+        };
+        Ok(Native {
+            ctx: ctx.clone(),
+            feed: param("feed"),
+            path: param("path"),
+            method: parts.method.clone(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Native {
+    pub fn call(&self) -> Call<'_> {
+        Call {
+            ctx: &self.ctx,
+            feed: &self.feed,
+            method: &self.method,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+        }
+    }
+
+    /// The path after the feed, in segments (axum decoded them, so npm's
+    /// `@scope%2fname` is `@scope/name` here); empty ones dropped.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.split('/').filter(|s| !s.is_empty()).collect()
+    }
+}
+
+/// A request to one feed's native endpoint, before it is routed.
+pub struct Call<'a> {
+    pub ctx: &'a ApiContext,
+    /// The feed's name as the path spells it.
+    pub feed: &'a str,
+    pub method: &'a Method,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+}
+
+impl Call<'_> {
+    /// A read: `GET`, or `HEAD` (answered as `GET`, without the body).
+    pub fn reading(&self) -> bool {
+        self.method == Method::GET || self.method == Method::HEAD
+    }
+
+    /// Who asks (see [`caller`]).
+    pub async fn caller(&self) -> Result<Option<Principal>> {
+        caller(self.ctx, self.headers, self.query).await
+    }
 }
 
 /// The URL clients reach the server at (`--public-url`), used in the absolute

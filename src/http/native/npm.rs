@@ -5,8 +5,7 @@
 //! CLI prints.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
@@ -15,8 +14,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::{
-    base_url, caller, described_rows, document, error_parts, feed, promotion, timestamp,
-    DocumentKey, Rendered,
+    base_url, described_rows, document, error_parts, feed, promotion, timestamp, Call, DocumentKey,
+    Native, Rendered,
 };
 use crate::auth::Principal;
 use crate::content::{self, backfill, Declared};
@@ -34,39 +33,9 @@ pub fn router() -> Router<ApiContext> {
         .route("/npm/{feed}/{*path}", any(npm))
 }
 
-/// A request to one feed's npm registry, before it is routed.
-struct Call<'a> {
-    ctx: &'a ApiContext,
-    feed: &'a str,
-    method: &'a Method,
-    query: Option<&'a str>,
-    headers: &'a HeaderMap,
-}
-
-async fn npm(
-    State(ctx): State<ApiContext>,
-    Path(params): Path<Vec<(String, String)>>,
-    method: Method,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .unwrap_or_default()
-    };
-    let call = Call {
-        ctx: &ctx,
-        feed: param("feed"),
-        method: &method,
-        query: query.as_deref(),
-        headers: &headers,
-    };
-    // Axum decoded the path, so npm's `@scope%2fname` is `@scope/name` here.
-    let segments: Vec<&str> = param("path").split('/').filter(|s| !s.is_empty()).collect();
+async fn npm(native: Native, body: Body) -> Response {
+    let call = native.call();
+    let segments = native.segments();
     match route(&call, &segments, body).await {
         Ok(response) => response,
         Err(error) => npm_error(error).await,
@@ -75,8 +44,7 @@ async fn npm(
 
 /// Which endpoint a path is.
 async fn route(call: &Call<'_>, segments: &[&str], body: Body) -> Result<Response> {
-    let method = call.method;
-    let reading = method == Method::GET || method == Method::HEAD;
+    let (method, reading) = (call.method, call.reading());
     match segments {
         ["-", "ping"] => Ok(Json(json!({})).into_response()),
         ["-", "whoami"] => whoami(call).await,
@@ -86,7 +54,7 @@ async fn route(call: &Call<'_>, segments: &[&str], body: Body) -> Result<Respons
             if method == Method::POST =>
         {
             // No advisory data yet (contract 13, decision): an audit runs clean.
-            let caller = caller(call.ctx, call.headers, call.query).await?;
+            let caller = call.caller().await?;
             view(call, caller.as_ref()).await?;
             Ok(Json(json!({})).into_response())
         }
@@ -180,9 +148,7 @@ async fn view(call: &Call<'_>, caller: Option<&Principal>) -> Result<Feed> {
 }
 
 async fn whoami(call: &Call<'_>) -> Result<Response> {
-    let principal = caller(call.ctx, call.headers, call.query)
-        .await?
-        .ok_or(Error::Unauthenticated)?;
+    let principal = call.caller().await?.ok_or(Error::Unauthenticated)?;
     Ok(Json(json!({ "username": principal.name })).into_response())
 }
 
@@ -291,7 +257,7 @@ fn not_found() -> Error {
 }
 
 async fn packument(call: &Call<'_>, name: &NpmName) -> Result<Response> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     let feed = view(call, caller.as_ref()).await?;
     let abbreviated = call
         .headers
@@ -310,7 +276,7 @@ async fn whole_package(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<r
 
 /// `GET /{name}/{version or tag}`: one version's manifest.
 async fn one_version(call: &Call<'_>, name: &NpmName, wanted: &str) -> Result<Response> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     let feed = view(call, caller.as_ref()).await?;
     let package = whole_package(call, &feed, name).await?;
     let version = package
@@ -331,7 +297,7 @@ async fn one_version(call: &Call<'_>, name: &NpmName, wanted: &str) -> Result<Re
 }
 
 async fn tarball(call: &Call<'_>, name: &NpmName, file_name: &str) -> Result<Response> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     let feed = view(call, caller.as_ref()).await?;
     let version = registry::version_of_tarball(&name.full, file_name).ok_or_else(not_found)?;
     let package = package_id(name, version).map_err(|_| not_found())?;
@@ -360,7 +326,7 @@ fn package_id(name: &NpmName, version: &str) -> Result<PackageId> {
 /// (its own package.json must be the package and version the document
 /// names); the same bytes again are fine, other bytes a conflict.
 async fn publish(call: &Call<'_>, name: &NpmName, body: Body) -> Result<Response> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     let feed = feed(
         call.ctx,
         caller.as_ref(),
@@ -469,7 +435,7 @@ async fn publish_body(call: &Call<'_>, body: Body) -> Result<Bytes> {
 }
 
 async fn list_tags(call: &Call<'_>, name: &NpmName) -> Result<Response> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     let feed = view(call, caller.as_ref()).await?;
     let package = whole_package(call, &feed, name).await?;
     let bytes = serde_json::to_vec(&package.dist_tags).map_err(|e| Error::Internal(e.into()))?;
@@ -485,7 +451,7 @@ async fn change_tag(call: &Call<'_>, name: &NpmName, tag: &str, body: Body) -> R
     if method != Method::PUT && method != Method::POST && method != Method::DELETE {
         return Err(no_endpoint());
     }
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     let feed = feed(
         call.ctx,
         caller.as_ref(),

@@ -7,15 +7,14 @@
 //! indicate success: 409 (…)").
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 
 use super::{
-    base_url, caller, caller_presenting, described_rows, document, feed, form, text_error,
-    timestamp, Rendered,
+    base_url, caller_presenting, described_rows, document, feed, form, text_error, timestamp, Call,
+    Native, Rendered,
 };
 use crate::content::{self, backfill, Declared};
 use crate::domain::{Identifier, PackageId, Permission};
@@ -29,37 +28,10 @@ pub fn router() -> Router<ApiContext> {
     Router::new().route("/nuget/{feed}/{*path}", any(nuget))
 }
 
-/// A request to one feed's NuGet endpoint, before it is routed.
-struct Call<'a> {
-    ctx: &'a ApiContext,
-    feed: &'a str,
-    query: Option<&'a str>,
-    headers: &'a HeaderMap,
-}
-
-async fn nuget(
-    State(ctx): State<ApiContext>,
-    Path(params): Path<Vec<(String, String)>>,
-    method: Method,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .unwrap_or_default()
-    };
-    let call = Call {
-        ctx: &ctx,
-        feed: param("feed"),
-        query: query.as_deref(),
-        headers: &headers,
-    };
-    let segments: Vec<&str> = param("path").split('/').filter(|s| !s.is_empty()).collect();
-    let reading = method == Method::GET || method == Method::HEAD;
+async fn nuget(native: Native, body: Body) -> Response {
+    let call = native.call();
+    let segments = native.segments();
+    let (method, reading) = (call.method, call.reading());
     let answer = match segments.as_slice() {
         ["v3", "index.json"] if reading => service_index(&call).await,
         ["v3", "flatcontainer", id, "index.json"] if reading => flat_versions(&call, id).await,
@@ -103,7 +75,7 @@ async fn feed_and_user(call: &Call<'_>, permission: Permission) -> Result<(Feed,
         Some(key) if permission != Permission::View => {
             caller_presenting(call.ctx, Some(key)).await?
         }
-        _ => caller(call.ctx, call.headers, call.query).await?,
+        _ => call.caller().await?,
     };
     let feed = feed(
         call.ctx,
@@ -298,14 +270,12 @@ async fn search(call: &Call<'_>) -> Result<Response> {
             .filter(|f| prerelease || !ecosystems::is_prerelease(feed.feed_type, &f.version))
             .filter(|f| semver2 || !v3::is_semver2(&f.version))
             .collect();
-        let versions = entries(call, &feed, &files);
-        let Some(newest) = versions.last().cloned() else {
+        if files.is_empty() {
             continue;
-        };
+        }
         found.push(v3::Found {
             registration: format!("{}/v3/registration/{key}/index.json", base(call, &feed)),
-            newest,
-            versions,
+            versions: entries(call, &feed, &files),
         });
     }
     let total = found.len();

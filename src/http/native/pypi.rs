@@ -9,16 +9,15 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{
-    base_url, caller, described_rows, document, feed, form, promotion, text_error, DocumentKey,
-    Rendered,
+    base_url, described_rows, document, feed, form, promotion, text_error, Call, DocumentKey,
+    Native, Rendered,
 };
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
@@ -35,37 +34,10 @@ pub fn router() -> Router<ApiContext> {
         .route("/pypi/{feed}/{*path}", any(pypi))
 }
 
-/// A request to one feed's PyPI endpoint, before it is routed.
-struct Call<'a> {
-    ctx: &'a ApiContext,
-    feed: &'a str,
-    query: Option<&'a str>,
-    headers: &'a HeaderMap,
-}
-
-async fn pypi(
-    State(ctx): State<ApiContext>,
-    Path(params): Path<Vec<(String, String)>>,
-    method: Method,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .unwrap_or_default()
-    };
-    let call = Call {
-        ctx: &ctx,
-        feed: param("feed"),
-        query: query.as_deref(),
-        headers: &headers,
-    };
-    let segments: Vec<&str> = param("path").split('/').filter(|s| !s.is_empty()).collect();
-    let reading = method == Method::GET || method == Method::HEAD;
+async fn pypi(native: Native, body: Body) -> Response {
+    let call = native.call();
+    let segments = native.segments();
+    let (method, reading) = (call.method, call.reading());
     let answer = match segments.as_slice() {
         [] | ["legacy"] if method == Method::POST => upload(&call, body).await,
         ["simple"] if reading => index(&call).await,
@@ -91,7 +63,7 @@ fn is_pypi(feed_type: FeedType) -> bool {
 
 /// The feed, if the caller may view it.
 async fn view(call: &Call<'_>) -> Result<Feed> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     feed(
         call.ctx,
         caller.as_ref(),
@@ -358,7 +330,7 @@ const MAX_FIELD: usize = 64 * 1024;
 /// metadata must be the `name` and `version` the form says, identical bytes
 /// again are fine, other bytes are refused with "File already exists".
 async fn upload(call: &Call<'_>, body: Body) -> Result<Response> {
-    let caller = caller(call.ctx, call.headers, call.query).await?;
+    let caller = call.caller().await?;
     let feed = feed(
         call.ctx,
         caller.as_ref(),
