@@ -54,6 +54,43 @@ pub struct WebhookServeArgs {
     pub poll_seconds: u64,
 }
 
+/// `promoter serve`'s connector settings (contract section 16).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectorArgs {
+    /// Let connectors call loopback and private addresses (upstreams inside
+    /// your network, tests); by default only public addresses, as for webhooks.
+    #[arg(long, env = "PROMOTER_CONNECTOR_ALLOW_PRIVATE")]
+    pub connector_allow_private: bool,
+    /// Seconds upstream metadata is used before it is revalidated with its
+    /// ETag (0-86400).
+    #[arg(
+        long,
+        env = "PROMOTER_CONNECTOR_CACHE_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub connector_cache_seconds: u64,
+    /// Seconds an upstream may take to answer a metadata request, to connect
+    /// for a file, or between two chunks of a file (1-600).
+    #[arg(
+        long,
+        env = "PROMOTER_CONNECTOR_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=600)
+    )]
+    pub connector_timeout_seconds: u64,
+}
+
+impl From<&ConnectorArgs> for crate::connectors::Settings {
+    fn from(args: &ConnectorArgs) -> Self {
+        crate::connectors::Settings {
+            allow_private: args.connector_allow_private,
+            metadata_ttl: Duration::from_secs(args.connector_cache_seconds),
+            timeout: Duration::from_secs(args.connector_timeout_seconds),
+        }
+    }
+}
+
 /// The server's timeouts and body limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

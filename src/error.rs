@@ -31,6 +31,12 @@ pub enum Error {
     #[error("{0}")]
     MethodNotAllowed(String),
 
+    /// A feed's connector could not give what was asked (contract section
+    /// 16): unreachable, failing, or serving bytes that do not match its own
+    /// integrity. 502; the sentence names the connector.
+    #[error("{0}")]
+    Upstream(String),
+
     /// A native endpoint was asked without credentials for a feed that is
     /// not public: 401 with a challenge, since pip, NuGet and Maven send
     /// their credentials only when challenged (contract section 12).

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connectors;
 pub mod content;
 pub mod domain;
 pub mod ecosystems;

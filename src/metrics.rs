@@ -8,6 +8,9 @@
 //! | `promoter_promotions_total` | outcome | each promotion, batch item and revert item (`promotion::count_outcomes`) |
 //! | `promoter_cache_lookups_total` | result (hit, miss, unheard) | feeds and keys (`store::cache`) |
 //! | `promoter_webhook_deliveries_total` | outcome (delivered, retry, given_up) | each attempt (`webhooks::dispatcher`) |
+//! | `promoter_connector_requests_total` | kind (metadata, file), outcome (ok, failed) | each request to an upstream (`connectors`) |
+//! | `promoter_connector_cache_total` | kind (metadata, file), result (hit, miss) | upstream metadata kept or fetched; a file cached already or fetched |
+//! | `promoter_connector_failures_total` | kind, reason (unreachable, timeout, server_error, integrity, …) | each upstream failure |
 //! | `promoter_db_pool_connections` | state (in_use, idle) | at each scrape |
 //! | `promoter_db_pool_max_connections` | | at each scrape |
 //! | `promoter_webhook_outbox_pending` | | at each scrape |
@@ -21,6 +24,9 @@ pub const REQUEST_SECONDS: &str = "promoter_http_request_duration_seconds";
 pub const PROMOTIONS: &str = "promoter_promotions_total";
 pub const CACHE_LOOKUPS: &str = "promoter_cache_lookups_total";
 pub const WEBHOOK_DELIVERIES: &str = "promoter_webhook_deliveries_total";
+pub const CONNECTOR_REQUESTS: &str = "promoter_connector_requests_total";
+pub const CONNECTOR_CACHE: &str = "promoter_connector_cache_total";
+pub const CONNECTOR_FAILURES: &str = "promoter_connector_failures_total";
 pub const POOL_CONNECTIONS: &str = "promoter_db_pool_connections";
 pub const POOL_MAX: &str = "promoter_db_pool_max_connections";
 pub const OUTBOX_PENDING: &str = "promoter_webhook_outbox_pending";

@@ -22,6 +22,7 @@ pub struct Application {
     connections: ConnectionLimits,
     content: crate::content::Settings,
     public_url: Option<crate::http::native::PublicUrl>,
+    connectors: crate::connectors::Settings,
 }
 
 impl Application {
@@ -58,6 +59,7 @@ impl Application {
             connections: ConnectionLimits::default(),
             content: crate::content::Settings::default(),
             public_url: None,
+            connectors: crate::connectors::Settings::default(),
         })
     }
 
@@ -83,6 +85,12 @@ impl Application {
     /// request's own address without it.
     pub fn public_url(mut self, url: Option<crate::http::native::PublicUrl>) -> Self {
         self.public_url = url;
+        self
+    }
+
+    /// How connectors reach upstreams (`--connector-…`).
+    pub fn connectors(mut self, settings: crate::connectors::Settings) -> Self {
+        self.connectors = settings;
         self
     }
 
@@ -131,6 +139,7 @@ impl Application {
                 ..self.content.clone()
             },
             self.public_url.clone(),
+            self.connectors.clone(),
         );
         // The limiters remember clients only while they are active, and the
         // metrics' histograms are folded in whether or not anyone scrapes.

@@ -3,8 +3,9 @@
 use clap::Subcommand;
 
 use super::feed_name;
-use crate::domain::{Description, FeedType};
+use crate::domain::{Connector, Connectors, Description, FeedType, MAX_CONNECTORS};
 use crate::store::{FeedChange, FeedSettings, Store};
+use crate::webhooks::targets::AllowedBy;
 
 /// `--description`: blank clears it.
 fn description_of(raw: &str) -> anyhow::Result<Option<Description>> {
@@ -32,6 +33,8 @@ pub enum FeedsCommand {
         /// Let anyone view the feed without a key (its native endpoint and downloads).
         #[arg(long)]
         public: bool,
+        #[command(flatten)]
+        connectors: ConnectorFlags,
     },
     /// Change a feed's visibility, description or fixed target.
     Update {
@@ -45,6 +48,11 @@ pub enum FeedsCommand {
         /// The only feed packages may be promoted to; an empty one allows any.
         #[arg(long)]
         promote_to: Option<String>,
+        #[command(flatten)]
+        connectors: ConnectorFlags,
+        /// Remove every connector of the feed.
+        #[arg(long, conflicts_with = "connector")]
+        no_connectors: bool,
     },
     /// List every feed: name, type, whether it is enabled and public, its fixed target.
     List,
@@ -52,6 +60,64 @@ pub enum FeedsCommand {
     Disable { name: String },
     /// Enable a disabled feed again.
     Enable { name: String },
+}
+
+/// A feed's connectors as flags (contract section 16).
+#[derive(Debug, clap::Args)]
+pub struct ConnectorFlags {
+    /// An upstream registry the feed offers packages from, such as
+    /// https://registry.npmjs.org/ (repeatable, asked in order; on update,
+    /// replaces the feed's connectors).
+    #[arg(long)]
+    connector: Vec<String>,
+    /// The user name the connectors sign in with (Basic), with
+    /// PROMOTER_CONNECTOR_PASSWORD.
+    #[arg(long, requires = "connector")]
+    connector_username: Option<String>,
+    #[arg(long, env = "PROMOTER_CONNECTOR_PASSWORD", hide = true, hide_env_values = true)]
+    connector_password: Option<String>,
+    /// The connectors sign in with the bearer token in this variable instead.
+    #[arg(long, env = "PROMOTER_CONNECTOR_TOKEN", hide = true, hide_env_values = true)]
+    connector_token: Option<String>,
+    /// Allow connectors to loopback and private addresses (the server needs
+    /// --connector-allow-private too, to call them).
+    #[arg(long)]
+    connector_allow_private: bool,
+}
+
+impl ConnectorFlags {
+    /// The connectors given, checked; `None` when no --connector was given.
+    async fn read(self, feed_type: FeedType) -> anyhow::Result<Option<Connectors>> {
+        if self.connector.is_empty() {
+            return Ok(None);
+        }
+        if self.connector.len() > MAX_CONNECTORS {
+            anyhow::bail!("--connector may be given at most {MAX_CONNECTORS} times");
+        }
+        let mut connectors = Vec::new();
+        for url in &self.connector {
+            let connector = Connector::new(
+                url,
+                self.connector_username.clone(),
+                self.connector_password.clone(),
+                self.connector_token.clone(),
+                "--connector",
+                &format!("--connector {url}:"),
+            )
+            .map_err(anyhow::Error::msg)?;
+            crate::connectors::check(
+                feed_type,
+                &connector,
+                self.connector_allow_private,
+                AllowedBy::ConnectorCommand,
+                &format!("--connector {url}:"),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            connectors.push(connector);
+        }
+        Ok(Some(Connectors(connectors.into())))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,10 +140,12 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
             promote_to,
             description,
             public,
+            connectors,
         } => {
             let feed_type: FeedType = feed_type
                 .parse()
                 .map_err(|rule| anyhow::anyhow!("--type {rule}"))?;
+            let connectors = connectors.read(feed_type).await?.unwrap_or_default();
             let promote_to = promote_to.as_deref().map(feed_name).transpose()?;
             let description = description
                 .as_deref()
@@ -88,6 +156,7 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
                 promote_to: promote_to.as_ref(),
                 description: description.as_ref(),
                 public,
+                connectors,
                 ..FeedSettings::default()
             };
             let feed = store
@@ -101,8 +170,14 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
             public,
             description,
             promote_to,
+            connectors,
+            no_connectors,
         } => {
             let feed = store.existing_feed(&feed_name(&name)?).await?;
+            let connectors = match no_connectors {
+                true => Some(Connectors::default()),
+                false => connectors.read(feed.feed_type).await?,
+            };
             let promote_to = promote_to
                 .map(|target| match target.trim() {
                     "" => Ok(None),
@@ -113,6 +188,7 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
                 description: description.as_deref().map(description_of).transpose()?,
                 public,
                 promote_to,
+                connectors,
                 ..FeedChange::default()
             };
             let feed = store.update_feed(&feed, &change).await?;
@@ -121,18 +197,21 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
         }
         FeedsCommand::List => {
             println!(
-                "{:<30} {:<11} {:<8} {:<8} PROMOTE-TO",
-                "NAME", "TYPE", "ACTIVE", "PUBLIC"
+                "{:<30} {:<11} {:<8} {:<8} {:<30} CONNECTORS",
+                "NAME", "TYPE", "ACTIVE", "PUBLIC", "PROMOTE-TO"
             );
             let yes_no = |flag: bool| if flag { "yes" } else { "no" };
             for feed in store.list_feeds().await? {
+                let connectors: Vec<&str> =
+                    feed.connectors.iter().map(|c| c.url.as_str()).collect();
                 println!(
-                    "{:<30} {:<11} {:<8} {:<8} {}",
+                    "{:<30} {:<11} {:<8} {:<8} {:<30} {}",
                     feed.name,
                     feed.feed_type,
                     yes_no(feed.active),
                     yes_no(feed.public),
-                    feed.promote_to.as_deref().unwrap_or("-")
+                    feed.promote_to.as_deref().unwrap_or("-"),
+                    if connectors.is_empty() { "-".to_owned() } else { connectors.join(" ") }
                 );
             }
         }

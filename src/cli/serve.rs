@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{ConnectionArgs, DatabaseArgs, LimitArgs, WebhookServeArgs, DEFAULT_LISTEN};
+use crate::config::{ConnectionArgs, ConnectorArgs, DatabaseArgs, LimitArgs, WebhookServeArgs, DEFAULT_LISTEN};
 use crate::http::limits::RateLimits;
 use crate::http::native::PublicUrl;
 use crate::startup::{shutdown_signal, Application};
@@ -70,6 +70,8 @@ pub struct ServeArgs {
     public_url: Option<PublicUrl>,
     #[command(flatten)]
     webhooks: WebhookServeArgs,
+    #[command(flatten)]
+    connectors: ConnectorArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -98,6 +100,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_upload_mib,
         public_url,
         webhooks,
+        connectors,
     } = args;
     let settings = limits.limits()?;
     let content = match storage_url {
@@ -126,6 +129,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = Application::build_with(&listen, database.database_url.expose(), pool_size, settings)
         .await?
         .webhooks(crate::webhooks::Settings::from(&webhooks))
+        .connectors(crate::connectors::Settings::from(&connectors))
         .metrics_token(metrics_token)
         .public_url(public_url)
         .rate_limits(rate_limits)

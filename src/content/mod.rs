@@ -149,6 +149,14 @@ pub struct Declared {
     pub qualifier: Option<String>,
 }
 
+/// Where a file a connector cached came from, and for whom it was fetched:
+/// kept with the file and in its audit row (`connector_fetches`).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub url: &'a str,
+    pub user: &'a str,
+}
+
 /// What an upload stored.
 pub struct Uploaded {
     pub recorded: Recorded,
@@ -172,7 +180,7 @@ pub async fn upload(
             "The request body is empty: send the package file.",
         ));
     }
-    record(store, settings, feed, file_name, declared, staged).await
+    record(store, settings, feed, file_name, declared, staged, None).await
 }
 
 /// The first half of an upload: `body` in staging, with its digests, for a
@@ -200,7 +208,8 @@ pub async fn stage(
 }
 
 /// The second half of an upload: reads which package the staged file is,
-/// and records it in `feed`, publishing the bytes as the record commits.
+/// and records it in `feed`, publishing the bytes as the record commits;
+/// with `origin`, as cached from a connector.
 pub async fn record(
     store: &Store,
     settings: &Settings,
@@ -208,6 +217,7 @@ pub async fn record(
     file_name: Option<&str>,
     declared: Declared,
     staged: Staged,
+    origin: Option<Origin<'_>>,
 ) -> Result<Uploaded> {
     let storage = &settings.storage;
     let feed_type = feed.feed_type;
@@ -238,6 +248,7 @@ pub async fn record(
         size: staged.size,
         digests: &staged.digests,
         metadata: found.metadata.as_deref(),
+        origin,
     };
     // A retry or a conflict is answered before any bytes are published.
     if let Some(existing) = store

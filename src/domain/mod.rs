@@ -1,6 +1,7 @@
 //! Parse-don't-validate types. Each constructor is the only place its rule lives;
 //! the rest of the crate works with values that are already known to be valid.
 
+mod connector;
 mod feed;
 mod moves;
 mod package;
@@ -13,6 +14,7 @@ mod token;
 mod webhook;
 
 pub use crate::ecosystems::FeedType;
+pub use connector::{Connector, Connectors, MAX_CONNECTORS};
 pub use feed::FeedName;
 pub use moves::{MoveItem, OnConflict, RevertTarget, VersionSpec};
 pub use package::{

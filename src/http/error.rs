@@ -20,6 +20,7 @@ impl IntoResponse for Error {
             Error::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
             Error::AlreadyExists(message) => (StatusCode::BAD_REQUEST, message.clone()),
             Error::MethodNotAllowed(message) => (StatusCode::METHOD_NOT_ALLOWED, message.clone()),
+            Error::Upstream(message) => (StatusCode::BAD_GATEWAY, message.clone()),
             Error::Unauthenticated => {
                 let mut response = text(StatusCode::UNAUTHORIZED, self.to_string());
                 response.headers_mut().insert(

@@ -12,7 +12,8 @@ use super::auth::{Authenticated, Keyed};
 use super::input::{OrBlank, PathName, RawBody};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
-use crate::domain::{Description, FeedName, FeedType, Permission};
+use crate::domain::{Connector, Connectors, Description, FeedName, FeedType, Permission, MAX_CONNECTORS};
+use crate::webhooks::targets::AllowedBy;
 use crate::error::{Error, Result};
 use crate::store::{Feed, FeedChange, FeedSettings};
 
@@ -42,6 +43,29 @@ struct NewFeed {
     /// The only feed this one promotes to; blank for any.
     #[schema(value_type = Option<String>)]
     promote_to_feed: Option<OrBlank<FeedName>>,
+    /// Upstream registries the feed offers packages from (npm, pypi and
+    /// NuGet feeds), asked in this order.
+    connectors: Option<Vec<ConnectorInput>>,
+}
+
+/// A connector as it is set: its URL and, for a private upstream, a user
+/// name and password or a token (kept to be sent, never shown).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ConnectorInput {
+    #[schema(example = "https://registry.npmjs.org/")]
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+}
+
+/// A connector as the API shows it: never its credentials.
+#[derive(Serialize, ToSchema)]
+struct ConnectorView {
+    url: String,
+    /// How it signs in: `none`, `basic` or `token`.
+    credentials: &'static str,
 }
 
 /// The fields of a feed to change (`name` and `feedType`, if given, must be the
@@ -62,6 +86,8 @@ struct FeedUpdate {
     /// The only feed this one promotes to; blank for any.
     #[schema(value_type = Option<String>)]
     promote_to_feed: Option<OrBlank<FeedName>>,
+    /// The feed's connectors, replacing those it has; `[]` removes them all.
+    connectors: Option<Vec<ConnectorInput>>,
 }
 
 /// A feed in ProGet's shape. pgutil lists a feed only when `active` is true.
@@ -78,6 +104,8 @@ struct FeedView {
     /// ProGet's "Promote To Feed": the only feed this one promotes to.
     #[serde(skip_serializing_if = "Option::is_none")]
     promote_to_feed: Option<String>,
+    /// Its upstream registries (contract section 16), without credentials.
+    connectors: Vec<ConnectorView>,
 }
 
 impl From<Feed> for FeedView {
@@ -89,8 +117,58 @@ impl From<Feed> for FeedView {
             active: feed.active,
             public: feed.public,
             promote_to_feed: feed.promote_to,
+            connectors: feed
+                .connectors
+                .iter()
+                .map(|connector| ConnectorView {
+                    url: connector.url.clone(),
+                    credentials: connector.credentials(),
+                })
+                .collect(),
         }
     }
+}
+
+/// The connectors a request sets on a feed of `feed_type`, each checked as
+/// the server allows (a public address unless `--connector-allow-private`);
+/// the error names the field.
+async fn connectors_of(
+    ctx: &ApiContext,
+    feed_type: FeedType,
+    given: Vec<ConnectorInput>,
+) -> Result<Connectors> {
+    if given.len() > MAX_CONNECTORS {
+        return Err(Error::invalid(format!(
+            "Field \"connectors\" may list at most {MAX_CONNECTORS} connectors, not {}.",
+            given.len()
+        )));
+    }
+    let allow_private = ctx.upstreams.settings().allow_private;
+    let mut connectors = Vec::with_capacity(given.len());
+    for (i, input) in given.into_iter().enumerate() {
+        let field = format!("Field \"connectors[{i}]\"");
+        let url_field = format!("Field \"connectors[{i}].url\"");
+        let connector = Connector::new(
+            &input.url,
+            input.username,
+            input.password,
+            input.token,
+            &field,
+            &url_field,
+        )
+        .map_err(Error::invalid)?;
+        crate::connectors::check(
+            feed_type,
+            &connector,
+            allow_private,
+            AllowedBy::ConnectorServer,
+            &url_field,
+        )
+        .await
+        .map_err(Error::invalid)?;
+        connectors.push(connector);
+    }
+    Ok(Connectors(connectors.into()))
 }
 
 /// The feed named in a path, or 404.
@@ -163,15 +241,18 @@ async fn create(State(ctx): State<ApiContext>, body: Keyed<RawBody>) -> Result<J
         active,
         public,
         promote_to_feed,
+        connectors,
     } = fields.read()?;
     let description = description.and_then(|description| description.0);
     let promote_to = promote_to_feed.and_then(|feed| feed.0);
+    let connectors = connectors_of(&ctx, feed_type, connectors.unwrap_or_default()).await?;
 
     let settings = FeedSettings {
         promote_to: promote_to.as_ref(),
         description: description.as_ref(),
         active: active.unwrap_or(true),
         public: public.unwrap_or(false),
+        connectors,
     };
     let feed = ctx.store.create_feed(&name, feed_type, settings).await?;
     tracing::info!(feed = %feed.name, user = %principal.name, "feed created");
@@ -226,11 +307,16 @@ async fn update(
             ));
         }
     }
+    let connectors = match update.connectors {
+        Some(given) => Some(connectors_of(&ctx, feed.feed_type, given).await?),
+        None => None,
+    };
     let change = FeedChange {
         description: update.description.map(|description| description.0),
         active: update.active,
         public: update.public,
         promote_to: update.promote_to_feed.map(|feed| feed.0),
+        connectors,
     };
     let feed = ctx.store.update_feed(&feed, &change).await?;
     tracing::info!(feed = %feed.name, user = %principal.name, "feed updated");

@@ -59,6 +59,8 @@ pub struct ApiContext {
     pub public_url: Option<native::PublicUrl>,
     /// Native metadata documents as last rendered.
     pub documents: std::sync::Arc<native::Documents>,
+    /// The feeds' connectors' client and what it keeps (contract section 16).
+    pub upstreams: std::sync::Arc<crate::connectors::Upstreams>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +77,7 @@ pub fn router(
     settings: Limits,
     content: crate::content::Settings,
     public_url: Option<native::PublicUrl>,
+    connectors: crate::connectors::Settings,
 ) -> Router {
     // Every database statement gives up well before the request timeout
     // (`Limits` checks that at start-up), so a request is not answered 408
@@ -142,6 +145,7 @@ pub fn router(
             content,
             public_url,
             documents: Default::default(),
+            upstreams: std::sync::Arc::new(crate::connectors::Upstreams::new(connectors)),
         })
 }
 

@@ -33,6 +33,8 @@ pub struct ContentFile<'a> {
     pub digests: &'a Digests,
     /// The ecosystem's own description of the file (`ecosystems::Found`).
     pub metadata: Option<&'a str>,
+    /// Where a connector fetched it from; `None` for an upload.
+    pub origin: Option<crate::content::Origin<'a>>,
 }
 
 /// A blob's SHA-1, SHA-512 and MD5, in hex, computed with its SHA-256 as the
@@ -189,8 +191,8 @@ impl Store {
         .await)?;
         let inserted: Option<i64> = on_tx!(&mut tx, conn => sqlx::query_scalar(
             "INSERT INTO package_files \
-             (version_id, qualifier, size, sha256, published_at, blob_sha256, file_name, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $4, $6, $7) \
+             (version_id, qualifier, size, sha256, published_at, blob_sha256, file_name, metadata, cached_from) \
+             VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8) \
              ON CONFLICT (version_id, qualifier) DO NOTHING RETURNING id",
         )
         .bind(version_id)
@@ -200,6 +202,7 @@ impl Store {
         .bind(now)
         .bind(file.file_name)
         .bind(file.metadata)
+        .bind(file.origin.map(|origin| origin.url))
         .fetch_optional(conn)
         .await)?;
         let sql = files_query_by_version();
@@ -223,6 +226,28 @@ impl Store {
                 reason: "the stored file was cleaned up while the upload waited",
                 cause: None,
             });
+        }
+        if let Some(origin) = file.origin {
+            on_tx!(&mut tx, conn => sqlx::query(
+                "INSERT INTO connector_fetches (feed_id, feed, package_type, group_name, name, \
+                 version, file_name, url, sha256, size, user_name, fetched_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(feed.id)
+            .bind(feed.name.as_str())
+            .bind(feed.feed_type.as_str())
+            .bind(package.group())
+            .bind(package.name())
+            .bind(package.version())
+            .bind(file.file_name)
+            .bind(origin.url)
+            .bind(file.sha256)
+            .bind(file.size as i64)
+            .bind(origin.user)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|_| ()))?;
         }
         tx.commit().await?;
         Ok(Recorded::Added(stored))

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sqlx::FromRow;
 
 use super::{cache, on_pool, on_tx, once_more_on_conflict, ConstraintExt, Store, WriteTx};
-use crate::domain::{Description, FeedName, FeedType};
+use crate::domain::{Connectors, Description, FeedName, FeedType};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
@@ -21,6 +21,9 @@ pub struct Feed {
     pub public: bool,
     /// The only feed this one may promote to, when the feed has a fixed target.
     pub promote_to: Option<String>,
+    /// The upstreams the feed offers packages from (contract section 16).
+    #[sqlx(try_from = "String")]
+    pub connectors: Connectors,
 }
 
 /// Changes to a feed; `None` leaves a setting as it is, `Some(None)` clears it.
@@ -30,6 +33,7 @@ pub struct FeedChange {
     pub active: Option<bool>,
     pub public: Option<bool>,
     pub promote_to: Option<Option<FeedName>>,
+    pub connectors: Option<Connectors>,
 }
 
 /// A new feed's settings beyond its name and type; by default enabled, not
@@ -40,6 +44,7 @@ pub struct FeedSettings<'a> {
     pub description: Option<&'a Description>,
     pub active: bool,
     pub public: bool,
+    pub connectors: Connectors,
 }
 
 impl Default for FeedSettings<'_> {
@@ -49,12 +54,13 @@ impl Default for FeedSettings<'_> {
             description: None,
             active: true,
             public: false,
+            connectors: Connectors::default(),
         }
     }
 }
 
 const SELECT_FEED: &str = "SELECT f.id, f.name, f.name_key, f.feed_type, f.description, f.active, \
-     f.public, t.name AS promote_to \
+     f.public, t.name AS promote_to, f.connectors \
      FROM feeds f LEFT JOIN feeds t ON t.id = f.promote_to_feed_id";
 
 impl Store {
@@ -72,6 +78,7 @@ impl Store {
             description,
             active,
             public,
+            connectors,
         } = settings;
         let mut tx = self.begin_write().await?;
         let target = match promote_to {
@@ -89,8 +96,8 @@ impl Store {
             }
         }
         let (id,): (i64,) = on_tx!(&mut tx, conn => sqlx::query_as(
-            "INSERT INTO feeds (name, name_key, feed_type, description, active, public, promote_to_feed_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO feeds (name, name_key, feed_type, description, active, public, promote_to_feed_id, created_at, connectors) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(name.as_str())
         .bind(name.key())
@@ -100,6 +107,7 @@ impl Store {
         .bind(public)
         .bind(target.as_ref().map(|t| t.id))
         .bind(Utc::now())
+        .bind(connectors.to_json())
         .fetch_one(conn)
         .await)
         .on_unique(|| Error::invalid(format!("A feed named \"{name}\" already exists.")))
@@ -235,7 +243,8 @@ impl Store {
                description = CASE WHEN $1 THEN $2 ELSE description END, \
                active = COALESCE($3, active), \
                promote_to_feed_id = CASE WHEN $4 THEN $5 ELSE promote_to_feed_id END, \
-               public = COALESCE($7, public) \
+               public = COALESCE($7, public), \
+               connectors = COALESCE($8, connectors) \
              WHERE id = $6 RETURNING id",
         )
         .bind(description.is_some())
@@ -245,6 +254,7 @@ impl Store {
         .bind(promote_to_id.flatten())
         .bind(feed.id)
         .bind(change.public)
+        .bind(change.connectors.as_ref().map(Connectors::to_json))
         .fetch_optional(conn)
         .await)
         .on_foreign_key(|| vanished(target_name))?;

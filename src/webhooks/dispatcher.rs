@@ -65,6 +65,7 @@ pub fn spawn(
         .no_proxy()
         .dns_resolver(Arc::new(targets::PublicOnly {
             allow_private: settings.allow_private,
+            allowed_by: targets::AllowedBy::Server,
         }))
         .user_agent(concat!("Promoter-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -327,7 +328,7 @@ impl Attempt {
     async fn post(&self) -> Result<u16, String> {
         let (target, event) = (&self.target, &self.event);
         let url = url::Url::parse(&target.url).map_err(|e| format!("the URL is not valid: {e}"))?;
-        if let Some(refusal) = targets::refuse_literal(&url, self.allow_private) {
+        if let Some(refusal) = targets::refuse_literal(&url, self.allow_private, targets::AllowedBy::Server) {
             return Err(refusal);
         }
         let body = event::body(&event.delivery_id, &self.record);

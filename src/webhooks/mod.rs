@@ -63,7 +63,7 @@ pub enum Refused {
 /// webhook and its secret (to be shown once).
 pub async fn add(store: &Store, new: NewWebhook<'_>) -> Result<(Webhook, WebhookSecret), Refused> {
     check_filter_size(new.feeds.len()).map_err(Refused::Feeds)?;
-    targets::check(new.url, new.allow_private, new.allowed_by)
+    targets::check(new.url.as_url(), new.allow_private, new.allowed_by)
         .await
         .map_err(Refused::Url)?;
     let secret = new.secret.unwrap_or_else(WebhookSecret::generate);

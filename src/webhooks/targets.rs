@@ -1,5 +1,6 @@
-//! Which addresses a webhook may call. A webhook URL is chosen by whoever holds a
-//! manage key, and the server calls it from inside the network, so by default
+//! Which addresses a webhook or a connector may call. Both URLs are chosen by
+//! whoever holds a manage key, and the server calls them from inside the
+//! network, so by default
 //! only public addresses are allowed (OWASP's server-side request forgery
 //! advice): the check is made when a webhook is created, and again on every
 //! connection, through the resolver the delivery client uses, so a name that
@@ -8,8 +9,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-
-use crate::domain::WebhookUrl;
 
 /// What kind of non-public address `ip` is; `None` for a public one.
 pub fn non_public(ip: IpAddr) -> Option<&'static str> {
@@ -88,13 +87,8 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 
 /// Refuses a URL whose host is, or resolves to, a non-public address (unless
 /// `allow_private`), or does not resolve at all. The error completes "the URL …".
-pub async fn check(
-    url: &WebhookUrl,
-    allow_private: bool,
-    allowed_by: AllowedBy,
-) -> Result<(), String> {
-    let url = url.as_url();
-    let host = url.host_str().expect("a webhook URL has a host");
+pub async fn check(url: &url::Url, allow_private: bool, allowed_by: AllowedBy) -> Result<(), String> {
+    let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or(80);
     let given = literal(url);
     let addresses: Vec<IpAddr> = match given {
@@ -138,44 +132,58 @@ fn private_target(host: Option<&str>, ip: IpAddr, kind: &str, allowed_by: Allowe
         None => format!("names {ip}"),
         Some(host) => format!("names host {host}, which resolves to {ip}"),
     };
-    let unless = match allowed_by {
-        AllowedBy::Server => "the server runs with --webhook-allow-private",
-        AllowedBy::Command => "`webhooks add` is given --webhook-allow-private",
+    let (who, unless) = match allowed_by {
+        AllowedBy::Server => ("webhooks", "the server runs with --webhook-allow-private"),
+        AllowedBy::Command => ("webhooks", "`webhooks add` is given --webhook-allow-private"),
+        AllowedBy::ConnectorServer => (
+            "connectors",
+            "the server runs with --connector-allow-private",
+        ),
+        AllowedBy::ConnectorCommand => (
+            "connectors",
+            "the command is given --connector-allow-private",
+        ),
     };
     format!(
-        "{resolves}, {} address; webhooks may only call public addresses unless {unless}",
+        "{resolves}, {} address; {who} may only call public addresses unless {unless}",
         crate::domain::with_article(kind)
     )
 }
 
-/// Whose setting lets webhooks call private addresses, which a refusal names.
+/// Whose setting lets webhooks or connectors call private addresses, which a
+/// refusal names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllowedBy {
     /// The server's `--webhook-allow-private` (the API, deliveries).
     Server,
     /// The `webhooks add` command's own flag.
     Command,
+    /// The server's `--connector-allow-private` (the API, fetches).
+    ConnectorServer,
+    /// The `feeds create|update --connector` commands' own flag.
+    ConnectorCommand,
 }
 
-/// Why a delivery to a URL with an address for a host may not be made.
-pub fn refuse_literal(url: &url::Url, allow_private: bool) -> Option<String> {
+/// Why a call to a URL with an address for a host may not be made.
+pub fn refuse_literal(url: &url::Url, allow_private: bool, allowed_by: AllowedBy) -> Option<String> {
     let ip = literal(url)?;
     let kind = non_public(ip).filter(|_| !allow_private)?;
     Some(format!(
         "the URL {}",
-        private_target(None, ip, kind, AllowedBy::Server)
+        private_target(None, ip, kind, allowed_by)
     ))
 }
 
-/// The delivery client's resolver: the system's, keeping only public addresses
-/// unless private ones are allowed.
+/// The outbound clients' resolver: the system's, keeping only public
+/// addresses unless private ones are allowed.
 pub struct PublicOnly {
     pub allow_private: bool,
+    pub allowed_by: AllowedBy,
 }
 
 impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
-        let allow_private = self.allow_private;
+        let (allow_private, allowed_by) = (self.allow_private, self.allowed_by);
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> =
@@ -191,7 +199,7 @@ impl Resolve for PublicOnly {
                     Some(&host),
                     first.ip(),
                     non_public(first.ip()).unwrap_or("non-public"),
-                    AllowedBy::Server,
+                    allowed_by,
                 )
                 .into()),
                 (true, None) => Err(format!("host {host} does not resolve").into()),
@@ -252,20 +260,21 @@ mod tests {
 
     #[tokio::test]
     async fn creation_refuses_private_targets_unless_allowed() {
-        let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+        let parse = |text: &str| url::Url::parse(text).unwrap();
+        let url = parse("http://127.0.0.1:9/hook");
         let error = check(&url, false, AllowedBy::Server).await.unwrap_err();
         assert_eq!(
             error,
             "names 127.0.0.1, a loopback address; webhooks may only call public addresses unless the server runs with --webhook-allow-private"
         );
         assert!(check(&url, true, AllowedBy::Server).await.is_ok());
-        let named = WebhookUrl::parse("http://localhost:9/hook").unwrap();
+        let named = parse("http://localhost:9/hook");
         let error = check(&named, false, AllowedBy::Server).await.unwrap_err();
         assert!(
             error.starts_with("names host localhost, which resolves to "),
             "{error}"
         );
-        let literal6 = WebhookUrl::parse("http://[::1]:9/hook").unwrap();
+        let literal6 = parse("http://[::1]:9/hook");
         assert!(check(&literal6, false, AllowedBy::Server)
             .await
             .unwrap_err()

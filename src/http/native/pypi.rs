@@ -417,6 +417,7 @@ async fn upload(call: &Call<'_>, body: Body) -> Result<Response> {
         Some(&file_name),
         declared,
         staged,
+        None,
     )
     .await
     .map_err(|error| match error {

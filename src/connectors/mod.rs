@@ -1,0 +1,432 @@
+//! Connectors (contract section 16): a feed's upstream registries. This
+//! module is how the server talks to them — one HTTP client that calls only
+//! the addresses it may, metadata kept per process and revalidated with the
+//! upstream's ETag, files fetched once however many ask at the same moment,
+//! checked against the upstream's own integrity, and recorded in the feed as
+//! cached. What an upstream's documents say (npm packuments, PyPI pages,
+//! NuGet indexes) is read by each ecosystem's `upstream` module; how they are
+//! merged into the feed's own documents is each native endpoint's.
+
+mod client;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+
+pub use self::client::{Fetched, UpstreamFailure};
+use crate::content::{self, Declared, Uploaded};
+use crate::domain::{Connector, FeedType};
+use crate::error::{Error, Result};
+use crate::store::{Feed, Store};
+use crate::webhooks::targets::{self, AllowedBy};
+
+/// How connectors behave (`--connector-…`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Whether connectors may call loopback and private addresses
+    /// (`--connector-allow-private`).
+    pub allow_private: bool,
+    /// How long upstream metadata is used before it is revalidated
+    /// (`--connector-cache-seconds`, 5 minutes by default).
+    pub metadata_ttl: Duration,
+    /// How long one metadata request, or one file's connection and each of
+    /// its chunks, may take (`--connector-timeout-seconds`).
+    pub timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            allow_private: false,
+            metadata_ttl: Duration::from_secs(300),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The feed types that may have connectors: those with a native endpoint
+/// that reads through them.
+pub fn supports(feed_type: FeedType) -> bool {
+    matches!(feed_type, FeedType::Npm | FeedType::Pypi) || crate::ecosystems::is_nuget(feed_type)
+}
+
+/// Whether `connector` may be set on a feed of `feed_type` by a server (or a
+/// command) that does or does not allow private addresses; the error is one
+/// sentence naming `field`.
+pub async fn check(
+    feed_type: FeedType,
+    connector: &Connector,
+    allow_private: bool,
+    allowed_by: AllowedBy,
+    field: &str,
+) -> std::result::Result<(), String> {
+    if !supports(feed_type) {
+        return Err(format!(
+            "{field} cannot be set: {} feed has no connectors (npm, pypi, nuget, chocolatey and powershell feeds do).",
+            crate::domain::with_article(feed_type.as_str())
+        ));
+    }
+    targets::check(&connector.as_url(), allow_private, allowed_by)
+        .await
+        .map_err(|rule| format!("{field} {rule}."))
+}
+
+/// A file an upstream offers: where it is, what it must hash to, and which
+/// connector offers it.
+#[derive(Debug, Clone)]
+pub struct Offered {
+    pub connector: Connector,
+    pub url: url::Url,
+    pub file_name: String,
+    /// At least one; every one given must match.
+    pub integrity: Vec<Integrity>,
+}
+
+/// A digest an upstream publishes for a file, in hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    Sha1(String),
+    Sha256(String),
+    Sha512(String),
+}
+
+impl Integrity {
+    /// npm's `integrity` (`sha512-BASE64`, or another SRI algorithm this
+    /// server computes), if it is one.
+    pub fn from_sri(sri: &str) -> Option<Integrity> {
+        use base64::Engine;
+        // SRI may list several; the strongest this server computes wins.
+        let mut found = None;
+        for entry in sri.split_whitespace() {
+            let (algorithm, digest) = entry.split_once('-')?;
+            let digest = digest.split('?').next().unwrap_or(digest);
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(digest)
+                .ok()?;
+            match algorithm {
+                "sha512" => return Some(Integrity::Sha512(hex::encode(bytes))),
+                "sha256" => found = Some(Integrity::Sha256(hex::encode(bytes))),
+                "sha1" if found.is_none() => found = Some(Integrity::Sha1(hex::encode(bytes))),
+                _ => {}
+            }
+        }
+        found
+    }
+
+    fn algorithm(&self) -> &'static str {
+        match self {
+            Integrity::Sha1(_) => "SHA-1",
+            Integrity::Sha256(_) => "SHA-256",
+            Integrity::Sha512(_) => "SHA-512",
+        }
+    }
+
+    fn matches(&self, staged: &content::storage::Staged) -> bool {
+        let (expected, actual) = match self {
+            Integrity::Sha1(hex) => (hex, &staged.digests.sha1),
+            Integrity::Sha256(hex) => (hex, &staged.sha256),
+            Integrity::Sha512(hex) => (hex, &staged.digests.sha512),
+        };
+        expected.eq_ignore_ascii_case(actual)
+    }
+}
+
+/// What the server keeps of its upstreams: the client, their metadata, and
+/// which files are being fetched.
+pub struct Upstreams {
+    client: client::Client,
+    settings: Settings,
+    metadata: Mutex<Kept>,
+    fetching: Mutex<HashMap<(i64, String), Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Default)]
+struct Kept {
+    documents: HashMap<(i64, String), KeptDocument>,
+    bytes: usize,
+}
+
+struct KeptDocument {
+    /// `None`: the upstream answered 404 (it has no such package).
+    body: Option<Bytes>,
+    etag: Option<String>,
+    checked: Instant,
+}
+
+/// The most bytes of upstream metadata kept in one process; past it all are
+/// dropped and fetched again as they are asked for.
+const MAX_KEPT_BYTES: usize = 256 * 1024 * 1024;
+
+impl Upstreams {
+    pub fn new(settings: Settings) -> Upstreams {
+        Upstreams {
+            client: client::Client::new(&settings),
+            settings,
+            metadata: Mutex::default(),
+            fetching: Mutex::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The document at `url` as `connector` serves it to `feed` (`None`:
+    /// 404), from what this process kept if it is younger than the cache
+    /// time, else revalidated with its ETag.
+    pub async fn metadata(
+        &self,
+        feed: &Feed,
+        connector: &Connector,
+        url: &url::Url,
+        accept: &str,
+    ) -> std::result::Result<Option<Bytes>, UpstreamFailure> {
+        let key = (feed.id, url.to_string());
+        let etag = {
+            let kept = self.metadata.lock().expect("metadata lock");
+            match kept.documents.get(&key) {
+                Some(document) if document.checked.elapsed() < self.settings.metadata_ttl => {
+                    count_cache("metadata", "hit");
+                    return Ok(document.body.clone());
+                }
+                Some(document) => document.etag.clone(),
+                None => None,
+            }
+        };
+        count_cache("metadata", "miss");
+        let fetched = self
+            .client
+            .metadata(connector, url, accept, etag.as_deref())
+            .await;
+        count_request("metadata", &fetched);
+        let fetched = fetched?;
+        let mut kept = self.metadata.lock().expect("metadata lock");
+        let body = match fetched {
+            Fetched::NotModified => match kept.documents.get_mut(&key) {
+                Some(document) => {
+                    document.checked = Instant::now();
+                    return Ok(document.body.clone());
+                }
+                // Dropped meanwhile: the caller asks again next time.
+                None => return Ok(None),
+            },
+            Fetched::Missing => None,
+            Fetched::Document { body, etag } => {
+                let size = body.len() + key.1.len();
+                if kept.bytes + size > MAX_KEPT_BYTES {
+                    kept.documents.clear();
+                    kept.bytes = 0;
+                }
+                kept.bytes += size;
+                let body = Some(body);
+                if let Some(replaced) = kept.documents.insert(
+                    key,
+                    KeptDocument {
+                        body: body.clone(),
+                        etag,
+                        checked: Instant::now(),
+                    },
+                ) {
+                    kept.bytes = kept
+                        .bytes
+                        .saturating_sub(replaced.body.map_or(0, |b| b.len()));
+                }
+                return Ok(body);
+            }
+        };
+        kept.documents.insert(
+            key,
+            KeptDocument {
+                body: None,
+                etag: None,
+                checked: Instant::now(),
+            },
+        );
+        Ok(body)
+    }
+
+    /// Caches `offered` into `feed` as the file of `declared` (its own
+    /// metadata must agree, as for any upload): fetched from the upstream,
+    /// checked against every digest the upstream gave, then stored and
+    /// recorded as cached, with its audit row, in one transaction. While one
+    /// request fetches a file, others for it in this process wait and then
+    /// find it stored; two processes may both fetch it, and the second to
+    /// record it finds the same bytes there (`Recorded::Unchanged`).
+    /// `stored` says whether the feed holds the file by now.
+    pub async fn cache<F, Fut>(
+        &self,
+        store: &Store,
+        settings: &content::Settings,
+        feed: &Feed,
+        offered: &Offered,
+        declared: Declared,
+        user: &str,
+        stored: F,
+    ) -> Result<Option<Uploaded>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
+        let key = (feed.id, offered.url.to_string());
+        let lock = {
+            let mut fetching = self.fetching.lock().expect("fetching lock");
+            fetching.entry(key.clone()).or_default().clone()
+        };
+        let held = lock.lock().await;
+        let result = async {
+            if stored().await? {
+                count_cache("file", "hit");
+                return Ok(None);
+            }
+            count_cache("file", "miss");
+            self.fetch_and_record(store, settings, feed, offered, declared, user)
+                .await
+                .map(Some)
+        }
+        .await;
+        drop(held);
+        // The last one out removes the entry, so the map holds only files
+        // being fetched.
+        let mut fetching = self.fetching.lock().expect("fetching lock");
+        if Arc::strong_count(&lock) == 2 {
+            fetching.remove(&key);
+        }
+        result
+    }
+
+    async fn fetch_and_record(
+        &self,
+        store: &Store,
+        settings: &content::Settings,
+        feed: &Feed,
+        offered: &Offered,
+        declared: Declared,
+        user: &str,
+    ) -> Result<Uploaded> {
+        let connector = &offered.connector.url;
+        let body = self.client.file(&offered.connector, &offered.url).await;
+        count_request("file", &body);
+        let body = body.map_err(|failure| failure.into_error(&offered.file_name))?;
+        let staged = content::stage(settings, body).await.map_err(|error| match error {
+            Error::UploadTooLarge { limit_mib } => {
+                count_failure("file", "too_large");
+                Error::Upstream(format!(
+                    "Connector {connector} serves {} larger than the upload limit of {limit_mib} MiB, so it was not cached.",
+                    offered.file_name
+                ))
+            }
+            Error::UploadStalled { .. } | Error::Invalid(_) => {
+                count_failure("file", "unreachable");
+                Error::Upstream(format!(
+                    "Connector {connector} stopped sending {} before its end, so nothing was stored.",
+                    offered.file_name
+                ))
+            }
+            other => other,
+        })?;
+        if let Some(wrong) = offered.integrity.iter().find(|i| !i.matches(&staged)) {
+            count_failure("file", "integrity");
+            tracing::warn!(feed = %feed.name, connector = %connector, url = %offered.url, algorithm = wrong.algorithm(), "an upstream file does not match the upstream's own integrity; not stored");
+            return Err(Error::Upstream(format!(
+                "Connector {connector} served {} with bytes that do not match its own {} digest, so nothing was stored.",
+                offered.file_name,
+                wrong.algorithm()
+            )));
+        }
+        let origin = content::Origin {
+            url: offered.url.as_str(),
+            user,
+        };
+        let uploaded = content::record(
+            store,
+            settings,
+            feed,
+            Some(&offered.file_name),
+            declared,
+            staged,
+            Some(origin),
+        )
+        .await
+        .map_err(|error| match error {
+            Error::Invalid(sentence) => {
+                count_failure("file", "invalid");
+                Error::Upstream(format!(
+                    "Connector {connector} served {} that cannot be cached: {sentence}",
+                    offered.file_name
+                ))
+            }
+            other => other,
+        })?;
+        tracing::info!(feed = %feed.name, package = %uploaded.package, url = %offered.url, user, "cached from a connector");
+        Ok(uploaded)
+    }
+}
+
+/// `Warning` (RFC 9111's `199 - "…"`) for a document served without some
+/// connector's versions, because it failed.
+pub fn warning(failures: &[UpstreamFailure]) -> Option<String> {
+    let text: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
+    if text.is_empty() {
+        return None;
+    }
+    let joined = text
+        .join(" ")
+        .replace(['"', '\\'], "'")
+        .chars()
+        .filter(|c| *c == ' ' || c.is_ascii_graphic())
+        .take(600)
+        .collect::<String>();
+    Some(format!(
+        "199 promoter \"Showing this feed's own versions only: {joined}\""
+    ))
+}
+
+fn count_cache(kind: &'static str, result: &'static str) {
+    metrics::counter!(crate::metrics::CONNECTOR_CACHE, "kind" => kind, "result" => result)
+        .increment(1);
+}
+
+fn count_request<T>(kind: &'static str, fetched: &std::result::Result<T, UpstreamFailure>) {
+    let outcome = if fetched.is_ok() { "ok" } else { "failed" };
+    metrics::counter!(crate::metrics::CONNECTOR_REQUESTS, "kind" => kind, "outcome" => outcome)
+        .increment(1);
+    if let Err(failure) = fetched {
+        count_failure(kind, failure.reason());
+    }
+}
+
+fn count_failure(kind: &'static str, reason: &'static str) {
+    metrics::counter!(crate::metrics::CONNECTOR_FAILURES, "kind" => kind, "reason" => reason)
+        .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sri_integrity_is_read_as_hex() {
+        assert_eq!(
+            Integrity::from_sri("sha512-AP8="),
+            Some(Integrity::Sha512("00ff".into()))
+        );
+        assert_eq!(
+            Integrity::from_sri("sha1-AP8= sha512-AQ=="),
+            Some(Integrity::Sha512("01".into()))
+        );
+        assert_eq!(Integrity::from_sri("md5-AP8="), None);
+        assert_eq!(Integrity::from_sri("nonsense"), None);
+    }
+
+    #[test]
+    fn warnings_are_one_quoted_header_value() {
+        let failure = UpstreamFailure::new("http://u/", "unreachable", "it said \"no\"".into());
+        let warning = warning(&[failure]).unwrap();
+        assert!(warning.starts_with("199 promoter \""), "{warning}");
+        assert_eq!(warning.matches('"').count(), 2, "{warning}");
+        assert!(warning.contains("http://u/"));
+        assert_eq!(warning(&[]), None);
+    }
+}
