@@ -17,7 +17,7 @@ use axum::body::Bytes;
 
 pub use self::client::{Fetched, UpstreamFailure};
 use crate::content::{self, Declared, Uploaded};
-use crate::domain::{Connector, FeedType};
+use crate::domain::{Connector, FeedType, Integrity};
 use crate::error::{Error, Result};
 use crate::store::{Feed, Store};
 use crate::webhooks::targets::{self, AllowedBy};
@@ -82,55 +82,6 @@ pub struct Offered {
     pub file_name: String,
     /// At least one; every one given must match.
     pub integrity: Vec<Integrity>,
-}
-
-/// A digest an upstream publishes for a file, in hex.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Integrity {
-    Sha1(String),
-    Sha256(String),
-    Sha512(String),
-}
-
-impl Integrity {
-    /// npm's `integrity` (`sha512-BASE64`, or another SRI algorithm this
-    /// server computes), if it is one.
-    pub fn from_sri(sri: &str) -> Option<Integrity> {
-        use base64::Engine;
-        // SRI may list several; the strongest this server computes wins.
-        let mut found = None;
-        for entry in sri.split_whitespace() {
-            let (algorithm, digest) = entry.split_once('-')?;
-            let digest = digest.split('?').next().unwrap_or(digest);
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(digest)
-                .ok()?;
-            match algorithm {
-                "sha512" => return Some(Integrity::Sha512(hex::encode(bytes))),
-                "sha256" => found = Some(Integrity::Sha256(hex::encode(bytes))),
-                "sha1" if found.is_none() => found = Some(Integrity::Sha1(hex::encode(bytes))),
-                _ => {}
-            }
-        }
-        found
-    }
-
-    fn algorithm(&self) -> &'static str {
-        match self {
-            Integrity::Sha1(_) => "SHA-1",
-            Integrity::Sha256(_) => "SHA-256",
-            Integrity::Sha512(_) => "SHA-512",
-        }
-    }
-
-    fn matches(&self, staged: &content::storage::Staged) -> bool {
-        let (expected, actual) = match self {
-            Integrity::Sha1(hex) => (hex, &staged.digests.sha1),
-            Integrity::Sha256(hex) => (hex, &staged.sha256),
-            Integrity::Sha512(hex) => (hex, &staged.digests.sha512),
-        };
-        expected.eq_ignore_ascii_case(actual)
-    }
 }
 
 /// What the server keeps of its upstreams: the client, their metadata, and
@@ -326,7 +277,7 @@ impl Upstreams {
             }
             other => other,
         })?;
-        if let Some(wrong) = offered.integrity.iter().find(|i| !i.matches(&staged)) {
+        if let Some(wrong) = offered.integrity.iter().find(|i| !matches(i, &staged)) {
             count_failure("file", "integrity");
             tracing::warn!(feed = %feed.name, connector = %connector, url = %offered.url, algorithm = wrong.algorithm(), "an upstream file does not match the upstream's own integrity; not stored");
             return Err(Error::Upstream(format!(
@@ -362,6 +313,16 @@ impl Upstreams {
         tracing::info!(feed = %feed.name, package = %uploaded.package, url = %offered.url, user, "cached from a connector");
         Ok(uploaded)
     }
+}
+
+/// Whether the staged bytes hash to what the upstream said.
+fn matches(integrity: &Integrity, staged: &content::storage::Staged) -> bool {
+    let (expected, actual) = match integrity {
+        Integrity::Sha1(hex) => (hex, &staged.digests.sha1),
+        Integrity::Sha256(hex) => (hex, &staged.sha256),
+        Integrity::Sha512(hex) => (hex, &staged.digests.sha512),
+    };
+    expected.eq_ignore_ascii_case(actual)
 }
 
 /// `Warning` (RFC 9111's `199 - "…"`) for a document served without some
@@ -405,20 +366,6 @@ fn count_failure(kind: &'static str, reason: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sri_integrity_is_read_as_hex() {
-        assert_eq!(
-            Integrity::from_sri("sha512-AP8="),
-            Some(Integrity::Sha512("00ff".into()))
-        );
-        assert_eq!(
-            Integrity::from_sri("sha1-AP8= sha512-AQ=="),
-            Some(Integrity::Sha512("01".into()))
-        );
-        assert_eq!(Integrity::from_sri("md5-AP8="), None);
-        assert_eq!(Integrity::from_sri("nonsense"), None);
-    }
 
     #[test]
     fn warnings_are_one_quoted_header_value() {

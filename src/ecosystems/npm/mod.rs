@@ -3,6 +3,7 @@
 //! (`registry`).
 
 pub mod registry;
+pub mod upstream;
 
 use std::io::Read;
 

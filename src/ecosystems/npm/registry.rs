@@ -109,13 +109,17 @@ fn has_install_script(manifest: &Map<String, Value>) -> bool {
 }
 
 impl Version {
-    /// `dist` as npm checks it.
+    /// `dist` as npm checks it (an upstream's version may have no SHA-512,
+    /// and then no `integrity`: npm checks `shasum`).
     fn dist(&self) -> Value {
-        serde_json::json!({
+        let mut dist = serde_json::json!({
             "tarball": self.tarball,
             "shasum": self.shasum,
-            "integrity": integrity(&self.sha512),
-        })
+        });
+        if !self.sha512.is_empty() {
+            dist["integrity"] = Value::from(integrity(&self.sha512));
+        }
+        dist
     }
 
     /// The manifest without what the server owns: fields beginning with `_`

@@ -14,9 +14,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::{
-    base_url, described_rows, document, error_parts, feed, promotion, timestamp, Call, DocumentKey,
-    Native, Rendered,
+    base_url, cache_offered, described_rows, document, error_parts, feed, promotion, timestamp,
+    upstream, with_warning, Call, DocumentKey, Native, Rendered,
 };
+use crate::connectors::{Offered, UpstreamFailure};
+use crate::ecosystems::npm::upstream as npm_upstream;
 use crate::auth::Principal;
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
@@ -264,21 +266,98 @@ async fn packument(call: &Call<'_>, name: &NpmName) -> Result<Response> {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains(ABBREVIATED));
-    let rendered = packument_of(call, &feed, name, abbreviated).await?;
-    Ok(document(call.headers, rendered))
+    if feed.connectors.is_empty() {
+        let rendered = packument_of(call, &feed, name, abbreviated).await?;
+        return Ok(document(call.headers, rendered));
+    }
+    // With connectors the upstreams' part is kept by `connectors`, and the
+    // merged document is rendered for each request.
+    let (package, failures) = whole_package(call, &feed, name).await?;
+    let (media_type, body) = if abbreviated {
+        (ABBREVIATED, package.abbreviated())
+    } else {
+        ("application/json", package.full())
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.into()))?;
+    let response = document(call.headers, Rendered::new(media_type, bytes));
+    Ok(with_warning(response, &failures))
 }
 
-/// The package as a document to take parts of (one version, its tags).
-async fn whole_package(call: &Call<'_>, feed: &Feed, name: &NpmName) -> Result<registry::Package> {
+/// The package as a document to take parts of (one version, its tags),
+/// with its connectors' versions, and the connectors that failed.
+async fn whole_package(
+    call: &Call<'_>,
+    feed: &Feed,
+    name: &NpmName,
+) -> Result<(registry::Package, Vec<UpstreamFailure>)> {
     let rows = rows_of(call, feed, name).await?;
-    package_document(feed, &rows, &base_url(call.ctx, call.headers)).ok_or_else(not_found)
+    let base = base_url(call.ctx, call.headers);
+    let local = package_document(feed, &rows, &base);
+    if feed.connectors.is_empty() {
+        return Ok((local.ok_or_else(not_found)?, Vec::new()));
+    }
+    let upstream = upstream(call.ctx, feed, "application/json", |connector| {
+        npm_upstream::packument_url(connector, &name.full)
+    })
+    .await;
+    let packuments: Vec<npm_upstream::Packument> = upstream
+        .documents
+        .iter()
+        .filter_map(|(connector, body)| npm_upstream::read(body, &connector.as_url()))
+        .collect();
+    let pinned = rows.tags.iter().any(|tag| {
+        tag.tag == "latest" && rows.files.iter().any(|f| f.version_key == tag.version_key)
+    });
+    let tarballs = format!("{base}/npm/{}/{}/-/", feed.name, name.full);
+    let merged = npm_upstream::merge(&name.full, local, pinned, &packuments, |version| {
+        format!(
+            "{tarballs}{}",
+            registry::tarball_file_name(&name.full, version)
+        )
+    });
+    match merged {
+        Some(package) => Ok((package, upstream.failures)),
+        None => Err(upstream
+            .failed(&format!("Package {}", name.full))
+            .unwrap_or_else(not_found)),
+    }
+}
+
+/// The tarball of `version` as the feed's connectors offer it, the first
+/// that has it winning.
+async fn offered_tarball(
+    call: &Call<'_>,
+    feed: &Feed,
+    name: &NpmName,
+    version: &str,
+) -> Result<Offered> {
+    let upstream = upstream(call.ctx, feed, "application/json", |connector| {
+        npm_upstream::packument_url(connector, &name.full)
+    })
+    .await;
+    for (connector, body) in &upstream.documents {
+        let Some(packument) = npm_upstream::read(body, &connector.as_url()) else {
+            continue;
+        };
+        if let Some(offered) = packument.versions.into_iter().find(|v| v.version == version) {
+            return Ok(Offered {
+                connector: connector.clone(),
+                url: offered.tarball,
+                file_name: registry::tarball_file_name(&name.full, version),
+                integrity: offered.integrity,
+            });
+        }
+    }
+    Err(upstream
+        .failed(&format!("Version {version} of {}", name.full))
+        .unwrap_or_else(not_found))
 }
 
 /// `GET /{name}/{version or tag}`: one version's manifest.
 async fn one_version(call: &Call<'_>, name: &NpmName, wanted: &str) -> Result<Response> {
     let caller = call.caller().await?;
     let feed = view(call, caller.as_ref()).await?;
-    let package = whole_package(call, &feed, name).await?;
+    let (package, _) = whole_package(call, &feed, name).await?;
     let version = package
         .dist_tags
         .get(wanted)
@@ -301,12 +380,26 @@ async fn tarball(call: &Call<'_>, name: &NpmName, file_name: &str) -> Result<Res
     let feed = view(call, caller.as_ref()).await?;
     let version = registry::version_of_tarball(&name.full, file_name).ok_or_else(not_found)?;
     let package = package_id(name, version).map_err(|_| not_found())?;
-    let file = call
-        .ctx
-        .store
-        .existing_file(&feed, &package, "")
-        .await?
-        .ok_or_else(not_found)?;
+    let store = &call.ctx.store;
+    let stored = || async { Ok(store.existing_file(&feed, &package, "").await?.is_some()) };
+    let file = match store.existing_file(&feed, &package, "").await? {
+        Some(file) => file,
+        None if feed.connectors.is_empty() => return Err(not_found()),
+        None => {
+            // Cached on first download (contract section 16).
+            let offered = offered_tarball(call, &feed, name, version).await?;
+            let declared = Declared {
+                name: Some(name.full.clone()),
+                version: Some(version.to_owned()),
+                ..Declared::default()
+            };
+            cache_offered(call.ctx, &feed, caller.as_ref(), &offered, declared, stored).await?;
+            store
+                .existing_file(&feed, &package, "")
+                .await?
+                .ok_or_else(not_found)?
+        }
+    };
     crate::http::package_content::serve(call.ctx, FeedType::Npm, file, call.headers).await
 }
 
@@ -437,7 +530,7 @@ async fn publish_body(call: &Call<'_>, body: Body) -> Result<Bytes> {
 async fn list_tags(call: &Call<'_>, name: &NpmName) -> Result<Response> {
     let caller = call.caller().await?;
     let feed = view(call, caller.as_ref()).await?;
-    let package = whole_package(call, &feed, name).await?;
+    let (package, _) = whole_package(call, &feed, name).await?;
     let bytes = serde_json::to_vec(&package.dist_tags).map_err(|e| Error::Internal(e.into()))?;
     Ok(document(
         call.headers,
