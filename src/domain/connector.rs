@@ -83,20 +83,32 @@ impl Connector {
         }
     }
 
+    /// The URL as given: an npm registry's or a PyPI index's root, a NuGet
+    /// service index.
     pub fn as_url(&self) -> url::Url {
         url::Url::parse(&self.url).expect("a connector's URL was parsed when it was set")
+    }
+
+    /// The URL as a folder that paths join below (`…/simple` is `…/simple/`).
+    pub fn as_base(&self) -> url::Url {
+        let mut url = self.as_url();
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        url
     }
 }
 
 /// An absolute http(s) URL with a host, no query, fragment or credentials
-/// (they go in their own fields, which are never shown), ending in `/` so
-/// that paths join below it. The error completes "the URL …".
+/// (they go in their own fields, which are never shown). The error
+/// completes "the URL …".
 fn connector_url(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.chars().count() > MAX_URL_CHARS {
         return Err(format!("must be at most {MAX_URL_CHARS} characters long"));
     }
-    let mut url = url::Url::parse(text).map_err(|e| {
+    let url = url::Url::parse(text).map_err(|e| {
         format!("is not a valid absolute URL ({e}); give one such as https://registry.npmjs.org/")
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -107,10 +119,6 @@ fn connector_url(text: &str) -> Result<String, String> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err("must not have a query or a fragment".to_owned());
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
     }
     Ok(url.to_string())
 }
@@ -205,6 +213,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.url, "http://127.0.0.1:4873/");
+        let index = Connector::new("https://h/simple", None, None, None, "c", "c.url").unwrap();
+        assert_eq!(index.as_base().as_str(), "https://h/simple/");
         assert_eq!(c.credentials(), "basic");
         assert!(!format!("{c:?}").contains("secret"));
         let listed = Connectors(vec![c].into());

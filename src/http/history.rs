@@ -185,6 +185,9 @@ struct PromotionEntry {
     revert_of: Option<i64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     overwrote: bool,
+    /// The upstream URL a connector fetched the version's bytes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetched_from: Option<String>,
 }
 
 /// Groups rows (newest first) per package version, in the order of each version's
@@ -212,6 +215,7 @@ fn group_by_package(rows: Vec<HistoryRow>) -> Vec<PackageHistory> {
             batch: record.batch_id,
             revert_of: record.revert_of,
             overwrote: record.overwrote,
+            fetched_from: record.fetched_from,
         };
         let position = *index.entry(identity).or_insert_with(|| {
             groups.push(PackageHistory {

@@ -124,6 +124,11 @@ pub(super) struct PackageVersionInfo {
     listed: bool,
     total_downloads: i64,
     downloads: i64,
+    /// Whether a connector fetched it from an upstream (contract section 16).
+    cached: bool,
+    /// The upstream URL it was fetched from, when cached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_from: Option<String>,
 }
 
 /// What package-URL components may hold unescaped.
@@ -167,6 +172,8 @@ pub(super) fn info(feed_type: FeedType, file: PackageFile) -> PackageVersionInfo
         listed: true,
         total_downloads: 0,
         downloads: 0,
+        cached: file.cached_from.is_some(),
+        cached_from: file.cached_from,
     }
 }
 

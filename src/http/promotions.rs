@@ -1,6 +1,8 @@
 //! `POST /api/promotions/promote`: reading the request and writing the response.
 //! The rules of promotion itself are in `crate::promotion`.
 
+use std::collections::HashMap;
+
 use axum::extract::{RawQuery, State};
 
 use axum::response::{IntoResponse, Response};
@@ -17,7 +19,7 @@ use super::input::{
     BatchBody, BatchId, Fields, FreeText, Objects, OrBlank, RawBody, Whole, WholeRule,
 };
 use super::openapi::{BodyRefusals, Denials, Refusals};
-use super::{AnswerDue, ApiContext};
+use super::{native, AnswerDue, ApiContext};
 use crate::auth::Principal;
 use crate::domain::{FeedName, Identifier, OnConflict, RevertTarget};
 use crate::error::{Error, Result};
@@ -175,10 +177,15 @@ async fn promote(
     let fields = Fields::parse(&keyed.body);
     let principal = keyed.principal(&ctx, &fields).await?;
     let request = read_request(&fields?, query.as_deref())?;
+    let fetched = native::fetch_for_promotion(&ctx, &principal, &request).await?;
     let outcome = promotion::promote(&ctx.store, &principal, &request, false, answer_due).await;
     promotion::count_outcomes(&outcome);
     match outcome {
-        Ok(moved) => Ok(Json(PromotionView::new(&request, &principal, moved))),
+        Ok(moved) => {
+            let mut view = PromotionView::new(&request, &principal, moved);
+            view.fetched_from = fetched.get(&0).cloned();
+            Ok(Json(view))
+        }
         Err(Refusal::Request(error)) => Err(error),
         // One item: its reason is the whole answer.
         Err(Refusal::Items { mut failed, .. }) => Err(Error::invalid(failed.remove(0).1)),
@@ -274,9 +281,13 @@ async fn batch(
         Ok(request) => request,
         Err(error) => return Problem::from_error(error),
     };
+    let fetched = match native::fetch_for_promotion(&ctx, &principal, &request).await {
+        Ok(fetched) => fetched,
+        Err(error) => return Problem::from_error(error),
+    };
     let outcome = promotion::promote(&ctx.store, &principal, &request, true, answer_due).await;
     promotion::count_outcomes(&outcome);
-    batch_response(outcome, "promoted")
+    batch_response(outcome, "promoted", &fetched)
 }
 
 fn read_batch(fields: &Fields, query: Option<&str>) -> Result<PromotionRequest> {
@@ -353,7 +364,7 @@ async fn revert(
     };
     let outcome = promotion::revert(&ctx.store, &principal, &request, answer_due).await;
     promotion::count_outcomes(&outcome);
-    batch_response(outcome, "reverted")
+    batch_response(outcome, "reverted", &HashMap::new())
 }
 
 fn read_revert(fields: &Fields, query: Option<&str>) -> Result<RevertRequest> {
@@ -376,9 +387,15 @@ fn read_revert(fields: &Fields, query: Option<&str>) -> Result<RevertRequest> {
 
 /// The batch answer: 200 with every item's outcome, or a problem listing every
 /// item that failed.
-fn batch_response(outcome: Result<Moved, Refusal>, verb: &str) -> Response {
+/// A batch's or a revert's answer; `fetched` names, by item, what a
+/// connector fetched first (contract section 16).
+fn batch_response(
+    outcome: Result<Moved, Refusal>,
+    verb: &str,
+    fetched: &HashMap<usize, String>,
+) -> Response {
     match outcome {
-        Ok(moved) => Json(BatchView::from(moved)).into_response(),
+        Ok(moved) => Json(BatchView::new(moved, fetched)).into_response(),
         Err(Refusal::Request(error)) => Problem::from_error(error),
         Err(Refusal::Items { total, failed }) => Problem::new(
             format!(
@@ -409,6 +426,9 @@ struct ItemView {
     id: Option<Option<i64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// The upstream URL a connector fetched it from, first, for this request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetched_from: Option<String>,
 }
 
 impl ItemView {
@@ -420,6 +440,7 @@ impl ItemView {
             outcome: "failed",
             id: None,
             reason: Some(reason),
+            fetched_from: None,
         }
     }
 }
@@ -438,8 +459,8 @@ struct BatchView {
     items: Vec<ItemView>,
 }
 
-impl From<Moved> for BatchView {
-    fn from(moved: Moved) -> Self {
+impl BatchView {
+    fn new(moved: Moved, fetched: &HashMap<usize, String>) -> Self {
         let to_feed = moved.to_feed;
         let mut view = BatchView {
             batch: moved.batch,
@@ -450,7 +471,7 @@ impl From<Moved> for BatchView {
             overwritten: 0,
             items: Vec::with_capacity(moved.items.len()),
         };
-        for result in moved.items {
+        for (index, result) in moved.items.into_iter().enumerate() {
             let (outcome, record) = match result.outcome {
                 Outcome::Promoted(record) => {
                     view.promoted += 1;
@@ -483,6 +504,7 @@ impl From<Moved> for BatchView {
                 reason: (outcome == "skipped").then(|| {
                     format!("Package {package} already exists in feed \"{to_feed}\", so it was left where it was.")
                 }),
+                fetched_from: fetched.get(&index).cloned(),
             });
         }
         view
@@ -511,6 +533,10 @@ struct PromotionView {
     dry_run: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     overwrote: bool,
+    /// The upstream URL a connector fetched the version from, first, for
+    /// this promotion (contract section 16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetched_from: Option<String>,
 }
 
 impl PromotionView {
@@ -542,6 +568,7 @@ impl PromotionView {
                 outcome,
                 dry_run: moved.dry_run,
                 overwrote: record.overwrote,
+                fetched_from: None,
             },
             // A skip writes no history row: the answer describes the request.
             None => PromotionView {
@@ -558,6 +585,7 @@ impl PromotionView {
                 outcome,
                 dry_run: moved.dry_run,
                 overwrote: false,
+                fetched_from: None,
             },
         }
     }

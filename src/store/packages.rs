@@ -37,6 +37,8 @@ pub struct PackageFile {
     pub blob_sha256: Option<String>,
     /// The name the file is downloaded under (uploads only).
     pub file_name: Option<String>,
+    /// Where a connector fetched it from; `None` for a file uploaded here.
+    pub cached_from: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -254,7 +256,7 @@ where
 /// What a [`PackageFile`] is read from.
 const FILE_COLUMNS: &str =
     "SELECT v.group_name, v.name, v.version, v.group_key, v.name_key, pf.qualifier, pf.size, \
-     pf.sha256, pf.published_at, pf.blob_sha256, pf.file_name \
+     pf.sha256, pf.published_at, pf.blob_sha256, pf.file_name, pf.cached_from \
      FROM package_versions v JOIN package_files pf ON pf.version_id = v.id";
 
 /// One file by its feed (`$1`), its version's keys (name `$2`, group `$3`,

@@ -102,6 +102,7 @@ mod tests {
             batch_id: None,
             revert_of: Some(9),
             overwrote: false,
+            fetched_from: None,
         };
         assert_eq!(
             String::from_utf8(body("d-1", &record)).unwrap(),

@@ -612,6 +612,12 @@ pub async fn start_instance_and_store(
     let app = Application::build("127.0.0.1:0", database_url)
         .await
         .expect("the application did not start")
+        // Connectors may reach loopback upstreams whenever webhooks may
+        // reach loopback receivers.
+        .connectors(promoter::connectors::Settings {
+            allow_private: settings.allow_private,
+            ..Default::default()
+        })
         .webhooks(settings)
         .content(promoter::content::Settings::directory(storage_of(
             database_url,

@@ -3,6 +3,7 @@
 //! own XML reader reads it, and kept whole with the file's record; NuGet's
 //! versions; and the v3 protocol's documents (`v3`).
 
+pub mod upstream;
 pub mod v3;
 
 use std::io::{Read, Seek};

@@ -178,6 +178,9 @@ pub struct Entry {
     pub content: String,
     /// Its registration leaf.
     pub leaf: String,
+    /// The `.nupkg`'s SHA-512 in base64, as NuGet's catalog writes
+    /// `packageHash` (what a connector to this feed checks).
+    pub package_hash: Option<String>,
 }
 
 fn dependency_groups(nuspec: &Nuspec) -> Value {
@@ -212,6 +215,8 @@ impl Entry {
             "authors": self.nuspec.authors,
             "dependencyGroups": dependency_groups(&self.nuspec),
             "packageContent": self.content,
+            "packageHash": self.package_hash,
+            "packageHashAlgorithm": self.package_hash.as_ref().map(|_| "SHA512"),
         })
     }
 

@@ -5,6 +5,7 @@
 //! API (`simple`).
 
 pub mod simple;
+pub mod upstream;
 
 use std::io::{Read, Seek};
 

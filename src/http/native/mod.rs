@@ -9,6 +9,10 @@ mod maven;
 mod npm;
 mod nuget;
 mod pypi;
+mod upstream;
+
+pub use upstream::fetch_for_promotion;
+use upstream::{cache_offered, upstream, with_warning, OfferedFile};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,9 +27,8 @@ use sha2::{Digest, Sha256};
 
 use super::ApiContext;
 use crate::auth::{self, Principal};
-use crate::connectors::{Offered, UpstreamFailure};
-use crate::content::{self, backfill};
-use crate::domain::{Connector, FeedName, FeedType, Permission};
+use crate::content::backfill;
+use crate::domain::{FeedName, FeedType, Permission};
 use crate::error::{Error, Result};
 use crate::store::{Arrival, Feed, NativeFile, PackageKey, PackageRows};
 
@@ -428,93 +431,6 @@ pub async fn text_error(error: Error) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Response::from_parts(parts, Body::from(text + "\n"))
-}
-
-/// What a feed's connectors say about one package: each connector's
-/// document (in the feed's order) from those that have it, and the failures
-/// of those that could not answer.
-pub struct Upstream {
-    pub documents: Vec<(Connector, Bytes)>,
-    pub failures: Vec<UpstreamFailure>,
-}
-
-impl Upstream {
-    /// The 502 for a request nothing local answers, when a connector failed
-    /// (a package no connector has, and none failed, is the caller's 404).
-    pub fn failed(&self, what: &str) -> Option<Error> {
-        self.failures
-            .first()
-            .map(|failure| failure.clone().into_error(what))
-    }
-}
-
-/// The package's document from each of the feed's connectors: `url_for`
-/// says where a connector keeps it (`None`: nowhere this server can ask).
-pub async fn upstream(
-    ctx: &ApiContext,
-    feed: &Feed,
-    accept: &str,
-    url_for: impl Fn(&url::Url) -> Option<url::Url>,
-) -> Upstream {
-    let mut found = Upstream {
-        documents: Vec::new(),
-        failures: Vec::new(),
-    };
-    for connector in feed.connectors.iter() {
-        let Some(url) = url_for(&connector.as_url()) else {
-            continue;
-        };
-        match ctx.upstreams.metadata(feed, connector, &url, accept).await {
-            Ok(Some(body)) => found.documents.push((connector.clone(), body)),
-            Ok(None) => {}
-            Err(failure) => {
-                tracing::warn!(feed = %feed.name, error = %failure, "a connector could not be read");
-                found.failures.push(failure);
-            }
-        }
-    }
-    found
-}
-
-/// A document shown without some connector's versions carries a `Warning`
-/// saying which failed, so the client knows the list may be short.
-pub fn with_warning(mut response: Response, failures: &[UpstreamFailure]) -> Response {
-    if let Some(warning) = crate::connectors::warning(failures) {
-        if let Ok(value) = HeaderValue::from_str(&warning) {
-            response.headers_mut().insert(header::WARNING, value);
-        }
-    }
-    response
-}
-
-/// Caches `offered` into `feed` as `declared`'s file (see
-/// `connectors::Upstreams::cache`), for `caller` (or anonymously, on a
-/// public feed), unless `stored` finds it there by now.
-pub async fn cache_offered<F, Fut>(
-    ctx: &ApiContext,
-    feed: &Feed,
-    caller: Option<&Principal>,
-    offered: &Offered,
-    declared: content::Declared,
-    stored: F,
-) -> Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let user = caller.map_or("anonymous", |principal| principal.name.as_str());
-    ctx.upstreams
-        .cache(
-            &ctx.store,
-            &ctx.content,
-            feed,
-            offered,
-            declared,
-            user,
-            stored,
-        )
-        .await?;
-    Ok(())
 }
 
 /// A time as the documents write it: RFC 3339 in UTC, to the millisecond.

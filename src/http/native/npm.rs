@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{
     base_url, cache_offered, described_rows, document, error_parts, feed, promotion, timestamp,
-    upstream, with_warning, Call, DocumentKey, Native, Rendered,
+    upstream, with_warning, Call, DocumentKey, Native, OfferedFile, Rendered,
 };
 use crate::connectors::{Offered, UpstreamFailure};
 use crate::ecosystems::npm::upstream as npm_upstream;
@@ -297,13 +297,13 @@ async fn whole_package(
         return Ok((local.ok_or_else(not_found)?, Vec::new()));
     }
     let upstream = upstream(call.ctx, feed, "application/json", |connector| {
-        npm_upstream::packument_url(connector, &name.full)
+        npm_upstream::packument_url(&connector.as_base(), &name.full)
     })
     .await;
     let packuments: Vec<npm_upstream::Packument> = upstream
         .documents
         .iter()
-        .filter_map(|(connector, body)| npm_upstream::read(body, &connector.as_url()))
+        .filter_map(|(connector, body)| npm_upstream::read(body, &connector.as_base()))
         .collect();
     let pinned = rows.tags.iter().any(|tag| {
         tag.tag == "latest" && rows.files.iter().any(|f| f.version_key == tag.version_key)
@@ -323,34 +323,60 @@ async fn whole_package(
     }
 }
 
-/// The tarball of `version` as the feed's connectors offer it, the first
-/// that has it winning.
+/// The tarball of `version` of `full` (`@scope/name` or `name`) as the
+/// feed's connectors offer it, the first that has it winning.
 async fn offered_tarball(
-    call: &Call<'_>,
+    ctx: &ApiContext,
     feed: &Feed,
-    name: &NpmName,
+    full: &str,
     version: &str,
 ) -> Result<Offered> {
-    let upstream = upstream(call.ctx, feed, "application/json", |connector| {
-        npm_upstream::packument_url(connector, &name.full)
+    let upstream = upstream(ctx, feed, "application/json", |connector| {
+        npm_upstream::packument_url(&connector.as_base(), full)
     })
     .await;
     for (connector, body) in &upstream.documents {
-        let Some(packument) = npm_upstream::read(body, &connector.as_url()) else {
+        let Some(packument) = npm_upstream::read(body, &connector.as_base()) else {
             continue;
         };
         if let Some(offered) = packument.versions.into_iter().find(|v| v.version == version) {
             return Ok(Offered {
                 connector: connector.clone(),
                 url: offered.tarball,
-                file_name: registry::tarball_file_name(&name.full, version),
+                file_name: registry::tarball_file_name(full, version),
                 integrity: offered.integrity,
             });
         }
     }
     Err(upstream
-        .failed(&format!("Version {version} of {}", name.full))
+        .failed(&format!("Version {version} of {full}"))
         .unwrap_or_else(not_found))
+}
+
+/// What the feed's connectors offer for `package` (see
+/// `upstream::fetch_for_promotion`): its tarball, if any has it.
+pub(super) async fn offered_files(
+    ctx: &ApiContext,
+    feed: &Feed,
+    package: &PackageId,
+) -> Result<Vec<OfferedFile>> {
+    let full = match package.group() {
+        "" => package.name().to_owned(),
+        scope => format!("{scope}/{}", package.name()),
+    };
+    match offered_tarball(ctx, feed, &full, package.version()).await {
+        Ok(offered) => Ok(vec![OfferedFile {
+            offered,
+            declared: Declared {
+                name: Some(full),
+                version: Some(package.version().to_owned()),
+                ..Declared::default()
+            },
+            qualifier: String::new(),
+        }]),
+        Err(Error::NotFound(_)) => Ok(Vec::new()),
+        Err(error) => Err(error),
+    }
 }
 
 /// `GET /{name}/{version or tag}`: one version's manifest.
@@ -387,7 +413,7 @@ async fn tarball(call: &Call<'_>, name: &NpmName, file_name: &str) -> Result<Res
         None if feed.connectors.is_empty() => return Err(not_found()),
         None => {
             // Cached on first download (contract section 16).
-            let offered = offered_tarball(call, &feed, name, version).await?;
+            let offered = offered_tarball(call.ctx, &feed, &name.full, version).await?;
             let declared = Declared {
                 name: Some(name.full.clone()),
                 version: Some(version.to_owned()),

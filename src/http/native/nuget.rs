@@ -13,11 +13,14 @@ use axum::routing::any;
 use axum::Router;
 
 use super::{
-    base_url, caller_presenting, described_rows, document, feed, form, text_error, timestamp, Call,
-    Native, Rendered,
+    base_url, cache_offered, caller_presenting, described_rows, document, feed, form, text_error,
+    timestamp, with_warning, Call, Native, OfferedFile, Rendered,
 };
 use crate::content::{self, backfill, Declared};
 use crate::domain::{Identifier, PackageId, Permission};
+use crate::connectors::{Offered, UpstreamFailure};
+use crate::domain::{Connector, Integrity};
+use crate::ecosystems::nuget::upstream as nuget_upstream;
 use crate::ecosystems::nuget::v3::{self, Entry};
 use crate::ecosystems::{self, compare_versions, is_nuget, sort_in_order};
 use crate::error::{Error, Result};
@@ -136,15 +139,161 @@ fn package_not_found(id: &str, feed: &Feed) -> Error {
 }
 
 /// `flatcontainer/{id}/index.json`: the versions as restore asks for them
-/// (lower case, normalised).
+/// (lower case, normalised), with those the feed's connectors offer.
 async fn flat_versions(call: &Call<'_>, id: &str) -> Result<Response> {
     let feed = feed_for(call, Permission::View).await?;
     let files = versions_of(call, &feed, id).await?;
-    if files.is_empty() {
-        return Err(package_not_found(id, &feed));
+    let mut versions: Vec<String> = files.iter().map(|f| f.version_key.clone()).collect();
+    let mut failures = Vec::new();
+    if !feed.connectors.is_empty() && Identifier::parse(id).is_ok() {
+        let id_key = ecosystems::name_key(feed.feed_type, id);
+        for connector in feed.connectors.iter() {
+            match upstream_versions(call.ctx, &feed, connector, &id_key).await {
+                Ok(Some((_, offered))) => {
+                    for version in offered {
+                        let key = ecosystems::version_key(feed.feed_type, &version);
+                        if !versions.contains(&key) {
+                            versions.push(key);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(failure) => failures.push(failure),
+            }
+        }
+        let feed_type = feed.feed_type;
+        versions = sort_in_order(versions, &|a: &String, b: &String| {
+            compare_versions(feed_type, a, b)
+        });
     }
-    let versions: Vec<String> = files.iter().map(|f| f.version_key.clone()).collect();
-    Ok(document(call.headers, json(&v3::flat_versions(&versions))?))
+    if versions.is_empty() {
+        return Err(match failures.first() {
+            Some(failure) => failure.clone().into_error(&format!("Package {id}")),
+            None => package_not_found(id, &feed),
+        });
+    }
+    let response = document(call.headers, json(&v3::flat_versions(&versions))?);
+    Ok(with_warning(response, &failures))
+}
+
+/// A connector's service index's resources, and the versions its flat
+/// container lists for `id_key` (`None`: it has no such package).
+async fn upstream_versions(
+    ctx: &ApiContext,
+    feed: &Feed,
+    connector: &Connector,
+    id_key: &str,
+) -> std::result::Result<Option<(nuget_upstream::Resources, Vec<String>)>, UpstreamFailure> {
+    let unusable = || {
+        UpstreamFailure::new(
+            &connector.url,
+            "invalid",
+            "does not answer with a NuGet v3 service index".to_owned(),
+        )
+    };
+    let index = connector.as_url();
+    let body = ctx
+        .upstreams
+        .metadata(feed, connector, &index, "application/json")
+        .await?
+        .ok_or_else(unusable)?;
+    let resources = nuget_upstream::resources(&body, &index).ok_or_else(unusable)?;
+    let Some(url) = nuget_upstream::versions_url(&resources, id_key) else {
+        return Ok(None);
+    };
+    let body = ctx
+        .upstreams
+        .metadata(feed, connector, &url, "application/json")
+        .await?;
+    Ok(body.map(|body| (resources, nuget_upstream::versions(&body))))
+}
+
+/// The `.nupkg` of a version only the feed's connectors have: from the
+/// first whose flat container lists it, to be checked against the SHA-512
+/// its registration gives (`packageHash`).
+async fn offered_nupkg(
+    ctx: &ApiContext,
+    feed: &Feed,
+    id_key: &str,
+    version_key: &str,
+) -> Result<Option<Offered>> {
+    let mut failures = Vec::new();
+    for connector in feed.connectors.iter() {
+        let resources = match upstream_versions(ctx, feed, connector, id_key).await {
+            Ok(Some((resources, versions))) => {
+                let listed = versions
+                    .iter()
+                    .any(|v| ecosystems::version_key(feed.feed_type, v) == version_key);
+                if !listed {
+                    continue;
+                }
+                resources
+            }
+            Ok(None) => continue,
+            Err(failure) => {
+                failures.push(failure);
+                continue;
+            }
+        };
+        let what = format!("Package {id_key} {version_key}");
+        let no_hash = || {
+            Error::Upstream(format!(
+                "{what} is offered by connector {}, which gives no SHA-512 packageHash to check it against, so it was not cached.",
+                connector.url
+            ))
+        };
+        let mut next = nuget_upstream::registration_url(&resources, id_key);
+        let mut sha512 = None;
+        // The index, a page, a leaf, the catalog leaf: at most four documents.
+        for _ in 0..4 {
+            let Some(url) = next.take() else { break };
+            let body = ctx
+                .upstreams
+                .metadata(feed, connector, &url, "application/json")
+                .await
+                .map_err(|failure| failure.into_error(&what))?
+                .ok_or_else(no_hash)?;
+            match nuget_upstream::hash(&body, &url, version_key) {
+                nuget_upstream::Hash::Found(hex) => sha512 = Some(hex),
+                nuget_upstream::Hash::Follow(link) => next = Some(link),
+                nuget_upstream::Hash::Missing => {}
+            }
+        }
+        let sha512 = sha512.ok_or_else(no_hash)?;
+        let url = nuget_upstream::nupkg_url(&resources, id_key, version_key).ok_or_else(no_hash)?;
+        return Ok(Some(Offered {
+            connector: connector.clone(),
+            url,
+            file_name: format!("{id_key}.{version_key}.nupkg"),
+            integrity: vec![Integrity::Sha512(sha512)],
+        }));
+    }
+    match failures.into_iter().next() {
+        Some(failure) => Err(failure.into_error(&format!("Package {id_key} {version_key}"))),
+        None => Ok(None),
+    }
+}
+
+/// What the feed's connectors offer for `package` (see
+/// `upstream::fetch_for_promotion`): its `.nupkg`, if any has it.
+pub(super) async fn offered_files(
+    ctx: &ApiContext,
+    feed: &Feed,
+    package: &PackageId,
+) -> Result<Vec<OfferedFile>> {
+    let offered = offered_nupkg(ctx, feed, &package.name_key(), &package.version_key()).await?;
+    Ok(offered
+        .map(|offered| OfferedFile {
+            offered,
+            declared: Declared {
+                name: Some(package.name().to_owned()),
+                version: Some(package.version().to_owned()),
+                ..Declared::default()
+            },
+            qualifier: String::new(),
+        })
+        .into_iter()
+        .collect())
 }
 
 /// `flatcontainer/{id}/{version}/{id}.{version}.nupkg` and `{id}.nuspec`.
@@ -172,12 +321,31 @@ async fn flat_file(call: &Call<'_>, id: &str, version: &str, file: &str) -> Resu
     let part = |text: &str| Identifier::parse(text).map_err(|_| missing());
     let package =
         PackageId::new(feed.feed_type, None, &part(id)?, &part(version)?).map_err(|_| missing())?;
-    let stored = call
-        .ctx
-        .store
-        .existing_file(&feed, &package, "")
-        .await?
-        .ok_or_else(missing)?;
+    let store = &call.ctx.store;
+    let stored = match store.existing_file(&feed, &package, "").await? {
+        Some(stored) => stored,
+        None if feed.connectors.is_empty() => return Err(missing()),
+        None => {
+            // Cached on first download (contract section 16).
+            let offered = offered_nupkg(call.ctx, &feed, &id_key, &version_key)
+                .await?
+                .ok_or_else(missing)?;
+            let declared = Declared {
+                name: Some(id.to_owned()),
+                version: Some(version.to_owned()),
+                ..Declared::default()
+            };
+            let caller = call.caller().await?;
+            let is_stored =
+                || async { Ok(store.existing_file(&feed, &package, "").await?.is_some()) };
+            cache_offered(call.ctx, &feed, caller.as_ref(), &offered, declared, is_stored)
+                .await?;
+            store
+                .existing_file(&feed, &package, "")
+                .await?
+                .ok_or_else(missing)?
+        }
+    };
     crate::http::package_content::serve(call.ctx, feed.feed_type, stored, call.headers).await
 }
 
@@ -195,6 +363,11 @@ fn entries(call: &Call<'_>, feed: &Feed, files: &[NativeFile]) -> Vec<Entry> {
                 published: timestamp(file.published_at),
                 content: format!("{base}/v3/flatcontainer/{id}/{version}/{id}.{version}.nupkg"),
                 leaf: format!("{base}/v3/registration/{id}/{version}.json"),
+                package_hash: file.sha512.as_deref().and_then(|hex| {
+                    use base64::Engine;
+                    let bytes = hex::decode(hex).ok()?;
+                    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+                }),
             }
         })
         .collect()

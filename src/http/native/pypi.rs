@@ -16,9 +16,11 @@ use axum::Router;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{
-    base_url, described_rows, document, feed, form, promotion, text_error, Call, DocumentKey,
-    Native, Rendered,
+    base_url, cache_offered, described_rows, document, feed, form, promotion, text_error, upstream,
+    with_warning, Call, DocumentKey, Native, OfferedFile, Rendered,
 };
+use crate::connectors::Offered;
+use crate::ecosystems::pypi::upstream as pypi_upstream;
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
 use crate::ecosystems::pypi::{self, simple};
@@ -187,6 +189,42 @@ async fn project_page(call: &Call<'_>, project: &str) -> Result<Response> {
     };
     let key = package_key(&feed, &normalized);
     let rows = described_rows(call.ctx, &feed, key.clone()).await?;
+    if !feed.connectors.is_empty() {
+        // With connectors the upstreams' part is kept by `connectors`, and
+        // the merged page is rendered for each request.
+        let local = project_document(&feed, &rows, &base);
+        let upstream = upstream(call.ctx, &feed, pypi_upstream::ACCEPT, |index| {
+            pypi_upstream::page_url(&index.as_base(), &normalized)
+        })
+        .await;
+        let offered = upstream
+            .documents
+            .iter()
+            .flat_map(|(connector, body)| {
+                let page = pypi_upstream::page_url(&connector.as_base(), &normalized);
+                page.map(|page| pypi_upstream::read(body, &page, &normalized))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let downloads = format!("{base}/pypi/{}/download/{}", feed.name, segment(&normalized));
+        let merged = pypi_upstream::merge(&normalized, local, offered, |file| {
+            format!(
+                "{downloads}/{}/{}",
+                segment(&file.version),
+                segment(&file.filename)
+            )
+        });
+        let project = match merged {
+            Some(project) => project,
+            None => {
+                return Err(upstream
+                    .failed(&format!("Project \"{normalized}\""))
+                    .unwrap_or_else(|| project_not_found(&normalized, &feed.name)))
+            }
+        };
+        let page = rendered(form, || project.json(), || project.html())?;
+        return Ok(with_warning(document(call.headers, page), &upstream.failures));
+    }
     let page = call.ctx.documents.get_or_render(
         DocumentKey { package: key, form },
         rows.fingerprint(),
@@ -281,13 +319,87 @@ async fn download(call: &Call<'_>, project: &str, version: &str, file: &str) -> 
     let part = |text: &str| Identifier::parse(text).map_err(|_| missing());
     let package = PackageId::new(FeedType::Pypi, None, &part(project)?, &part(version)?)
         .map_err(|_| missing())?;
-    let stored = call
-        .ctx
-        .store
-        .existing_file(&feed, &package, &pypi::qualifier(file))
-        .await?
-        .ok_or_else(missing)?;
+    let store = &call.ctx.store;
+    let qualifier = pypi::qualifier(file);
+    let stored = match store.existing_file(&feed, &package, &qualifier).await? {
+        Some(stored) => stored,
+        None if feed.connectors.is_empty() => return Err(missing()),
+        None => {
+            // Cached on first download (contract section 16).
+            let caller = call.caller().await?;
+            let wanted = offered_files(call.ctx, &feed, &package)
+                .await?
+                .into_iter()
+                .find(|offered| offered.offered.file_name == file)
+                .ok_or_else(missing)?;
+            let is_stored = || async {
+                Ok(store
+                    .existing_file(&feed, &package, &qualifier)
+                    .await?
+                    .is_some())
+            };
+            cache_offered(
+                call.ctx,
+                &feed,
+                caller.as_ref(),
+                &wanted.offered,
+                wanted.declared,
+                is_stored,
+            )
+            .await?;
+            store
+                .existing_file(&feed, &package, &qualifier)
+                .await?
+                .ok_or_else(missing)?
+        }
+    };
     crate::http::package_content::serve(call.ctx, FeedType::Pypi, stored, call.headers).await
+}
+
+/// What the feed's connectors offer for one version of a project: each of
+/// its files (wheels and sdists with a SHA-256), from the first connector
+/// that has the project. A 502 when none has it and one failed.
+pub(super) async fn offered_files(
+    ctx: &ApiContext,
+    feed: &Feed,
+    package: &PackageId,
+) -> Result<Vec<OfferedFile>> {
+    let project = pypi::normalise(package.name());
+    let upstream = upstream(ctx, feed, pypi_upstream::ACCEPT, |index| {
+        pypi_upstream::page_url(&index.as_base(), &project)
+    })
+    .await;
+    let version_key = package.version_key();
+    for (connector, body) in &upstream.documents {
+        let Some(page) = pypi_upstream::page_url(&connector.as_base(), &project) else {
+            continue;
+        };
+        let files: Vec<OfferedFile> = pypi_upstream::read(body, &page, &project)
+            .into_iter()
+            .filter(|file| ecosystems::version_key(FeedType::Pypi, &file.version) == version_key)
+            .map(|file| OfferedFile {
+                qualifier: pypi::qualifier(&file.filename),
+                declared: Declared {
+                    name: Some(package.name().to_owned()),
+                    version: Some(file.version.clone()),
+                    ..Declared::default()
+                },
+                offered: Offered {
+                    connector: connector.clone(),
+                    url: file.url,
+                    integrity: vec![crate::domain::Integrity::Sha256(file.sha256)],
+                    file_name: file.filename,
+                },
+            })
+            .collect();
+        if !files.is_empty() {
+            return Ok(files);
+        }
+    }
+    match upstream.failed(&format!("Version {} of {project}", package.version())) {
+        Some(error) => Err(error),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// `GET /download/{project}/{version}/{wheel}.metadata`: the wheel's

@@ -32,11 +32,15 @@ pub struct PromotionRecord {
     pub batch_id: Option<String>,
     pub revert_of: Option<i64>,
     pub overwrote: bool,
+    /// The upstream URL the version's bytes came from, when a connector
+    /// fetched them (written by the history's trigger, migration 0013; read
+    /// back by the history, not by RETURNING, which on SQLite runs first).
+    pub fetched_from: Option<String>,
 }
 
 /// The columns of a [`PromotionRecord`], for SELECT and RETURNING.
 pub const RECORD_COLUMNS: &str = "id, from_feed, to_feed, package_type, group_name, name, \
-     version, comments, user_name, promoted_at, batch_id, revert_of, overwrote";
+     version, comments, user_name, promoted_at, batch_id, revert_of, overwrote, fetched_from";
 
 /// Who asked for a move and why; written into the history rows.
 pub struct MoveAudit<'a> {

@@ -172,6 +172,7 @@ fn placeholder() -> PromotionRecord {
         batch_id: None,
         revert_of: None,
         overwrote: false,
+        fetched_from: None,
     }
 }
 
