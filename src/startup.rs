@@ -138,8 +138,10 @@ impl Application {
                 stall: self.connections.stall,
                 ..self.content.clone()
             },
-            self.public_url.clone(),
-            self.connectors.clone(),
+            crate::http::native::Settings {
+                public_url: self.public_url.clone(),
+                connectors: self.connectors.clone(),
+            },
         );
         // The limiters remember clients only while they are active, and the
         // metrics' histograms are folded in whether or not anyone scrapes.

@@ -74,10 +74,20 @@ pub struct ConnectorFlags {
     /// PROMOTER_CONNECTOR_PASSWORD.
     #[arg(long, requires = "connector")]
     connector_username: Option<String>,
-    #[arg(long, env = "PROMOTER_CONNECTOR_PASSWORD", hide = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PROMOTER_CONNECTOR_PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
     connector_password: Option<String>,
     /// The connectors sign in with the bearer token in this variable instead.
-    #[arg(long, env = "PROMOTER_CONNECTOR_TOKEN", hide = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PROMOTER_CONNECTOR_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
     connector_token: Option<String>,
     /// Allow connectors to loopback and private addresses (the server needs
     /// --connector-allow-private too, to call them).
@@ -204,15 +214,16 @@ pub(super) async fn feeds(store: &Store, command: FeedsCommand) -> anyhow::Resul
             for feed in store.list_feeds().await? {
                 let connectors: Vec<&str> =
                     feed.connectors.iter().map(|c| c.url.as_str()).collect();
-                println!(
+                let line = format!(
                     "{:<30} {:<11} {:<8} {:<8} {:<30} {}",
                     feed.name,
                     feed.feed_type,
                     yes_no(feed.active),
                     yes_no(feed.public),
                     feed.promote_to.as_deref().unwrap_or("-"),
-                    if connectors.is_empty() { "-".to_owned() } else { connectors.join(" ") }
+                    connectors.join(" ")
                 );
+                println!("{}", line.trim_end());
             }
         }
         FeedsCommand::Disable { name } => {

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{ConnectionArgs, ConnectorArgs, DatabaseArgs, LimitArgs, WebhookServeArgs, DEFAULT_LISTEN};
+use crate::config::{
+    ConnectionArgs, ConnectorArgs, DatabaseArgs, LimitArgs, WebhookServeArgs, DEFAULT_LISTEN,
+};
 use crate::http::limits::RateLimits;
 use crate::http::native::PublicUrl;
 use crate::startup::{shutdown_signal, Application};

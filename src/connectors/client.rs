@@ -34,7 +34,10 @@ pub struct Client {
 
 /// What an upstream answered a metadata request.
 pub enum Fetched {
-    Document { body: Bytes, etag: Option<String> },
+    Document {
+        body: Bytes,
+        etag: Option<String>,
+    },
     /// 304 to the ETag sent.
     NotModified,
     /// 404 or 410: the upstream has no such package.
@@ -194,9 +197,8 @@ impl Client {
             let mut body = Vec::new();
             let mut chunks = response.bytes_stream();
             while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|e| {
-                    fail("unreachable", format!("broke off its answer ({e})"))
-                })?;
+                let chunk = chunk
+                    .map_err(|e| fail("unreachable", format!("broke off its answer ({e})")))?;
                 if body.len() + chunk.len() > MAX_METADATA_BYTES {
                     return Err(too_large(connector));
                 }

@@ -90,7 +90,19 @@ pub struct Upstreams {
     client: client::Client,
     settings: Settings,
     metadata: Mutex<Kept>,
-    fetching: Mutex<HashMap<(i64, String), Arc<tokio::sync::Mutex<()>>>>,
+    fetching: Mutex<Fetching>,
+}
+
+/// The files being fetched, by feed and upstream URL: whoever holds one's
+/// lock fetches it.
+type Fetching = HashMap<(i64, String), Arc<tokio::sync::Mutex<()>>>;
+
+/// A file to cache: where it is offered, what its own metadata must say,
+/// and for whom it is fetched (the audit row's user).
+pub struct Fetch<'a> {
+    pub offered: &'a Offered,
+    pub declared: Declared,
+    pub user: &'a str,
 }
 
 #[derive(Default)]
@@ -211,15 +223,18 @@ impl Upstreams {
         store: &Store,
         settings: &content::Settings,
         feed: &Feed,
-        offered: &Offered,
-        declared: Declared,
-        user: &str,
+        fetch: Fetch<'_>,
         stored: F,
     ) -> Result<Option<Uploaded>>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<bool>>,
     {
+        let Fetch {
+            offered,
+            declared,
+            user,
+        } = fetch;
         let key = (feed.id, offered.url.to_string());
         let lock = {
             let mut fetching = self.fetching.lock().expect("fetching lock");
@@ -370,10 +385,10 @@ mod tests {
     #[test]
     fn warnings_are_one_quoted_header_value() {
         let failure = UpstreamFailure::new("http://u/", "unreachable", "it said \"no\"".into());
-        let warning = warning(&[failure]).unwrap();
-        assert!(warning.starts_with("199 promoter \""), "{warning}");
-        assert_eq!(warning.matches('"').count(), 2, "{warning}");
-        assert!(warning.contains("http://u/"));
+        let header = warning(&[failure]).unwrap();
+        assert!(header.starts_with("199 promoter \""), "{header}");
+        assert_eq!(header.matches('"').count(), 2, "{header}");
+        assert!(header.contains("http://u/"));
         assert_eq!(warning(&[]), None);
     }
 }

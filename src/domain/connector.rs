@@ -219,10 +219,7 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret"));
         let listed = Connectors(vec![c].into());
         assert!(!format!("{listed:?}").contains("secret"));
-        assert_eq!(
-            Connectors::try_from(listed.to_json()).unwrap(),
-            listed
-        );
+        assert_eq!(Connectors::try_from(listed.to_json()).unwrap(), listed);
     }
 
     #[test]
@@ -255,6 +252,9 @@ mod tests {
         assert!(refused("ftp://h/", None, None).starts_with("--connector must be an http"));
         assert!(refused("http://u:p@h/", None, None).contains("must not contain a user name"));
         assert!(refused("https://h/?q=1", None, None).contains("query"));
-        assert_eq!(refused("https://h/", None, Some("p")), "--connector has a password but no username.");
+        assert_eq!(
+            refused("https://h/", None, Some("p")),
+            "--connector has a password but no username."
+        );
     }
 }

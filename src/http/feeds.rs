@@ -12,10 +12,12 @@ use super::auth::{Authenticated, Keyed};
 use super::input::{OrBlank, PathName, RawBody};
 use super::openapi::{BodyRefusals, Refusals};
 use super::ApiContext;
-use crate::domain::{Connector, Connectors, Description, FeedName, FeedType, Permission, MAX_CONNECTORS};
-use crate::webhooks::targets::AllowedBy;
+use crate::domain::{
+    Connector, Connectors, Description, FeedName, FeedType, Permission, MAX_CONNECTORS,
+};
 use crate::error::{Error, Result};
 use crate::store::{Feed, FeedChange, FeedSettings};
+use crate::webhooks::targets::AllowedBy;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -104,7 +106,9 @@ struct FeedView {
     /// ProGet's "Promote To Feed": the only feed this one promotes to.
     #[serde(skip_serializing_if = "Option::is_none")]
     promote_to_feed: Option<String>,
-    /// Its upstream registries (contract section 16), without credentials.
+    /// Its upstream registries (contract section 16), without credentials;
+    /// left out when it has none, as ProGet's own shape has no such field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     connectors: Vec<ConnectorView>,
 }
 

@@ -76,8 +76,7 @@ pub fn router(
     limiters: limits::Limiters,
     settings: Limits,
     content: crate::content::Settings,
-    public_url: Option<native::PublicUrl>,
-    connectors: crate::connectors::Settings,
+    native: native::Settings,
 ) -> Router {
     // Every database statement gives up well before the request timeout
     // (`Limits` checks that at start-up), so a request is not answered 408
@@ -143,9 +142,9 @@ pub fn router(
             },
             openapi: openapi::render(doc),
             content,
-            public_url,
+            public_url: native.public_url,
             documents: Default::default(),
-            upstreams: std::sync::Arc::new(crate::connectors::Upstreams::new(connectors)),
+            upstreams: std::sync::Arc::new(crate::connectors::Upstreams::new(native.connectors)),
         })
 }
 

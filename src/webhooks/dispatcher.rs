@@ -328,7 +328,9 @@ impl Attempt {
     async fn post(&self) -> Result<u16, String> {
         let (target, event) = (&self.target, &self.event);
         let url = url::Url::parse(&target.url).map_err(|e| format!("the URL is not valid: {e}"))?;
-        if let Some(refusal) = targets::refuse_literal(&url, self.allow_private, targets::AllowedBy::Server) {
+        if let Some(refusal) =
+            targets::refuse_literal(&url, self.allow_private, targets::AllowedBy::Server)
+        {
             return Err(refusal);
         }
         let body = event::body(&event.delivery_id, &self.record);

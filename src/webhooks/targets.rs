@@ -87,7 +87,11 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 
 /// Refuses a URL whose host is, or resolves to, a non-public address (unless
 /// `allow_private`), or does not resolve at all. The error completes "the URL …".
-pub async fn check(url: &url::Url, allow_private: bool, allowed_by: AllowedBy) -> Result<(), String> {
+pub async fn check(
+    url: &url::Url,
+    allow_private: bool,
+    allowed_by: AllowedBy,
+) -> Result<(), String> {
     let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or(80);
     let given = literal(url);
@@ -134,7 +138,10 @@ fn private_target(host: Option<&str>, ip: IpAddr, kind: &str, allowed_by: Allowe
     };
     let (who, unless) = match allowed_by {
         AllowedBy::Server => ("webhooks", "the server runs with --webhook-allow-private"),
-        AllowedBy::Command => ("webhooks", "`webhooks add` is given --webhook-allow-private"),
+        AllowedBy::Command => (
+            "webhooks",
+            "`webhooks add` is given --webhook-allow-private",
+        ),
         AllowedBy::ConnectorServer => (
             "connectors",
             "the server runs with --connector-allow-private",
@@ -165,7 +172,11 @@ pub enum AllowedBy {
 }
 
 /// Why a call to a URL with an address for a host may not be made.
-pub fn refuse_literal(url: &url::Url, allow_private: bool, allowed_by: AllowedBy) -> Option<String> {
+pub fn refuse_literal(
+    url: &url::Url,
+    allow_private: bool,
+    allowed_by: AllowedBy,
+) -> Option<String> {
     let ip = literal(url)?;
     let kind = non_public(ip).filter(|_| !allow_private)?;
     Some(format!(

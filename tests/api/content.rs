@@ -913,6 +913,7 @@ async fn an_upload_clears_only_its_own_mark(backend: Backend) {
         size: bytes.len() as u64,
         digests: &staged.digests,
         metadata: None,
+        origin: None,
     };
     app.store
         .add_content(&feed, &file, a, || async { Ok(true) })

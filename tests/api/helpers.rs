@@ -640,6 +640,23 @@ pub fn storage_of(database_url: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("promoter-test-storage-{}", &id[..16]))
 }
 
+/// Where the servers on a test database keep the blob with this SHA-256.
+pub fn blob_path(database_url: &str, sha256: &str) -> std::path::PathBuf {
+    storage_of(database_url)
+        .join("blobs")
+        .join(&sha256[..2])
+        .join(&sha256[2..4])
+        .join(sha256)
+}
+
+/// Changes a stored file's last byte, as a disk or an attacker might.
+pub fn tamper_with(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// Runs a built server in the background, for the rest of the test; its address.
 pub fn serve(app: Application) -> String {
     let address = format!("http://{}", app.local_addr());

@@ -8,6 +8,7 @@ mod browser;
 mod cache;
 mod cli;
 mod client;
+mod connectors;
 mod containers;
 mod content;
 mod content_s3;

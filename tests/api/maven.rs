@@ -13,7 +13,7 @@ use promoter::store::KeyScope;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{storage_of, TestApp};
+use crate::helpers::TestApp;
 
 both_backends!(deploy_promote_and_resolve, checksums_metadata_and_refusals);
 
@@ -260,15 +260,8 @@ async fn deploy_promote_and_resolve(app: TestApp) {
         .texts("SELECT blob_sha256 FROM package_files WHERE qualifier = 'widget-1.0.jar'")
         .await
         .remove(0);
-    let blob = storage_of(&app.database.url)
-        .join("blobs")
-        .join(&sha[..2])
-        .join(&sha[2..4])
-        .join(&sha);
-    let mut bytes = std::fs::read(&blob).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&blob, bytes).unwrap();
+    let blob = crate::helpers::blob_path(&app.database.url, &sha);
+    crate::helpers::tamper_with(&blob);
     let output = prod.get("m2-corrupt", "1.0");
     assert!(!output.status.success(), "{}", said(&output));
     assert!(

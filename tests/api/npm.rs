@@ -28,16 +28,20 @@ fn npm_program() -> String {
 }
 
 /// One npm user: a folder with its own `.npmrc`, cache and home.
-struct Npm {
+pub struct Npm {
     dir: tempfile::TempDir,
 }
 
 impl Npm {
     /// An npm whose registry is `feed` on `app`, with `key` as its token (no
     /// token when `None`).
-    fn new(app: &TestApp, feed: &str, key: Option<&str>) -> Npm {
+    pub fn new(app: &TestApp, feed: &str, key: Option<&str>) -> Npm {
+        Npm::at(&format!("{}/npm/{feed}/", app.address), key)
+    }
+
+    /// An npm whose registry is `registry` (ending in `/`), with `token`.
+    pub fn at(registry: &str, key: Option<&str>) -> Npm {
         let dir = tempfile::tempdir().unwrap();
-        let registry = format!("{}/npm/{feed}/", app.address);
         let nerf = registry.trim_start_matches("http:");
         let mut npmrc = format!("registry={registry}\n");
         if let Some(key) = key {
@@ -48,12 +52,12 @@ impl Npm {
         Npm { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Runs `npm ARGS` in `cwd`; fails the test if npm cannot be started.
-    fn run(&self, cwd: &Path, args: &[&str]) -> Output {
+    pub fn run(&self, cwd: &Path, args: &[&str]) -> Output {
         std::process::Command::new(npm_program())
             .args(args)
             .current_dir(cwd)
@@ -69,7 +73,7 @@ impl Npm {
     }
 
     /// Runs npm and asserts that it succeeded; its stdout.
-    fn ok(&self, cwd: &Path, args: &[&str]) -> String {
+    pub fn ok(&self, cwd: &Path, args: &[&str]) -> String {
         let output = self.run(cwd, args);
         assert!(
             output.status.success(),
@@ -81,7 +85,7 @@ impl Npm {
     }
 
     /// Runs npm and asserts that it failed with `code` (`E404`…); its stderr.
-    fn fails(&self, cwd: &Path, args: &[&str], code: &str) -> String {
+    pub fn fails(&self, cwd: &Path, args: &[&str], code: &str) -> String {
         let output = self.run(cwd, args);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(!output.status.success(), "npm {args:?} succeeded");
@@ -95,7 +99,7 @@ impl Npm {
     }
 
     /// A package folder with `package.json` and `index.js` exporting `said`.
-    fn package(&self, name: &str, version: &str, said: &str) -> PathBuf {
+    pub fn package(&self, name: &str, version: &str, said: &str) -> PathBuf {
         let folder = self.path(&format!("src-{}-{version}", name.replace('/', "_")));
         std::fs::create_dir_all(&folder).unwrap();
         let manifest = json!({"name": name, "version": version, "main": "index.js",
@@ -110,7 +114,7 @@ impl Npm {
     }
 
     /// An empty project to install into.
-    fn project(&self, name: &str) -> PathBuf {
+    pub fn project(&self, name: &str) -> PathBuf {
         let folder = self.path(name);
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::write(
@@ -122,7 +126,7 @@ impl Npm {
     }
 }
 
-fn node_require(cwd: &Path, module: &str) -> String {
+pub fn node_require(cwd: &Path, module: &str) -> String {
     let output = std::process::Command::new("node")
         .args(["-e", &format!("process.stdout.write(require({module:?}))")])
         .current_dir(cwd)
@@ -629,11 +633,7 @@ async fn a_corrupted_blob_is_refused_by_npm(app: TestApp) {
         .texts("SELECT blob_sha256 FROM package_files")
         .await
         .remove(0);
-    let blob = storage_of(&app.database.url)
-        .join("blobs")
-        .join(&sha[..2])
-        .join(&sha[2..4])
-        .join(&sha);
+    let blob = crate::helpers::blob_path(&app.database.url, &sha);
     // Another valid tarball of the same length in its place (padded with a
     // gzip comment), so that only the integrity check can tell.
     let original = std::fs::read(&blob).unwrap();

@@ -25,13 +25,13 @@ both_backends!(
 
 /// The virtual environment's `bin` folder with pip, twine, uv and build,
 /// as `scripts/test` installs them.
-fn clients() -> PathBuf {
+pub fn clients() -> PathBuf {
     PathBuf::from(std::env::var("PROMOTER_TEST_PYPI_CLIENTS").expect(
         "PROMOTER_TEST_PYPI_CLIENTS must name the folder with pip, twine and uv: run the tests through scripts/test",
     ))
 }
 
-fn run(program: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+pub fn run(program: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(clients().join(program));
     command.args(args).current_dir(cwd);
     // The machine's pip settings (find-links, certificates) stay out.
@@ -46,7 +46,7 @@ fn run(program: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output
     })
 }
 
-fn text(output: &Output) -> String {
+pub fn text(output: &Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
@@ -67,14 +67,14 @@ fn ok(program: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String 
 /// The files every test uploads, built once: `Hello.Promoter` 1.0.0 and
 /// 1.1.0rc1 (wheel and sdist each, `requires-python >=3.8`), and another
 /// 1.0.0 wheel with other bytes.
-struct Dists {
+pub struct Dists {
     _dir: tempfile::TempDir,
-    stable: Vec<PathBuf>,
-    candidate: Vec<PathBuf>,
-    other_stable_wheel: PathBuf,
+    pub stable: Vec<PathBuf>,
+    pub candidate: Vec<PathBuf>,
+    pub other_stable_wheel: PathBuf,
 }
 
-fn dists() -> &'static Dists {
+pub fn dists() -> &'static Dists {
     static DISTS: OnceLock<Dists> = OnceLock::new();
     DISTS.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -121,7 +121,7 @@ fn dists() -> &'static Dists {
     })
 }
 
-fn is_wheel(path: &Path) -> bool {
+pub fn is_wheel(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "whl")
 }
 
@@ -161,7 +161,7 @@ fn twine(app: &TestApp, feed: &str, key: &str, files: &[&str]) -> Output {
 }
 
 /// The index URL pip and uv read, with the key as Basic's password.
-fn index_url(app: &TestApp, feed: &str, key: Option<&str>) -> String {
+pub fn index_url(app: &TestApp, feed: &str, key: Option<&str>) -> String {
     let host = app.address.trim_start_matches("http://");
     match key {
         Some(key) => format!("http://api:{key}@{host}/pypi/{feed}/simple"),
@@ -170,7 +170,7 @@ fn index_url(app: &TestApp, feed: &str, key: Option<&str>) -> String {
 }
 
 /// `pip install --target` into a new folder of `work`; the pip run.
-fn pip_install(work: &Path, index: &str, args: &[&str]) -> (Output, PathBuf) {
+pub fn pip_install(work: &Path, index: &str, args: &[&str]) -> (Output, PathBuf) {
     let target = tempfile::tempdir_in(work).unwrap().keep();
     let target_text = target.to_str().unwrap().to_owned();
     let mut all = vec![
@@ -189,7 +189,7 @@ fn pip_install(work: &Path, index: &str, args: &[&str]) -> (Output, PathBuf) {
 }
 
 /// What `hello_promoter.SAID` is in an installed folder.
-fn said(target: &Path) -> String {
+pub fn said(target: &Path) -> String {
     let output = Command::new(clients().join("python"))
         .args([
             "-c",

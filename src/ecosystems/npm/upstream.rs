@@ -124,7 +124,11 @@ pub fn merge(
     let mut upstream_latest: Option<String> = None;
     for upstream in upstreams {
         for offered in &upstream.versions {
-            if package.versions.iter().any(|v| v.version == offered.version) {
+            if package
+                .versions
+                .iter()
+                .any(|v| v.version == offered.version)
+            {
                 continue;
             }
             package.versions.push(Version {
@@ -156,13 +160,11 @@ pub fn merge(
     }
     if !pinned_latest {
         let chosen = match (local_latest, upstream_latest) {
-            (Some(a), Some(b)) => Some(
-                if compare_versions(FeedType::Npm, &a, &b).is_ge() {
-                    a
-                } else {
-                    b
-                },
-            ),
+            (Some(a), Some(b)) => Some(if compare_versions(FeedType::Npm, &a, &b).is_ge() {
+                a
+            } else {
+                b
+            }),
             (a, b) => a.or(b),
         };
         // Nothing stable anywhere: the computed one stays as it was.
@@ -222,7 +224,10 @@ mod tests {
         assert_eq!(offered.tarball.as_str(), "http://up/a/-/a-1.0.0.tgz");
         assert_eq!(offered.sha512.as_deref(), Some("00ff"));
         assert_eq!(offered.integrity.len(), 2);
-        assert_eq!(offered.published.as_deref(), Some("2020-01-02T00:00:00.000Z"));
+        assert_eq!(
+            offered.published.as_deref(),
+            Some("2020-01-02T00:00:00.000Z")
+        );
         assert_eq!(packument.dist_tags["latest"], "1.0.0");
         assert_eq!(
             packument_url(&base, "@s/a").unwrap().as_str(),
@@ -246,7 +251,11 @@ mod tests {
     fn local_versions_win_and_latest_respects_the_upstreams_tag() {
         let upstream = Packument {
             versions: vec![offered("1.0.0"), offered("2.0.0"), offered("3.0.0")],
-            dist_tags: [("latest".to_owned(), "2.0.0".to_owned()), ("next".to_owned(), "3.0.0".to_owned())].into(),
+            dist_tags: [
+                ("latest".to_owned(), "2.0.0".to_owned()),
+                ("next".to_owned(), "3.0.0".to_owned()),
+            ]
+            .into(),
             created: Some("2020-01-01T00:00:00.000Z".into()),
         };
         let url = |v: &str| format!("http://here/a-{v}.tgz");
@@ -260,9 +269,19 @@ mod tests {
         assert_eq!(full["versions"]["1.0.0"]["dist"]["shasum"], "ab");
         // A higher stable version uploaded here is the latest.
         let mut local = merged.clone();
-        local.versions = vec![Version { version: "2.5.0".into(), ..merged.versions[0].clone() }];
+        local.versions = vec![Version {
+            version: "2.5.0".into(),
+            ..merged.versions[0].clone()
+        }];
         local.dist_tags.clear();
-        let with_local = merge("a", Some(local), false, &[upstream.clone()], url).unwrap();
+        let with_local = merge(
+            "a",
+            Some(local),
+            false,
+            std::slice::from_ref(&upstream),
+            url,
+        )
+        .unwrap();
         assert_eq!(with_local.dist_tags["latest"], "2.5.0");
         assert_eq!(with_local.versions.len(), 4);
         assert!(merge("a", None, false, &[], url).is_none());

@@ -58,7 +58,9 @@ pub fn versions_url(resources: &Resources, id_key: &str) -> Option<url::Url> {
 pub fn nupkg_url(resources: &Resources, id_key: &str, version_key: &str) -> Option<url::Url> {
     resources
         .flat
-        .join(&format!("{id_key}/{version_key}/{id_key}.{version_key}.nupkg"))
+        .join(&format!(
+            "{id_key}/{version_key}/{id_key}.{version_key}.nupkg"
+        ))
         .ok()
 }
 
@@ -138,7 +140,8 @@ pub fn hash(body: &[u8], document_url: &url::Url, version_key: &str) -> Hash {
             }
             None => {
                 // A page not inlined: follow it if the version is in its range.
-                let bound = |field: &str| page.get(field).and_then(Value::as_str).unwrap_or_default();
+                let bound =
+                    |field: &str| page.get(field).and_then(Value::as_str).unwrap_or_default();
                 let order = |a: &str, b: &str| compare_versions(FeedType::Nuget, a, b);
                 let in_range = order(bound("lower"), version_key).is_le()
                     && order(version_key, bound("upper")).is_le();
@@ -198,13 +201,19 @@ mod tests {
             {"catalogEntry": {"@id": "https://api.example/catalog/a.1.1.0.json", "version": "1.1.0"}}
         ]}]});
         let body = serde_json::to_vec(&inline).unwrap();
-        assert_eq!(hash(&body, &url, "1.0.0"), Hash::Found(hex::encode([7u8; 64])));
+        assert_eq!(
+            hash(&body, &url, "1.0.0"),
+            Hash::Found(hex::encode([7u8; 64]))
+        );
         assert_eq!(
             hash(&body, &url, "1.1.0"),
             Hash::Follow(url::Url::parse("https://api.example/catalog/a.1.1.0.json").unwrap())
         );
         assert_eq!(hash(&body, &url, "2.0.0"), Hash::Missing);
         let leaf = json!({"packageHash": hash64, "packageHashAlgorithm": "SHA512"});
-        assert!(matches!(hash(&serde_json::to_vec(&leaf).unwrap(), &url, "x"), Hash::Found(_)));
+        assert!(matches!(
+            hash(&serde_json::to_vec(&leaf).unwrap(), &url, "x"),
+            Hash::Found(_)
+        ));
     }
 }

@@ -118,9 +118,16 @@ pub fn merge(
     let versions = page.versions.clone();
     let rank = |file: &File| {
         let version = version_of(&file.filename, project).unwrap_or_default();
-        versions.iter().position(|v| *v == version).unwrap_or(usize::MAX)
+        versions
+            .iter()
+            .position(|v| *v == version)
+            .unwrap_or(usize::MAX)
     };
-    page.files.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.filename.cmp(&b.filename)));
+    page.files.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.filename.cmp(&b.filename))
+    });
     Some(page)
 }
 
@@ -274,9 +281,18 @@ mod tests {
 
     #[test]
     fn versions_come_from_file_names() {
-        assert_eq!(version_of("left_pad-1.0.0-py3-none-any.whl", "left-pad").as_deref(), Some("1.0.0"));
-        assert_eq!(version_of("Left.Pad-1.0.0.tar.gz", "left-pad").as_deref(), Some("1.0.0"));
-        assert_eq!(version_of("left-pad-2.0rc1.zip", "left-pad").as_deref(), Some("2.0rc1"));
+        assert_eq!(
+            version_of("left_pad-1.0.0-py3-none-any.whl", "left-pad").as_deref(),
+            Some("1.0.0")
+        );
+        assert_eq!(
+            version_of("Left.Pad-1.0.0.tar.gz", "left-pad").as_deref(),
+            Some("1.0.0")
+        );
+        assert_eq!(
+            version_of("left-pad-2.0rc1.zip", "left-pad").as_deref(),
+            Some("2.0rc1")
+        );
         assert_eq!(version_of("other-1.0.tar.gz", "left-pad"), None);
         assert_eq!(version_of("left_pad-1.0.exe", "left-pad"), None);
         assert_eq!(version_of("../left_pad-1.0.tar.gz", "left-pad"), None);
@@ -294,7 +310,10 @@ mod tests {
         );
         let offered = read(html.as_bytes(), &page, "left-pad");
         assert_eq!(offered.len(), 1, "{offered:?}");
-        assert_eq!(offered[0].url.as_str(), "http://up/packages/left_pad-1.0.0-py3-none-any.whl");
+        assert_eq!(
+            offered[0].url.as_str(),
+            "http://up/packages/left_pad-1.0.0-py3-none-any.whl"
+        );
         assert_eq!(offered[0].version, "1.0.0");
         assert_eq!(offered[0].requires_python.as_deref(), Some(">=3.8"));
     }
@@ -314,13 +333,22 @@ mod tests {
         let page = merge(
             "left-pad",
             None,
-            vec![offered("left_pad-1.10.tar.gz", "1.10"), offered("left_pad-1.9.tar.gz", "1.9")],
+            vec![
+                offered("left_pad-1.10.tar.gz", "1.10"),
+                offered("left_pad-1.9.tar.gz", "1.9"),
+            ],
             url,
         )
         .unwrap();
         assert_eq!(page.versions, ["1.9", "1.10"]);
         assert_eq!(page.files[0].url, "http://here/left_pad-1.9.tar.gz");
-        let again = merge("left-pad", Some(page.clone()), vec![offered("left_pad-1.9.tar.gz", "1.9")], url).unwrap();
+        let again = merge(
+            "left-pad",
+            Some(page.clone()),
+            vec![offered("left_pad-1.9.tar.gz", "1.9")],
+            url,
+        )
+        .unwrap();
         assert_eq!(again.files.len(), 2);
         assert!(merge("left-pad", None, Vec::new(), url).is_none());
     }

@@ -120,6 +120,14 @@ impl Call<'_> {
     }
 }
 
+/// What the native endpoints are set up with: the base of their absolute
+/// URLs, and how feeds' connectors reach upstreams.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub public_url: Option<PublicUrl>,
+    pub connectors: crate::connectors::Settings,
+}
+
 /// The URL clients reach the server at (`--public-url`), used in the absolute
 /// URLs of metadata documents instead of what each request says.
 #[derive(Debug, Clone, PartialEq, Eq)]

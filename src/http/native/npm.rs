@@ -17,13 +17,13 @@ use super::{
     base_url, cache_offered, described_rows, document, error_parts, feed, promotion, timestamp,
     upstream, with_warning, Call, DocumentKey, Native, OfferedFile, Rendered,
 };
-use crate::connectors::{Offered, UpstreamFailure};
-use crate::ecosystems::npm::upstream as npm_upstream;
 use crate::auth::Principal;
+use crate::connectors::{Offered, UpstreamFailure};
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
 use crate::ecosystems;
 use crate::ecosystems::npm::registry::{self, PublishRefusal, ABBREVIATED, NOT_A_PUBLISH};
+use crate::ecosystems::npm::upstream as npm_upstream;
 use crate::error::{Error, Result};
 use crate::http::ApiContext;
 use crate::store::{Feed, NativeFile, PackageKey, PackageRows, Recorded};
@@ -339,7 +339,11 @@ async fn offered_tarball(
         let Some(packument) = npm_upstream::read(body, &connector.as_base()) else {
             continue;
         };
-        if let Some(offered) = packument.versions.into_iter().find(|v| v.version == version) {
+        if let Some(offered) = packument
+            .versions
+            .into_iter()
+            .find(|v| v.version == version)
+        {
             return Ok(Offered {
                 connector: connector.clone(),
                 url: offered.tarball,

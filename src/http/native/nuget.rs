@@ -16,10 +16,10 @@ use super::{
     base_url, cache_offered, caller_presenting, described_rows, document, feed, form, text_error,
     timestamp, with_warning, Call, Native, OfferedFile, Rendered,
 };
-use crate::content::{self, backfill, Declared};
-use crate::domain::{Identifier, PackageId, Permission};
 use crate::connectors::{Offered, UpstreamFailure};
+use crate::content::{self, backfill, Declared};
 use crate::domain::{Connector, Integrity};
+use crate::domain::{Identifier, PackageId, Permission};
 use crate::ecosystems::nuget::upstream as nuget_upstream;
 use crate::ecosystems::nuget::v3::{self, Entry};
 use crate::ecosystems::{self, compare_versions, is_nuget, sort_in_order};
@@ -338,8 +338,15 @@ async fn flat_file(call: &Call<'_>, id: &str, version: &str, file: &str) -> Resu
             let caller = call.caller().await?;
             let is_stored =
                 || async { Ok(store.existing_file(&feed, &package, "").await?.is_some()) };
-            cache_offered(call.ctx, &feed, caller.as_ref(), &offered, declared, is_stored)
-                .await?;
+            cache_offered(
+                call.ctx,
+                &feed,
+                caller.as_ref(),
+                &offered,
+                declared,
+                is_stored,
+            )
+            .await?;
             store
                 .existing_file(&feed, &package, "")
                 .await?

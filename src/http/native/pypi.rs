@@ -20,9 +20,9 @@ use super::{
     with_warning, Call, DocumentKey, Native, OfferedFile, Rendered,
 };
 use crate::connectors::Offered;
-use crate::ecosystems::pypi::upstream as pypi_upstream;
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
+use crate::ecosystems::pypi::upstream as pypi_upstream;
 use crate::ecosystems::pypi::{self, simple};
 use crate::ecosystems::{self, compare_versions, sort_in_order};
 use crate::error::{Error, Result};
@@ -206,7 +206,11 @@ async fn project_page(call: &Call<'_>, project: &str) -> Result<Response> {
                     .unwrap_or_default()
             })
             .collect();
-        let downloads = format!("{base}/pypi/{}/download/{}", feed.name, segment(&normalized));
+        let downloads = format!(
+            "{base}/pypi/{}/download/{}",
+            feed.name,
+            segment(&normalized)
+        );
         let merged = pypi_upstream::merge(&normalized, local, offered, |file| {
             format!(
                 "{downloads}/{}/{}",
@@ -223,7 +227,10 @@ async fn project_page(call: &Call<'_>, project: &str) -> Result<Response> {
             }
         };
         let page = rendered(form, || project.json(), || project.html())?;
-        return Ok(with_warning(document(call.headers, page), &upstream.failures));
+        return Ok(with_warning(
+            document(call.headers, page),
+            &upstream.failures,
+        ));
     }
     let page = call.ctx.documents.get_or_render(
         DocumentKey { package: key, form },

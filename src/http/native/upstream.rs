@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use super::{npm, nuget, pypi};
 use crate::auth::Principal;
-use crate::connectors::{Offered, UpstreamFailure};
+use crate::connectors::{Fetch, Offered, UpstreamFailure};
 use crate::content;
 use crate::domain::{Connector, FeedType, FilterKeys, PackageId, Permission};
 use crate::error::{Error, Result};
@@ -93,20 +93,16 @@ where
     Fut: std::future::Future<Output = Result<bool>>,
 {
     let user = caller.map_or("anonymous", |principal| principal.name.as_str());
+    let fetch = Fetch {
+        offered,
+        declared,
+        user,
+    };
     ctx.upstreams
-        .cache(
-            &ctx.store,
-            &ctx.content,
-            feed,
-            offered,
-            declared,
-            user,
-            stored,
-        )
+        .cache(&ctx.store, &ctx.content, feed, fetch, stored)
         .await?;
     Ok(())
 }
-
 
 /// A file an upstream offers for one version, as it is cached: what it is,
 /// what its own metadata must say, and the qualifier it is stored under.
@@ -206,7 +202,9 @@ pub async fn fetch_for_promotion(
                 stored,
             )
             .await?;
-            fetched.entry(index).or_insert_with(|| file.offered.url.to_string());
+            fetched
+                .entry(index)
+                .or_insert_with(|| file.offered.url.to_string());
         }
     }
     Ok(fetched)
