@@ -123,46 +123,6 @@ fn connector_url(text: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
-/// A digest an upstream publishes for a file, in hex.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Integrity {
-    Sha1(String),
-    Sha256(String),
-    Sha512(String),
-}
-
-impl Integrity {
-    /// npm's `integrity` (`sha512-BASE64`, or another SRI algorithm this
-    /// server computes), if it is one.
-    pub fn from_sri(sri: &str) -> Option<Integrity> {
-        use base64::Engine;
-        // SRI may list several; the strongest this server computes wins.
-        let mut found = None;
-        for entry in sri.split_whitespace() {
-            let (algorithm, digest) = entry.split_once('-')?;
-            let digest = digest.split('?').next().unwrap_or(digest);
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(digest)
-                .ok()?;
-            match algorithm {
-                "sha512" => return Some(Integrity::Sha512(hex::encode(bytes))),
-                "sha256" => found = Some(Integrity::Sha256(hex::encode(bytes))),
-                "sha1" if found.is_none() => found = Some(Integrity::Sha1(hex::encode(bytes))),
-                _ => {}
-            }
-        }
-        found
-    }
-
-    pub fn algorithm(&self) -> &'static str {
-        match self {
-            Integrity::Sha1(_) => "SHA-1",
-            Integrity::Sha256(_) => "SHA-256",
-            Integrity::Sha512(_) => "SHA-512",
-        }
-    }
-}
-
 /// A feed's connectors, in the order they are asked.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Connectors(pub Arc<[Connector]>);
@@ -220,20 +180,6 @@ mod tests {
         let listed = Connectors(vec![c].into());
         assert!(!format!("{listed:?}").contains("secret"));
         assert_eq!(Connectors::try_from(listed.to_json()).unwrap(), listed);
-    }
-
-    #[test]
-    fn sri_integrity_is_read_as_hex() {
-        assert_eq!(
-            Integrity::from_sri("sha512-AP8="),
-            Some(Integrity::Sha512("00ff".into()))
-        );
-        assert_eq!(
-            Integrity::from_sri("sha1-AP8= sha512-AQ=="),
-            Some(Integrity::Sha512("01".into()))
-        );
-        assert_eq!(Integrity::from_sri("md5-AP8="), None);
-        assert_eq!(Integrity::from_sri("nonsense"), None);
     }
 
     #[test]

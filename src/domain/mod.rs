@@ -14,7 +14,8 @@ mod token;
 mod webhook;
 
 pub use crate::ecosystems::FeedType;
-pub use connector::{Connector, Connectors, Integrity, MAX_CONNECTORS};
+pub use crate::ecosystems::Integrity;
+pub use connector::{Connector, Connectors, MAX_CONNECTORS};
 pub use feed::FeedName;
 pub use moves::{MoveItem, OnConflict, RevertTarget, VersionSpec};
 pub use package::{

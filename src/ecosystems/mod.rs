@@ -20,6 +20,7 @@ mod debian;
 mod docker;
 mod feed_type;
 pub mod generic;
+mod integrity;
 pub mod maven;
 pub mod npm;
 pub mod nuget;
@@ -36,6 +37,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 pub use feed_type::FeedType;
+pub use integrity::Integrity;
 pub use version::{
     compare_versions, is_prerelease, latest, may_be_latest, reserved_version, sort_in_order,
     version_refusal,

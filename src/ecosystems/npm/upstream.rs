@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::registry::{Package, Version};
-use crate::domain::{FeedType, Integrity};
-use crate::ecosystems::{compare_versions, latest};
+use crate::ecosystems::{compare_versions, latest, FeedType, Integrity};
 
 /// One version an upstream offers.
 #[derive(Debug, Clone)]

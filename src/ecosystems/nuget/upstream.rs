@@ -10,8 +10,7 @@
 use base64::Engine;
 use serde_json::Value;
 
-use crate::domain::FeedType;
-use crate::ecosystems::compare_versions;
+use crate::ecosystems::{compare_versions, FeedType};
 
 /// The resources a connector uses from a service index.
 #[derive(Debug, Clone, PartialEq)]

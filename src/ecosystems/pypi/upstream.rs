@@ -9,8 +9,7 @@ use serde_json::Value;
 
 use super::normalise;
 use super::simple::{File, Project};
-use crate::domain::FeedType;
-use crate::ecosystems::{compare_versions, sort_in_order};
+use crate::ecosystems::{compare_versions, sort_in_order, FeedType};
 
 /// What a connector asks a project page for: JSON first, HTML from an index
 /// that has no JSON.
