@@ -70,12 +70,13 @@ pub struct ConnectorArgs {
         value_parser = clap::value_parser!(u64).range(0..=86_400)
     )]
     pub connector_cache_seconds: u64,
-    /// Seconds an upstream may take to answer a metadata request, to connect
-    /// for a file, or between two chunks of a file (1-600).
+    /// Seconds an upstream may take to answer a metadata request, to start
+    /// sending a file, or between two chunks of a file (1-600); short enough
+    /// that a dead upstream answers before clients such as pip give up.
     #[arg(
         long,
         env = "PROMOTER_CONNECTOR_TIMEOUT_SECONDS",
-        default_value_t = 30,
+        default_value_t = 10,
         value_parser = clap::value_parser!(u64).range(1..=600)
     )]
     pub connector_timeout_seconds: u64,

@@ -62,8 +62,9 @@ pub enum FeedsCommand {
     Enable { name: String },
 }
 
-/// A feed's connectors as flags (contract section 16).
-#[derive(Debug, clap::Args)]
+/// A feed's connectors as flags (contract section 16). `Debug` never shows
+/// the password or token.
+#[derive(clap::Args)]
 pub struct ConnectorFlags {
     /// An upstream registry the feed offers packages from, such as
     /// https://registry.npmjs.org/ (repeatable, asked in order; on update,
@@ -95,14 +96,34 @@ pub struct ConnectorFlags {
     connector_allow_private: bool,
 }
 
+impl std::fmt::Debug for ConnectorFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorFlags")
+            .field("connector", &self.connector)
+            .field("connector_username", &self.connector_username)
+            .field("connector_allow_private", &self.connector_allow_private)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ConnectorFlags {
     /// The connectors given, checked; `None` when no --connector was given.
+    /// Credentials sign in to one upstream, so they are refused with several
+    /// (each would be sent to every one); set those through the API.
     async fn read(self, feed_type: FeedType) -> anyhow::Result<Option<Connectors>> {
         if self.connector.is_empty() {
             return Ok(None);
         }
         if self.connector.len() > MAX_CONNECTORS {
             anyhow::bail!("--connector may be given at most {MAX_CONNECTORS} times");
+        }
+        let credentials = self.connector_username.is_some()
+            || self.connector_password.is_some()
+            || self.connector_token.is_some();
+        if credentials && self.connector.len() > 1 {
+            anyhow::bail!(
+                "--connector-username, PROMOTER_CONNECTOR_PASSWORD and PROMOTER_CONNECTOR_TOKEN sign in to one connector: give one --connector with them, or set each connector's credentials through the management API"
+            );
         }
         let mut connectors = Vec::new();
         for url in &self.connector {

@@ -238,5 +238,24 @@ mod tests {
             "list",
         ]);
         assert!(!format!("{cli:?}").contains("hunter2"));
+        let cli = <Cli as clap::Parser>::parse_from([
+            "promoter",
+            "feeds",
+            "create",
+            "private-npm",
+            "--type",
+            "npm",
+            "--connector",
+            "https://npm.example.com/",
+            "--connector-username",
+            "bob",
+            "--connector-password",
+            "hunter3",
+        ]);
+        let shown = format!("{cli:?}");
+        assert!(
+            shown.contains("npm.example.com") && !shown.contains("hunter3"),
+            "{shown}"
+        );
     }
 }

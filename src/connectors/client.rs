@@ -26,6 +26,7 @@ const MAX_METADATA_BYTES: usize = 64 * 1024 * 1024;
 /// The most redirects followed, all within the request's origin.
 const MAX_REDIRECTS: usize = 5;
 
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     allow_private: bool,
@@ -155,7 +156,7 @@ impl Client {
         if status.is_redirection() && status != reqwest::StatusCode::NOT_MODIFIED {
             return Err(fail(
                 "redirect",
-                "redirected to another host, which connectors do not follow".to_owned(),
+                format!("redirected to another host, or more than {MAX_REDIRECTS} times, which connectors do not follow"),
             ));
         }
         Ok(response)

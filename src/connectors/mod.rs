@@ -41,7 +41,7 @@ impl Default for Settings {
         Settings {
             allow_private: false,
             metadata_ttl: Duration::from_secs(300),
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
         }
     }
 }
@@ -105,9 +105,12 @@ pub struct Fetch<'a> {
     pub user: &'a str,
 }
 
+/// Upstream metadata as this process keeps it, by feed and URL.
 #[derive(Default)]
 struct Kept {
     documents: HashMap<(i64, String), KeptDocument>,
+    /// Each document's last failure, while it is recent (`FAILURE_PAUSE`).
+    failures: HashMap<(i64, String), (Instant, UpstreamFailure)>,
     bytes: usize,
 }
 
@@ -118,9 +121,69 @@ struct KeptDocument {
     checked: Instant,
 }
 
+impl Kept {
+    /// Keeps a document just read or revalidated; past the bound, everything
+    /// kept goes first. Every entry counts its URL, so 404s for made-up
+    /// names are bounded too.
+    fn keep(&mut self, key: (i64, String), body: Option<Bytes>, etag: Option<String>) {
+        let size = |key: &(i64, String), body: &Option<Bytes>| {
+            key.1.len() + body.as_ref().map_or(0, Bytes::len) + 64
+        };
+        let added = size(&key, &body);
+        if self.bytes + added > MAX_KEPT_BYTES {
+            self.documents.clear();
+            self.bytes = 0;
+        }
+        let document = KeptDocument {
+            body,
+            etag,
+            checked: Instant::now(),
+        };
+        if let Some(replaced) = self.documents.insert(key.clone(), document) {
+            self.bytes = self.bytes.saturating_sub(size(&key, &replaced.body));
+        }
+        self.bytes += added;
+    }
+}
+
+/// A metadata document as `Upstreams::metadata` answers: the body (`None`:
+/// the upstream has no such package), and, when the upstream failed and a
+/// copy kept from before is the answer, why.
+pub struct Metadata {
+    pub body: Option<Bytes>,
+    pub stale: Option<UpstreamFailure>,
+}
+
+impl Metadata {
+    fn fresh(body: Option<Bytes>) -> Metadata {
+        Metadata { body, stale: None }
+    }
+}
+
+/// The copy kept from before, marked stale by `failure`, or the failure.
+fn stale_or(
+    kept: Option<Option<Bytes>>,
+    failure: UpstreamFailure,
+) -> std::result::Result<Metadata, UpstreamFailure> {
+    match kept {
+        Some(body) => Ok(Metadata {
+            body,
+            stale: Some(failure),
+        }),
+        None => Err(failure),
+    }
+}
+
 /// The most bytes of upstream metadata kept in one process; past it all are
 /// dropped and fetched again as they are asked for.
 const MAX_KEPT_BYTES: usize = 256 * 1024 * 1024;
+
+/// How long a failed upstream document is not asked for again: requests
+/// meanwhile get the copy kept from before, or the same failure at once.
+const FAILURE_PAUSE: Duration = Duration::from_secs(10);
+
+/// The most failures remembered at once.
+const MAX_KEPT_FAILURES: usize = 10_000;
 
 impl Upstreams {
     pub fn new(settings: Settings) -> Upstreams {
@@ -136,78 +199,66 @@ impl Upstreams {
         &self.settings
     }
 
-    /// The document at `url` as `connector` serves it to `feed` (`None`:
-    /// 404), from what this process kept if it is younger than the cache
-    /// time, else revalidated with its ETag.
+    /// The document at `url` as `connector` serves it to `feed` (`body`
+    /// `None`: 404), from what this process kept if it is younger than the
+    /// cache time, else revalidated with its ETag. When the upstream fails
+    /// and a copy is kept, the copy is the answer, with the failure beside it
+    /// (`stale`); a failure is remembered for a few seconds, so that a dead
+    /// upstream does not hold up every request in turn.
     pub async fn metadata(
         &self,
         feed: &Feed,
         connector: &Connector,
         url: &url::Url,
         accept: &str,
-    ) -> std::result::Result<Option<Bytes>, UpstreamFailure> {
+    ) -> std::result::Result<Metadata, UpstreamFailure> {
         let key = (feed.id, url.to_string());
-        let etag = {
+        let (etag, kept_body) = {
             let kept = self.metadata.lock().expect("metadata lock");
-            match kept.documents.get(&key) {
-                Some(document) if document.checked.elapsed() < self.settings.metadata_ttl => {
+            let document = kept.documents.get(&key);
+            if let Some(document) = document {
+                if document.checked.elapsed() < self.settings.metadata_ttl {
                     count_cache("metadata", "hit");
-                    return Ok(document.body.clone());
+                    return Ok(Metadata::fresh(document.body.clone()));
                 }
-                Some(document) => document.etag.clone(),
-                None => None,
             }
+            if let Some((at, failure)) = kept.failures.get(&key) {
+                if at.elapsed() < FAILURE_PAUSE {
+                    return stale_or(document.map(|d| d.body.clone()), failure.clone());
+                }
+            }
+            (
+                document.and_then(|d| d.etag.clone()),
+                document.map(|d| d.body.clone()),
+            )
         };
         count_cache("metadata", "miss");
-        let fetched = self
+        let mut fetched = self
             .client
             .metadata(connector, url, accept, etag.as_deref())
             .await;
+        if matches!(fetched, Ok(Fetched::NotModified)) && kept_body.is_none() {
+            // The copy was dropped meanwhile: ask for the whole document.
+            fetched = self.client.metadata(connector, url, accept, None).await;
+        }
         count_request("metadata", &fetched);
-        let fetched = fetched?;
         let mut kept = self.metadata.lock().expect("metadata lock");
-        let body = match fetched {
-            Fetched::NotModified => match kept.documents.get_mut(&key) {
-                Some(document) => {
-                    document.checked = Instant::now();
-                    return Ok(document.body.clone());
+        let (body, etag) = match fetched {
+            Err(failure) => {
+                tracing::warn!(feed = %feed.name, error = %failure, "a connector could not be read");
+                if kept.failures.len() >= MAX_KEPT_FAILURES {
+                    kept.failures.clear();
                 }
-                // Dropped meanwhile: the caller asks again next time.
-                None => return Ok(None),
-            },
-            Fetched::Missing => None,
-            Fetched::Document { body, etag } => {
-                let size = body.len() + key.1.len();
-                if kept.bytes + size > MAX_KEPT_BYTES {
-                    kept.documents.clear();
-                    kept.bytes = 0;
-                }
-                kept.bytes += size;
-                let body = Some(body);
-                if let Some(replaced) = kept.documents.insert(
-                    key,
-                    KeptDocument {
-                        body: body.clone(),
-                        etag,
-                        checked: Instant::now(),
-                    },
-                ) {
-                    kept.bytes = kept
-                        .bytes
-                        .saturating_sub(replaced.body.map_or(0, |b| b.len()));
-                }
-                return Ok(body);
+                kept.failures.insert(key, (Instant::now(), failure.clone()));
+                return stale_or(kept_body, failure);
             }
+            Ok(Fetched::NotModified) => (kept_body.flatten(), etag),
+            Ok(Fetched::Missing) => (None, None),
+            Ok(Fetched::Document { body, etag }) => (Some(body), etag),
         };
-        kept.documents.insert(
-            key,
-            KeptDocument {
-                body: None,
-                etag: None,
-                checked: Instant::now(),
-            },
-        );
-        Ok(body)
+        kept.failures.remove(&key);
+        kept.keep(key, body.clone(), etag);
+        Ok(Metadata::fresh(body))
     }
 
     /// Caches `offered` into `feed` as the file of `declared` (its own
@@ -235,47 +286,77 @@ impl Upstreams {
             declared,
             user,
         } = fetch;
-        let key = (feed.id, offered.url.to_string());
-        let lock = {
-            let mut fetching = self.fetching.lock().expect("fetching lock");
-            fetching.entry(key.clone()).or_default().clone()
-        };
-        let held = lock.lock().await;
-        let result = async {
-            if stored().await? {
-                count_cache("file", "hit");
-                return Ok(None);
-            }
-            count_cache("file", "miss");
-            self.fetch_and_record(store, settings, feed, offered, declared, user)
-                .await
-                .map(Some)
+        let held = self.slot(feed.id, &offered.url).lock_owned().await;
+        if stored().await? {
+            count_cache("file", "hit");
+            return Ok(None);
         }
-        .await;
-        drop(held);
-        // The last one out removes the entry, so the map holds only files
-        // being fetched.
-        let mut fetching = self.fetching.lock().expect("fetching lock");
-        if Arc::strong_count(&lock) == 2 {
-            fetching.remove(&key);
-        }
-        result
+        count_cache("file", "miss");
+        // In a task of its own, holding the file's lock: a client that gives
+        // up (pip after 15 s) does not abandon a fetch others wait for, and
+        // the file is cached for the next one.
+        let task = tokio::spawn(fetch_and_record(
+            self.client.clone(),
+            Destination {
+                store: store.clone(),
+                settings: settings.clone(),
+                feed: feed.clone(),
+            },
+            offered.clone(),
+            declared,
+            user.to_owned(),
+            held,
+        ));
+        task.await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("fetching from a connector failed: {e}")))?
+            .map(Some)
     }
 
-    async fn fetch_and_record(
-        &self,
-        store: &Store,
-        settings: &content::Settings,
-        feed: &Feed,
-        offered: &Offered,
-        declared: Declared,
-        user: &str,
-    ) -> Result<Uploaded> {
-        let connector = &offered.connector.url;
-        let body = self.client.file(&offered.connector, &offered.url).await;
-        count_request("file", &body);
-        let body = body.map_err(|failure| failure.into_error(&offered.file_name))?;
-        let staged = content::stage(settings, body).await.map_err(|error| match error {
+    /// The lock of one file being fetched. Entries nobody holds or waits for
+    /// are dropped as the map grows; a file whose entry went meanwhile is
+    /// still fetched once, since whoever takes a lock first asks whether the
+    /// file is stored by now.
+    fn slot(&self, feed_id: i64, url: &url::Url) -> Arc<tokio::sync::Mutex<()>> {
+        let mut fetching = self.fetching.lock().expect("fetching lock");
+        if fetching.len() >= 1024 {
+            fetching.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        fetching
+            .entry((feed_id, url.to_string()))
+            .or_default()
+            .clone()
+    }
+}
+
+/// Where a fetched file is recorded.
+struct Destination {
+    store: Store,
+    settings: content::Settings,
+    feed: Feed,
+}
+
+/// Fetches `offered` into staging, checks every digest, and records it as
+/// cached, while `_held` keeps the file's lock.
+async fn fetch_and_record(
+    client: client::Client,
+    to: Destination,
+    offered: Offered,
+    declared: Declared,
+    user: String,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<Uploaded> {
+    let Destination {
+        store,
+        settings,
+        feed,
+    } = to;
+    let connector = &offered.connector.url;
+    let body = client.file(&offered.connector, &offered.url).await;
+    count_request("file", &body);
+    let body = body.map_err(|failure| failure.into_error(&offered.file_name))?;
+    let staged = content::stage(&settings, body)
+        .await
+        .map_err(|error| match error {
             Error::UploadTooLarge { limit_mib } => {
                 count_failure("file", "too_large");
                 Error::Upstream(format!(
@@ -292,42 +373,41 @@ impl Upstreams {
             }
             other => other,
         })?;
-        if let Some(wrong) = offered.integrity.iter().find(|i| !matches(i, &staged)) {
-            count_failure("file", "integrity");
-            tracing::warn!(feed = %feed.name, connector = %connector, url = %offered.url, algorithm = wrong.algorithm(), "an upstream file does not match the upstream's own integrity; not stored");
-            return Err(Error::Upstream(format!(
-                "Connector {connector} served {} with bytes that do not match its own {} digest, so nothing was stored.",
-                offered.file_name,
-                wrong.algorithm()
-            )));
-        }
-        let origin = content::Origin {
-            url: offered.url.as_str(),
-            user,
-        };
-        let uploaded = content::record(
-            store,
-            settings,
-            feed,
-            Some(&offered.file_name),
-            declared,
-            staged,
-            Some(origin),
-        )
-        .await
-        .map_err(|error| match error {
-            Error::Invalid(sentence) => {
-                count_failure("file", "invalid");
-                Error::Upstream(format!(
-                    "Connector {connector} served {} that cannot be cached: {sentence}",
-                    offered.file_name
-                ))
-            }
-            other => other,
-        })?;
-        tracing::info!(feed = %feed.name, package = %uploaded.package, url = %offered.url, user, "cached from a connector");
-        Ok(uploaded)
+    if let Some(wrong) = offered.integrity.iter().find(|i| !matches(i, &staged)) {
+        count_failure("file", "integrity");
+        tracing::warn!(feed = %feed.name, connector = %connector, url = %offered.url, algorithm = wrong.algorithm(), "an upstream file does not match the upstream's own integrity; not stored");
+        return Err(Error::Upstream(format!(
+            "Connector {connector} served {} with bytes that do not match its own {} digest, so nothing was stored.",
+            offered.file_name,
+            wrong.algorithm()
+        )));
     }
+    let origin = content::Origin {
+        url: offered.url.as_str(),
+        user: &user,
+    };
+    let uploaded = content::record(
+        &store,
+        &settings,
+        &feed,
+        Some(&offered.file_name),
+        declared,
+        staged,
+        Some(origin),
+    )
+    .await
+    .map_err(|error| match error {
+        Error::Invalid(sentence) => {
+            count_failure("file", "invalid");
+            Error::Upstream(format!(
+                "Connector {connector} served {} that cannot be cached: {sentence}",
+                offered.file_name
+            ))
+        }
+        other => other,
+    })?;
+    tracing::info!(feed = %feed.name, package = %uploaded.package, url = %offered.url, user = %user, "cached from a connector");
+    Ok(uploaded)
 }
 
 /// Whether the staged bytes hash to what the upstream said.
@@ -341,7 +421,7 @@ fn matches(integrity: &Integrity, staged: &content::storage::Staged) -> bool {
 }
 
 /// `Warning` (RFC 9111's `199 - "…"`) for a document served without some
-/// connector's versions, because it failed.
+/// connector's versions, or with those it had before, because it failed.
 pub fn warning(failures: &[UpstreamFailure]) -> Option<String> {
     let text: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
     if text.is_empty() {
@@ -355,7 +435,7 @@ pub fn warning(failures: &[UpstreamFailure]) -> Option<String> {
         .take(600)
         .collect::<String>();
     Some(format!(
-        "199 promoter \"Showing this feed's own versions only: {joined}\""
+        "199 promoter \"Versions from connectors may be missing or out of date: {joined}\""
     ))
 }
 

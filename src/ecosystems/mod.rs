@@ -37,7 +37,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 pub use feed_type::FeedType;
-pub use integrity::Integrity;
+pub use integrity::{path_segment, Integrity};
 pub use version::{
     compare_versions, is_prerelease, latest, may_be_latest, reserved_version, sort_in_order,
     version_refusal,

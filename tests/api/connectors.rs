@@ -581,6 +581,50 @@ async fn unsafe_connectors_are_refused_and_credentials_never_shown(backend: Back
         "Field \"connectors[0].url\" must be an http:// or https:// URL with a host.",
     );
     assert_eq!(strict.texts("SELECT name FROM feeds").await, before);
+    // A private connector set some other way (the command with its own
+    // flag) is still refused on every connection by this server.
+    let (upstream, upstream_key) = upstream(backend, "npmjs", FeedType::Npm).await;
+    upload(
+        &upstream,
+        &upstream_key,
+        "npmjs",
+        "left-pad-1.0.0.tgz",
+        npm_tgz("left-pad", "1.0.0"),
+    )
+    .await;
+    let inside = promoter::domain::Connector::new(
+        &format!("{}/npm/npmjs/", upstream.address),
+        None,
+        None,
+        None,
+        "connector",
+        "connector",
+    )
+    .unwrap();
+    strict
+        .store
+        .create_feed(
+            &FeedName::parse("inside-npm").unwrap(),
+            FeedType::Npm,
+            FeedSettings {
+                connectors: promoter::domain::Connectors(vec![inside].into()),
+                ..FeedSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let refused = get(&strict, "/npm/inside-npm/left-pad", &key).await;
+    assert_eq!(refused.status(), 502);
+    let error: Value = refused.json().await.unwrap();
+    let error = error["error"].as_str().unwrap();
+    assert!(
+        error.contains("a loopback address; connectors may only call public addresses unless the server runs with --connector-allow-private"),
+        "{error}"
+    );
+    assert!(strict
+        .texts("SELECT url FROM connector_fetches")
+        .await
+        .is_empty());
 
     // Credentials are kept to be sent, and never shown.
     let app = TestApp::spawn(backend).await;

@@ -5,12 +5,12 @@
 //! never cached. Merging them into the feed's packument is
 //! `http::native::npm`'s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
 use super::registry::{Package, Version};
-use crate::ecosystems::{compare_versions, latest, FeedType, Integrity};
+use crate::ecosystems::{compare_versions, latest, path_segment, FeedType, Integrity};
 
 /// One version an upstream offers.
 #[derive(Debug, Clone)]
@@ -121,13 +121,10 @@ pub fn merge(
         })
         .flatten();
     let mut upstream_latest: Option<String> = None;
+    let mut present: HashSet<String> = package.versions.iter().map(|v| v.version.clone()).collect();
     for upstream in upstreams {
         for offered in &upstream.versions {
-            if package
-                .versions
-                .iter()
-                .any(|v| v.version == offered.version)
-            {
+            if !present.insert(offered.version.clone()) {
                 continue;
             }
             package.versions.push(Version {
@@ -141,7 +138,7 @@ pub fn merge(
             });
         }
         for (tag, version) in &upstream.dist_tags {
-            let present = package.versions.iter().any(|v| &v.version == version);
+            let present = present.contains(version);
             if tag == "latest" {
                 if present && upstream_latest.is_none() {
                     upstream_latest = Some(version.clone());
@@ -194,7 +191,15 @@ fn is_hex(text: &str, length: usize) -> bool {
 /// Where a package's packument is on an upstream registry at `base`
 /// (`@scope%2fname` for a scoped one, as npm asks).
 pub fn packument_url(base: &url::Url, full_name: &str) -> Option<url::Url> {
-    base.join(&full_name.replace('/', "%2f")).ok()
+    let path = match full_name.split_once('/') {
+        Some((scope, name)) => format!(
+            "@{}%2f{}",
+            path_segment(scope.strip_prefix('@')?)?,
+            path_segment(name)?
+        ),
+        None => path_segment(full_name)?,
+    };
+    base.join(&path).ok()
 }
 
 #[cfg(test)]
@@ -231,6 +236,11 @@ mod tests {
         assert_eq!(
             packument_url(&base, "@s/a").unwrap().as_str(),
             "http://up/@s%2fa"
+        );
+        assert_eq!(packument_url(&base, ".."), None);
+        assert_eq!(
+            packument_url(&base, "a?b").unwrap().as_str(),
+            "http://up/a%3Fb"
         );
     }
 

@@ -10,7 +10,7 @@
 use base64::Engine;
 use serde_json::Value;
 
-use crate::ecosystems::{compare_versions, FeedType};
+use crate::ecosystems::{compare_versions, path_segment, FeedType};
 
 /// The resources a connector uses from a service index.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,13 +44,16 @@ pub fn resources(body: &[u8], index: &url::Url) -> Option<Resources> {
     };
     Some(Resources {
         flat: find(&|k| k == "PackageBaseAddress/3.0.0")?,
-        registration: find(&|k| k.starts_with("RegistrationsBaseUrl")),
+        // 3.6.0 lists SemVer 2.0.0 versions too; older hubs leave them out.
+        registration: find(&|k| k == "RegistrationsBaseUrl/3.6.0")
+            .or_else(|| find(&|k| k.starts_with("RegistrationsBaseUrl"))),
     })
 }
 
 /// The flat container's `{id}/index.json` of a package.
 pub fn versions_url(resources: &Resources, id_key: &str) -> Option<url::Url> {
-    resources.flat.join(&format!("{id_key}/index.json")).ok()
+    let id = path_segment(id_key)?;
+    resources.flat.join(&format!("{id}/index.json")).ok()
 }
 
 /// Where the flat container keeps a version's `.nupkg`.
@@ -65,10 +68,11 @@ pub fn nupkg_url(resources: &Resources, id_key: &str, version_key: &str) -> Opti
 
 /// A package's registration index.
 pub fn registration_url(resources: &Resources, id_key: &str) -> Option<url::Url> {
+    let id = path_segment(id_key)?;
     resources
         .registration
         .as_ref()?
-        .join(&format!("{id_key}/index.json"))
+        .join(&format!("{id}/index.json"))
         .ok()
 }
 

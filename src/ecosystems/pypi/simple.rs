@@ -70,9 +70,10 @@ pub struct File {
     pub requires_python: Option<String>,
     /// The SHA-256 of the core metadata served at `{url}.metadata` (wheels).
     pub core_metadata: Option<String>,
-    /// When its bytes arrived, as PEP 700 writes it.
-    pub upload_time: String,
-    pub size: i64,
+    /// When its bytes arrived, as PEP 700 writes it; an upstream's file may
+    /// not say (a PEP 503 page), and then it is left out.
+    pub upload_time: Option<String>,
+    pub size: Option<i64>,
     /// How its version came into the feed (`_promotion`), when by a promotion.
     pub promotion: Option<Value>,
 }
@@ -120,8 +121,12 @@ impl Project {
                 entry.insert("core-metadata".into(), metadata.clone());
                 entry.insert("dist-info-metadata".into(), metadata);
                 entry.insert("yanked".into(), Value::Bool(false));
-                entry.insert("upload-time".into(), json!(file.upload_time));
-                entry.insert("size".into(), json!(file.size));
+                if let Some(time) = &file.upload_time {
+                    entry.insert("upload-time".into(), json!(time));
+                }
+                if let Some(size) = file.size {
+                    entry.insert("size".into(), json!(size));
+                }
                 if let Some(promotion) = &file.promotion {
                     entry.insert("_promotion".into(), promotion.clone());
                 }
@@ -248,8 +253,8 @@ mod tests {
                 sha256: "ab".repeat(32),
                 requires_python: Some(">=3.8, <4".into()),
                 core_metadata: Some("cd".repeat(32)),
-                upload_time: "2026-12-04T10:00:00.000000Z".into(),
-                size: 12,
+                upload_time: Some("2026-12-04T10:00:00.000000Z".into()),
+                size: Some(12),
                 promotion: None,
             }],
         }

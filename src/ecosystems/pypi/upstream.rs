@@ -5,11 +5,13 @@
 //! files (PEP 592) are left out. Merging them into the feed's page is
 //! `http::native::pypi`'s.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::normalise;
 use super::simple::{File, Project};
-use crate::ecosystems::{compare_versions, sort_in_order, FeedType};
+use crate::ecosystems::{compare_versions, path_segment, sort_in_order, FeedType};
 
 /// What a connector asks a project page for: JSON first, HTML from an index
 /// that has no JSON.
@@ -31,7 +33,7 @@ pub struct Offered {
 /// The project page of `project` (PEP 503-normalised) on an index whose
 /// simple root is `base`.
 pub fn page_url(base: &url::Url, project: &str) -> Option<url::Url> {
-    base.join(&format!("{project}/")).ok()
+    base.join(&format!("{}/", path_segment(project)?)).ok()
 }
 
 /// The files a project page offers; `page` is where it was read from, which
@@ -91,11 +93,24 @@ pub fn merge(
         versions: Vec::new(),
         files: Vec::new(),
     });
+    // A version the feed has is the feed's: an upstream's files for it (a
+    // wheel beside a local sdist, which pip would prefer) are not offered, so
+    // no upstream can slip bytes into a version someone uploaded here.
+    let local_versions: HashSet<String> = page
+        .files
+        .iter()
+        .filter_map(|f| version_of(&f.filename, project))
+        .map(|v| version_key(&v))
+        .collect();
+    let mut seen: HashSet<String> = page.files.iter().map(|f| f.filename.clone()).collect();
+    let mut seen_versions: HashSet<String> = page.versions.iter().map(|v| version_key(v)).collect();
     for offered in upstreams {
-        if page.files.iter().any(|f| f.filename == offered.filename) {
+        if local_versions.contains(&version_key(&offered.version))
+            || !seen.insert(offered.filename.clone())
+        {
             continue;
         }
-        if !page.versions.contains(&offered.version) {
+        if seen_versions.insert(version_key(&offered.version)) {
             page.versions.push(offered.version.clone());
         }
         page.files.push(File {
@@ -104,8 +119,8 @@ pub fn merge(
             sha256: offered.sha256,
             requires_python: offered.requires_python,
             core_metadata: None,
-            upload_time: offered.upload_time.unwrap_or_default(),
-            size: offered.size.unwrap_or_default(),
+            upload_time: offered.upload_time,
+            size: offered.size,
             promotion: None,
         });
     }
@@ -128,6 +143,11 @@ pub fn merge(
             .then_with(|| a.filename.cmp(&b.filename))
     });
     Some(page)
+}
+
+/// A version as PEP 440 compares it.
+fn version_key(version: &str) -> String {
+    crate::ecosystems::version_key(FeedType::Pypi, version)
 }
 
 /// A file's version, from its name: a wheel's second part (PEP 427), or what

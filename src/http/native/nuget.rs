@@ -196,6 +196,7 @@ async fn upstream_versions(
         .upstreams
         .metadata(feed, connector, &index, "application/json")
         .await?
+        .body
         .ok_or_else(unusable)?;
     let resources = nuget_upstream::resources(&body, &index).ok_or_else(unusable)?;
     let Some(url) = nuget_upstream::versions_url(&resources, id_key) else {
@@ -204,7 +205,8 @@ async fn upstream_versions(
     let body = ctx
         .upstreams
         .metadata(feed, connector, &url, "application/json")
-        .await?;
+        .await?
+        .body;
     Ok(body.map(|body| (resources, nuget_upstream::versions(&body))))
 }
 
@@ -252,6 +254,7 @@ async fn offered_nupkg(
                 .metadata(feed, connector, &url, "application/json")
                 .await
                 .map_err(|failure| failure.into_error(&what))?
+                .body
                 .ok_or_else(no_hash)?;
             match nuget_upstream::hash(&body, &url, version_key) {
                 nuget_upstream::Hash::Found(hex) => sha512 = Some(hex),

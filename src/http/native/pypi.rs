@@ -296,11 +296,12 @@ fn project_document(feed: &Feed, rows: &PackageRows, base: &str) -> Option<simpl
                     .filter(|r| !r.is_empty()),
                 core_metadata: pypi::is_wheel(&file_name)
                     .then(|| simple::metadata_sha256(metadata)),
-                upload_time: file
-                    .published_at
-                    .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-                    .to_string(),
-                size: file.size.unwrap_or_default(),
+                upload_time: Some(
+                    file.published_at
+                        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                        .to_string(),
+                ),
+                size: Some(file.size.unwrap_or_default()),
                 promotion: rows.arrivals.get(&file.version_key).map(promotion),
                 filename: file_name,
             }

@@ -12,9 +12,9 @@ use axum::response::Response;
 
 use super::{npm, nuget, pypi};
 use crate::auth::Principal;
-use crate::connectors::{Fetch, Offered, UpstreamFailure};
+use crate::connectors::{Fetch, Metadata, Offered, UpstreamFailure};
 use crate::content;
-use crate::domain::{Connector, FeedType, FilterKeys, PackageId, Permission};
+use crate::domain::{Connector, FeedName, FeedType, FilterKeys, PackageId, Permission};
 use crate::error::{Error, Result};
 use crate::http::ApiContext;
 use crate::promotion::PromotionRequest;
@@ -46,21 +46,27 @@ pub async fn upstream(
     accept: &str,
     url_for: impl Fn(&Connector) -> Option<url::Url>,
 ) -> Upstream {
+    // Every connector at once: the slowest, not their sum, bounds the wait.
+    let asked = feed.connectors.iter().filter_map(|connector| {
+        let url = url_for(connector)?;
+        Some(async move {
+            let answer = ctx.upstreams.metadata(feed, connector, &url, accept).await;
+            (connector, answer)
+        })
+    });
     let mut found = Upstream {
         documents: Vec::new(),
         failures: Vec::new(),
     };
-    for connector in feed.connectors.iter() {
-        let Some(url) = url_for(connector) else {
-            continue;
-        };
-        match ctx.upstreams.metadata(feed, connector, &url, accept).await {
-            Ok(Some(body)) => found.documents.push((connector.clone(), body)),
-            Ok(None) => {}
-            Err(failure) => {
-                tracing::warn!(feed = %feed.name, error = %failure, "a connector could not be read");
-                found.failures.push(failure);
+    for (connector, answer) in futures_util::future::join_all(asked).await {
+        match answer {
+            Ok(Metadata { body, stale }) => {
+                if let Some(body) = body {
+                    found.documents.push((connector.clone(), body));
+                }
+                found.failures.extend(stale);
             }
+            Err(failure) => found.failures.push(failure),
         }
     }
     found
@@ -149,7 +155,16 @@ pub async fn fetch_for_promotion(
     else {
         return Ok(fetched);
     };
+    // Only for a promotion that could happen: the caller may make it, both
+    // feeds are enabled, and the source's fixed target (if any) is the one
+    // asked for; otherwise the promotion's own refusal is the answer.
+    let fixed_elsewhere = from.promote_to.as_deref().is_some_and(|target| {
+        FeedName::parse(target).map_or(true, |target| target.key() != request.to_feed.key())
+    });
     if from.connectors.is_empty()
+        || !from.active
+        || to.as_ref().is_none_or(|to| !to.active)
+        || fixed_elsewhere
         || principal.require(Permission::Promote, Some(&from)).is_err()
         || principal.require(Permission::Promote, to.as_ref()).is_err()
     {
