@@ -82,16 +82,6 @@ pub struct ConnectorArgs {
     pub connector_timeout_seconds: u64,
 }
 
-impl From<&ConnectorArgs> for crate::connectors::Settings {
-    fn from(args: &ConnectorArgs) -> Self {
-        crate::connectors::Settings {
-            allow_private: args.connector_allow_private,
-            metadata_ttl: Duration::from_secs(args.connector_cache_seconds),
-            timeout: Duration::from_secs(args.connector_timeout_seconds),
-        }
-    }
-}
-
 /// The server's timeouts and body limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

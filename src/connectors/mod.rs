@@ -46,6 +46,16 @@ impl Default for Settings {
     }
 }
 
+impl From<&crate::config::ConnectorArgs> for Settings {
+    fn from(args: &crate::config::ConnectorArgs) -> Self {
+        Settings {
+            allow_private: args.connector_allow_private,
+            metadata_ttl: Duration::from_secs(args.connector_cache_seconds),
+            timeout: Duration::from_secs(args.connector_timeout_seconds),
+        }
+    }
+}
+
 /// The feed types that may have connectors: those with a native endpoint
 /// that reads through them.
 pub fn supports(feed_type: FeedType) -> bool {
@@ -382,7 +392,7 @@ async fn fetch_and_record(
             wrong.algorithm()
         )));
     }
-    let origin = content::Origin {
+    let origin = crate::store::Origin {
         url: offered.url.as_str(),
         user: &user,
     };

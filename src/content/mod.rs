@@ -19,7 +19,7 @@ use crate::domain::{FeedType, Identifier, PackageId};
 use crate::ecosystems::{self, Found};
 use crate::ecosystems::{reserved_version, version_refusal};
 use crate::error::{Error, Result};
-use crate::store::{ContentFile, Feed, Recorded, Store};
+use crate::store::{ContentFile, Feed, Origin, Recorded, Store};
 
 /// Where blobs are kept: the one place that chooses between the stores.
 #[derive(Debug, Clone)]
@@ -147,14 +147,6 @@ pub struct Declared {
     pub name: Option<String>,
     pub version: Option<String>,
     pub qualifier: Option<String>,
-}
-
-/// Where a file a connector cached came from, and for whom it was fetched:
-/// kept with the file and in its audit row (`connector_fetches`).
-#[derive(Debug, Clone, Copy)]
-pub struct Origin<'a> {
-    pub url: &'a str,
-    pub user: &'a str,
 }
 
 /// What an upload stored.

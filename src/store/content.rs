@@ -34,7 +34,15 @@ pub struct ContentFile<'a> {
     /// The ecosystem's own description of the file (`ecosystems::Found`).
     pub metadata: Option<&'a str>,
     /// Where a connector fetched it from; `None` for an upload.
-    pub origin: Option<crate::content::Origin<'a>>,
+    pub origin: Option<Origin<'a>>,
+}
+
+/// Where a file a connector cached came from, and for whom it was fetched:
+/// kept with the file and in its audit row (`connector_fetches`).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub url: &'a str,
+    pub user: &'a str,
 }
 
 /// A blob's SHA-1, SHA-512 and MD5, in hex, computed with its SHA-256 as the

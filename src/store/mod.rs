@@ -31,7 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Connection;
 
 use cache::Cache;
-pub use content::{ContentFile, Digests, Mark, Recorded};
+pub use content::{ContentFile, Digests, Mark, Origin, Recorded};
 pub use feeds::{Feed, FeedChange, FeedSettings};
 pub use history::{HistoryQuery, HistoryRow, RevertSource};
 pub use keys::{KeyScope, NewKey, StoredKey};
