@@ -90,9 +90,9 @@ pub struct ConnectorFlags {
         hide_env_values = true
     )]
     connector_token: Option<String>,
-    /// Allow connectors to loopback and private addresses (the server needs
-    /// --connector-allow-private too, to call them).
-    #[arg(long)]
+    /// Say nothing about a connector to a loopback or private address: the
+    /// server calls it only when it runs with --connector-allow-private.
+    #[arg(long, env = "PROMOTER_CONNECTOR_ALLOW_PRIVATE")]
     connector_allow_private: bool,
 }
 
@@ -136,7 +136,11 @@ impl ConnectorFlags {
                 &format!("--connector {url}:"),
             )
             .map_err(anyhow::Error::msg)?;
-            crate::connectors::check(
+            // The command runs with the database's own rights, so a private
+            // address is the operator's choice: said, not refused. Whoever
+            // sets one through the API is refused unless the server allows
+            // it, and the server checks every connection it makes anyway.
+            if let Err(refusal) = crate::connectors::check(
                 feed_type,
                 &connector,
                 self.connector_allow_private,
@@ -144,7 +148,12 @@ impl ConnectorFlags {
                 &format!("--connector {url}:"),
             )
             .await
-            .map_err(anyhow::Error::msg)?;
+            {
+                if !crate::connectors::supports(feed_type) {
+                    anyhow::bail!(refusal);
+                }
+                eprintln!("note: {refusal}");
+            }
             connectors.push(connector);
         }
         Ok(Some(Connectors(connectors.into())))

@@ -147,8 +147,8 @@ fn private_target(host: Option<&str>, ip: IpAddr, kind: &str, allowed_by: Allowe
             "the server runs with --connector-allow-private",
         ),
         AllowedBy::ConnectorCommand => (
-            "connectors",
-            "the command is given --connector-allow-private",
+            "the server's connectors",
+            "it runs with --connector-allow-private",
         ),
     };
     format!(

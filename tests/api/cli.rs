@@ -40,8 +40,84 @@ fn fails_saying(output: &Output, expected: &str) {
 each_backend!(
     the_quickstart_works_end_to_end,
     bad_cli_input_is_refused_and_changes_nothing,
-    webhooks_are_managed_from_the_command_line
+    webhooks_are_managed_from_the_command_line,
+    connectors_are_set_from_the_command_line
 );
+
+/// Contract section 16: `feeds create|update --connector`, `--no-connectors`.
+async fn connectors_are_set_from_the_command_line(backend: Backend) {
+    let database = TestDatabase::fresh(backend).await;
+    let db = database.url.as_str();
+    let feeds = |args: &[&str]| {
+        let mut all = vec!["feeds"];
+        all.extend_from_slice(args);
+        promoter(db, &all)
+    };
+    // A loopback upstream is the operator's choice: set, with a note.
+    let created = feeds(&[
+        "create",
+        "unapproved-npm",
+        "--type",
+        "npm",
+        "--connector",
+        "http://127.0.0.1:4873",
+    ]);
+    succeeds(&created);
+    let note = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        note.contains("a loopback address; the server's connectors may only call public addresses unless it runs with --connector-allow-private"),
+        "{note}"
+    );
+    let listed = succeeds(&feeds(&["list"]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("unapproved-npm") && l.ends_with("http://127.0.0.1:4873/")),
+        "{listed}"
+    );
+    fails_saying(
+        &feeds(&[
+            "create",
+            "files",
+            "--type",
+            "universal",
+            "--connector",
+            "https://up.example/",
+        ]),
+        "universal feed has no connectors",
+    );
+    fails_saying(
+        &feeds(&[
+            "create",
+            "odd",
+            "--type",
+            "npm",
+            "--connector",
+            "ftp://up.example/",
+        ]),
+        "--connector ftp://up.example/: must be an http:// or https:// URL with a host.",
+    );
+    fails_saying(
+        &feeds(&[
+            "update",
+            "unapproved-npm",
+            "--connector",
+            "https://a.example/",
+            "--connector",
+            "https://b.example/",
+            "--connector-username",
+            "bob",
+        ]),
+        "sign in to one connector",
+    );
+    succeeds(&feeds(&["update", "unapproved-npm", "--no-connectors"]));
+    let listed = succeeds(&feeds(&["list"]));
+    assert!(!listed.contains("4873"), "{listed}");
+    assert!(
+        !listed.contains("odd") && !listed.contains("files"),
+        "{listed}"
+    );
+}
 
 async fn the_quickstart_works_end_to_end(backend: Backend) {
     let database = TestDatabase::fresh(backend).await;
