@@ -59,7 +59,8 @@ impl From<&crate::config::ConnectorArgs> for Settings {
 /// The feed types that may have connectors: those with a native endpoint
 /// that reads through them.
 pub fn supports(feed_type: FeedType) -> bool {
-    matches!(feed_type, FeedType::Npm | FeedType::Pypi) || crate::ecosystems::is_nuget(feed_type)
+    matches!(feed_type, FeedType::Npm | FeedType::Pypi | FeedType::Maven)
+        || crate::ecosystems::is_nuget(feed_type)
 }
 
 /// Whether `connector` may be set on a feed of `feed_type` by a server (or a
@@ -74,7 +75,7 @@ pub async fn check(
 ) -> std::result::Result<(), String> {
     if !supports(feed_type) {
         return Err(format!(
-            "{field} cannot be set: {} feed has no connectors (npm, pypi, nuget, chocolatey and powershell feeds do).",
+            "{field} cannot be set: {} feed has no connectors (npm, pypi, nuget, chocolatey, powershell and maven feeds do).",
             crate::domain::with_article(feed_type.as_str())
         ));
     }

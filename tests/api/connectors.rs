@@ -18,6 +18,7 @@ use sha2::{Digest, Sha512};
 
 use crate::content::{npm_tgz, nupkg};
 use crate::helpers::{Backend, Reply, TestApp};
+use crate::maven::Maven;
 use crate::npm::{node_require, Npm};
 use crate::pypi::{dists, index_url, is_wheel, pip_install, said};
 
@@ -25,6 +26,7 @@ each_backend!(
     npm_request_cache_review_promote_install,
     pypi_request_cache_review_promote_install,
     nuget_versions_and_packages_come_through_a_connector,
+    maven_artifacts_come_through_a_connector,
     failures_are_clear_and_store_nothing,
     unsafe_connectors_are_refused_and_credentials_never_shown,
     concurrent_first_downloads_fetch_once,
@@ -430,6 +432,73 @@ async fn nuget_versions_and_packages_come_through_a_connector(backend: Backend) 
     )
     .await;
     assert_eq!(approved.as_ref(), newer.as_slice());
+}
+
+async fn maven_artifacts_come_through_a_connector(backend: Backend) {
+    let (upstream, upstream_key) = upstream(backend, "central", FeedType::Maven).await;
+    let publisher = Maven::new(&upstream, "central", &upstream_key);
+    for version in ["1.0", "2.0"] {
+        let jar = publisher.jar(
+            &format!("widget-{version}.jar"),
+            &format!("widget {version}"),
+        );
+        publisher.deploy(&upstream, "central", &jar, version);
+    }
+    let app = TestApp::spawn(backend).await;
+    let key = app.system_key().await;
+    let repository = format!("{}/maven2/central", upstream.address);
+    approval_feeds(
+        &app,
+        &key,
+        "maven",
+        ("maven-unapproved", "maven-approved"),
+        &repository,
+    )
+    .await;
+    // mvn with strict checksums: the metadata merged, the jar and pom cached.
+    let developer = Maven::new(&app, "maven-unapproved", &key);
+    let output = developer.get("m2-asks", "1.0");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let cached = files_of(&app, &key, "maven-unapproved", "widget").await;
+    assert!(
+        cached.len() >= 2 && cached.iter().all(|f| f["cached"] == true),
+        "{cached:?}"
+    );
+    let metadata = downloaded(
+        &app,
+        "/maven2/maven-unapproved/org/acme/widget/maven-metadata.xml",
+        &key,
+    )
+    .await;
+    let metadata = String::from_utf8_lossy(&metadata);
+    assert!(
+        metadata.contains("<version>1.0</version>") && metadata.contains("<version>2.0</version>"),
+        "{metadata}"
+    );
+    // Version 2.0, never downloaded, is fetched (pom and jar) and promoted.
+    let mut body = promotion("maven-unapproved", "maven-approved", "widget", "2.0");
+    body["group"] = json!("org.acme");
+    let reply = app.promote(&key, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.json()["fetchedFrom"]
+            .as_str()
+            .unwrap()
+            .starts_with(&repository),
+        "{}",
+        reply.body
+    );
+    let consumer = Maven::new(&app, "maven-approved", &key);
+    let output = consumer.get("m2-uses", "2.0");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 /// An address nothing listens on.

@@ -18,7 +18,7 @@ use crate::helpers::TestApp;
 both_backends!(deploy_promote_and_resolve, checksums_metadata_and_refusals);
 
 /// One Maven user: a folder with its settings and local repositories.
-struct Maven {
+pub struct Maven {
     dir: tempfile::TempDir,
 }
 
@@ -26,7 +26,7 @@ impl Maven {
     /// A Maven whose key for the server `promoter` is `key`, and which
     /// resolves from `feed` with checksums that must match (`fail`); every
     /// other repository is Debian's folder.
-    fn new(app: &TestApp, feed: &str, key: &str) -> Maven {
+    pub fn new(app: &TestApp, feed: &str, key: &str) -> Maven {
         let dir = tempfile::tempdir().unwrap();
         let settings = format!(
             r#"<settings>
@@ -71,7 +71,7 @@ impl Maven {
     }
 
     /// A jar holding one text file that says `said`.
-    fn jar(&self, name: &str, said: &str) -> PathBuf {
+    pub fn jar(&self, name: &str, said: &str) -> PathBuf {
         let path = self.path(name);
         let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         writer
@@ -84,7 +84,7 @@ impl Maven {
 
     /// `deploy:deploy-file` of `jar` as org.acme:widget:`version` (with a
     /// generated pom) to `feed`.
-    fn deploy(&self, app: &TestApp, feed: &str, jar: &Path, version: &str) -> String {
+    pub fn deploy(&self, app: &TestApp, feed: &str, jar: &Path, version: &str) -> String {
         self.ok(
             "m2-deploy",
             &[
@@ -102,7 +102,7 @@ impl Maven {
 
     /// `dependency:get` of org.acme:widget:`version` into a new local
     /// repository `local`.
-    fn get(&self, local: &str, version: &str) -> Output {
+    pub fn get(&self, local: &str, version: &str) -> Output {
         self.run(
             local,
             &[

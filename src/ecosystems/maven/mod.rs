@@ -12,6 +12,7 @@
 //! `maven-metadata.xml`.
 
 pub mod repository;
+pub mod upstream;
 
 use std::cmp::Ordering;
 

@@ -13,10 +13,15 @@ use axum::routing::any;
 use axum::Router;
 use chrono::{DateTime, Utc};
 
-use super::{described_rows, document, feed, text_error, Call, Native, Rendered};
+use super::{
+    cache_offered, described_rows, document, feed, text_error, upstream, with_warning, Call,
+    Native, OfferedFile, Rendered,
+};
+use crate::connectors::Offered;
 use crate::content::{self, backfill, Declared};
 use crate::domain::{FeedType, Identifier, PackageId, Permission};
 use crate::ecosystems::maven::repository::{self, Checksum, LAST_UPDATED};
+use crate::ecosystems::maven::upstream as maven_upstream;
 use crate::ecosystems::{self, compare_versions, sort_in_order};
 use crate::error::{Error, Result};
 use crate::http::ApiContext;
@@ -149,19 +154,42 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
             checksum,
         } => {
             let rows = artifact_rows(call, &feed, &group, &artifact).await?;
+            let mut listed: Vec<String> = stored(&rows).map(|f| f.version.clone()).collect();
+            let mut updated = last_updated(&rows);
+            let mut failures = Vec::new();
+            if !feed.connectors.is_empty() {
+                // The connectors' versions too; `lastUpdated` the newest of
+                // all, never the time of the request, so that the document
+                // and its checksum, asked for apart, agree.
+                let upstream = upstream(call.ctx, &feed, "application/xml", |connector| {
+                    maven_upstream::metadata_url(&connector.as_base(), &group, &artifact)
+                })
+                .await;
+                for (_, body) in &upstream.documents {
+                    let (versions, upstream_updated) = maven_upstream::read_metadata(body);
+                    listed.extend(versions);
+                    updated = updated.max(upstream_updated.unwrap_or_default());
+                }
+                failures = upstream.failures;
+            }
             let mut seen = std::collections::HashSet::new();
-            let versions: Vec<String> = sort_in_order(
-                stored(&rows).map(|f| f.version.clone()).collect(),
-                &|a: &String, b: &String| compare_versions(FeedType::Maven, a, b),
-            )
+            let versions: Vec<String> = sort_in_order(listed, &|a: &String, b: &String| {
+                compare_versions(FeedType::Maven, a, b)
+            })
             .into_iter()
-            .filter(|version| seen.insert(version.clone()))
+            .filter(|version| seen.insert(ecosystems::version_key(FeedType::Maven, version)))
             .collect();
             if versions.is_empty() {
-                return Err(not_found(&format!("{group}:{artifact}"), &feed));
+                return Err(match failures.first() {
+                    Some(failure) => failure.clone().into_error(&format!("{group}:{artifact}")),
+                    None => not_found(&format!("{group}:{artifact}"), &feed),
+                });
             }
-            let xml = repository::metadata(&group, &artifact, &versions, &last_updated(&rows));
-            Ok(generated(call.headers, xml, checksum))
+            let xml = repository::metadata(&group, &artifact, &versions, &updated);
+            Ok(with_warning(
+                generated(call.headers, xml, checksum),
+                &failures,
+            ))
         }
         repository::Path::SnapshotMetadata {
             group,
@@ -192,7 +220,13 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
             file,
             checksum: Some(checksum),
         } => {
-            let rows = artifact_rows(call, &feed, &group, &artifact).await?;
+            let mut rows = artifact_rows(call, &feed, &group, &artifact).await?;
+            if stored_file(&rows, &version, &file).is_none() && !feed.connectors.is_empty() {
+                // A checksum asked for before its file: the file is cached
+                // first, and the checksum is of what was stored.
+                cache_file(call, &feed, &group, &artifact, &version, &file).await?;
+                rows = artifact_rows(call, &feed, &group, &artifact).await?;
+            }
             let stored = stored_file(&rows, &version, &file)
                 .ok_or_else(|| not_found(&format!("File {file}"), &feed))?;
             let digest = digest_of(stored, checksum)?;
@@ -210,16 +244,136 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
         } => {
             let missing = || not_found(&format!("File {file}"), &feed);
             let package = package_id(&group, &artifact, &version).map_err(|_| missing())?;
-            let stored = call
-                .ctx
-                .store
-                .existing_file(&feed, &package, &file)
-                .await?
-                .ok_or_else(missing)?;
+            let store = &call.ctx.store;
+            let stored = match store.existing_file(&feed, &package, &file).await? {
+                Some(stored) => stored,
+                None if feed.connectors.is_empty() => return Err(missing()),
+                None => {
+                    // Cached on first download (contract section 16).
+                    cache_file(call, &feed, &group, &artifact, &version, &file).await?;
+                    store
+                        .existing_file(&feed, &package, &file)
+                        .await?
+                        .ok_or_else(missing)?
+                }
+            };
             crate::http::package_content::serve(call.ctx, FeedType::Maven, stored, call.headers)
                 .await
         }
     }
+}
+
+/// Caches one file of a version that only the feed's connectors have: a 404
+/// when none has it (with a checksum to check it by).
+async fn cache_file(
+    call: &Call<'_>,
+    feed: &Feed,
+    group: &str,
+    artifact: &str,
+    version: &str,
+    file: &str,
+) -> Result<()> {
+    let offered = offered_file(call.ctx, feed, group, artifact, version, file)
+        .await?
+        .ok_or_else(|| not_found(&format!("File {file}"), feed))?;
+    let package = package_id(group, artifact, version)?;
+    let caller = call.caller().await?;
+    let store = &call.ctx.store;
+    let stored = || async { Ok(store.existing_file(feed, &package, file).await?.is_some()) };
+    cache_offered(
+        call.ctx,
+        feed,
+        caller.as_ref(),
+        &offered.offered,
+        offered.declared,
+        stored,
+    )
+    .await
+}
+
+/// One file of a version as the feed's connectors offer it, with the
+/// strongest checksum the first that has one publishes beside it.
+async fn offered_file(
+    ctx: &ApiContext,
+    feed: &Feed,
+    group: &str,
+    artifact: &str,
+    version: &str,
+    file: &str,
+) -> Result<Option<OfferedFile>> {
+    let mut failures = Vec::new();
+    for connector in feed.connectors.iter() {
+        let Some(url) =
+            maven_upstream::file_url(&connector.as_base(), group, artifact, version, file)
+        else {
+            continue;
+        };
+        let mut integrity = None;
+        for (extension, length) in maven_upstream::CHECKSUMS {
+            let Ok(checksum_url) = url::Url::parse(&format!("{url}{extension}")) else {
+                continue;
+            };
+            match ctx
+                .upstreams
+                .metadata(feed, connector, &checksum_url, "text/plain")
+                .await
+            {
+                Ok(answer) => {
+                    integrity = answer
+                        .body
+                        .and_then(|body| maven_upstream::read_checksum(&body, extension, length));
+                    if integrity.is_some() {
+                        break;
+                    }
+                }
+                Err(failure) => {
+                    failures.push(failure);
+                    break;
+                }
+            }
+        }
+        if let Some(integrity) = integrity {
+            return Ok(Some(OfferedFile {
+                offered: Offered {
+                    connector: connector.clone(),
+                    url,
+                    file_name: file.to_owned(),
+                    integrity: vec![integrity],
+                },
+                declared: Declared {
+                    group: Some(group.to_owned()),
+                    name: Some(artifact.to_owned()),
+                    version: Some(version.to_owned()),
+                    qualifier: Some(file.to_owned()),
+                },
+                qualifier: file.to_owned(),
+            }));
+        }
+    }
+    match failures.into_iter().next() {
+        Some(failure) => Err(failure.into_error(&format!("File {file}"))),
+        None => Ok(None),
+    }
+}
+
+/// What the feed's connectors offer for one version (see
+/// `upstream::fetch_for_promotion`): its pom and its jar, those an upstream
+/// has. Maven repositories list no version's files, so others (sources,
+/// classifiers) are cached when they are first downloaded.
+pub(super) async fn offered_files(
+    ctx: &ApiContext,
+    feed: &Feed,
+    package: &PackageId,
+) -> Result<Vec<OfferedFile>> {
+    let (group, artifact, version) = (package.group(), package.name(), package.version());
+    let mut offered = Vec::new();
+    for extension in ["pom", "jar"] {
+        let file = format!("{artifact}-{version}.{extension}");
+        if let Some(found) = offered_file(ctx, feed, group, artifact, version, &file).await? {
+            offered.push(found);
+        }
+    }
+    Ok(offered)
 }
 
 fn stored_file<'r>(rows: &'r PackageRows, version: &str, file: &str) -> Option<&'r NativeFile> {

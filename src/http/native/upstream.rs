@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 
-use super::{npm, nuget, pypi};
+use super::{maven, npm, nuget, pypi};
 use crate::auth::Principal;
 use crate::connectors::{Fetch, Metadata, Offered, UpstreamFailure};
 use crate::content;
@@ -128,6 +128,7 @@ async fn offered_files(
     match feed.feed_type {
         FeedType::Npm => npm::offered_files(ctx, feed, package).await,
         FeedType::Pypi => pypi::offered_files(ctx, feed, package).await,
+        FeedType::Maven => maven::offered_files(ctx, feed, package).await,
         feed_type if crate::ecosystems::is_nuget(feed_type) => {
             nuget::offered_files(ctx, feed, package).await
         }
