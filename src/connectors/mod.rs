@@ -101,12 +101,29 @@ pub struct Upstreams {
     client: client::Client,
     settings: Settings,
     metadata: Mutex<Kept>,
-    fetching: Mutex<Fetching>,
+    /// The documents being read, by feed and URL: whoever holds one's lock
+    /// asks the upstream, and the others then find what it kept.
+    reading: Slots<()>,
+    /// The files being fetched, by feed and upstream URL: whoever holds one's
+    /// lock fetches it, and leaves the sentence of a failure behind for the
+    /// others (see `FAILURE_PAUSE`).
+    fetching: Slots<Option<(Instant, String)>>,
 }
 
-/// The files being fetched, by feed and upstream URL: whoever holds one's
-/// lock fetches it.
-type Fetching = HashMap<(i64, String), Arc<tokio::sync::Mutex<()>>>;
+/// One async lock per feed and URL.
+type Slots<T> = Mutex<HashMap<(i64, String), Arc<tokio::sync::Mutex<T>>>>;
+
+/// The lock of one feed and URL in `slots`. Entries nobody holds or waits
+/// for are dropped as the map grows; one dropped meanwhile costs at most a
+/// second request, since whoever takes a lock first looks again at what is
+/// kept or stored.
+fn slot<T: Default>(slots: &Slots<T>, key: (i64, String)) -> Arc<tokio::sync::Mutex<T>> {
+    let mut slots = slots.lock().expect("slots lock");
+    if slots.len() >= 1024 {
+        slots.retain(|_, lock| Arc::strong_count(lock) > 1);
+    }
+    slots.entry(key).or_default().clone()
+}
 
 /// A file to cache: where it is offered, what its own metadata must say,
 /// and for whom it is fetched (the audit row's user).
@@ -202,6 +219,7 @@ impl Upstreams {
             client: client::Client::new(&settings),
             settings,
             metadata: Mutex::default(),
+            reading: Mutex::default(),
             fetching: Mutex::default(),
         }
     }
@@ -224,34 +242,29 @@ impl Upstreams {
         accept: &str,
     ) -> std::result::Result<Metadata, UpstreamFailure> {
         let key = (feed.id, url.to_string());
+        if let Some(answer) = self.kept_answer(&key) {
+            return answer;
+        }
+        // One request at a time asks the upstream for a document; the others
+        // wait, then find what it kept.
+        let lock = slot(&self.reading, key.clone());
+        let _reading = lock.lock().await;
+        if let Some(answer) = self.kept_answer(&key) {
+            return answer;
+        }
         let (etag, kept_body) = {
             let kept = self.metadata.lock().expect("metadata lock");
             let document = kept.documents.get(&key);
-            if let Some(document) = document {
-                if document.checked.elapsed() < self.settings.metadata_ttl {
-                    count_cache("metadata", "hit");
-                    return Ok(Metadata::fresh(document.body.clone()));
-                }
-            }
-            if let Some((at, failure)) = kept.failures.get(&key) {
-                if at.elapsed() < FAILURE_PAUSE {
-                    return stale_or(document.map(|d| d.body.clone()), failure.clone());
-                }
-            }
             (
                 document.and_then(|d| d.etag.clone()),
                 document.map(|d| d.body.clone()),
             )
         };
         count_cache("metadata", "miss");
-        let mut fetched = self
+        let fetched = self
             .client
             .metadata(connector, url, accept, etag.as_deref())
             .await;
-        if matches!(fetched, Ok(Fetched::NotModified)) && kept_body.is_none() {
-            // The copy was dropped meanwhile: ask for the whole document.
-            fetched = self.client.metadata(connector, url, accept, None).await;
-        }
         count_request("metadata", &fetched);
         let mut kept = self.metadata.lock().expect("metadata lock");
         let (body, etag) = match fetched {
@@ -270,6 +283,26 @@ impl Upstreams {
         kept.failures.remove(&key);
         kept.keep(key, body.clone(), etag);
         Ok(Metadata::fresh(body))
+    }
+
+    /// What is kept for `key`, if it answers without asking the upstream: a
+    /// copy younger than the cache time, or, within the pause after a
+    /// failure, the copy from before (stale) or the failure.
+    fn kept_answer(
+        &self,
+        key: &(i64, String),
+    ) -> Option<std::result::Result<Metadata, UpstreamFailure>> {
+        let kept = self.metadata.lock().expect("metadata lock");
+        let document = kept.documents.get(key);
+        if let Some(document) = document {
+            if document.checked.elapsed() < self.settings.metadata_ttl {
+                count_cache("metadata", "hit");
+                return Some(Ok(Metadata::fresh(document.body.clone())));
+            }
+        }
+        let (at, failure) = kept.failures.get(key)?;
+        (at.elapsed() < FAILURE_PAUSE)
+            .then(|| stale_or(document.map(|d| d.body.clone()), failure.clone()))
     }
 
     /// Caches `offered` into `feed` as the file of `declared` (its own
@@ -297,10 +330,18 @@ impl Upstreams {
             declared,
             user,
         } = fetch;
-        let held = self.slot(feed.id, &offered.url).lock_owned().await;
+        let held = slot(&self.fetching, (feed.id, offered.url.to_string()))
+            .lock_owned()
+            .await;
         if stored().await? {
             count_cache("file", "hit");
             return Ok(None);
+        }
+        // A fetch that just failed is not tried again by each waiter in turn.
+        if let Some((at, sentence)) = held.as_ref() {
+            if at.elapsed() < FAILURE_PAUSE {
+                return Err(Error::Upstream(sentence.clone()));
+            }
         }
         count_cache("file", "miss");
         // In a task of its own, holding the file's lock: a client that gives
@@ -322,21 +363,6 @@ impl Upstreams {
             .map_err(|e| Error::Internal(anyhow::anyhow!("fetching from a connector failed: {e}")))?
             .map(Some)
     }
-
-    /// The lock of one file being fetched. Entries nobody holds or waits for
-    /// are dropped as the map grows; a file whose entry went meanwhile is
-    /// still fetched once, since whoever takes a lock first asks whether the
-    /// file is stored by now.
-    fn slot(&self, feed_id: i64, url: &url::Url) -> Arc<tokio::sync::Mutex<()>> {
-        let mut fetching = self.fetching.lock().expect("fetching lock");
-        if fetching.len() >= 1024 {
-            fetching.retain(|_, lock| Arc::strong_count(lock) > 1);
-        }
-        fetching
-            .entry((feed_id, url.to_string()))
-            .or_default()
-            .clone()
-    }
 }
 
 /// Where a fetched file is recorded.
@@ -347,14 +373,30 @@ struct Destination {
 }
 
 /// Fetches `offered` into staging, checks every digest, and records it as
-/// cached, while `_held` keeps the file's lock.
+/// cached, while `held` keeps the file's lock; a failure's sentence is left
+/// in it for those who wait.
 async fn fetch_and_record(
     client: client::Client,
     to: Destination,
     offered: Offered,
     declared: Declared,
     user: String,
-    _held: tokio::sync::OwnedMutexGuard<()>,
+    mut held: tokio::sync::OwnedMutexGuard<Option<(Instant, String)>>,
+) -> Result<Uploaded> {
+    let fetched = fetch_and_record_unlocked(client, to, offered, declared, user).await;
+    *held = match &fetched {
+        Err(Error::Upstream(sentence)) => Some((Instant::now(), sentence.clone())),
+        _ => None,
+    };
+    fetched
+}
+
+async fn fetch_and_record_unlocked(
+    client: client::Client,
+    to: Destination,
+    offered: Offered,
+    declared: Declared,
+    user: String,
 ) -> Result<Uploaded> {
     let Destination {
         store,

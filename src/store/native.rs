@@ -70,6 +70,8 @@ pub struct NativeFile {
     /// The ecosystem's own description (`ecosystems::Found::metadata`).
     pub metadata: Option<String>,
     pub published_at: DateTime<Utc>,
+    /// Where a connector fetched it from; `None` for a file uploaded here.
+    pub cached_from: Option<String>,
 }
 
 /// How a version came into a feed: the promotion that brought it
@@ -141,6 +143,7 @@ struct Part {
     from_feed: Option<String>,
     user_name: Option<String>,
     tag: Option<String>,
+    cached_from: Option<String>,
 }
 
 /// Everything a round reads, in one statement: each key's files, the
@@ -171,18 +174,19 @@ fn round_statement(db: &Db) -> String {
         "SELECT CAST(0 AS BIGINT) AS part, CAST(k.i AS BIGINT) AS i, pf.id AS id, \
                 v.group_name, v.name, v.version, v.version_key, pf.qualifier, pf.file_name, \
                 pf.size, pf.blob_sha256, b.sha1, b.sha512, b.md5, pf.metadata, pf.published_at AS at, \
-                {int} AS to_feed_id, {text} AS from_feed, {text} AS user_name, {text} AS tag \
+                {int} AS to_feed_id, {text} AS from_feed, {text} AS user_name, {text} AS tag, \
+                pf.cached_from AS cached_from \
          FROM {k} {versions} \
          JOIN package_files pf ON pf.version_id = v.id \
          LEFT JOIN blobs b ON b.sha256 = pf.blob_sha256 \
          UNION ALL \
          SELECT 1, k.i, p.id, {text}, {text}, {text}, p.version_key, {text}, {text}, {int}, \
                 {text}, {text}, {text}, {text}, {text}, p.promoted_at, p.to_feed_id, p.from_feed, \
-                p.user_name, {text} \
+                p.user_name, {text}, {text} \
          FROM {k} {promotions} \
          UNION ALL \
          SELECT 2, k.i, {int}, {text}, {text}, t.version, t.version_key, {text}, {text}, {int}, \
-                {text}, {text}, {text}, {text}, {text}, {time}, {int}, {text}, {text}, t.tag \
+                {text}, {text}, {text}, {text}, {text}, {time}, {int}, {text}, {text}, t.tag, {text} \
          FROM {k} {tags} \
          ORDER BY part, id, tag"
     )
@@ -275,6 +279,7 @@ impl Store {
                     md5: part.md5,
                     metadata: part.metadata,
                     published_at: part.at.unwrap_or_default(),
+                    cached_from: part.cached_from,
                 }),
                 1 => promotions.push(PromotionRow {
                     id: part.id.unwrap_or_default(),

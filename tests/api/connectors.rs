@@ -501,7 +501,21 @@ async fn maven_artifacts_come_through_a_connector(backend: Backend) {
     );
 }
 
-/// An address nothing listens on.
+/// An upstream that hangs up on every connection, as a dying server does;
+/// held for the rest of the test, so no other test's server can take its
+/// port.
+async fn dead_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((connection, _)) = listener.accept().await {
+            drop(connection);
+        }
+    });
+    address
+}
+
+/// A free port for a registry started by the test (Verdaccio, pypiserver).
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
@@ -520,7 +534,7 @@ async fn failures_are_clear_and_store_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let key = app.system_key().await;
     let registry = format!("{}/npm/npmjs/", upstream.address);
-    let dead = format!("http://127.0.0.1:{}/", closed_port());
+    let dead = dead_upstream().await;
     for (name, url) in [("unapproved-npm", &registry), ("dead-npm", &dead)] {
         let created = create_feed(
             &app,
@@ -726,36 +740,47 @@ async fn unsafe_connectors_are_refused_and_credentials_never_shown(backend: Back
     assert_eq!(updated.json().get("connectors"), None);
 }
 
-/// A registry of the test's own that counts tarball requests and answers
-/// each slowly, so that concurrent first downloads overlap.
-async fn counting_registry(tarball: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+/// A registry of the test's own that serves `slow-pad` 1.0.0 and 1.1.0,
+/// counts tarball requests and answers each slowly, so that concurrent
+/// first downloads overlap.
+async fn counting_registry() -> (String, Arc<AtomicUsize>) {
+    use axum::extract::Path as Segment;
     use axum::routing::get as route;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let integrity = format!("sha512-{}", base64_of(&Sha512::digest(&tarball)));
-    let packument = json!({
-        "name": "slow-pad",
-        "dist-tags": {"latest": "1.0.0"},
-        "versions": {"1.0.0": {"name": "slow-pad", "version": "1.0.0", "dist": {
-            "tarball": format!("{address}/slow-pad/-/slow-pad-1.0.0.tgz"),
-            "integrity": integrity}}}
-    });
+    let versions: serde_json::Map<String, Value> = ["1.0.0", "1.1.0"]
+        .iter()
+        .map(|version| {
+            let integrity = format!(
+                "sha512-{}",
+                base64_of(&Sha512::digest(npm_tgz("slow-pad", version)))
+            );
+            let manifest = json!({"name": "slow-pad", "version": version, "dist": {
+                "tarball": format!("{address}/slow-pad/-/slow-pad-{version}.tgz"),
+                "integrity": integrity}});
+            ((*version).to_owned(), manifest)
+        })
+        .collect();
+    let packument =
+        json!({"name": "slow-pad", "dist-tags": {"latest": "1.1.0"}, "versions": versions});
     let count = Arc::new(AtomicUsize::new(0));
     let counted = count.clone();
-    let tarball = Arc::new(tarball);
     let router = axum::Router::new()
         .route(
             "/slow-pad",
             route(move || async move { axum::Json(packument) }),
         )
         .route(
-            "/slow-pad/-/slow-pad-1.0.0.tgz",
-            route(move || {
-                let (counted, tarball) = (counted.clone(), tarball.clone());
+            "/slow-pad/-/{file}",
+            route(move |Segment(file): Segment<String>| {
+                let counted = counted.clone();
                 async move {
                     counted.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(300)).await;
-                    tarball.as_ref().clone()
+                    let version = file
+                        .trim_start_matches("slow-pad-")
+                        .trim_end_matches(".tgz");
+                    npm_tgz("slow-pad", version)
                 }
             }),
         );
@@ -769,8 +794,7 @@ fn base64_of(bytes: &[u8]) -> String {
 }
 
 async fn concurrent_first_downloads_fetch_once(backend: Backend) {
-    let tarball = npm_tgz("slow-pad", "1.0.0");
-    let (registry, count) = counting_registry(tarball.clone()).await;
+    let (registry, count) = counting_registry().await;
     let app = TestApp::spawn(backend).await;
     let key = app.system_key().await;
     let created = create_feed(
@@ -780,18 +804,25 @@ async fn concurrent_first_downloads_fetch_once(backend: Backend) {
     )
     .await;
     assert_eq!(created.status, 200, "{}", created.body);
-    let downloads = (0..8).map(|_| async {
-        let response = get(
-            &app,
-            "/npm/unapproved-npm/slow-pad/-/slow-pad-1.0.0.tgz",
-            &key,
-        )
-        .await;
-        (response.status(), response.bytes().await.unwrap())
-    });
+    let download = |address: String, version: &'static str| {
+        let key = key.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .get(format!(
+                    "{address}/npm/unapproved-npm/slow-pad/-/slow-pad-{version}.tgz"
+                ))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.bytes().await.unwrap())
+        }
+    };
+    // Eight at once on one server: one fetch.
+    let downloads = (0..8).map(|_| download(app.address.clone(), "1.0.0"));
     for (status, bytes) in futures::future::join_all(downloads).await {
         assert_eq!(status, 200);
-        assert_eq!(bytes.as_ref(), tarball.as_slice());
+        assert_eq!(bytes.as_ref(), npm_tgz("slow-pad", "1.0.0").as_slice());
     }
     assert_eq!(
         count.load(Ordering::SeqCst),
@@ -801,6 +832,30 @@ async fn concurrent_first_downloads_fetch_once(backend: Backend) {
     assert_eq!(
         app.texts("SELECT url FROM connector_fetches").await.len(),
         1
+    );
+    // Two replicas at once: each may fetch, one record, every answer right.
+    let replica = app.another_instance().await;
+    let downloads = (0..8).map(|i| {
+        let address = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            replica.clone()
+        };
+        download(address, "1.1.0")
+    });
+    for (status, bytes) in futures::future::join_all(downloads).await {
+        assert_eq!(status, 200);
+        assert_eq!(bytes.as_ref(), npm_tgz("slow-pad", "1.1.0").as_slice());
+    }
+    assert!(
+        count.load(Ordering::SeqCst) <= 3,
+        "at most one fetch per replica"
+    );
+    let files = files_of(&app, &key, "unapproved-npm", "slow-pad").await;
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(
+        app.texts("SELECT url FROM connector_fetches").await.len(),
+        2
     );
 }
 

@@ -52,7 +52,12 @@ pub fn metadata_url(base: &url::Url, group: &str, artifact: &str) -> Option<url:
 /// file's name), if it is one of `length` hex digits.
 pub fn read_checksum(body: &[u8], extension: &str, length: usize) -> Option<Integrity> {
     let text = std::str::from_utf8(body).ok()?;
-    let digest = text.split_whitespace().next()?.to_ascii_lowercase();
+    // `HEX`, `HEX  name`, or BSD's `SHA1(name)= HEX`.
+    let digest = match text.rsplit_once("= ") {
+        Some((_, after)) => after.trim(),
+        None => text.split_whitespace().next()?,
+    }
+    .to_ascii_lowercase();
     if digest.len() != length || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -123,6 +128,14 @@ mod tests {
             Some(Integrity::Sha1(sha1.into()))
         );
         assert_eq!(read_checksum(b"<html>", ".sha1", 40), None);
+        assert_eq!(
+            read_checksum(
+                format!("SHA1(widget-1.0.jar)= {sha1}\n").as_bytes(),
+                ".sha1",
+                40
+            ),
+            Some(Integrity::Sha1(sha1.into()))
+        );
         let xml = b"<metadata><versioning><latest>2.0</latest><versions><version>1.0</version>\n<version>2.0</version></versions><lastUpdated>20261204101500</lastUpdated></versioning></metadata>";
         assert_eq!(
             read_metadata(xml),

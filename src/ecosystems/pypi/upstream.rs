@@ -79,11 +79,14 @@ pub fn read(body: &[u8], page: &url::Url, project: &str) -> Vec<Offered> {
 
 /// The feed's page of `project` with its connectors' files: the feed's own
 /// files as they are, and every other file the connectors offer (the first
-/// to offer a file name wins), at `url_for(file)` on this server, in PEP
+/// to offer a file name wins), except for versions `owned` (their keys):
+/// those with a file put here rather than cached, to which no upstream adds
+/// a file (a wheel beside an uploaded sdist would be what pip picks), at `url_for(file)` on this server, in PEP
 /// 440's order. `None` when no file is anywhere.
 pub fn merge(
     project: &str,
     local: Option<Project>,
+    owned: &HashSet<String>,
     upstreams: Vec<Offered>,
     url_for: impl Fn(&Offered) -> String,
 ) -> Option<Project> {
@@ -93,20 +96,10 @@ pub fn merge(
         versions: Vec::new(),
         files: Vec::new(),
     });
-    // A version the feed has is the feed's: an upstream's files for it (a
-    // wheel beside a local sdist, which pip would prefer) are not offered, so
-    // no upstream can slip bytes into a version someone uploaded here.
-    let local_versions: HashSet<String> = page
-        .files
-        .iter()
-        .filter_map(|f| version_of(&f.filename, project))
-        .map(|v| version_key(&v))
-        .collect();
     let mut seen: HashSet<String> = page.files.iter().map(|f| f.filename.clone()).collect();
     let mut seen_versions: HashSet<String> = page.versions.iter().map(|v| version_key(v)).collect();
     for offered in upstreams {
-        if local_versions.contains(&version_key(&offered.version))
-            || !seen.insert(offered.filename.clone())
+        if owned.contains(&version_key(&offered.version)) || !seen.insert(offered.filename.clone())
         {
             continue;
         }
@@ -349,9 +342,11 @@ mod tests {
             size: None,
         };
         let url = |o: &Offered| format!("http://here/{}", o.filename);
+        let none = HashSet::new();
         let page = merge(
             "left-pad",
             None,
+            &none,
             vec![
                 offered("left_pad-1.10.tar.gz", "1.10"),
                 offered("left_pad-1.9.tar.gz", "1.9"),
@@ -361,15 +356,30 @@ mod tests {
         .unwrap();
         assert_eq!(page.versions, ["1.9", "1.10"]);
         assert_eq!(page.files[0].url, "http://here/left_pad-1.9.tar.gz");
+        let owned: HashSet<String> = ["1.9".to_owned()].into();
         let again = merge(
             "left-pad",
             Some(page.clone()),
+            &owned,
             vec![offered("left_pad-1.9.tar.gz", "1.9")],
             url,
         )
         .unwrap();
         assert_eq!(again.files.len(), 2);
-        assert!(merge("left-pad", None, Vec::new(), url).is_none());
+        let cached_only = merge(
+            "left-pad",
+            Some(page.clone()),
+            &none,
+            vec![offered("left_pad-1.9-py3-none-any.whl", "1.9")],
+            url,
+        )
+        .unwrap();
+        assert_eq!(
+            cached_only.files.len(),
+            3,
+            "a version only cached gets its other files"
+        );
+        assert!(merge("left-pad", None, &none, Vec::new(), url).is_none());
     }
 
     #[test]

@@ -14,8 +14,8 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 
 use super::{
-    cache_offered, described_rows, document, feed, text_error, upstream, with_warning, Call,
-    Native, OfferedFile, Rendered,
+    cache_offered, described_rows, document, feed, owned_here, text_error, upstream, with_warning,
+    Call, Native, OfferedFile, Rendered,
 };
 use crate::connectors::Offered;
 use crate::content::{self, backfill, Declared};
@@ -129,7 +129,23 @@ fn generated(headers: &HeaderMap, xml: String, checksum: Option<Checksum>) -> Re
             headers,
             Rendered::new("text/plain", checksum.of(xml.as_bytes()).into_bytes()),
         ),
-        None => document(headers, Rendered::new("text/xml", xml.into_bytes())),
+        None => {
+            // Maven Resolver's "smart checksums" read these instead of
+            // asking for each checksum file apart.
+            let sums = [
+                ("x-checksum-sha1", Checksum::Sha1),
+                ("x-checksum-md5", Checksum::Md5),
+                ("x-checksum-sha256", Checksum::Sha256),
+            ]
+            .map(|(name, checksum)| (name, checksum.of(xml.as_bytes())));
+            let mut response = document(headers, Rendered::new("text/xml", xml.into_bytes()));
+            for (name, value) in sums {
+                if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
     }
 }
 
@@ -167,7 +183,8 @@ async fn read(call: &Call<'_>, path: repository::Path) -> Result<Response> {
                 .await;
                 for (_, body) in &upstream.documents {
                     let (versions, upstream_updated) = maven_upstream::read_metadata(body);
-                    listed.extend(versions);
+                    // Upstream snapshots are not offered (see `offered_file`).
+                    listed.extend(versions.into_iter().filter(|v| !v.ends_with("-SNAPSHOT")));
                     updated = updated.max(upstream_updated.unwrap_or_default());
                 }
                 failures = upstream.failures;
@@ -273,10 +290,15 @@ async fn cache_file(
     version: &str,
     file: &str,
 ) -> Result<()> {
+    let missing = || not_found(&format!("File {file}"), feed);
+    let package = package_id(group, artifact, version)?;
+    // A version put here is the feed's own: no public file joins it.
+    if owned_here(call.ctx, feed, &package).await? {
+        return Err(missing());
+    }
     let offered = offered_file(call.ctx, feed, group, artifact, version, file)
         .await?
-        .ok_or_else(|| not_found(&format!("File {file}"), feed))?;
-    let package = package_id(group, artifact, version)?;
+        .ok_or_else(missing)?;
     let caller = call.caller().await?;
     let store = &call.ctx.store;
     let stored = || async { Ok(store.existing_file(feed, &package, file).await?.is_some()) };
@@ -289,6 +311,7 @@ async fn cache_file(
         stored,
     )
     .await
+    .map(drop)
 }
 
 /// One file of a version as the feed's connectors offer it, with the
@@ -301,6 +324,10 @@ async fn offered_file(
     version: &str,
     file: &str,
 ) -> Result<Option<OfferedFile>> {
+    // A snapshot's files change under one name: never cached from upstream.
+    if version.ends_with("-SNAPSHOT") {
+        return Ok(None);
+    }
     let mut failures = Vec::new();
     for connector in feed.connectors.iter() {
         let Some(url) =
@@ -308,7 +335,10 @@ async fn offered_file(
         else {
             continue;
         };
+        // The strongest checksum published; a repository that refuses a
+        // name it does not know (403, 400) is asked for the next one.
         let mut integrity = None;
+        let mut failure = None;
         for (extension, length) in maven_upstream::CHECKSUMS {
             let Ok(checksum_url) = url::Url::parse(&format!("{url}{extension}")) else {
                 continue;
@@ -326,11 +356,11 @@ async fn offered_file(
                         break;
                     }
                 }
-                Err(failure) => {
-                    failures.push(failure);
-                    break;
-                }
+                Err(error) => failure = Some(error),
             }
+        }
+        if integrity.is_none() {
+            failures.extend(failure);
         }
         if let Some(integrity) = integrity {
             return Ok(Some(OfferedFile {

@@ -12,7 +12,7 @@ mod pypi;
 mod upstream;
 
 pub use upstream::fetch_for_promotion;
-use upstream::{cache_offered, upstream, with_warning, OfferedFile};
+use upstream::{cache_offered, owned_here, upstream, with_warning, OfferedFile};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

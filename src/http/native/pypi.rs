@@ -16,8 +16,8 @@ use axum::Router;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{
-    base_url, cache_offered, described_rows, document, feed, form, promotion, text_error, upstream,
-    with_warning, Call, DocumentKey, Native, OfferedFile, Rendered,
+    base_url, cache_offered, described_rows, document, feed, form, owned_here, promotion,
+    text_error, upstream, with_warning, Call, DocumentKey, Native, OfferedFile, Rendered,
 };
 use crate::connectors::Offered;
 use crate::content::{self, backfill, Declared};
@@ -211,7 +211,13 @@ async fn project_page(call: &Call<'_>, project: &str) -> Result<Response> {
             feed.name,
             segment(&normalized)
         );
-        let merged = pypi_upstream::merge(&normalized, local, offered, |file| {
+        let owned: std::collections::HashSet<String> = rows
+            .files
+            .iter()
+            .filter(|file| file.cached_from.is_none())
+            .map(|file| file.version_key.clone())
+            .collect();
+        let merged = pypi_upstream::merge(&normalized, local, &owned, offered, |file| {
             format!(
                 "{downloads}/{}/{}",
                 segment(&file.version),
@@ -332,6 +338,8 @@ async fn download(call: &Call<'_>, project: &str, version: &str, file: &str) -> 
     let stored = match store.existing_file(&feed, &package, &qualifier).await? {
         Some(stored) => stored,
         None if feed.connectors.is_empty() => return Err(missing()),
+        // A version put here is the feed's own: no upstream file joins it.
+        None if owned_here(call.ctx, &feed, &package).await? => return Err(missing()),
         None => {
             // Cached on first download (contract section 16).
             let caller = call.caller().await?;

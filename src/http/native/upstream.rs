@@ -85,7 +85,8 @@ pub fn with_warning(mut response: Response, failures: &[UpstreamFailure]) -> Res
 
 /// Caches `offered` into `feed` as `declared`'s file (see
 /// `connectors::Upstreams::cache`), for `caller` (or anonymously, on a
-/// public feed), unless `stored` finds it there by now.
+/// public feed), unless `stored` finds it there by now. True when this call
+/// fetched it.
 pub async fn cache_offered<F, Fut>(
     ctx: &ApiContext,
     feed: &Feed,
@@ -93,7 +94,7 @@ pub async fn cache_offered<F, Fut>(
     offered: &Offered,
     declared: content::Declared,
     stored: F,
-) -> Result<()>
+) -> Result<bool>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<bool>>,
@@ -104,10 +105,29 @@ where
         declared,
         user,
     };
-    ctx.upstreams
+    let cached = ctx
+        .upstreams
         .cache(&ctx.store, &ctx.content, feed, fetch, stored)
         .await?;
-    Ok(())
+    Ok(cached.is_some())
+}
+
+/// Whether `package` has a file in `feed` that was put there rather than
+/// cached from a connector: such a version is the feed's own, and no
+/// connector adds files to it (an upstream's wheel beside an uploaded sdist,
+/// a public `-tests.jar` beside a private artifact: dependency confusion).
+pub async fn owned_here(ctx: &ApiContext, feed: &Feed, package: &PackageId) -> Result<bool> {
+    let keys = FilterKeys {
+        feed_types: vec![feed.feed_type],
+        group_key: Some(package.group_key()),
+        name_key: Some(package.name_key()),
+        version_key: Some(package.version_key()),
+    };
+    let files = ctx
+        .store
+        .package_files(feed, Some(&keys), None, 10_000)
+        .await?;
+    Ok(files.iter().any(|file| file.cached_from.is_none()))
 }
 
 /// A file an upstream offers for one version, as it is cached: what it is,
@@ -187,18 +207,9 @@ pub async fn fetch_for_promotion(
         ) else {
             continue;
         };
-        let keys = FilterKeys {
-            feed_types: vec![from.feed_type],
-            group_key: Some(package.group_key()),
-            name_key: Some(package.name_key()),
-            version_key: Some(package.version_key()),
-        };
-        if !ctx
-            .store
-            .package_files(&from, Some(&keys), None, 1)
-            .await?
-            .is_empty()
-        {
+        // A version someone put here is the feed's own; one cached only in
+        // part (a wheel pip chose, a pom Maven read) gets its other files.
+        if owned_here(ctx, &from, &package).await? {
             continue;
         }
         for file in offered_files(ctx, &from, &package).await? {
@@ -209,7 +220,7 @@ pub async fn fetch_for_promotion(
                     .await?
                     .is_some())
             };
-            cache_offered(
+            if cache_offered(
                 ctx,
                 &from,
                 Some(principal),
@@ -217,10 +228,12 @@ pub async fn fetch_for_promotion(
                 file.declared.clone(),
                 stored,
             )
-            .await?;
-            fetched
-                .entry(index)
-                .or_insert_with(|| file.offered.url.to_string());
+            .await?
+            {
+                fetched
+                    .entry(index)
+                    .or_insert_with(|| file.offered.url.to_string());
+            }
         }
     }
     Ok(fetched)
