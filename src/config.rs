@@ -82,6 +82,41 @@ pub struct ConnectorArgs {
     pub connector_timeout_seconds: u64,
 }
 
+/// Group commit of single promotions (`store::promotions::group`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GroupCommitArgs {
+    /// Write the single promotions that arrive while one is being written
+    /// together, in one statement and one commit (true or false). Each still
+    /// gets its own answer; a lone promotion waits for nothing.
+    #[arg(
+        long,
+        env = "PROMOTER_GROUP_COMMIT",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub group_commit: bool,
+    /// The most single promotions one group commit writes (1-1000); more
+    /// wait for the next.
+    #[arg(
+        long,
+        env = "PROMOTER_GROUP_COMMIT_MAX",
+        default_value_t = DEFAULT_GROUP_COMMIT_MAX as u64,
+        value_parser = clap::value_parser!(u64).range(1..=1000)
+    )]
+    pub group_commit_max: u64,
+}
+
+/// The most single promotions one group commit writes unless set: past a few
+/// hundred, a round's statement costs more than waiting for the next.
+pub const DEFAULT_GROUP_COMMIT_MAX: usize = 256;
+
+impl GroupCommitArgs {
+    /// The largest round, or `None` for no group commit.
+    pub fn max_round(&self) -> Option<usize> {
+        self.group_commit.then_some(self.group_commit_max as usize)
+    }
+}
+
 /// The server's timeouts and body limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

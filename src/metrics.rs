@@ -6,6 +6,8 @@
 //! | `promoter_http_requests_total` | method, route, status | every answer (`http::request_log`) |
 //! | `promoter_http_request_duration_seconds` (histogram) | method, route | the same |
 //! | `promoter_promotions_total` | outcome | each promotion, batch item and revert item (`promotion::count_outcomes`) |
+//! | `promoter_group_commit_rounds_total` | | each round of single promotions that moved a version (`store::promotions::group`) |
+//! | `promoter_group_commit_promotions_total` | | the versions those rounds moved (÷ rounds: the mean round) |
 //! | `promoter_cache_lookups_total` | result (hit, miss, unheard) | feeds and keys (`store::cache`) |
 //! | `promoter_webhook_deliveries_total` | outcome (delivered, retry, given_up) | each attempt (`webhooks::dispatcher`) |
 //! | `promoter_connector_requests_total` | kind (metadata, file), outcome (ok, failed) | each request to an upstream (`connectors`) |
@@ -22,6 +24,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const REQUESTS: &str = "promoter_http_requests_total";
 pub const REQUEST_SECONDS: &str = "promoter_http_request_duration_seconds";
 pub const PROMOTIONS: &str = "promoter_promotions_total";
+pub const GROUP_COMMIT_ROUNDS: &str = "promoter_group_commit_rounds_total";
+pub const GROUP_COMMIT_PROMOTIONS: &str = "promoter_group_commit_promotions_total";
 pub const CACHE_LOOKUPS: &str = "promoter_cache_lookups_total";
 pub const WEBHOOK_DELIVERIES: &str = "promoter_webhook_deliveries_total";
 pub const CONNECTOR_REQUESTS: &str = "promoter_connector_requests_total";

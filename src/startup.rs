@@ -46,7 +46,9 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
-        let store = Store::open_with(database_url, pool_size, limits.statement_timeout).await?;
+        let store = Store::open_with(database_url, pool_size, limits.statement_timeout)
+            .await?
+            .group_commit(Some(crate::config::DEFAULT_GROUP_COMMIT_MAX));
         // Installed before the first request, so that nothing goes uncounted.
         crate::metrics::handle();
         Ok(Application {
@@ -91,6 +93,13 @@ impl Application {
     /// How connectors reach upstreams (`--connector-…`).
     pub fn connectors(mut self, settings: crate::connectors::Settings) -> Self {
         self.connectors = settings;
+        self
+    }
+
+    /// Group commit of single promotions (`--group-commit`, on unless set):
+    /// rounds of at most this many, or none.
+    pub fn group_commit(mut self, max_round: Option<usize>) -> Self {
+        self.store = self.store.group_commit(max_round);
         self
     }
 

@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::{
-    ConnectionArgs, ConnectorArgs, DatabaseArgs, LimitArgs, WebhookServeArgs, DEFAULT_LISTEN,
+    ConnectionArgs, ConnectorArgs, DatabaseArgs, GroupCommitArgs, LimitArgs, WebhookServeArgs,
+    DEFAULT_LISTEN,
 };
 use crate::http::limits::RateLimits;
 use crate::http::native::PublicUrl;
@@ -44,6 +45,8 @@ pub struct ServeArgs {
     auth_failures_per_minute: u32,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    group_commit: GroupCommitArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
     /// The folder package files are stored in (created when needed): one file
@@ -96,6 +99,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_per_key,
         auth_failures_per_minute,
         limits,
+        group_commit,
         connections,
         storage_path,
         storage_url,
@@ -132,6 +136,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?
         .webhooks(crate::webhooks::Settings::from(&webhooks))
         .connectors(crate::connectors::Settings::from(&connectors))
+        .group_commit(group_commit.max_round())
         .metrics_token(metrics_token)
         .public_url(public_url)
         .rate_limits(rate_limits)

@@ -78,6 +78,9 @@ pub struct Store {
     statement_timeout: Duration,
     /// Metadata documents asked for together, read together (`rounds`).
     package_rounds: Arc<rounds::Rounds<PackageKey, PackageRows>>,
+    /// Single promotions written together (group commit, `--group-commit`);
+    /// `None` writes each on its own.
+    group_commit: Option<Arc<promotions::GroupCommit>>,
 }
 
 /// The database's pools.
@@ -311,12 +314,26 @@ impl Store {
             cache: Arc::new(Cache::default()),
             statement_timeout,
             package_rounds: Arc::default(),
+            group_commit: None,
         };
         store
             .apply_key_revisions()
             .await
             .context("could not bring the stored keys up to the current rules")?;
         Ok(store)
+    }
+
+    /// Writes single promotions in rounds of at most `max` (group commit,
+    /// see `promotions::group`), or each on its own with `None`.
+    pub fn group_commit(mut self, max: Option<usize>) -> Self {
+        self.group_commit = max.map(promotions::GroupCommit::new);
+        self
+    }
+
+    /// With group commit, how many rounds moved something and how many
+    /// versions they moved, since this store was opened.
+    pub fn group_commit_counts(&self) -> Option<(u64, u64)> {
+        self.group_commit.as_ref().map(|group| group.counts())
     }
 
     /// The pools, for code that must tell the backends apart.

@@ -1,9 +1,10 @@
-//! Reads taken together: while one round of reads runs, the requests that
-//! arrive wait, and the next round answers all of them with one statement
-//! each instead of one per request. No timer and no added wait when the
-//! server is idle (a lone request starts its round at once), and no stale
-//! answer ever: every round starts after the requests it answers arrived, so
-//! it sees every commit they could have seen alone.
+//! Requests taken together: while one round runs, the requests that arrive
+//! wait, and the next round answers all of them with one statement each
+//! instead of one per request. No timer and no added wait when the server is
+//! idle (a lone request starts its round at once), and no stale answer ever:
+//! every round starts after the requests it answers arrived, so it sees every
+//! commit they could have seen alone. Metadata reads (`native`) and single
+//! promotions (`promotions::group`, group commit) run in rounds.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{describe, Error, Result};
 
-/// The most keys one round reads; more wait for the next.
+/// The most keys one round takes unless set; more wait for the next.
 const MAX_ROUND: usize = 256;
 
 type Reply<V> = oneshot::Sender<Result<Arc<V>>>;
@@ -23,6 +24,8 @@ type Reply<V> = oneshot::Sender<Result<Arc<V>>>;
 /// Callers waiting for a round, and whether one is running.
 pub(super) struct Rounds<K, V> {
     state: Mutex<Waiting<K, V>>,
+    /// The most keys one round takes.
+    max: usize,
 }
 
 struct Waiting<K, V> {
@@ -32,11 +35,19 @@ struct Waiting<K, V> {
 
 impl<K, V> Default for Rounds<K, V> {
     fn default() -> Self {
+        Rounds::with_max(MAX_ROUND)
+    }
+}
+
+impl<K, V> Rounds<K, V> {
+    /// Rounds of at most `max` keys (at least one).
+    pub(super) fn with_max(max: usize) -> Self {
         Rounds {
             state: Mutex::new(Waiting {
                 queue: Vec::new(),
                 running: false,
             }),
+            max: max.max(1),
         }
     }
 }
@@ -93,7 +104,7 @@ where
                     reset.armed = false;
                     return;
                 }
-                let take = state.queue.len().min(MAX_ROUND);
+                let take = state.queue.len().min(self.max);
                 state.queue.drain(..take).collect::<Vec<_>>()
             };
             let mut distinct: Vec<K> = Vec::new();

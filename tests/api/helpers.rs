@@ -609,7 +609,24 @@ pub async fn start_instance_and_store(
     database_url: &str,
     settings: webhooks::Settings,
 ) -> (String, Store) {
-    let app = Application::build("127.0.0.1:0", database_url)
+    let app = build_instance(database_url, settings).await;
+    let store = app.store().clone();
+    (serve(app), store)
+}
+
+/// A server that writes single promotions in rounds of at most `max` (group
+/// commit), or each on its own with `None`, and its store.
+pub async fn start_instance_grouping(database_url: &str, max: Option<usize>) -> (String, Store) {
+    let app = build_instance(database_url, allowing_private(true))
+        .await
+        .group_commit(max);
+    let store = app.store().clone();
+    (serve(app), store)
+}
+
+/// The tests' server on `database_url`, built but not yet serving.
+async fn build_instance(database_url: &str, settings: webhooks::Settings) -> Application {
+    Application::build("127.0.0.1:0", database_url)
         .await
         .expect("the application did not start")
         // Connectors may reach loopback upstreams whenever webhooks may
@@ -621,9 +638,7 @@ pub async fn start_instance_and_store(
         .webhooks(settings)
         .content(promoter::content::Settings::directory(storage_of(
             database_url,
-        )));
-    let store = app.store().clone();
-    (serve(app), store)
+        )))
 }
 
 /// Where the servers on a test database keep package files: one folder per

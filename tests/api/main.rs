@@ -13,6 +13,7 @@ mod containers;
 mod content;
 mod content_s3;
 mod edge;
+mod group_commit;
 mod guarantees;
 mod hardening;
 mod history;

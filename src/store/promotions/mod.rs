@@ -4,8 +4,11 @@
 //! carries out any plan, `one.rs` the one-statement fast path of the common
 //! case.
 
+mod group;
 mod one;
 mod plan;
+
+pub(super) use group::GroupCommit;
 
 use std::time::Instant;
 

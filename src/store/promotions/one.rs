@@ -38,12 +38,16 @@ impl Store {
         {
             return Ok(None);
         }
-        let moved = match &self.db {
-            Db::Postgres(pool) => bind_one(sqlx::query_as(&PROMOTE_ONE_POSTGRES), plan, item)
-                .fetch_optional(pool)
-                .await
-                .map_err(Error::from),
-            Db::Sqlite(..) => self.promote_one_on_sqlite(plan, item).await,
+        let moved = match (&self.db, &self.group_commit) {
+            // Group commit: written with whatever else waits (`group.rs`).
+            (_, Some(group)) => self.promote_in_round(group, plan, item).await,
+            (Db::Postgres(pool), None) => {
+                bind_one(sqlx::query_as(&PROMOTE_ONE_POSTGRES), plan, item)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(Error::from)
+            }
+            (Db::Sqlite(..), None) => self.promote_one_on_sqlite(plan, item).await,
         };
         let record = match moved {
             Ok(Some(record)) => record,
@@ -140,7 +144,8 @@ where
 }
 
 /// The history row of a one-statement promotion, from `$6` on (see `bind_one`).
-const HISTORY_COLUMNS: &str = "from_feed_id, to_feed_id, from_feed, to_feed, from_feed_key, \
+pub(super) const HISTORY_COLUMNS: &str =
+    "from_feed_id, to_feed_id, from_feed, to_feed, from_feed_key, \
      to_feed_key, package_type, group_name, name, version, group_key, name_key, version_key, \
      comments, user_name, api_key_id, promoted_at, batch_id, revert_of, overwrote";
 
@@ -177,7 +182,7 @@ static PROMOTE_ONE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
 
 /// The move of [`Store::promote_one_on_sqlite`]: only if both feeds allow it
 /// and the target holds no copy.
-const MOVE_ONE_SQLITE: &str = "UPDATE package_versions SET feed_id = ?2 \
+pub(super) const MOVE_ONE_SQLITE: &str = "UPDATE package_versions SET feed_id = ?2 \
      WHERE feed_id = ?1 AND name_key = ?3 AND group_key = ?4 AND version_key = ?5 \
      AND EXISTS (SELECT 1 FROM feeds s, feeds t WHERE s.id = ?1 AND t.id = ?2 \
        AND s.active AND t.active \
@@ -186,7 +191,7 @@ const MOVE_ONE_SQLITE: &str = "UPDATE package_versions SET feed_id = ?2 \
        AND x.name_key = ?3 AND x.group_key = ?4 AND x.version_key = ?5)";
 
 /// The history row of [`Store::promote_one_on_sqlite`], from the moved row.
-static HISTORY_ONE_SQLITE: LazyLock<String> = LazyLock::new(|| {
+pub(super) static HISTORY_ONE_SQLITE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO promotions ({HISTORY_COLUMNS}) \
          SELECT ?1, ?2, ?6, ?7, ?8, ?9, ?10, group_name, name, version, ?4, ?3, ?5, \

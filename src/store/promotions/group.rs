@@ -1,0 +1,371 @@
+//! Group commit: single promotions that arrive while one is being written are
+//! written together, by one statement and one commit, instead of one of each
+//! per promotion; the per-statement and per-commit costs are what limited a
+//! server's promotions (BENCHMARKS.md, issue 26).
+//!
+//! A round only carries the fast path's case (one version named exactly, see
+//! `one.rs`), and it moves an item only where the one-statement promotion
+//! would have moved it alone. Every item it does not move (missing, already
+//! in the target, a feed that no longer allows it, a deadline too close, the
+//! same version named twice in the round, a round that failed as a whole)
+//! goes down the general path on its own once the round has committed, which
+//! finds out its answer exactly as if the requests had run one after the
+//! other, the round's first. So each request gets the answer it would have
+//! got alone, and one item's refusal never touches another's move.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::{MovePlan, PromotionRecord, RECORD_COLUMNS};
+use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
+use crate::domain::MoveItem;
+use crate::error::Result;
+use crate::store::rounds::Rounds;
+use crate::store::{Db, Store, WriteTx};
+
+/// Single promotions waiting for, or in, a round, and what the rounds did.
+pub(in crate::store) struct GroupCommit {
+    rounds: Arc<Rounds<Single, Option<PromotionRecord>>>,
+    /// Rounds that moved at least one version, and the versions they moved.
+    written: AtomicU64,
+    moved: AtomicU64,
+}
+
+impl GroupCommit {
+    /// Group commit with rounds of at most `max` promotions.
+    pub(in crate::store) fn new(max: usize) -> Arc<GroupCommit> {
+        Arc::new(GroupCommit {
+            rounds: Arc::new(Rounds::with_max(max)),
+            written: AtomicU64::new(0),
+            moved: AtomicU64::new(0),
+        })
+    }
+
+    /// Rounds that moved something, and the versions they moved, since start.
+    pub(in crate::store) fn counts(&self) -> (u64, u64) {
+        (
+            self.written.load(Ordering::Relaxed),
+            self.moved.load(Ordering::Relaxed),
+        )
+    }
+
+    fn count(&self, moved: usize) {
+        self.written.fetch_add(1, Ordering::Relaxed);
+        self.moved.fetch_add(moved as u64, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::GROUP_COMMIT_ROUNDS).increment(1);
+        metrics::counter!(crate::metrics::GROUP_COMMIT_PROMOTIONS).increment(moved as u64);
+    }
+}
+
+/// One single promotion, owned, as a round carries it. Two requests are never
+/// the same item, even for the same version: each has its own answer.
+#[derive(Clone)]
+pub(in crate::store) struct Single {
+    request: u64,
+    from_id: i64,
+    to_id: i64,
+    from_feed: String,
+    to_feed: String,
+    from_key: String,
+    to_key: String,
+    package_type: &'static str,
+    name_key: String,
+    group_key: String,
+    version_key: String,
+    comments: Option<String>,
+    user: String,
+    api_key_id: i64,
+    promoted_at: DateTime<Utc>,
+    batch_id: Option<String>,
+    answer_due: Instant,
+}
+
+impl PartialEq for Single {
+    fn eq(&self, other: &Self) -> bool {
+        self.request == other.request
+    }
+}
+
+impl Eq for Single {}
+
+impl Hash for Single {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.request.hash(state);
+    }
+}
+
+impl Single {
+    fn new(plan: &MovePlan<'_>, item: &MoveItem) -> Single {
+        static REQUESTS: AtomicU64 = AtomicU64::new(0);
+        let (from, to, p) = (plan.from, plan.to, &item.package);
+        Single {
+            request: REQUESTS.fetch_add(1, Ordering::Relaxed),
+            from_id: from.id,
+            to_id: to.id,
+            from_feed: from.name.clone(),
+            to_feed: to.name.clone(),
+            from_key: from.name_key.clone(),
+            to_key: to.name_key.clone(),
+            package_type: from.feed_type.as_str(),
+            name_key: p.name_key(),
+            group_key: p.group_key(),
+            version_key: p.version_key(),
+            comments: plan.audit.comments.map(str::to_owned),
+            user: plan.audit.user.to_owned(),
+            api_key_id: plan.audit.api_key_id,
+            promoted_at: Utc::now(),
+            batch_id: plan.batch_id.map(str::to_owned),
+            answer_due: plan.answer_due,
+        }
+    }
+
+    /// The version it names, in whichever feed: two items of one round never
+    /// name the same one, so that each moves as it would have alone.
+    fn identity(&self) -> (&str, &str, &str) {
+        (&self.name_key, &self.group_key, &self.version_key)
+    }
+}
+
+impl Store {
+    /// The one-statement promotion of `item`, written in the next round with
+    /// whatever other single promotions wait for it: its history row, or
+    /// `None` when it did not move and the general path must say why.
+    pub(super) async fn promote_in_round(
+        &self,
+        group: &Arc<GroupCommit>,
+        plan: &MovePlan<'_>,
+        item: &MoveItem,
+    ) -> Result<Option<PromotionRecord>> {
+        let (store, counted) = (self.clone(), group.clone());
+        let record = group
+            .rounds
+            .read(Single::new(plan, item), move |items| {
+                let (store, counted) = (store.clone(), counted.clone());
+                async move { Ok(store.write_round(&counted, items).await) }
+            })
+            .await?;
+        Ok(record.as_ref().clone())
+    }
+
+    /// Writes one round: each item's history row where it moved, in the
+    /// items' order. Never fails as a whole: an item whose round could not be
+    /// written is not moved, and the general path tells its caller why.
+    async fn write_round(
+        &self,
+        group: &GroupCommit,
+        items: Vec<Single>,
+    ) -> Vec<Option<PromotionRecord>> {
+        let worst_case = ACQUIRE_TIMEOUT + self.statement_timeout + COMMIT_MARGIN;
+        let now = Instant::now();
+        let mut names = HashSet::new();
+        let taken: Vec<&Single> = items
+            .iter()
+            // The first request for a version moves it; a second one in the
+            // same round is answered after it, as if it had come next.
+            .filter(|item| now + worst_case <= item.answer_due && names.insert(item.identity()))
+            .collect();
+        if taken.is_empty() {
+            return vec![None; items.len()];
+        }
+        let written = match &self.db {
+            Db::Postgres(pool) => bind_round(sqlx::query_as(&PROMOTE_ROUND_POSTGRES), &taken)
+                .fetch_all(pool)
+                .await
+                .map_err(crate::error::Error::from),
+            Db::Sqlite(..) => self.write_round_on_sqlite(&taken).await,
+        };
+        let mut moved: HashMap<(String, String, String), PromotionRecord> = match written {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|row: Moved| ((row.name_key, row.group_key, row.version_key), row.record))
+                .collect(),
+            Err(error) => {
+                // Nothing of the round was written: each item alone finds
+                // out whether the cause was its own (and says it) or not.
+                tracing::debug!(error = %crate::error::describe(&error), items = taken.len(),
+                    "a round of promotions was not written; each goes on alone");
+                HashMap::new()
+            }
+        };
+        if !moved.is_empty() {
+            group.count(moved.len());
+            self.promotion_committed();
+        }
+        let taken: HashSet<u64> = taken.iter().map(|item| item.request).collect();
+        items
+            .iter()
+            .map(|item| {
+                let key = (
+                    item.name_key.clone(),
+                    item.group_key.clone(),
+                    item.version_key.clone(),
+                );
+                taken
+                    .contains(&item.request)
+                    .then(|| moved.remove(&key))
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// SQLite's round: the one-version move and history row of `one.rs` for
+    /// each item, in one transaction under the write lock, committed once.
+    async fn write_round_on_sqlite(&self, items: &[&Single]) -> Result<Vec<Moved>> {
+        let mut tx = self.begin_write().await?;
+        let WriteTx::Sqlite(conn, _) = &mut tx else {
+            unreachable!("a SQLite store begins SQLite transactions")
+        };
+        let mut moved = Vec::with_capacity(items.len());
+        for item in items {
+            let done = sqlx::query(super::one::MOVE_ONE_SQLITE)
+                .bind(item.from_id)
+                .bind(item.to_id)
+                .bind(&item.name_key)
+                .bind(&item.group_key)
+                .bind(&item.version_key)
+                .execute(&mut **conn)
+                .await?;
+            if done.rows_affected() == 1 {
+                let record: PromotionRecord =
+                    bind_single(sqlx::query_as(&super::one::HISTORY_ONE_SQLITE), item)
+                        .fetch_one(&mut **conn)
+                        .await?;
+                moved.push(Moved {
+                    record,
+                    name_key: item.name_key.clone(),
+                    group_key: item.group_key.clone(),
+                    version_key: item.version_key.clone(),
+                });
+            }
+        }
+        let due = items.iter().map(|item| item.answer_due).min();
+        if due.is_some_and(|due| Instant::now() + COMMIT_MARGIN > due) {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+}
+
+/// A history row the round wrote, with the identity it is matched back by.
+#[derive(FromRow)]
+struct Moved {
+    #[sqlx(flatten)]
+    record: PromotionRecord,
+    name_key: String,
+    group_key: String,
+    version_key: String,
+}
+
+/// Binds one item to the parameters of `one.rs`'s SQLite history statement.
+fn bind_single<'q>(
+    query: sqlx::query::QueryAs<
+        'q,
+        sqlx::Sqlite,
+        PromotionRecord,
+        sqlx::sqlite::SqliteArguments<'q>,
+    >,
+    item: &'q Single,
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, PromotionRecord, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(item.from_id)
+        .bind(item.to_id)
+        .bind(&item.name_key)
+        .bind(&item.group_key)
+        .bind(&item.version_key)
+        .bind(&item.from_feed)
+        .bind(&item.to_feed)
+        .bind(&item.from_key)
+        .bind(&item.to_key)
+        .bind(item.package_type)
+        .bind(item.comments.as_deref())
+        .bind(&item.user)
+        .bind(item.api_key_id)
+        .bind(item.promoted_at)
+        .bind(item.batch_id.as_deref())
+}
+
+/// Binds a round's items, column by column, to [`PROMOTE_ROUND_POSTGRES`]:
+/// one array per column keeps the statement's text (and its prepared plan)
+/// the same whatever the round's size.
+fn bind_round<'q>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, Moved, sqlx::postgres::PgArguments>,
+    items: &[&Single],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Moved, sqlx::postgres::PgArguments> {
+    fn column<T>(items: &[&Single], f: impl Fn(&Single) -> T) -> Vec<T> {
+        items.iter().map(|item| f(item)).collect()
+    }
+    query
+        .bind(column(items, |i| i.from_id))
+        .bind(column(items, |i| i.to_id))
+        .bind(column(items, |i| i.name_key.clone()))
+        .bind(column(items, |i| i.group_key.clone()))
+        .bind(column(items, |i| i.version_key.clone()))
+        .bind(column(items, |i| i.from_feed.clone()))
+        .bind(column(items, |i| i.to_feed.clone()))
+        .bind(column(items, |i| i.from_key.clone()))
+        .bind(column(items, |i| i.to_key.clone()))
+        .bind(column(items, |i| i.package_type.to_owned()))
+        .bind(column(items, |i| i.comments.clone()))
+        .bind(column(items, |i| i.user.clone()))
+        .bind(column(items, |i| i.api_key_id))
+        .bind(column(items, |i| i.promoted_at))
+        .bind(column(items, |i| i.batch_id.clone()))
+}
+
+/// A round on PostgreSQL, one statement run as its own transaction: the
+/// one-version statement of `one.rs` over a set. `v` locks every version row
+/// the items name, in the source or the target, in id order (every writer's
+/// order); `f`'s one-time filter reads all of `v` first, so those locks come
+/// before the feeds' `FOR SHARE`, as everywhere else. An item moves only if
+/// its version is in its source alone and both its feeds allow the move, read
+/// under those locks; the others are left as they are for the general path.
+static PROMOTE_ROUND_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH r AS ( \
+           SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
+             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+             $11::text[], $12::text[], $13::bigint[], $14::timestamptz[], $15::text[]) \
+           AS r(from_id, to_id, name_key, group_key, version_key, from_feed, to_feed, \
+             from_key, to_key, package_type, comments, user_name, api_key_id, promoted_at, \
+             batch_id)), \
+         v AS MATERIALIZED ( \
+           SELECT pv.id, pv.feed_id, r.name_key, r.group_key, r.version_key \
+           FROM r JOIN package_versions pv ON pv.feed_id IN (r.from_id, r.to_id) \
+             AND pv.name_key = r.name_key AND pv.group_key = r.group_key \
+             AND pv.version_key = r.version_key \
+           ORDER BY pv.id FOR UPDATE OF pv), \
+         f AS MATERIALIZED ( \
+           SELECT s.id AS from_id, t.id AS to_id FROM feeds s, feeds t \
+           WHERE (SELECT count(*) FROM v) >= 0 \
+             AND (s.id, t.id) IN (SELECT from_id, to_id FROM r) \
+             AND s.active AND t.active \
+             AND (s.promote_to_feed_id IS NULL OR s.promote_to_feed_id = t.id) \
+           FOR SHARE OF s, t), \
+         go AS ( \
+           SELECT r.*, src.id AS version_id FROM r \
+           JOIN v src ON src.feed_id = r.from_id AND src.name_key = r.name_key \
+             AND src.group_key = r.group_key AND src.version_key = r.version_key \
+           WHERE EXISTS (SELECT 1 FROM f WHERE f.from_id = r.from_id AND f.to_id = r.to_id) \
+             AND NOT EXISTS (SELECT 1 FROM v tgt WHERE tgt.feed_id = r.to_id \
+               AND tgt.name_key = r.name_key AND tgt.group_key = r.group_key \
+               AND tgt.version_key = r.version_key)), \
+         moved AS ( \
+           UPDATE package_versions pv SET feed_id = go.to_id FROM go \
+           WHERE pv.id = go.version_id \
+           RETURNING pv.group_name, pv.name, pv.version, go.*) \
+         INSERT INTO promotions ({}) \
+         SELECT from_id, to_id, from_feed, to_feed, from_key, to_key, package_type, \
+           group_name, name, version, group_key, name_key, version_key, comments, user_name, \
+           api_key_id, promoted_at, batch_id, NULL, FALSE FROM moved \
+         RETURNING {RECORD_COLUMNS}, name_key, group_key, version_key",
+        super::one::HISTORY_COLUMNS
+    )
+});
