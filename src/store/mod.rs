@@ -65,6 +65,53 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
 /// A ping that takes longer than this finds a connection not worth keeping.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A lazily connected PostgreSQL pool of at most `size` connections, each
+/// set up with the statement timeout and `extra` settings.
+fn postgres_pool(
+    options: PgConnectOptions,
+    size: u32,
+    statement_timeout: Duration,
+    extra: &str,
+) -> PgPool {
+    // Set per connection rather than as startup options, which connection
+    // poolers such as PgBouncer refuse. An idle transaction left open by a
+    // vanished client must not hold its locks for long.
+    let settings = format!(
+        "SET statement_timeout = '{}s'; SET idle_in_transaction_session_timeout = '60s'{extra}",
+        statement_timeout.as_secs()
+    );
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // Pinging each connection before handing it out doubled the round
+        // trips of a promotion; only a connection that sat idle for a while
+        // (long enough for the database to have restarted meanwhile) is
+        // pinged, and replaced if it is broken. Under load, a connection
+        // broken mid-use fails its statement (503) and is dropped.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < PING_WHEN_IDLE_FOR {
+                    return Ok(true);
+                }
+                // An error makes the pool drop the connection at once and
+                // hand out (or open) another.
+                tokio::time::timeout(PING_TIMEOUT, sqlx::Connection::ping(conn))
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _| {
+            let settings = settings.clone();
+            Box::pin(async move {
+                sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(&settings)).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options)
+}
+
 /// The database, and what this process keeps of it in memory.
 #[derive(Clone)]
 pub struct Store {
@@ -220,44 +267,7 @@ impl Store {
                 .close()
                 .await
                 .with_context(|| format!("could not connect to {target}"))?;
-            // Set per connection rather than as startup options, which
-            // connection poolers such as PgBouncer refuse. An idle transaction
-            // left open by a vanished client must not hold its locks for long.
-            let settings = format!(
-                "SET statement_timeout = '{}s'; SET idle_in_transaction_session_timeout = '60s'",
-                statement_timeout.as_secs()
-            );
-            let pool = PgPoolOptions::new()
-                .max_connections(pool_size)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                // Pinging each connection before handing it out doubled the
-                // round trips of a promotion; only a connection that sat idle
-                // for a while (long enough for the database to have restarted
-                // meanwhile) is pinged, and replaced if it is broken. Under
-                // load, a connection broken mid-use fails its statement (503)
-                // and is dropped.
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| {
-                    Box::pin(async move {
-                        if meta.idle_for < PING_WHEN_IDLE_FOR {
-                            return Ok(true);
-                        }
-                        // An error makes the pool drop the connection at once
-                        // and hand out (or open) another.
-                        tokio::time::timeout(PING_TIMEOUT, sqlx::Connection::ping(conn))
-                            .await
-                            .map_err(|_| sqlx::Error::PoolTimedOut)??;
-                        Ok(true)
-                    })
-                })
-                .after_connect(move |conn, _| {
-                    let settings = settings.clone();
-                    Box::pin(async move {
-                        sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(&settings)).await?;
-                        Ok(())
-                    })
-                })
-                .connect_lazy_with(options);
+            let pool = postgres_pool(options, pool_size, statement_timeout, "");
             Db::Postgres(pool)
         } else if url.starts_with("sqlite:") {
             let parsed = SqliteConnectOptions::from_str(url)
@@ -326,7 +336,20 @@ impl Store {
     /// Writes single promotions in rounds of at most `max` (group commit,
     /// see `promotions::group`), or each on its own with `None`.
     pub fn group_commit(mut self, max: Option<usize>) -> Self {
-        self.group_commit = max.map(promotions::GroupCommit::new);
+        // On PostgreSQL the rounds have a connection of their own (one round
+        // runs at a time), on which the round's statement keeps one generic
+        // plan: planned afresh for each round's values, as PostgreSQL chose
+        // to, it cost more to plan than to run.
+        let connection = match &self.db {
+            Db::Postgres(pool) => Some(postgres_pool(
+                (*pool.connect_options()).clone(),
+                1,
+                self.statement_timeout,
+                "; SET plan_cache_mode = force_generic_plan",
+            )),
+            Db::Sqlite(..) => None,
+        };
+        self.group_commit = max.map(|max| promotions::GroupCommit::new(max, connection));
         self
     }
 

@@ -77,7 +77,7 @@ where
         }
         answer.await.unwrap_or_else(|_| {
             Err(Error::Internal(anyhow::anyhow!(
-                "a round of reads ended without an answer"
+                "a round ended without an answer"
             )))
         })
     }
@@ -180,11 +180,7 @@ where
     std::panic::AssertUnwindSafe(read(keys))
         .catch_unwind()
         .await
-        .unwrap_or_else(|_| {
-            Err(Error::Internal(anyhow::anyhow!(
-                "a round of reads panicked"
-            )))
-        })
+        .unwrap_or_else(|_| Err(Error::Internal(anyhow::anyhow!("a round panicked"))))
 }
 
 fn too_few() -> Error {

@@ -6,10 +6,13 @@
 //! history and where every version ends up must agree.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use promoter::domain::{FeedName, FeedType};
-use promoter::store::KeyScope;
+use promoter::domain::{
+    FeedName, FeedType, Identifier, MoveItem, OnConflict, PackageId, VersionSpec,
+};
+use promoter::store::{KeyScope, MoveAudit, MoveError, MovePlan, Outcome, Store};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -391,4 +394,156 @@ fn generated_request_sets_agree_on_postgres() {
 #[test]
 fn generated_request_sets_agree_on_sqlite() {
     generated_sets_agree(Backend::Sqlite);
+}
+
+each_backend!(a_round_checks_the_feeds_as_they_are_not_as_they_were_read);
+
+/// Plans whose feeds changed after they were read (as a server's kept feeds
+/// may lag another server's change) are refused by the round's own checks,
+/// while the other plans of the same rounds move.
+async fn a_round_checks_the_feeds_as_they_are_not_as_they_were_read(backend: Backend) {
+    let database = TestDatabase::fresh(backend).await;
+    let app = TestApp::without_server(&database.url).await;
+    let source = app.feed(SOURCE, FeedType::Nuget).await;
+    let target = app.feed(TARGET, FeedType::Nuget).await;
+    let other = app.feed(OTHER, FeedType::Nuget).await;
+    let fixed = app.feed_promoting_to(FIXED, FeedType::Nuget, OTHER).await;
+    for i in 0..10 {
+        app.package(&source, None, &format!("To.Disabled{i}"), "1.0.0", "")
+            .await;
+        app.package(&fixed, None, &format!("Fixed.Pkg{i}"), "1.0.0", "")
+            .await;
+        app.package(&source, None, &format!("Still.Fine{i}"), "1.0.0", "")
+            .await;
+    }
+    // Behind the plans' backs: the target disabled, the fixed target moved.
+    app.execute(&format!(
+        "UPDATE feeds SET active = FALSE WHERE id = {}",
+        target.id
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE feeds SET promote_to_feed_id = {} WHERE id = {}",
+        target.id, fixed.id
+    ))
+    .await;
+
+    let store = Store::open(&database.url)
+        .await
+        .unwrap()
+        .group_commit(Some(256));
+    let item = |name: &str| MoveItem {
+        package: PackageId::new(
+            FeedType::Nuget,
+            None,
+            &Identifier::parse(name).unwrap(),
+            &Identifier::parse("1.0.0").unwrap(),
+        )
+        .unwrap(),
+        version: VersionSpec::Exact,
+        revert_of: None,
+    };
+    let mut asks = Vec::new();
+    for i in 0..10 {
+        asks.push((&source, &target, item(&format!("To.Disabled{i}")), false));
+        asks.push((&fixed, &other, item(&format!("Fixed.Pkg{i}")), false));
+        asks.push((&source, &other, item(&format!("Still.Fine{i}")), true));
+    }
+    let results = join_all(asks.iter().map(|(from, to, item, _)| {
+        let store = &store;
+        async move {
+            let plan = MovePlan {
+                from,
+                to,
+                items: std::slice::from_ref(item),
+                on_conflict: OnConflict::Fail,
+                check_fixed_target: true,
+                audit: MoveAudit {
+                    comments: None,
+                    user: "test",
+                    api_key_id: 0,
+                },
+                batch_id: None,
+                dry_run: false,
+                answer_due: Instant::now() + Duration::from_secs(60),
+            };
+            store.execute_plan(&plan).await
+        }
+    }))
+    .await;
+    for ((_, _, item, allowed), result) in asks.iter().zip(results) {
+        match (allowed, result) {
+            (true, Ok(results)) => assert!(
+                matches!(results[0].outcome, Outcome::Promoted(_)),
+                "{results:?}"
+            ),
+            (false, Err(MoveError::FeedsChanged)) => {}
+            (_, other) => panic!("{}: {other:?}", item.package),
+        }
+    }
+    let (rounds, moved) = store.group_commit_counts().unwrap();
+    assert_eq!(moved, 10);
+    assert!(rounds < moved, "{rounds} rounds wrote {moved} promotions");
+    let places = app
+        .texts(
+            "SELECT f.name || ' ' || v.name FROM package_versions v \
+             JOIN feeds f ON f.id = v.feed_id WHERE f.name <> 'gc-source' ORDER BY 1",
+        )
+        .await;
+    assert_eq!(places.len(), 20, "{places:?}");
+    assert!(
+        places
+            .iter()
+            .filter(|p| p.starts_with("gc-other Still.Fine"))
+            .count()
+            == 10
+    );
+}
+
+/// A version row another writer holds (an operator's `SELECT … FOR UPDATE`)
+/// keeps only its own promotion waiting: the round skips it, the others of
+/// the same rounds are answered at once, and it is answered when the row is
+/// let go, as it would have been without group commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_row_delays_only_its_own_promotion() {
+    let asks = vec![(Ask::Move, 1); 12];
+    let (app, key, _) = set_up(Backend::Postgres, &asks).await;
+    let (address, store) = start_instance_grouping(&app.database.url, Some(256)).await;
+    let requests = Requests::of(&asks);
+    let mut holder = app.pg_pool().begin().await.unwrap();
+    sqlx::query("SELECT id FROM package_versions WHERE name = 'Group.Pkg0' FOR UPDATE")
+        .fetch_all(&mut *holder)
+        .await
+        .unwrap();
+    let mut waiting = Vec::new();
+    for (ask, _, body) in requests.sent {
+        let request = app
+            .client
+            .post(format!("{address}/api/promotions/promote"))
+            .header("X-ApiKey", &key)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        waiting.push((
+            ask,
+            tokio::spawn(async move { Reply::read(request.send().await.unwrap()).await }),
+        ));
+    }
+    let (held, others): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(ask, _)| *ask == 0);
+    // Well inside the 20 s a statement may wait for a lock.
+    for (ask, reply) in others {
+        let reply = tokio::time::timeout(Duration::from_secs(10), reply)
+            .await
+            .unwrap_or_else(|_| panic!("promotion {ask} waited for another's row"))
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let (_, held) = held.into_iter().next().unwrap();
+    assert!(
+        !held.is_finished(),
+        "the held version's promotion did not wait"
+    );
+    holder.rollback().await.unwrap();
+    let reply = held.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(store.group_commit_counts().unwrap().1, 11);
 }

@@ -6,12 +6,14 @@
 //! A round only carries the fast path's case (one version named exactly, see
 //! `one.rs`), and it moves an item only where the one-statement promotion
 //! would have moved it alone. Every item it does not move (missing, already
-//! in the target, a feed that no longer allows it, a deadline too close, the
-//! same version named twice in the round, a round that failed as a whole)
-//! goes down the general path on its own once the round has committed, which
-//! finds out its answer exactly as if the requests had run one after the
-//! other, the round's first. So each request gets the answer it would have
-//! got alone, and one item's refusal never touches another's move.
+//! in the target, a feed that no longer allows it, a row another writer holds,
+//! a deadline too close, the same version named twice in the round, a round
+//! that lost a race as a whole) goes down the general path on its own once the
+//! round has committed, which finds out its answer exactly as if the requests
+//! had run one after the other, the round's first. So each request gets the
+//! answer it would have got alone, and one item's refusal never touches
+//! another's move. Only a database that cannot be used fails every item of a
+//! round, with the 503 each would have got alone.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -22,16 +24,30 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
+use super::one::is_race;
 use super::{MovePlan, PromotionRecord, RECORD_COLUMNS};
 use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
 use crate::domain::MoveItem;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::rounds::Rounds;
 use crate::store::{Db, Store, WriteTx};
 
+/// What a round did with one item.
+#[derive(Clone)]
+pub(in crate::store) enum Written {
+    /// Moved, with this history row.
+    Moved(Box<PromotionRecord>),
+    /// Not moved: the general path finds out, on its own, what to answer.
+    Alone,
+    /// The database could not be used, as it would have failed the item alone.
+    Unavailable(&'static str),
+}
+
 /// Single promotions waiting for, or in, a round, and what the rounds did.
 pub(in crate::store) struct GroupCommit {
-    rounds: Arc<Rounds<Single, Option<PromotionRecord>>>,
+    rounds: Arc<Rounds<Single, Written>>,
+    /// PostgreSQL's connection for rounds (see `Store::group_commit`).
+    connection: Option<sqlx::PgPool>,
     /// Rounds that moved at least one version, and the versions they moved.
     written: AtomicU64,
     moved: AtomicU64,
@@ -39,9 +55,10 @@ pub(in crate::store) struct GroupCommit {
 
 impl GroupCommit {
     /// Group commit with rounds of at most `max` promotions.
-    pub(in crate::store) fn new(max: usize) -> Arc<GroupCommit> {
+    pub(in crate::store) fn new(max: usize, connection: Option<sqlx::PgPool>) -> Arc<GroupCommit> {
         Arc::new(GroupCommit {
             rounds: Arc::new(Rounds::with_max(max)),
+            connection,
             written: AtomicU64::new(0),
             moved: AtomicU64::new(0),
         })
@@ -81,7 +98,6 @@ pub(in crate::store) struct Single {
     comments: Option<String>,
     user: String,
     api_key_id: i64,
-    promoted_at: DateTime<Utc>,
     batch_id: Option<String>,
     answer_due: Instant,
 }
@@ -119,7 +135,6 @@ impl Single {
             comments: plan.audit.comments.map(str::to_owned),
             user: plan.audit.user.to_owned(),
             api_key_id: plan.audit.api_key_id,
-            promoted_at: Utc::now(),
             batch_id: plan.batch_id.map(str::to_owned),
             answer_due: plan.answer_due,
         }
@@ -143,24 +158,26 @@ impl Store {
         item: &MoveItem,
     ) -> Result<Option<PromotionRecord>> {
         let (store, counted) = (self.clone(), group.clone());
-        let record = group
+        let written = group
             .rounds
             .read(Single::new(plan, item), move |items| {
                 let (store, counted) = (store.clone(), counted.clone());
                 async move { Ok(store.write_round(&counted, items).await) }
             })
             .await?;
-        Ok(record.as_ref().clone())
+        match written.as_ref() {
+            Written::Moved(record) => Ok(Some(record.as_ref().clone())),
+            Written::Alone => Ok(None),
+            Written::Unavailable(reason) => Err(Error::Unavailable {
+                reason,
+                cause: None,
+            }),
+        }
     }
 
-    /// Writes one round: each item's history row where it moved, in the
-    /// items' order. Never fails as a whole: an item whose round could not be
-    /// written is not moved, and the general path tells its caller why.
-    async fn write_round(
-        &self,
-        group: &GroupCommit,
-        items: Vec<Single>,
-    ) -> Vec<Option<PromotionRecord>> {
+    /// Writes one round: what became of each item, in the items' order.
+    /// Never fails as a whole: an item the round did not move goes on alone.
+    async fn write_round(&self, group: &GroupCommit, items: Vec<Single>) -> Vec<Written> {
         let worst_case = ACQUIRE_TIMEOUT + self.statement_timeout + COMMIT_MARGIN;
         let now = Instant::now();
         let mut names = HashSet::new();
@@ -171,27 +188,43 @@ impl Store {
             .filter(|item| now + worst_case <= item.answer_due && names.insert(item.identity()))
             .collect();
         if taken.is_empty() {
-            return vec![None; items.len()];
+            return vec![Written::Alone; items.len()];
         }
-        let written = match &self.db {
-            Db::Postgres(pool) => bind_round(sqlx::query_as(&PROMOTE_ROUND_POSTGRES), &taken)
-                .fetch_all(pool)
-                .await
-                .map_err(crate::error::Error::from),
-            Db::Sqlite(..) => self.write_round_on_sqlite(&taken).await,
+        // One time for the round, taken as it starts: a history row's time is
+        // never earlier than a move committed before it was written.
+        let promoted_at = Utc::now();
+        let written = match (&self.db, &group.connection, &taken[..]) {
+            // A round of one is the one-statement promotion itself, so that a
+            // lone promotion costs what it did without group commit.
+            (Db::Postgres(pool), _, [item]) => bind_single(
+                sqlx::query_as(&super::one::PROMOTE_ONE_POSTGRES),
+                item,
+                promoted_at,
+            )
+            .fetch_optional(pool)
+            .await
+            .map(|record| {
+                record
+                    .map(|record| Moved::of(record, item))
+                    .into_iter()
+                    .collect()
+            })
+            .map_err(Error::from),
+            (Db::Postgres(_), Some(connection), _) => {
+                bind_round(sqlx::query_as(&PROMOTE_ROUND_POSTGRES), &taken, promoted_at)
+                    .fetch_all(connection)
+                    .await
+                    .map_err(Error::from)
+            }
+            (Db::Postgres(_), None, _) => unreachable!("PostgreSQL rounds have their connection"),
+            (Db::Sqlite(..), _, _) => self.write_round_on_sqlite(&taken, promoted_at).await,
         };
         let mut moved: HashMap<(String, String, String), PromotionRecord> = match written {
             Ok(rows) => rows
                 .into_iter()
                 .map(|row: Moved| ((row.name_key, row.group_key, row.version_key), row.record))
                 .collect(),
-            Err(error) => {
-                // Nothing of the round was written: each item alone finds
-                // out whether the cause was its own (and says it) or not.
-                tracing::debug!(error = %crate::error::describe(&error), items = taken.len(),
-                    "a round of promotions was not written; each goes on alone");
-                HashMap::new()
-            }
+            Err(error) => return failed_round(&error, &items, &taken),
         };
         if !moved.is_empty() {
             group.count(moved.len());
@@ -206,52 +239,109 @@ impl Store {
                     item.group_key.clone(),
                     item.version_key.clone(),
                 );
-                taken
-                    .contains(&item.request)
-                    .then(|| moved.remove(&key))
-                    .flatten()
+                // A version's row belongs to the one item of the round that
+                // named it, never to a later request for the same version.
+                match taken.contains(&item.request).then(|| moved.remove(&key)) {
+                    Some(Some(record)) => Written::Moved(Box::new(record)),
+                    _ => Written::Alone,
+                }
             })
             .collect()
     }
 
     /// SQLite's round: the one-version move and history row of `one.rs` for
     /// each item, in one transaction under the write lock, committed once.
-    async fn write_round_on_sqlite(&self, items: &[&Single]) -> Result<Vec<Moved>> {
+    async fn write_round_on_sqlite(
+        &self,
+        items: &[&Single],
+        promoted_at: DateTime<Utc>,
+    ) -> Result<Vec<Moved>> {
         let mut tx = self.begin_write().await?;
         let WriteTx::Sqlite(conn, _) = &mut tx else {
             unreachable!("a SQLite store begins SQLite transactions")
         };
         let mut moved = Vec::with_capacity(items.len());
+        let mut failed = None;
         for item in items {
-            let done = sqlx::query(super::one::MOVE_ONE_SQLITE)
-                .bind(item.from_id)
-                .bind(item.to_id)
-                .bind(&item.name_key)
-                .bind(&item.group_key)
-                .bind(&item.version_key)
-                .execute(&mut **conn)
-                .await?;
-            if done.rows_affected() == 1 {
-                let record: PromotionRecord =
-                    bind_single(sqlx::query_as(&super::one::HISTORY_ONE_SQLITE), item)
-                        .fetch_one(&mut **conn)
-                        .await?;
-                moved.push(Moved {
-                    record,
-                    name_key: item.name_key.clone(),
-                    group_key: item.group_key.clone(),
-                    version_key: item.version_key.clone(),
-                });
+            match move_on_sqlite(conn, item, promoted_at).await {
+                Ok(Some(row)) => moved.push(row),
+                Ok(None) => {}
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
             }
         }
         let due = items.iter().map(|item| item.answer_due).min();
-        if due.is_some_and(|due| Instant::now() + COMMIT_MARGIN > due) {
+        let too_late = due.is_some_and(|due| Instant::now() + COMMIT_MARGIN > due);
+        if failed.is_some() || too_late {
+            // Rolled back before the writer queue is let go, so the general
+            // path that follows does not meet this transaction's lock.
             tx.rollback().await?;
-            return Ok(Vec::new());
+            return match failed {
+                Some(error) => Err(error.into()),
+                None => Ok(Vec::new()),
+            };
         }
         tx.commit().await?;
         Ok(moved)
     }
+}
+
+/// What a round that failed as a whole answers: where the database could not
+/// be used, what the item alone would have heard (a 503 with its reason);
+/// otherwise, as nothing was written, each item goes on alone and finds out
+/// whether the cause was its own.
+fn failed_round(error: &Error, items: &[Single], taken: &[&Single]) -> Vec<Written> {
+    let unavailable = match error {
+        Error::Database(db) if !is_race(db) => crate::error::unavailable_reason(db),
+        Error::Unavailable { reason, .. } => Some(*reason),
+        _ => None,
+    };
+    if let Some(reason) = unavailable {
+        let taken: HashSet<u64> = taken.iter().map(|item| item.request).collect();
+        return items
+            .iter()
+            .map(|item| match taken.contains(&item.request) {
+                true => Written::Unavailable(reason),
+                false => Written::Alone,
+            })
+            .collect();
+    }
+    if !matches!(error, Error::Database(db) if is_race(db)) {
+        // Not a race another writer won: worth an operator's eye, as every
+        // round failing would only show as slower promotions.
+        tracing::warn!(error = %crate::error::describe(error), items = taken.len(),
+            "a round of promotions failed; each goes on alone");
+    }
+    vec![Written::Alone; items.len()]
+}
+
+/// One item of a SQLite round: its history row if it moved.
+async fn move_on_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    item: &Single,
+    promoted_at: DateTime<Utc>,
+) -> std::result::Result<Option<Moved>, sqlx::Error> {
+    let done = sqlx::query(super::one::MOVE_ONE_SQLITE)
+        .bind(item.from_id)
+        .bind(item.to_id)
+        .bind(&item.name_key)
+        .bind(&item.group_key)
+        .bind(&item.version_key)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let record: PromotionRecord = bind_single(
+        sqlx::query_as(&super::one::HISTORY_ONE_SQLITE),
+        item,
+        promoted_at,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Some(Moved::of(record, item)))
 }
 
 /// A history row the round wrote, with the identity it is matched back by.
@@ -264,31 +354,46 @@ struct Moved {
     version_key: String,
 }
 
-/// Binds one item to the parameters of `one.rs`'s SQLite history statement.
-fn bind_single<'q>(
-    query: sqlx::query::QueryAs<
-        'q,
-        sqlx::Sqlite,
-        PromotionRecord,
-        sqlx::sqlite::SqliteArguments<'q>,
-    >,
+impl Moved {
+    fn of(record: PromotionRecord, item: &Single) -> Moved {
+        Moved {
+            record,
+            name_key: item.name_key.clone(),
+            group_key: item.group_key.clone(),
+            version_key: item.version_key.clone(),
+        }
+    }
+}
+
+/// Binds one item to the parameters of `one.rs`'s statements (as its
+/// `bind_one` binds a plan's item).
+fn bind_single<'q, DB, O>(
+    query: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,
     item: &'q Single,
-) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, PromotionRecord, sqlx::sqlite::SqliteArguments<'q>> {
+    promoted_at: DateTime<Utc>,
+) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     query
         .bind(item.from_id)
         .bind(item.to_id)
-        .bind(&item.name_key)
-        .bind(&item.group_key)
-        .bind(&item.version_key)
-        .bind(&item.from_feed)
-        .bind(&item.to_feed)
-        .bind(&item.from_key)
-        .bind(&item.to_key)
+        .bind(item.name_key.as_str())
+        .bind(item.group_key.as_str())
+        .bind(item.version_key.as_str())
+        .bind(item.from_feed.as_str())
+        .bind(item.to_feed.as_str())
+        .bind(item.from_key.as_str())
+        .bind(item.to_key.as_str())
         .bind(item.package_type)
         .bind(item.comments.as_deref())
-        .bind(&item.user)
+        .bind(item.user.as_str())
         .bind(item.api_key_id)
-        .bind(item.promoted_at)
+        .bind(promoted_at)
         .bind(item.batch_id.as_deref())
 }
 
@@ -298,6 +403,7 @@ fn bind_single<'q>(
 fn bind_round<'q>(
     query: sqlx::query::QueryAs<'q, sqlx::Postgres, Moved, sqlx::postgres::PgArguments>,
     items: &[&Single],
+    promoted_at: DateTime<Utc>,
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Moved, sqlx::postgres::PgArguments> {
     fn column<T>(items: &[&Single], f: impl Fn(&Single) -> T) -> Vec<T> {
         items.iter().map(|item| f(item)).collect()
@@ -316,17 +422,22 @@ fn bind_round<'q>(
         .bind(column(items, |i| i.comments.clone()))
         .bind(column(items, |i| i.user.clone()))
         .bind(column(items, |i| i.api_key_id))
-        .bind(column(items, |i| i.promoted_at))
+        .bind(column(items, |_| promoted_at))
         .bind(column(items, |i| i.batch_id.clone()))
 }
 
 /// A round on PostgreSQL, one statement run as its own transaction: the
-/// one-version statement of `one.rs` over a set. `v` locks every version row
-/// the items name, in the source or the target, in id order (every writer's
-/// order); `f`'s one-time filter reads all of `v` first, so those locks come
-/// before the feeds' `FOR SHARE`, as everywhere else. An item moves only if
-/// its version is in its source alone and both its feeds allow the move, read
-/// under those locks; the others are left as they are for the general path.
+/// one-version statement of `one.rs` over a set. `found` looks each item up
+/// in the identity index (`OFFSET 0` keeps the lookup per item: the planner,
+/// which cannot see how many items an array holds, otherwise scanned the whole
+/// table). A round never waits for a lock (`SKIP LOCKED`): a version or feed
+/// row another writer holds leaves its items unmoved, and they go on alone,
+/// waiting there as they would have without group commit, so one held row
+/// never stalls the other items and a round takes part in no deadlock. `v`
+/// holds the rows found, read as they are once locked; an item moves only if
+/// every row found for it is held, its version is in its source and not in its
+/// target, and both its feeds allow the move, read under their `FOR SHARE`
+/// lock.
 static PROMOTE_ROUND_POSTGRES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH r AS ( \
@@ -336,19 +447,22 @@ static PROMOTE_ROUND_POSTGRES: LazyLock<String> = LazyLock::new(|| {
            AS r(from_id, to_id, name_key, group_key, version_key, from_feed, to_feed, \
              from_key, to_key, package_type, comments, user_name, api_key_id, promoted_at, \
              batch_id)), \
+         found AS ( \
+           SELECT x.id, r.name_key, r.group_key, r.version_key FROM r CROSS JOIN LATERAL ( \
+             SELECT id FROM package_versions \
+             WHERE feed_id IN (r.from_id, r.to_id) AND name_key = r.name_key \
+               AND group_key = r.group_key AND version_key = r.version_key \
+             OFFSET 0) x), \
          v AS MATERIALIZED ( \
-           SELECT pv.id, pv.feed_id, r.name_key, r.group_key, r.version_key \
-           FROM r JOIN package_versions pv ON pv.feed_id IN (r.from_id, r.to_id) \
-             AND pv.name_key = r.name_key AND pv.group_key = r.group_key \
-             AND pv.version_key = r.version_key \
-           ORDER BY pv.id FOR UPDATE OF pv), \
+           SELECT id, feed_id, name_key, group_key, version_key FROM package_versions \
+           WHERE id = ANY (ARRAY(SELECT id FROM found)) \
+           FOR UPDATE SKIP LOCKED), \
          f AS MATERIALIZED ( \
            SELECT s.id AS from_id, t.id AS to_id FROM feeds s, feeds t \
-           WHERE (SELECT count(*) FROM v) >= 0 \
-             AND (s.id, t.id) IN (SELECT from_id, to_id FROM r) \
+           WHERE (s.id, t.id) IN (SELECT from_id, to_id FROM r) \
              AND s.active AND t.active \
              AND (s.promote_to_feed_id IS NULL OR s.promote_to_feed_id = t.id) \
-           FOR SHARE OF s, t), \
+           FOR SHARE OF s, t SKIP LOCKED), \
          go AS ( \
            SELECT r.*, src.id AS version_id FROM r \
            JOIN v src ON src.feed_id = r.from_id AND src.name_key = r.name_key \
@@ -356,7 +470,10 @@ static PROMOTE_ROUND_POSTGRES: LazyLock<String> = LazyLock::new(|| {
            WHERE EXISTS (SELECT 1 FROM f WHERE f.from_id = r.from_id AND f.to_id = r.to_id) \
              AND NOT EXISTS (SELECT 1 FROM v tgt WHERE tgt.feed_id = r.to_id \
                AND tgt.name_key = r.name_key AND tgt.group_key = r.group_key \
-               AND tgt.version_key = r.version_key)), \
+               AND tgt.version_key = r.version_key) \
+             AND NOT EXISTS (SELECT 1 FROM found x WHERE x.name_key = r.name_key \
+               AND x.group_key = r.group_key AND x.version_key = r.version_key \
+               AND x.id NOT IN (SELECT id FROM v))), \
          moved AS ( \
            UPDATE package_versions pv SET feed_id = go.to_id FROM go \
            WHERE pv.id = go.version_id \

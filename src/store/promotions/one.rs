@@ -103,7 +103,7 @@ impl Store {
 }
 
 /// Whether a statement lost a race that the general path resolves.
-fn is_race(error: &sqlx::Error) -> bool {
+pub(super) fn is_race(error: &sqlx::Error) -> bool {
     crate::error::is_transient_conflict(error)
         || error
             .as_database_error()
@@ -158,7 +158,7 @@ pub(super) const HISTORY_COLUMNS: &str =
 /// trusted from the statement's snapshot. (Measured: this shape costs the
 /// database about a sixth less than one whose feed check reads `v` through
 /// subqueries of a materialised CTE of its own.)
-static PROMOTE_ONE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+pub(super) static PROMOTE_ONE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH v AS MATERIALIZED ( \
            SELECT id, feed_id FROM package_versions \
