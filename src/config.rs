@@ -87,8 +87,8 @@ pub struct ConnectorArgs {
 pub struct GroupCommitArgs {
     /// Write the single promotions that arrive while one is being written
     /// together, in one statement and one commit (true or false). Each still
-    /// gets its own answer; there is no timer, so a promotion waits at most
-    /// for the round already running.
+    /// gets its own answer; there is no timer, so a promotion waits only for
+    /// the rounds ahead of it.
     #[arg(
         long,
         env = "PROMOTER_GROUP_COMMIT",

@@ -336,21 +336,29 @@ impl Store {
     /// Writes single promotions in rounds of at most `max` (group commit,
     /// see `promotions::group`), or each on its own with `None`.
     pub fn group_commit(mut self, max: Option<usize>) -> Self {
-        // On PostgreSQL the rounds have a connection of their own (one round
-        // runs at a time), on which the round's statement keeps one generic
-        // plan: planned afresh for each round's values, as PostgreSQL chose
-        // to, it cost more to plan than to run.
-        let connection = match &self.db {
+        self.group_commit =
+            max.map(|max| promotions::GroupCommit::new(max, self.rounds_connection()));
+        self
+    }
+
+    /// PostgreSQL's connections for rounds of promotions: two, so that the
+    /// pool's check of a connection given back never delays the next round
+    /// (one round runs at a time). On them the round's statement keeps one
+    /// generic plan: planned afresh for each round's values, as PostgreSQL
+    /// chose to, it cost more to plan than to run. And a round waits at most
+    /// 200 ms for a lock it cannot skip (a copy of a version another writer
+    /// is putting in a target): past it, each item goes on alone and waits
+    /// there, holding up nobody else's promotion.
+    fn rounds_connection(&self) -> Option<PgPool> {
+        match &self.db {
             Db::Postgres(pool) => Some(postgres_pool(
                 (*pool.connect_options()).clone(),
-                1,
+                2,
                 self.statement_timeout,
-                "; SET plan_cache_mode = force_generic_plan",
+                "; SET plan_cache_mode = force_generic_plan; SET lock_timeout = '200ms'",
             )),
             Db::Sqlite(..) => None,
-        };
-        self.group_commit = max.map(|max| promotions::GroupCommit::new(max, connection));
-        self
+        }
     }
 
     /// With group commit, how many rounds moved something and how many
@@ -462,6 +470,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(group) = &self.group_commit {
+            group.close().await;
+        }
         on_pool!(self, pool => pool.close().await)
     }
 }

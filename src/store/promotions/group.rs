@@ -30,7 +30,7 @@ use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
 use crate::domain::MoveItem;
 use crate::error::{Error, Result};
 use crate::store::rounds::Rounds;
-use crate::store::{Db, Store, WriteTx};
+use crate::store::{Store, WriteTx};
 
 /// What a round did with one item.
 #[derive(Clone)]
@@ -41,6 +41,9 @@ pub(in crate::store) enum Written {
     Alone,
     /// The database could not be used, as it would have failed the item alone.
     Unavailable(&'static str),
+    /// The round failed in a way that may have followed its commit: what the
+    /// item alone would have heard, an internal error.
+    Failed(String),
 }
 
 /// Single promotions waiting for, or in, a round, and what the rounds did.
@@ -62,6 +65,13 @@ impl GroupCommit {
             written: AtomicU64::new(0),
             moved: AtomicU64::new(0),
         })
+    }
+
+    /// Closes the rounds' connections, if any.
+    pub(in crate::store) async fn close(&self) {
+        if let Some(connection) = &self.connection {
+            connection.close().await;
+        }
     }
 
     /// Rounds that moved something, and the versions they moved, since start.
@@ -172,6 +182,7 @@ impl Store {
                 reason,
                 cause: None,
             }),
+            Written::Failed(text) => Err(Error::Internal(anyhow::anyhow!("{text}"))),
         }
     }
 
@@ -193,15 +204,16 @@ impl Store {
         // One time for the round, taken as it starts: a history row's time is
         // never earlier than a move committed before it was written.
         let promoted_at = Utc::now();
-        let written = match (&self.db, &group.connection, &taken[..]) {
+        let written = match (&group.connection, &taken[..]) {
             // A round of one is the one-statement promotion itself, so that a
-            // lone promotion costs what it did without group commit.
-            (Db::Postgres(pool), _, [item]) => bind_single(
+            // lone promotion costs what it did; on the rounds' connections,
+            // whose lock timeout bounds what it may hold up.
+            (Some(connection), [item]) => bind_single(
                 sqlx::query_as(&super::one::PROMOTE_ONE_POSTGRES),
                 item,
                 promoted_at,
             )
-            .fetch_optional(pool)
+            .fetch_optional(connection)
             .await
             .map(|record| {
                 record
@@ -210,25 +222,24 @@ impl Store {
                     .collect()
             })
             .map_err(Error::from),
-            (Db::Postgres(_), Some(connection), _) => {
+            (Some(connection), _) => {
                 bind_round(sqlx::query_as(&PROMOTE_ROUND_POSTGRES), &taken, promoted_at)
                     .fetch_all(connection)
                     .await
                     .map_err(Error::from)
             }
-            (Db::Postgres(_), None, _) => unreachable!("PostgreSQL rounds have their connection"),
-            (Db::Sqlite(..), _, _) => self.write_round_on_sqlite(&taken, promoted_at).await,
+            // Only PostgreSQL's rounds have connections of their own.
+            (None, _) => self.write_round_on_sqlite(&taken, promoted_at).await,
         };
         let mut moved: HashMap<(String, String, String), PromotionRecord> = match written {
             Ok(rows) => rows
                 .into_iter()
                 .map(|row: Moved| ((row.name_key, row.group_key, row.version_key), row.record))
                 .collect(),
-            Err(error) => return failed_round(&error, &items, &taken),
+            Err(error) => return failed_round(error, &items, &taken),
         };
         if !moved.is_empty() {
             group.count(moved.len());
-            self.promotion_committed();
         }
         let taken: HashSet<u64> = taken.iter().map(|item| item.request).collect();
         items
@@ -288,33 +299,45 @@ impl Store {
     }
 }
 
-/// What a round that failed as a whole answers: where the database could not
-/// be used, what the item alone would have heard (a 503 with its reason);
-/// otherwise, as nothing was written, each item goes on alone and finds out
-/// whether the cause was its own.
-fn failed_round(error: &Error, items: &[Single], taken: &[&Single]) -> Vec<Written> {
-    let unavailable = match error {
-        Error::Database(db) if !is_race(db) => crate::error::unavailable_reason(db),
-        Error::Unavailable { reason, .. } => Some(*reason),
-        _ => None,
+/// What a round that failed as a whole answers. Nothing was written when the
+/// database refused the statement: where it lost a race (a deadlock, a copy
+/// that appeared in a target, a lock it would not wait for) or failed for
+/// another reason of its own, each item goes on alone and finds out whether
+/// the cause was its own. Where the database could not be used, each item
+/// hears the 503 it would have heard alone; any other failure may have come
+/// after the commit, so each hears what it would have alone: an internal
+/// error, never a refusal of its own move.
+fn failed_round(error: Error, items: &[Single], taken: &[&Single]) -> Vec<Written> {
+    let lost_race = error.is_transient_conflict()
+        || matches!(&error, Error::Database(db) if is_race(db) || is_lock_timeout(db));
+    let answer = match error {
+        _ if lost_race => Written::Alone,
+        Error::Unavailable { reason, .. } => Written::Unavailable(reason),
+        Error::Database(db) => {
+            // Not a race another writer won: worth an operator's eye, as
+            // every round failing would only show as slower promotions.
+            tracing::warn!(error = %crate::error::describe(&db), items = taken.len(),
+                "a round of promotions failed; each goes on alone");
+            Written::Alone
+        }
+        other => Written::Failed(crate::error::describe(&other)),
     };
-    if let Some(reason) = unavailable {
-        let taken: HashSet<u64> = taken.iter().map(|item| item.request).collect();
-        return items
-            .iter()
-            .map(|item| match taken.contains(&item.request) {
-                true => Written::Unavailable(reason),
-                false => Written::Alone,
-            })
-            .collect();
-    }
-    if !matches!(error, Error::Database(db) if is_race(db)) {
-        // Not a race another writer won: worth an operator's eye, as every
-        // round failing would only show as slower promotions.
-        tracing::warn!(error = %crate::error::describe(error), items = taken.len(),
-            "a round of promotions failed; each goes on alone");
-    }
-    vec![Written::Alone; items.len()]
+    let taken: HashSet<u64> = taken.iter().map(|item| item.request).collect();
+    items
+        .iter()
+        .map(|item| match taken.contains(&item.request) {
+            true => answer.clone(),
+            false => Written::Alone,
+        })
+        .collect()
+}
+
+/// PostgreSQL's lock_not_available: the rounds' `lock_timeout` ran out.
+fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "55P03")
 }
 
 /// One item of a SQLite round: its history row if it moved.
@@ -430,10 +453,13 @@ fn bind_round<'q>(
 /// one-version statement of `one.rs` over a set. `found` looks each item up
 /// in the identity index (`OFFSET 0` keeps the lookup per item: the planner,
 /// which cannot see how many items an array holds, otherwise scanned the whole
-/// table). A round never waits for a lock (`SKIP LOCKED`): a version or feed
-/// row another writer holds leaves its items unmoved, and they go on alone,
-/// waiting there as they would have without group commit, so one held row
-/// never stalls the other items and a round takes part in no deadlock. `v`
+/// table). A round does not wait for the rows it names (`SKIP LOCKED`): a
+/// version or feed row another writer holds leaves its items unmoved, and they
+/// go on alone, waiting there as they would have without group commit. Any
+/// other lock (a copy another writer is putting in a target, which the unique
+/// index waits for) it waits for at most the rounds' `lock_timeout`, then
+/// fails as a whole and every item goes on alone: one held row never stalls
+/// the other items for long. `v`
 /// holds the rows found, read as they are once locked; an item moves only if
 /// every row found for it is held, its version is in its source and not in its
 /// target, and both its feeds allow the move, read under their `FOR SHARE`

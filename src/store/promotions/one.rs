@@ -38,16 +38,10 @@ impl Store {
         {
             return Ok(None);
         }
-        let moved = match (&self.db, &self.group_commit) {
+        let moved = match &self.group_commit {
             // Group commit: written with whatever else waits (`group.rs`).
-            (_, Some(group)) => self.promote_in_round(group, plan, item).await,
-            (Db::Postgres(pool), None) => {
-                bind_one(sqlx::query_as(&PROMOTE_ONE_POSTGRES), plan, item)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(Error::from)
-            }
-            (Db::Sqlite(..), None) => self.promote_one_on_sqlite(plan, item).await,
+            Some(group) => self.promote_in_round(group, plan, item).await,
+            None => self.promote_one_alone(plan, item).await,
         };
         let record = match moved {
             Ok(Some(record)) => record,
@@ -63,6 +57,22 @@ impl Store {
             package: item.package.clone(),
             outcome: Outcome::Promoted(record),
         }]))
+    }
+
+    /// The one-statement promotion of `item` on its own: its history row, or
+    /// `None` when it did not move.
+    pub(super) async fn promote_one_alone(
+        &self,
+        plan: &MovePlan<'_>,
+        item: &MoveItem,
+    ) -> Result<Option<PromotionRecord>> {
+        match &self.db {
+            Db::Postgres(pool) => bind_one(sqlx::query_as(&PROMOTE_ONE_POSTGRES), plan, item)
+                .fetch_optional(pool)
+                .await
+                .map_err(Error::from),
+            Db::Sqlite(..) => self.promote_one_on_sqlite(plan, item).await,
+        }
     }
 
     /// SQLite cannot UPDATE inside WITH: the move (with the feed checks in its
