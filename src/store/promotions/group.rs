@@ -16,7 +16,6 @@
 //! round, with the 503 each would have got alone.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
@@ -24,7 +23,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::one::is_race;
+use super::one::{bind_one, is_race, move_one_on_sqlite, Single};
 use super::{MovePlan, PromotionRecord, RECORD_COLUMNS};
 use crate::config::{ACQUIRE_TIMEOUT, COMMIT_MARGIN};
 use crate::domain::MoveItem;
@@ -90,66 +89,7 @@ impl GroupCommit {
     }
 }
 
-/// One single promotion, owned, as a round carries it. Two requests are never
-/// the same item, even for the same version: each has its own answer.
-#[derive(Clone)]
-pub(in crate::store) struct Single {
-    request: u64,
-    from_id: i64,
-    to_id: i64,
-    from_feed: String,
-    to_feed: String,
-    from_key: String,
-    to_key: String,
-    package_type: &'static str,
-    name_key: String,
-    group_key: String,
-    version_key: String,
-    comments: Option<String>,
-    user: String,
-    api_key_id: i64,
-    batch_id: Option<String>,
-    answer_due: Instant,
-}
-
-impl PartialEq for Single {
-    fn eq(&self, other: &Self) -> bool {
-        self.request == other.request
-    }
-}
-
-impl Eq for Single {}
-
-impl Hash for Single {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.request.hash(state);
-    }
-}
-
 impl Single {
-    fn new(plan: &MovePlan<'_>, item: &MoveItem) -> Single {
-        static REQUESTS: AtomicU64 = AtomicU64::new(0);
-        let (from, to, p) = (plan.from, plan.to, &item.package);
-        Single {
-            request: REQUESTS.fetch_add(1, Ordering::Relaxed),
-            from_id: from.id,
-            to_id: to.id,
-            from_feed: from.name.clone(),
-            to_feed: to.name.clone(),
-            from_key: from.name_key.clone(),
-            to_key: to.name_key.clone(),
-            package_type: from.feed_type.as_str(),
-            name_key: p.name_key(),
-            group_key: p.group_key(),
-            version_key: p.version_key(),
-            comments: plan.audit.comments.map(str::to_owned),
-            user: plan.audit.user.to_owned(),
-            api_key_id: plan.audit.api_key_id,
-            batch_id: plan.batch_id.map(str::to_owned),
-            answer_due: plan.answer_due,
-        }
-    }
-
     /// The version it names, in whichever feed: two items of one round never
     /// name the same one, so that each moves as it would have alone.
     fn identity(&self) -> (&str, &str, &str) {
@@ -208,7 +148,7 @@ impl Store {
             // A round of one is the one-statement promotion itself, so that a
             // lone promotion costs what it did; on the rounds' connections,
             // whose lock timeout bounds what it may hold up.
-            (Some(connection), [item]) => bind_single(
+            (Some(connection), [item]) => bind_one(
                 sqlx::query_as(&super::one::PROMOTE_ONE_POSTGRES),
                 item,
                 promoted_at,
@@ -274,8 +214,8 @@ impl Store {
         let mut moved = Vec::with_capacity(items.len());
         let mut failed = None;
         for item in items {
-            match move_on_sqlite(conn, item, promoted_at).await {
-                Ok(Some(row)) => moved.push(row),
+            match move_one_on_sqlite(conn, item, promoted_at).await {
+                Ok(Some(record)) => moved.push(Moved::of(record, item)),
                 Ok(None) => {}
                 Err(error) => {
                     failed = Some(error);
@@ -340,33 +280,6 @@ fn is_lock_timeout(error: &sqlx::Error) -> bool {
         .is_some_and(|code| code == "55P03")
 }
 
-/// One item of a SQLite round: its history row if it moved.
-async fn move_on_sqlite(
-    conn: &mut sqlx::SqliteConnection,
-    item: &Single,
-    promoted_at: DateTime<Utc>,
-) -> std::result::Result<Option<Moved>, sqlx::Error> {
-    let done = sqlx::query(super::one::MOVE_ONE_SQLITE)
-        .bind(item.from_id)
-        .bind(item.to_id)
-        .bind(&item.name_key)
-        .bind(&item.group_key)
-        .bind(&item.version_key)
-        .execute(&mut *conn)
-        .await?;
-    if done.rows_affected() != 1 {
-        return Ok(None);
-    }
-    let record: PromotionRecord = bind_single(
-        sqlx::query_as(&super::one::HISTORY_ONE_SQLITE),
-        item,
-        promoted_at,
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Some(Moved::of(record, item)))
-}
-
 /// A history row the round wrote, with the identity it is matched back by.
 #[derive(FromRow)]
 struct Moved {
@@ -386,38 +299,6 @@ impl Moved {
             version_key: item.version_key.clone(),
         }
     }
-}
-
-/// Binds one item to the parameters of `one.rs`'s statements (as its
-/// `bind_one` binds a plan's item).
-fn bind_single<'q, DB, O>(
-    query: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,
-    item: &'q Single,
-    promoted_at: DateTime<Utc>,
-) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
-where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    query
-        .bind(item.from_id)
-        .bind(item.to_id)
-        .bind(item.name_key.as_str())
-        .bind(item.group_key.as_str())
-        .bind(item.version_key.as_str())
-        .bind(item.from_feed.as_str())
-        .bind(item.to_feed.as_str())
-        .bind(item.from_key.as_str())
-        .bind(item.to_key.as_str())
-        .bind(item.package_type)
-        .bind(item.comments.as_deref())
-        .bind(item.user.as_str())
-        .bind(item.api_key_id)
-        .bind(promoted_at)
-        .bind(item.batch_id.as_deref())
 }
 
 /// Binds a round's items, column by column, to [`PROMOTE_ROUND_POSTGRES`]:

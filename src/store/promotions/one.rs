@@ -2,6 +2,8 @@
 //! statement on PostgreSQL, one short transaction on SQLite; anything unusual
 //! goes down the general path (`plan.rs`), which finds out what to answer.
 
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Instant;
 
@@ -66,50 +68,124 @@ impl Store {
         plan: &MovePlan<'_>,
         item: &MoveItem,
     ) -> Result<Option<PromotionRecord>> {
+        let single = Single::new(plan, item);
         match &self.db {
-            Db::Postgres(pool) => bind_one(sqlx::query_as(&PROMOTE_ONE_POSTGRES), plan, item)
-                .fetch_optional(pool)
-                .await
-                .map_err(Error::from),
-            Db::Sqlite(..) => self.promote_one_on_sqlite(plan, item).await,
+            Db::Postgres(pool) => {
+                bind_one(sqlx::query_as(&PROMOTE_ONE_POSTGRES), &single, Utc::now())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(Error::from)
+            }
+            Db::Sqlite(..) => self.promote_one_on_sqlite(&single).await,
         }
     }
 
-    /// SQLite cannot UPDATE inside WITH: the move (with the feed checks in its
-    /// WHERE) and the history row are two statements under the write lock.
-    async fn promote_one_on_sqlite(
-        &self,
-        plan: &MovePlan<'_>,
-        item: &MoveItem,
-    ) -> Result<Option<PromotionRecord>> {
+    /// On SQLite, in a transaction of its own under the write lock.
+    async fn promote_one_on_sqlite(&self, single: &Single) -> Result<Option<PromotionRecord>> {
         let mut tx = self.begin_write().await?;
         let WriteTx::Sqlite(conn, _) = &mut tx else {
             unreachable!("a SQLite store begins SQLite transactions")
         };
-        let p = &item.package;
-        let moved = sqlx::query(MOVE_ONE_SQLITE)
-            .bind(plan.from.id)
-            .bind(plan.to.id)
-            .bind(p.name_key())
-            .bind(p.group_key())
-            .bind(p.version_key())
-            .execute(&mut **conn)
-            .await?;
-        if moved.rows_affected() != 1 {
+        let Some(record) = move_one_on_sqlite(conn, single, Utc::now()).await? else {
             // Rolled back before the writer queue is let go, so the general
             // path that follows does not meet this transaction's lock.
             tx.rollback().await?;
             return Ok(None);
-        }
-        let record = bind_one(sqlx::query_as(&HISTORY_ONE_SQLITE), plan, item)
-            .fetch_one(&mut **conn)
-            .await?;
-        if Instant::now() + COMMIT_MARGIN > plan.answer_due {
+        };
+        if Instant::now() + COMMIT_MARGIN > single.answer_due {
             return Err(too_late());
         }
         tx.commit().await?;
         Ok(Some(record))
     }
+}
+
+/// One promotion by name, owned: the parameters of the one-statement
+/// promotion, which a round of group commit also carries (`group.rs`). Two
+/// requests are never the same item, even for the same version (equality
+/// and hashing go by `request`): each has its own answer.
+#[derive(Clone)]
+pub(super) struct Single {
+    pub(super) request: u64,
+    pub(super) from_id: i64,
+    pub(super) to_id: i64,
+    pub(super) from_feed: String,
+    pub(super) to_feed: String,
+    pub(super) from_key: String,
+    pub(super) to_key: String,
+    pub(super) package_type: &'static str,
+    pub(super) name_key: String,
+    pub(super) group_key: String,
+    pub(super) version_key: String,
+    pub(super) comments: Option<String>,
+    pub(super) user: String,
+    pub(super) api_key_id: i64,
+    pub(super) batch_id: Option<String>,
+    pub(super) answer_due: Instant,
+}
+
+impl PartialEq for Single {
+    fn eq(&self, other: &Self) -> bool {
+        self.request == other.request
+    }
+}
+
+impl Eq for Single {}
+
+impl Hash for Single {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.request.hash(state);
+    }
+}
+
+impl Single {
+    pub(super) fn new(plan: &MovePlan<'_>, item: &MoveItem) -> Single {
+        static REQUESTS: AtomicU64 = AtomicU64::new(0);
+        let (from, to, p) = (plan.from, plan.to, &item.package);
+        Single {
+            request: REQUESTS.fetch_add(1, Ordering::Relaxed),
+            from_id: from.id,
+            to_id: to.id,
+            from_feed: from.name.clone(),
+            to_feed: to.name.clone(),
+            from_key: from.name_key.clone(),
+            to_key: to.name_key.clone(),
+            package_type: from.feed_type.as_str(),
+            name_key: p.name_key(),
+            group_key: p.group_key(),
+            version_key: p.version_key(),
+            comments: plan.audit.comments.map(str::to_owned),
+            user: plan.audit.user.to_owned(),
+            api_key_id: plan.audit.api_key_id,
+            batch_id: plan.batch_id.map(str::to_owned),
+            answer_due: plan.answer_due,
+        }
+    }
+}
+
+/// SQLite cannot UPDATE inside WITH: the move (with the feed checks in its
+/// WHERE) and the history row are two statements, run on `conn` inside the
+/// caller's write transaction. The history row, if the version moved.
+pub(super) async fn move_one_on_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    single: &Single,
+    promoted_at: DateTime<Utc>,
+) -> std::result::Result<Option<PromotionRecord>, sqlx::Error> {
+    let moved = sqlx::query(MOVE_ONE_SQLITE)
+        .bind(single.from_id)
+        .bind(single.to_id)
+        .bind(&single.name_key)
+        .bind(&single.group_key)
+        .bind(&single.version_key)
+        .execute(&mut *conn)
+        .await?;
+    if moved.rows_affected() != 1 {
+        return Ok(None);
+    }
+    bind_one(sqlx::query_as(&HISTORY_ONE_SQLITE), single, promoted_at)
+        .fetch_one(&mut *conn)
+        .await
+        .map(Some)
 }
 
 /// Whether a statement lost a race that the general path resolves.
@@ -121,36 +197,34 @@ pub(super) fn is_race(error: &sqlx::Error) -> bool {
 }
 
 /// Binds the parameters of [`PROMOTE_ONE_POSTGRES`] and [`HISTORY_ONE_SQLITE`].
-fn bind_one<'q, DB, O>(
+pub(super) fn bind_one<'q, DB, O>(
     query: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,
-    plan: &'q MovePlan<'_>,
-    item: &'q MoveItem,
+    single: &'q Single,
+    promoted_at: DateTime<Utc>,
 ) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    let (from, to, p) = (plan.from, plan.to, &item.package);
     query
-        .bind(from.id)
-        .bind(to.id)
-        .bind(p.name_key())
-        .bind(p.group_key())
-        .bind(p.version_key())
-        .bind(from.name.as_str())
-        .bind(to.name.as_str())
-        .bind(from.name_key.as_str())
-        .bind(to.name_key.as_str())
-        .bind(from.feed_type.as_str())
-        .bind(plan.audit.comments)
-        .bind(plan.audit.user)
-        .bind(plan.audit.api_key_id)
-        .bind(Utc::now())
-        .bind(plan.batch_id)
+        .bind(single.from_id)
+        .bind(single.to_id)
+        .bind(single.name_key.as_str())
+        .bind(single.group_key.as_str())
+        .bind(single.version_key.as_str())
+        .bind(single.from_feed.as_str())
+        .bind(single.to_feed.as_str())
+        .bind(single.from_key.as_str())
+        .bind(single.to_key.as_str())
+        .bind(single.package_type)
+        .bind(single.comments.as_deref())
+        .bind(single.user.as_str())
+        .bind(single.api_key_id)
+        .bind(promoted_at)
+        .bind(single.batch_id.as_deref())
 }
 
 /// The history row of a one-statement promotion, from `$6` on (see `bind_one`).
@@ -192,7 +266,7 @@ pub(super) static PROMOTE_ONE_POSTGRES: LazyLock<String> = LazyLock::new(|| {
 
 /// The move of [`Store::promote_one_on_sqlite`]: only if both feeds allow it
 /// and the target holds no copy.
-pub(super) const MOVE_ONE_SQLITE: &str = "UPDATE package_versions SET feed_id = ?2 \
+const MOVE_ONE_SQLITE: &str = "UPDATE package_versions SET feed_id = ?2 \
      WHERE feed_id = ?1 AND name_key = ?3 AND group_key = ?4 AND version_key = ?5 \
      AND EXISTS (SELECT 1 FROM feeds s, feeds t WHERE s.id = ?1 AND t.id = ?2 \
        AND s.active AND t.active \
@@ -201,7 +275,7 @@ pub(super) const MOVE_ONE_SQLITE: &str = "UPDATE package_versions SET feed_id = 
        AND x.name_key = ?3 AND x.group_key = ?4 AND x.version_key = ?5)";
 
 /// The history row of [`Store::promote_one_on_sqlite`], from the moved row.
-pub(super) static HISTORY_ONE_SQLITE: LazyLock<String> = LazyLock::new(|| {
+static HISTORY_ONE_SQLITE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO promotions ({HISTORY_COLUMNS}) \
          SELECT ?1, ?2, ?6, ?7, ?8, ?9, ?10, group_name, name, version, ?4, ?3, ?5, \
